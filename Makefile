@@ -1,0 +1,30 @@
+# make run: set up and serve on http://127.0.0.1:8000/   make test: set up and run the suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 3
+
+.PHONY: run test setup serve clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py ensure_admin
+
+run: setup
+	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/, demo: /demo/echo/, /demo/error/)"
+	$(VENV)/bin/gunicorn project.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile -
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
+from django.db import models
+from django.utils import timezone
+
+from . import conf
+from .origins import MAX_LENGTH, canonical_origin
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def default_methods() -> list[str]:
+    return list(conf.DEFAULT_METHODS)
+
+
+def default_headers() -> list[str]:
+    return list(conf.DEFAULT_HEADERS)
+
+
+def validate_url_regex(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValidationError(f"Not a valid regular expression: {exc}.", code="invalid_regex") from None
+
+
+def clean_token_list(value: Any, what: str, upper: bool = False) -> list[str]:
+    """Validate a list of HTTP tokens (methods or header names), deduplicated, in order."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError(f"Give the {what} as a list of strings.", code="invalid_list")
+    cleaned: list[str] = []
+    for item in value:
+        token = item.strip()
+        if not _TOKEN.fullmatch(token):
+            raise ValidationError(
+                f"'{item}' is not a valid {what[:-1]}: use letters, digits and - (e.g. X-Request-Id).",
+                code="invalid_token",
+            )
+        token = token.upper() if upper else token.lower()
+        if token not in cleaned:
+            cleaned.append(token)
+    return cleaned
+
+
+class ConfigQuerySet(models.QuerySet):
+    """A QuerySet whose bulk writes announce a configuration change."""
+
+    def update(self, **kwargs: Any) -> int:
+        from .refresh import config_changed
+
+        if "origin" in kwargs and isinstance(kwargs["origin"], str):
+            kwargs["origin"] = canonical_origin(kwargs["origin"])
+        count = super().update(**kwargs)
+        if count:
+            config_changed(self.db)
+        return count
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        from .refresh import config_changed
+
+        result = super().delete()
+        if result[0]:
+            config_changed(self.db)
+        return result
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        from .refresh import config_changed
+
+        objs = list(objs)
+        for obj in objs:
+            obj.prepare_for_save()
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            config_changed(self.db)
+        return created
+
+    def bulk_update(self, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> int:
+        from .refresh import config_changed
+
+        objs = list(objs)
+        for obj in objs:
+            obj.prepare_for_save()
+        count = super().bulk_update(objs, fields, *args, **kwargs)
+        if count:
+            config_changed(self.db)
+        return count
+
+
+class ConfigModel(models.Model):
+    """Shared behaviour: validate on every save and announce deletes.
+
+    Saves are announced by a ``post_save`` receiver (so fixtures count too);
+    deletes here and in ``ConfigQuerySet.delete``.
+    """
+
+    objects = ConfigQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def prepare_for_save(self) -> None:
+        """Normalise fields; raise ValidationError for what must never be stored."""
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.prepare_for_save()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        from .refresh import config_changed
+
+        result = super().delete(*args, **kwargs)
+        config_changed(kwargs.get("using") or self._state.db)
+        return result
+
+
+class Policy(ConfigModel):
+    name = models.SlugField(max_length=64, unique=True)
+    url_regex = models.CharField(
+        max_length=512,
+        default="^/",
+        validators=[validate_url_regex],
+        help_text="Searched in the request path with re.match, like CORS_URLS_REGEX.",
+    )
+    allow_all_origins = models.BooleanField(default=False)
+    allow_credentials = models.BooleanField(default=False)
+    allow_methods = models.JSONField(default=default_methods)
+    allow_headers = models.JSONField(default=default_headers)
+    expose_headers = models.JSONField(default=list, blank=True)
+    max_age = models.PositiveIntegerField(
+        default=conf.DEFAULT_MAX_AGE,
+        help_text="Seconds a browser may cache a preflight; 0 sends no Access-Control-Max-Age.",
+    )
+    allow_private_network = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    priority = models.IntegerField(default=0, help_text="Higher is tried first; ties by name.")
+    note = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "policies"
+        ordering = ["-priority", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(allow_all_origins=True, allow_credentials=True),
+                name="corsadmin_policy_no_all_origins_with_credentials",
+                violation_error_message=(
+                    "A policy cannot allow all origins and credentials together: browsers "
+                    "refuse '*' with credentials, and echoing every origin would hand "
+                    "logged-in users' data to any site. List the origins instead."
+                ),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, list[ValidationError]] = {}
+        for field, what, upper in (
+            ("allow_methods", "methods", True),
+            ("allow_headers", "headers", False),
+            ("expose_headers", "headers", False),
+        ):
+            try:
+                setattr(self, field, clean_token_list(getattr(self, field), what, upper))
+            except ValidationError as exc:
+                errors[field] = exc.error_list
+        if errors:
+            raise ValidationError(errors)
+
+    def prepare_for_save(self) -> None:
+        self.clean()
+        validate_url_regex(self.url_regex)
+        if self.allow_all_origins and self.allow_credentials:
+            raise ValidationError(self._meta.constraints[0].violation_error_message)
+
+
+def default_policy() -> int:
+    return Policy.objects.get_or_create(name="default")[0].pk
+
+
+class AllowedOrigin(ConfigModel):
+    origin = models.CharField(
+        max_length=MAX_LENGTH,
+        help_text="https://app.example.com, https://*.example.com, http://localhost:* or null.",
+    )
+    policy = models.ForeignKey(
+        Policy, on_delete=models.CASCADE, related_name="origins", default=default_policy
+    )
+    enabled = models.BooleanField(default=True)
+    note = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Leave empty to never expire.")
+    csrf_trusted = models.BooleanField(
+        default=False, help_text="Also trusted by Django's CSRF origin check."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["origin", "policy_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "origin"],
+                name="corsadmin_origin_unique_per_policy",
+                violation_error_message="This origin is already listed in this policy.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.origin
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        super().clean_fields(exclude)
+        if not exclude or "origin" not in exclude:
+            try:
+                self.origin = canonical_origin(self.origin)
+            except ValidationError as exc:
+                raise ValidationError({"origin": exc.error_list}) from None
+
+    def prepare_for_save(self) -> None:
+        self.origin = canonical_origin(self.origin)
+
+
+class Generation(models.Model):
+    """One row whose number moves on every committed configuration change."""
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return str(self.value)

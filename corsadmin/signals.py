@@ -1,0 +1,25 @@
+"""Receivers that keep every process's snapshot in step with the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from .models import AllowedOrigin, Policy
+from .refresh import config_changed, holder
+
+
+@receiver(post_save, sender=Policy)
+@receiver(post_save, sender=AllowedOrigin)
+def _saved(sender: Any, using: str, **kwargs: Any) -> None:
+    # Fixtures (raw saves) included: loaddata changes the allow-list too.
+    config_changed(using)
+
+
+@receiver(setting_changed)
+def _setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting in ("CORSADMIN", "CACHES", "DATABASES") or setting.startswith("CORS_"):
+        holder.reset()

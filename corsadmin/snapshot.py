@@ -1,0 +1,213 @@
+"""The compiled allow-list and the one decision everyone asks.
+
+A ``Snapshot`` is immutable: the refresh layer builds a new one and swaps it in.
+Lookups cost the same at ten entries or a hundred thousand: exact origins are
+dictionary keys, wildcards are found by walking the request host's labels.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .origins import ANY_PORT, NULL, parse_entry, split_request_origin
+
+ALLOW_ORIGIN = "Access-Control-Allow-Origin"
+ALLOW_CREDENTIALS = "Access-Control-Allow-Credentials"
+EXPOSE_HEADERS = "Access-Control-Expose-Headers"
+ALLOW_HEADERS = "Access-Control-Allow-Headers"
+ALLOW_METHODS = "Access-Control-Allow-Methods"
+MAX_AGE = "Access-Control-Max-Age"
+ALLOW_PRIVATE_NETWORK = "Access-Control-Allow-Private-Network"
+
+# (entry id or None, entry text, expiry as a UNIX timestamp or inf)
+Entry = tuple[Any, str, float]
+ALL_ORIGINS: Entry = (None, "*", math.inf)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the allow-list says about one request.
+
+    ``covered``: some enabled policy covers the path (so ``Vary: Origin``).
+    ``policy``/``matched``/``entry_id``: who allowed it, when allowed.
+    ``headers``: the ``Access-Control-*`` headers of the response.
+    """
+
+    covered: bool
+    allowed: bool = False
+    policy: str | None = None
+    matched: str | None = None
+    entry_id: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+NOT_COVERED = Decision(covered=False)
+REFUSED = Decision(covered=True)
+
+
+class CompiledPolicy:
+    __slots__ = (
+        "name",
+        "priority",
+        "match_path",
+        "allow_all",
+        "credentials",
+        "methods",
+        "headers",
+        "private_network",
+        "exact",
+        "patterns",
+        "_common",
+        "_options",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        url_regex: str = "^/",
+        priority: int = 0,
+        allow_all_origins: bool = False,
+        allow_credentials: bool = False,
+        allow_methods: Iterable[str] = (),
+        allow_headers: Iterable[str] = (),
+        expose_headers: Iterable[str] = (),
+        max_age: int = 0,
+        allow_private_network: bool = False,
+        entries: Iterable[tuple[Any, str, float]] = (),
+    ) -> None:
+        self.name = name
+        self.priority = priority
+        self.match_path = re.compile(url_regex).match
+        self.allow_all = allow_all_origins
+        self.credentials = allow_credentials
+        self.methods = tuple(allow_methods)
+        self.headers = tuple(allow_headers)
+        self.private_network = allow_private_network
+        # origin text -> Entry, for exact origins (and null)
+        self.exact: dict[str, Entry] = {}
+        # (scheme, host or wildcard base, port or ANY_PORT, wildcard?) -> Entry
+        self.patterns: dict[tuple[str, str, str, bool], Entry] = {}
+        for entry_id, text, expires in entries:
+            entry = parse_entry(text)
+            if entry.is_exact:
+                self.exact[entry.text] = (entry_id, entry.text, expires)
+            else:
+                key = (entry.scheme, entry.host, entry.port, entry.wildcard)
+                self.patterns[key] = (entry_id, entry.text, expires)
+        common = {}
+        if allow_credentials:
+            common[ALLOW_CREDENTIALS] = "true"
+        if expose_headers:
+            common[EXPOSE_HEADERS] = ", ".join(expose_headers)
+        self._common = common
+        options = {ALLOW_HEADERS: ", ".join(self.headers), ALLOW_METHODS: ", ".join(self.methods)}
+        if max_age:
+            options[MAX_AGE] = str(max_age)
+        self._options = options
+
+    def find(self, origin: str, now: float) -> Entry | None:
+        """The entry allowing this origin, if any (``ALL_ORIGINS`` for allow-all)."""
+        entry = self.exact.get(origin)
+        if entry is not None and entry[2] > now:
+            return entry
+        if self.patterns:
+            entry = self._find_pattern(origin, now)
+            if entry is not None:
+                return entry
+        if self.allow_all:
+            return ALL_ORIGINS
+        return None
+
+    def _find_pattern(self, origin: str, now: float) -> Entry | None:
+        parts = split_request_origin(origin)
+        if parts is None:
+            return None
+        scheme, host, port = parts
+        patterns = self.patterns
+        entry = patterns.get((scheme, host, ANY_PORT, False))
+        if entry is not None and entry[2] > now:
+            return entry
+        dot = host.find(".")
+        while dot != -1:
+            base = host[dot + 1 :]
+            for key in ((scheme, base, port, True), (scheme, base, ANY_PORT, True)):
+                entry = patterns.get(key)
+                if entry is not None and entry[2] > now:
+                    return entry
+            dot = host.find(".", dot + 1)
+        return None
+
+    def response_headers(
+        self, origin: str, method: str, preflight: bool, private_network: bool
+    ) -> dict[str, str]:
+        if self.allow_all and not self.credentials:
+            headers = {ALLOW_ORIGIN: "*"}
+        else:
+            headers = {ALLOW_ORIGIN: origin}
+        headers.update(self._common)
+        if method == "OPTIONS":
+            headers.update(self._options)
+            if preflight and private_network and self.private_network:
+                headers[ALLOW_PRIVATE_NETWORK] = "true"
+        return headers
+
+
+def _echo_safe(origin: str) -> bool:
+    """Only a well-formed origin may be copied into a response header."""
+    return origin == NULL or split_request_origin(origin) is not None
+
+
+class Snapshot:
+    """An immutable, compiled allow-list; ``decide`` is the one decision."""
+
+    __slots__ = ("generation", "policies", "built_at")
+
+    def __init__(self, policies: Iterable[CompiledPolicy], generation: Any = None) -> None:
+        self.generation = generation
+        self.policies = tuple(sorted(policies, key=lambda p: (-p.priority, p.name)))
+        self.built_at = time.time()
+
+    def __len__(self) -> int:
+        return sum(len(p.exact) + len(p.patterns) for p in self.policies)
+
+    def covers(self, path: str) -> bool:
+        return any(p.match_path(path) for p in self.policies)
+
+    def decide(
+        self,
+        origin: str | None,
+        path: str,
+        method: str = "GET",
+        preflight: bool = False,
+        private_network: bool = False,
+    ) -> Decision:
+        covering = [p for p in self.policies if p.match_path(path)]
+        if not covering:
+            return NOT_COVERED
+        if not origin:
+            return REFUSED
+        now = time.time()
+        for policy in covering:
+            entry = policy.find(origin, now)
+            if entry is None:
+                continue
+            if entry is ALL_ORIGINS and policy.credentials and not _echo_safe(origin):
+                continue
+            return Decision(
+                covered=True,
+                allowed=True,
+                policy=policy.name,
+                matched=entry[1],
+                entry_id=entry[0],
+                headers=policy.response_headers(origin, method, preflight, private_network),
+            )
+        return REFUSED
+
+
+EMPTY = Snapshot(())

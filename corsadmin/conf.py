@@ -34,3 +34,38 @@ def refresh_interval() -> float:
 
 def cache_alias() -> str:
     return str(get("CACHE_ALIAS"))
+
+
+# django-cors-headers' settings: (name, old alias, default). Read at call time.
+CORS_SETTINGS: dict[str, tuple[str | None, Any]] = {
+    "CORS_ALLOWED_ORIGINS": ("CORS_ORIGIN_WHITELIST", ()),
+    "CORS_ALLOWED_ORIGIN_REGEXES": ("CORS_ORIGIN_REGEX_WHITELIST", ()),
+    "CORS_ALLOW_ALL_ORIGINS": ("CORS_ORIGIN_ALLOW_ALL", False),
+    "CORS_URLS_REGEX": (None, r"^.*$"),
+    "CORS_ALLOW_METHODS": (None, DEFAULT_METHODS),
+    "CORS_ALLOW_HEADERS": (None, DEFAULT_HEADERS),
+    "CORS_EXPOSE_HEADERS": (None, ()),
+    "CORS_PREFLIGHT_MAX_AGE": (None, 86400),
+    "CORS_ALLOW_CREDENTIALS": (None, False),
+    "CORS_ALLOW_PRIVATE_NETWORK": (None, False),
+}
+# The settings that grant origins: with none of them set there is no built-in policy.
+GRANTING_SETTINGS = ("CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_ORIGIN_REGEXES", "CORS_ALLOW_ALL_ORIGINS")
+
+
+def cors_setting(name: str) -> Any:
+    alias, default = CORS_SETTINGS[name]
+    if hasattr(settings, name):
+        return getattr(settings, name)
+    if alias and hasattr(settings, alias):
+        return getattr(settings, alias)
+    return default
+
+
+def is_cors_setting_set(name: str) -> bool:
+    alias = CORS_SETTINGS[name][0]
+    return hasattr(settings, name) or bool(alias and hasattr(settings, alias))
+
+
+def has_settings_policy() -> bool:
+    return any(is_cors_setting_set(name) for name in GRANTING_SETTINGS)

@@ -1,36 +1,67 @@
-"""The CORS middleware: asks the snapshot, never the database."""
+"""The CORS middleware (it asks the snapshot, never the database) and a CSRF twin."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
 from .refresh import holder
+from .signals import check_request_enabled
 from .snapshot import Decision, Snapshot
 
+try:
+    from corsheaders.signals import check_request_enabled as corsheaders_check_request_enabled
+except ImportError:
+    corsheaders_check_request_enabled = None
+
+SIGNALS: tuple[Signal, ...] = tuple(
+    s for s in (check_request_enabled, corsheaders_check_request_enabled) if s is not None
+)
 MAX_ORIGIN_LENGTH = 2048
 
 
-def _ask(snapshot: Snapshot, request: HttpRequest) -> tuple[Decision, bool]:
-    """The decision for this request, and whether it is a preflight."""
-    meta = request.META
-    origin = meta.get("HTTP_ORIGIN")
-    if origin is not None and len(origin) > MAX_ORIGIN_LENGTH:
-        origin = None
-    method = request.method or "GET"
-    preflight = method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta
-    decision = snapshot.decide(
-        origin,
-        request.path_info,
-        method,
-        preflight,
-        meta.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK") == "true",
+class _Request:
+    """What the decision needs from a request."""
+
+    __slots__ = ("origin", "path", "method", "preflight", "private_network")
+
+    def __init__(self, request: HttpRequest) -> None:
+        meta = request.META
+        origin = meta.get("HTTP_ORIGIN")
+        self.origin = origin if origin is None or len(origin) <= MAX_ORIGIN_LENGTH else None
+        self.path = request.path_info
+        self.method = request.method or "GET"
+        self.preflight = self.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta
+        self.private_network = meta.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK") == "true"
+
+    def decide(self, snapshot: Snapshot) -> Decision:
+        return snapshot.decide(self.origin, self.path, self.method, self.preflight, self.private_network)
+
+    def decide_enabled(self, snapshot: Snapshot) -> Decision:
+        return snapshot.allowed_by_receiver(self.origin, self.method, self.preflight, self.private_network)
+
+
+def _receivers_listening() -> bool:
+    return any(signal.receivers for signal in SIGNALS)
+
+
+def _enabled_by_receiver(request: HttpRequest) -> bool:
+    return any(
+        result for signal in SIGNALS for _receiver, result in signal.send(sender=None, request=request)
     )
-    return decision, preflight
+
+
+async def _aenabled_by_receiver(request: HttpRequest) -> bool:
+    for signal in SIGNALS:
+        if any(result for _receiver, result in await signal.asend(sender=None, request=request)):
+            return True
+    return False
 
 
 def _preflight_response() -> HttpResponse:
@@ -48,6 +79,8 @@ def _finish(response: HttpResponse, decision: Decision) -> HttpResponse:
 
 
 class CorsMiddleware:
+    """Adds CORS headers from the snapshot; answers preflights on covered paths."""
+
     sync_capable = True
     async_capable = True
 
@@ -60,15 +93,34 @@ class CorsMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        decision, preflight = _ask(holder.get(), request)
-        if preflight and decision.covered:
+        asked = _Request(request)
+        snapshot = holder.get()
+        decision = asked.decide(snapshot)
+        if not decision.allowed and _receivers_listening() and _enabled_by_receiver(request):
+            decision = asked.decide_enabled(snapshot)
+        if asked.preflight and decision.covered:
             return _finish(_preflight_response(), decision)
         return _finish(self.get_response(request), decision)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        decision, preflight = _ask(await holder.aget(), request)
-        if preflight and decision.covered:
+        asked = _Request(request)
+        snapshot = await holder.aget()
+        decision = asked.decide(snapshot)
+        if not decision.allowed and _receivers_listening() and await _aenabled_by_receiver(request):
+            decision = asked.decide_enabled(snapshot)
+        if asked.preflight and decision.covered:
             return _finish(_preflight_response(), decision)
-        response = await self.get_response(request)
-        return _finish(response, decision)
+        return _finish(await self.get_response(request), decision)
 
+
+class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
+    """Django's CSRF middleware, also trusting origins flagged ``csrf_trusted``.
+
+    Put it where Django's would be; ``CSRF_TRUSTED_ORIGINS`` keeps working.
+    """
+
+    def _origin_verified(self, request: HttpRequest) -> bool:
+        if super()._origin_verified(request):
+            return True
+        origin = request.META.get("HTTP_ORIGIN")
+        return bool(origin) and holder.get().csrf_trusts(origin)

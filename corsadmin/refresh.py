@@ -23,7 +23,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import transaction
 from django.db.models import F
 
-from . import conf
+from . import conf, settings_policy
 from .snapshot import EMPTY, CompiledPolicy, Snapshot
 
 logger = logging.getLogger("corsadmin")
@@ -99,14 +99,17 @@ def load_snapshot() -> Snapshot:
 
     generation = database_generation()
     entries: dict[int, list[tuple[Any, str, float]]] = {}
+    csrf_trusted = []
     rows = (
         AllowedOrigin.objects.filter(enabled=True, policy__enabled=True)
         .exclude(expires_at__lte=timezone.now())
-        .values_list("policy_id", "id", "origin", "expires_at")
+        .values_list("policy_id", "id", "origin", "expires_at", "csrf_trusted")
     )
-    for policy_id, entry_id, origin, expires_at in rows.iterator(chunk_size=10000):
-        expires = expires_at.timestamp() if expires_at else math.inf
-        entries.setdefault(policy_id, []).append((entry_id, origin, expires))
+    for policy_id, entry_id, origin, expires_at, csrf in rows.iterator(chunk_size=10000):
+        entry = (entry_id, origin, expires_at.timestamp() if expires_at else math.inf)
+        entries.setdefault(policy_id, []).append(entry)
+        if csrf:
+            csrf_trusted.append(entry)
     policies = [
         CompiledPolicy(
             name=p.name,
@@ -123,7 +126,25 @@ def load_snapshot() -> Snapshot:
         )
         for p in Policy.objects.filter(enabled=True)
     ]
-    return Snapshot(policies, generation=generation)
+    return settings_snapshot(policies, generation, CompiledPolicy(name="(csrf)", entries=csrf_trusted))
+
+
+def settings_snapshot(
+    policies: list[CompiledPolicy] | None = None, generation: Any = None, csrf: CompiledPolicy | None = None
+) -> Snapshot:
+    """A snapshot of the given database policies plus the built-in ``CORS_*`` settings policy."""
+    fallback = settings_policy.build()
+    policies = list(policies or ())
+    if conf.has_settings_policy():
+        policies.append(fallback)
+    return Snapshot(policies, generation=generation, csrf=csrf, fallback=fallback)
+
+
+def _settings_only() -> Snapshot:
+    try:
+        return settings_snapshot()
+    except Exception:
+        return EMPTY
 
 
 class SnapshotHolder:
@@ -170,14 +191,17 @@ class SnapshotHolder:
             self._dirty = False
             try:
                 self._refresh(forced)
-            except Exception:
-                self._retry = True
+            except Exception as exc:
                 if not self._failing:
-                    logger.exception(
-                        "corsadmin: could not refresh the allow-list; %s",
+                    logger.error(
+                        "corsadmin: could not refresh the allow-list (%s: %s); %s",
+                        type(exc).__name__,
+                        exc,
                         "keeping the last good one" if self._snapshot else "refusing CORS until it loads",
                     )
-                self._failing = True
+                if self._snapshot is None:
+                    self._snapshot = _settings_only()
+                self._failing = self._retry = True
                 return
             if self._failing:
                 logger.warning("corsadmin: allow-list refreshed again")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .origins import ANY_PORT, NULL, parse_entry, split_request_origin
+from .origins import ANY_PORT, parse_entry, split_request_origin
 
 ALLOW_ORIGIN = "Access-Control-Allow-Origin"
 ALLOW_CREDENTIALS = "Access-Control-Allow-Credentials"
@@ -158,22 +158,32 @@ class CompiledPolicy:
         return headers
 
 
-def _echo_safe(origin: str) -> bool:
-    """Only a well-formed origin may be copied into a response header."""
-    return origin == NULL or split_request_origin(origin) is not None
+def header_safe(value: str) -> bool:
+    """Only printable ASCII may be copied from a request into a response header."""
+    return value.isascii() and value.isprintable()
 
 
 class Snapshot:
     """An immutable, compiled allow-list; ``decide`` is the one decision."""
 
-    __slots__ = ("generation", "policies", "built_at")
+    __slots__ = ("generation", "policies", "csrf", "fallback", "built_at")
 
-    def __init__(self, policies: Iterable[CompiledPolicy], generation: Any = None) -> None:
+    def __init__(
+        self,
+        policies: Iterable[CompiledPolicy],
+        generation: Any = None,
+        csrf: CompiledPolicy | None = None,
+        fallback: CompiledPolicy | None = None,
+    ) -> None:
         self.generation = generation
         self.policies = tuple(sorted(policies, key=lambda p: (-p.priority, p.name)))
+        # The origins trusted by the CSRF check (matched like a policy's entries).
+        self.csrf = csrf or CompiledPolicy(name="(csrf)")
+        # The headers for a request a check_request_enabled receiver allows.
+        self.fallback = fallback
         self.built_at = time.time()
 
-    def __len__(self) -> int:
+    def entry_count(self) -> int:
         return sum(len(p.exact) + len(p.patterns) for p in self.policies)
 
     def covers(self, path: str) -> bool:
@@ -197,7 +207,7 @@ class Snapshot:
             entry = policy.find(origin, now)
             if entry is None:
                 continue
-            if entry is ALL_ORIGINS and policy.credentials and not _echo_safe(origin):
+            if entry is ALL_ORIGINS and policy.credentials and not header_safe(origin):
                 continue
             return Decision(
                 covered=True,
@@ -208,6 +218,26 @@ class Snapshot:
                 headers=policy.response_headers(origin, method, preflight, private_network),
             )
         return REFUSED
+
+    def allowed_by_receiver(
+        self, origin: str | None, method: str, preflight: bool, private_network: bool
+    ) -> Decision:
+        """The decision when a ``check_request_enabled`` receiver enables the request."""
+        policy = self.fallback
+        if policy is None:
+            return REFUSED
+        if not origin or not header_safe(origin):
+            return REFUSED
+        return Decision(
+            covered=True,
+            allowed=True,
+            policy=policy.name,
+            matched="check_request_enabled",
+            headers=policy.response_headers(origin, method, preflight, private_network),
+        )
+
+    def csrf_trusts(self, origin: str) -> bool:
+        return self.csrf.find(origin, time.time()) is not None
 
 
 EMPTY = Snapshot(())

@@ -1,0 +1,175 @@
+"""System checks (``manage.py check``): settings that would break CORS or open a hole."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from . import conf
+from .settings_policy import compile_origin_regex
+
+OUR_MIDDLEWARE = "corsadmin.middleware.CorsMiddleware"
+CORSHEADERS_MIDDLEWARE = "corsheaders.middleware.CorsMiddleware"
+# Middleware that may answer a request itself, before the CORS middleware could add headers.
+ANSWERING_MIDDLEWARE = (
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.cache.FetchFromCacheMiddleware",
+    "django.middleware.cache.CacheMiddleware",
+    "django.middleware.gzip.GZipMiddleware",
+)
+
+
+def _is_str_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(v, str) for v in value)
+
+
+def _setting_name(name: str) -> str:
+    alias = conf.CORS_SETTINGS[name][0]
+    if alias and not hasattr(settings, name) and hasattr(settings, alias):
+        return alias
+    return name
+
+
+@register(Tags.security)
+def check_settings_types(**kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in ("CORS_ALLOW_HEADERS", "CORS_ALLOW_METHODS", "CORS_EXPOSE_HEADERS"):
+        if not _is_str_sequence(conf.cors_setting(name)):
+            errors.append(Error(f"{name} should be a sequence of strings.", id="corsadmin.E001"))
+    for name in ("CORS_ALLOW_CREDENTIALS", "CORS_ALLOW_PRIVATE_NETWORK", "CORS_ALLOW_ALL_ORIGINS"):
+        if not isinstance(conf.cors_setting(name), bool):
+            errors.append(Error(f"{_setting_name(name)} should be a bool.", id="corsadmin.E002"))
+    max_age = conf.cors_setting("CORS_PREFLIGHT_MAX_AGE")
+    if not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 0:
+        errors.append(Error("CORS_PREFLIGHT_MAX_AGE should be an integer >= 0.", id="corsadmin.E003"))
+    urls_regex = conf.cors_setting("CORS_URLS_REGEX")
+    if not isinstance(urls_regex, (str, re.Pattern)):
+        errors.append(Error("CORS_URLS_REGEX should be a string or regex pattern.", id="corsadmin.E004"))
+    errors += _check_origins()
+    errors += _check_regexes()
+    errors += _check_corsadmin_settings()
+    return errors
+
+
+def _check_origins() -> list[CheckMessage]:
+    name = _setting_name("CORS_ALLOWED_ORIGINS")
+    origins = conf.cors_setting("CORS_ALLOWED_ORIGINS")
+    if not _is_str_sequence(origins):
+        return [Error(f"{name} should be a sequence of strings.", id="corsadmin.E005")]
+    errors: list[CheckMessage] = []
+    for origin in origins:
+        if origin == "null":
+            continue
+        url = urlsplit(origin)
+        if url.scheme == "" or (url.netloc == "" and url.scheme != "file"):
+            errors.append(Error(f"Origin {origin!r} in {name} is missing scheme or netloc.", id="corsadmin.E006",
+                                hint="Add a scheme (e.g. https://) or netloc (e.g. example.com)."))
+        elif any((url.path, url.query, url.fragment)):
+            errors.append(Error(f"Origin {origin!r} in {name} should not have path, query or fragment.",
+                                id="corsadmin.E007", hint=f"Write it as {url.scheme}://{url.netloc}."))
+    return errors
+
+
+def _check_regexes() -> list[CheckMessage]:
+    name = _setting_name("CORS_ALLOWED_ORIGIN_REGEXES")
+    regexes = conf.cors_setting("CORS_ALLOWED_ORIGIN_REGEXES")
+    if not isinstance(regexes, Sequence) or isinstance(regexes, str) or not all(
+        isinstance(r, (str, re.Pattern)) for r in regexes
+    ):
+        return [Error(f"{name} should be a sequence of strings and/or compiled regexes.", id="corsadmin.E008")]
+    messages: list[CheckMessage] = []
+    for pattern in regexes:
+        text = getattr(pattern, "pattern", pattern)
+        try:
+            compiled = compile_origin_regex(pattern)
+        except re.error as exc:
+            messages.append(Error(f"{text!r} in {name} is not a valid regex: {exc}.", id="corsadmin.E009"))
+            continue
+        if isinstance(compiled, re.Pattern):
+            messages.append(Warning(
+                f"{text!r} in {name} runs in Python's backtracking regex engine, not RE2.",
+                hint="Rewrite it without backreferences, lookarounds or flags, so a crafted Origin "
+                     "cannot make it take exponential time.",
+                id="corsadmin.W005",
+            ))
+    return messages
+
+
+def _check_corsadmin_settings() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    interval = conf.get("REFRESH_INTERVAL")
+    if not isinstance(interval, Real) or isinstance(interval, bool) or interval <= 0:
+        errors.append(Error("CORSADMIN['REFRESH_INTERVAL'] should be a number of seconds > 0.", id="corsadmin.E010"))
+    if conf.cache_alias() not in settings.CACHES:
+        errors.append(Error(f"CORSADMIN['CACHE_ALIAS'] {conf.cache_alias()!r} is not in CACHES.", id="corsadmin.E011"))
+    return errors
+
+
+@register(Tags.security)
+def check_credentials(**kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if not conf.cors_setting("CORS_ALLOW_CREDENTIALS") or not conf.has_settings_policy():
+        return messages
+    if conf.cors_setting("CORS_ALLOW_ALL_ORIGINS") is True:
+        messages.append(Error(
+            "CORS_ALLOW_ALL_ORIGINS with CORS_ALLOW_CREDENTIALS lets every site read your users' "
+            "logged-in data.",
+            hint="List the origins in CORS_ALLOWED_ORIGINS (or in the database) instead.",
+            id="corsadmin.E012",
+        ))
+    if getattr(settings, "SESSION_COOKIE_SAMESITE", "Lax") != "None":
+        messages.append(Warning(
+            "CORS_ALLOW_CREDENTIALS is on but SESSION_COOKIE_SAMESITE is not 'None': browsers will "
+            "not send the session cookie on cross-site requests.",
+            hint="Set SESSION_COOKIE_SAMESITE = 'None' and SESSION_COOKIE_SECURE = True if the "
+                 "cross-site client must be logged in.",
+            id="corsadmin.W003",
+        ))
+    origins = conf.cors_setting("CORS_ALLOWED_ORIGINS")
+    insecure = [o for o in origins if isinstance(o, str) and o.startswith("http://")] if _is_str_sequence(origins) else []
+    if insecure:
+        messages.append(Warning(
+            f"CORS_ALLOW_CREDENTIALS is on and these origins are plain http://: {', '.join(insecure)}. "
+            "Anyone on the network path can impersonate them.",
+            hint="Use https:// origins for credentialed requests.",
+            id="corsadmin.W004",
+        ))
+    return messages
+
+
+@register(Tags.security)
+def check_middleware(**kwargs: Any) -> list[CheckMessage]:
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    messages: list[CheckMessage] = []
+    if OUR_MIDDLEWARE in middleware and CORSHEADERS_MIDDLEWARE in middleware:
+        messages.append(Error(
+            "Both corsheaders.middleware.CorsMiddleware and corsadmin.middleware.CorsMiddleware are "
+            "installed; they would both add CORS headers.",
+            hint="Remove corsheaders.middleware.CorsMiddleware from MIDDLEWARE.",
+            id="corsadmin.E013",
+        ))
+    if OUR_MIDDLEWARE in middleware:
+        position = middleware.index(OUR_MIDDLEWARE)
+        before = [m for m in middleware[:position] if m in ANSWERING_MIDDLEWARE]
+        if before:
+            messages.append(Warning(
+                f"{OUR_MIDDLEWARE} comes after {', '.join(before)}, which can answer a request "
+                "before it, so those responses carry no CORS headers.",
+                hint=f"Move {OUR_MIDDLEWARE} above them, as high in MIDDLEWARE as possible.",
+                id="corsadmin.W002",
+            ))
+    if "django.middleware.csrf.CsrfViewMiddleware" in middleware and "corsadmin.middleware.CsrfViewMiddleware" in middleware:
+        messages.append(Error(
+            "Both Django's and corsadmin's CsrfViewMiddleware are installed.",
+            hint="Keep only corsadmin.middleware.CsrfViewMiddleware.",
+            id="corsadmin.E014",
+        ))
+    return messages

@@ -1,0 +1,17 @@
+from django.http import HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
+from django.urls import path
+
+
+def token(request):
+    return JsonResponse({"token": get_token(request)})
+
+
+def protected(request):
+    return HttpResponse("changed", status=201)
+
+
+urlpatterns = [
+    path("token/", token),
+    path("protected/", protected),
+]

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from . import views
@@ -7,6 +7,7 @@ from . import views
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/cors/", include("corsadmin.api.urls")),
     path("demo/echo/", views.echo, name="demo-echo"),
     path("demo/error/", views.error, name="demo-error"),
 ]

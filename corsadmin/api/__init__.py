@@ -1,0 +1,1 @@
+"""The REST API: ``path("api/cors/", include("corsadmin.api.urls"))``."""

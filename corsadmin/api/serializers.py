@@ -1,0 +1,253 @@
+"""Serializers of the REST API (and of the ``cors`` command, which shares them).
+
+Validation is the models': every write serializer ends with the model's
+``full_clean`` (origin canonical form, token lists, the all-origins +
+credentials constraint, one origin per policy), so the API, the admin and the
+command line refuse the same things with the same messages.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from ..middleware import MAX_ORIGIN_LENGTH
+from ..models import AllowedOrigin, Policy
+from ..origins import MAX_LENGTH
+from ..services import drf_errors
+
+TOKEN_MAX_LENGTH = 128
+TOKEN_LIST_MAX_ITEMS = 100
+
+
+def token_list(help_text: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(max_length=TOKEN_MAX_LENGTH),
+        max_length=TOKEN_LIST_MAX_ITEMS,
+        required=False,
+        help_text=help_text,
+    )
+
+
+class ModelCleanMixin:
+    """Finish validation with the model's ``full_clean`` and keep its normalised values."""
+
+    clean_with_model = True
+    # Where errors of the model's constraints go (None: non_field_errors).
+    constraint_errors_field: str | None = None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)  # type: ignore[misc]
+        if not self.clean_with_model:
+            return attrs
+        model = self.Meta.model  # type: ignore[attr-defined]
+        instance = getattr(self, "instance", None)
+        if instance is not None:
+            obj = copy.copy(instance)
+            for name, value in attrs.items():
+                setattr(obj, name, value)
+        else:
+            obj = model(**attrs)
+        try:
+            obj.full_clean()
+        except DjangoValidationError as exc:
+            raise drf_errors(exc, self.constraint_errors_field) from None
+        return {name: getattr(obj, name) for name in attrs}
+
+
+class PolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
+    allow_methods = token_list("HTTP methods, e.g. [\"GET\", \"POST\"]; stored upper-case.")
+    allow_headers = token_list("Request header names a preflight may ask for; stored lower-case.")
+    expose_headers = token_list("Response header names scripts may read; stored lower-case.")
+
+    class Meta:
+        model = Policy
+        fields = (
+            "name",
+            "url_regex",
+            "allow_all_origins",
+            "allow_credentials",
+            "allow_methods",
+            "allow_headers",
+            "expose_headers",
+            "max_age",
+            "allow_private_network",
+            "enabled",
+            "priority",
+            "note",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("created_at", "updated_at")
+
+
+class PolicyNameField(serializers.SlugRelatedField):
+    default_error_messages = {
+        "does_not_exist": "There is no policy named '{value}'.",
+        "invalid": "Give the policy's name as text.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="name", queryset=Policy.objects.all(), **kwargs)
+
+
+class OriginSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    constraint_errors_field = "origin"  # its one constraint: one origin per policy
+    origin = serializers.CharField(
+        max_length=MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="https://app.example.com, https://*.example.com, http://localhost:* or null; "
+        "stored in canonical form.",
+    )
+    policy = PolicyNameField(required=False, help_text="The policy's name; `default` when omitted.")
+    created_by = serializers.CharField(
+        source="created_by.get_username", read_only=True, allow_null=True, default=None
+    )
+
+    class Meta:
+        model = AllowedOrigin
+        fields = (
+            "id",
+            "origin",
+            "policy",
+            "enabled",
+            "note",
+            "expires_at",
+            "csrf_trusted",
+            "created_at",
+            "updated_at",
+            "created_by",
+        )
+        read_only_fields = ("id", "created_at", "updated_at", "created_by")
+        # One origin per policy is the model's UniqueConstraint, checked by full_clean.
+        validators: list[Any] = []
+
+
+# --- the export/import document ----------------------------------------------
+
+
+class OriginDocumentSerializer(OriginSerializer):
+    """An origin inside its policy in the document (the policy is the enclosing one)."""
+
+    clean_with_model = False  # the import validates against the database as a whole
+
+    class Meta(OriginSerializer.Meta):
+        fields = (
+            "origin",
+            "enabled",
+            "note",
+            "expires_at",
+            "csrf_trusted",
+            "created_at",
+            "updated_at",
+            "created_by",
+        )
+
+
+class PolicyDocumentSerializer(PolicySerializer):
+    clean_with_model = False
+    # Matched by name on import, so no uniqueness check here.
+    name = serializers.SlugField(max_length=64)
+    origins = OriginDocumentSerializer(many=True, required=False)
+
+    class Meta(PolicySerializer.Meta):
+        fields = (*PolicySerializer.Meta.fields, "origins")
+
+
+class DocumentSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="Always 1.")
+    exported_at = serializers.DateTimeField(read_only=True)
+    policies = PolicyDocumentSerializer(many=True)
+
+
+class CountsSerializer(serializers.Serializer):
+    policies = serializers.IntegerField()
+    origins = serializers.IntegerField()
+
+
+class ImportResultSerializer(serializers.Serializer):
+    replace = serializers.BooleanField()
+    created = CountsSerializer()
+    changed = CountsSerializer()
+    unchanged = CountsSerializer()
+    deleted = CountsSerializer()
+
+
+# --- check and blocked ---------------------------------------------------------
+
+
+class CheckQuerySerializer(serializers.Serializer):
+    origin = serializers.CharField(
+        max_length=MAX_ORIGIN_LENGTH,
+        trim_whitespace=False,
+        help_text="The Origin header, byte for byte as a browser sends it.",
+    )
+    path = serializers.CharField(
+        default="/", max_length=4096, trim_whitespace=False, help_text="The request path (path_info)."
+    )
+    method = serializers.RegexField(
+        r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z",
+        default="GET",
+        max_length=32,
+        help_text="The request's method; OPTIONS with request_method asks about a preflight.",
+    )
+    request_method = serializers.RegexField(
+        r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z",
+        required=False,
+        max_length=32,
+        help_text="Access-Control-Request-Method of a preflight (with method=OPTIONS).",
+    )
+    request_headers = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=4096,
+        help_text="Comma-separated request header names (Access-Control-Request-Headers).",
+    )
+    private_network = serializers.BooleanField(
+        default=False, help_text="Access-Control-Request-Private-Network: true."
+    )
+
+    def validate_path(self, value: str) -> str:
+        if not value.startswith("/"):
+            raise serializers.ValidationError("Give a path starting with '/', e.g. /api/items/.")
+        return value
+
+    def validate_method(self, value: str) -> str:
+        return value.upper()
+
+    def validate_request_method(self, value: str) -> str:
+        return value.upper()
+
+
+class PreflightSerializer(serializers.Serializer):
+    request_method = serializers.CharField()
+    request_headers = serializers.ListField(child=serializers.CharField())
+    allowed = serializers.BooleanField()
+    method_allowed = serializers.BooleanField()
+    missing_headers = serializers.ListField(child=serializers.CharField())
+    headers = serializers.DictField(child=serializers.CharField())
+
+
+class CheckResultSerializer(serializers.Serializer):
+    origin = serializers.CharField()
+    path = serializers.CharField()
+    method = serializers.CharField()
+    allowed = serializers.BooleanField(help_text="Whether a browser would let the page make this request.")
+    covered = serializers.BooleanField(help_text="Whether some enabled policy covers the path.")
+    policy = serializers.CharField(allow_null=True)
+    matched = serializers.CharField(allow_null=True, help_text="The entry that matched.")
+    headers = serializers.DictField(
+        child=serializers.CharField(), help_text="The Access-Control-* headers the middleware sends."
+    )
+    preflight = PreflightSerializer(allow_null=True)
+    reason = serializers.CharField()
+
+
+class BlockedOriginSerializer(serializers.Serializer):
+    origin = serializers.CharField()
+    count = serializers.IntegerField()
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()

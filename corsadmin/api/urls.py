@@ -1,0 +1,47 @@
+"""URLs of the REST API; the host site mounts them, e.g. at ``api/cors/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+app_name = "corsadmin-api"
+
+EXTRA_ROOT_LINKS = {
+    "check": "check",
+    "export": "export",
+    "import": "import",
+    "blocked": "blocked",
+    "schema": "schema",
+    "docs": "docs",
+}
+
+
+class Router(DefaultRouter):
+    """The default router, whose root page also links the non-model endpoints."""
+
+    def get_api_root_view(self, api_urls: Any = None) -> Any:
+        api_root_dict = {prefix: self.routes[0].name.format(basename=basename) for prefix, _, basename in self.registry}
+        api_root_dict.update(EXTRA_ROOT_LINKS)
+        return self.APIRootView.as_view(api_root_dict=api_root_dict)
+
+
+router = Router()
+router.register("policies", views.PolicyViewSet, basename="policy")
+router.register("origins", views.OriginViewSet, basename="origin")
+
+urlpatterns = [
+    path("check/", views.CheckView.as_view(), name="check"),
+    path("export/", views.ExportView.as_view(), name="export"),
+    path("import/", views.ImportView.as_view(), name="import"),
+    path("blocked/", views.BlockedView.as_view(), name="blocked"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="corsadmin-api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="corsadmin-api:schema"), name="redoc"),
+    *router.urls,
+]

@@ -1,0 +1,310 @@
+"""``manage.py cors``: the allow-list from the command line.
+
+The same serializers and services as the REST API, so the same validation,
+messages and admin history. Exit status: 0 success (``check``: allowed),
+1 ``check`` refused, 2 bad input (nothing changed).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rest_framework import serializers
+
+from ... import services
+from ...admin import origin_status
+from ...api.serializers import CheckQuerySerializer, OriginSerializer
+from ...models import AllowedOrigin, Policy
+from ...origins import canonical_origin
+
+BAD_INPUT = 2
+REFUSED = 1
+
+
+def bad_input(message: str) -> CommandError:
+    return CommandError(message.replace("\n", " "), returncode=BAD_INPUT)
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+class Command(BaseCommand):
+    help = "Manage the CORS allow-list: list, add, remove, enable, disable, check, import, export."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        def origin_action(name: str, help: str, writes: bool = True) -> CommandParser:
+            p = sub.add_parser(name, help=help, description=help)
+            p.add_argument("origin", help="e.g. https://app.example.com")
+            p.add_argument("--policy", default="default", help="the policy's name (default: default)")
+            if writes:
+                p.add_argument("--user", help="the Django user to record the change under")
+            return p
+
+        p = sub.add_parser("list", help="list allowed origins", description="List allowed origins.")
+        p.add_argument("--policy", help="only this policy's origins")
+        p.add_argument("--json", action="store_true", help="print JSON, as the API shows origins")
+
+        p = origin_action("add", "allow an origin")
+        p.add_argument("--note", default="", help="a note, e.g. who asked for it")
+        p.add_argument("--expires", help="ISO 8601 date-time after which the entry stops matching")
+        p.add_argument("--csrf-trusted", action="store_true", help="also trust it for Django's CSRF check")
+        p.add_argument("--disabled", action="store_true", help="add it disabled")
+
+        origin_action("remove", "remove an allowed origin")
+        origin_action("enable", "enable an allowed origin")
+        origin_action("disable", "disable an allowed origin")
+
+        p = sub.add_parser(
+            "check",
+            help="explain the decision for an origin (exit 0 allowed, 1 refused)",
+            description="Ask the allow-list what the middleware answers. Exit 0 allowed, 1 refused.",
+        )
+        p.add_argument("origin", help="the Origin header, byte for byte")
+        p.add_argument("--path", default="/", help="request path (default /)")
+        p.add_argument("--method", default="GET", help="request method (default GET)")
+        p.add_argument(
+            "--request-method", help="with --method OPTIONS: ask about a preflight for this method"
+        )
+        p.add_argument("--request-headers", help="comma-separated request header names")
+        p.add_argument("--private-network", action="store_true", help="a private-network request")
+        p.add_argument("--json", action="store_true", help="print the decision as JSON")
+
+        p = sub.add_parser(
+            "import",
+            help="import an exported JSON document, all or nothing",
+            description="Import a document written by 'cors export' (or GET /api/cors/export/).",
+        )
+        p.add_argument("file", help="the JSON file, or - for standard input")
+        p.add_argument("--replace", action="store_true", help="delete what the document does not name")
+        p.add_argument("--user", help="the Django user to record the changes under")
+
+        p = sub.add_parser("export", help="export every policy with its origins as JSON")
+        p.add_argument("file", nargs="?", help="write here instead of standard output")
+
+        p = sub.add_parser(
+            "import-settings",
+            help="copy django-cors-headers CORS_* settings into the database",
+            description="Copy django-cors-headers CORS_* settings into the database.",
+        )
+        p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        handler = getattr(self, "do_" + action.replace("-", "_"))
+        handler(options)
+
+    # --- helpers -----------------------------------------------------------
+
+    def acting_user(self, options: dict[str, Any]) -> Any:
+        name = options.get("user")
+        if not name:
+            return None
+        User = get_user_model()
+        try:
+            return User._default_manager.get_by_natural_key(name)
+        except User.DoesNotExist:
+            raise bad_input(f"There is no user named '{name}'.") from None
+
+    def not_recorded(self, user: Any) -> None:
+        if user is None:
+            self.stdout.write(
+                f"(acting OS user: {os_user()}; give --user NAME to record it in the admin history)"
+            )
+
+    def find(self, options: dict[str, Any]) -> AllowedOrigin:
+        try:
+            text = canonical_origin(options["origin"])
+        except DjangoValidationError as exc:
+            raise bad_input(f"origin: {exc.messages[0]}") from None
+        name = options["policy"]
+        policy = Policy.objects.filter(name=name).first()
+        if policy is None:
+            raise bad_input(f"policy: There is no policy named '{name}'.")
+        entry = AllowedOrigin.objects.filter(policy=policy, origin=text).first()
+        if entry is None:
+            raise bad_input(f"{text} is not listed in policy '{name}'.")
+        return entry
+
+    # --- actions -------------------------------------------------------------
+
+    def do_list(self, options: dict[str, Any]) -> None:
+        entries = AllowedOrigin.objects.select_related("policy", "created_by").order_by(
+            "policy__name", "origin"
+        )
+        if options["policy"]:
+            if not Policy.objects.filter(name=options["policy"]).exists():
+                raise bad_input(f"policy: There is no policy named '{options['policy']}'.")
+            entries = entries.filter(policy__name=options["policy"])
+        if options["json"]:
+            self.stdout.write(json.dumps(OriginSerializer(entries, many=True).data, indent=2))
+            return
+        rows = [("ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "NOTE")]
+        for e in entries:
+            rows.append(
+                (
+                    str(e.pk),
+                    e.policy.name,
+                    e.origin,
+                    origin_status(e),
+                    e.expires_at.isoformat() if e.expires_at else "-",
+                    "yes" if e.csrf_trusted else "no",
+                    e.note.replace("\n", " ")[:60],
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        self.stdout.write(f"{len(rows) - 1} origin(s)")
+
+    def do_add(self, options: dict[str, Any]) -> None:
+        user = self.acting_user(options)
+        note = options["note"]
+        if user is None:
+            mark = f"added with manage.py cors by OS user {os_user()}"
+            note = f"{note} ({mark})" if note else mark[0].upper() + mark[1:]
+        data: dict[str, Any] = {
+            "origin": options["origin"],
+            "policy": options["policy"],
+            "note": note,
+            "csrf_trusted": options["csrf_trusted"],
+            "enabled": not options["disabled"],
+        }
+        if options["expires"]:
+            data["expires_at"] = options["expires"]
+        serializer = OriginSerializer(data=data)
+        if not serializer.is_valid():
+            raise bad_input(services.one_line(serializer.errors))
+        entry = self.save(lambda: services.create(serializer, user))
+        self.stdout.write(f"Added {entry.origin} to policy '{entry.policy.name}' (id {entry.pk}).")
+        self.not_recorded(user)
+
+    def do_remove(self, options: dict[str, Any]) -> None:
+        user = self.acting_user(options)
+        entry = self.find(options)
+        services.delete(entry, user)
+        self.stdout.write(f"Removed {entry.origin} from policy '{entry.policy.name}'.")
+        self.not_recorded(user)
+
+    def do_enable(self, options: dict[str, Any], enabled: bool = True) -> None:
+        user = self.acting_user(options)
+        entry = self.find(options)
+        word = "enabled" if enabled else "disabled"
+        if entry.enabled == enabled:
+            self.stdout.write(f"{entry.origin} in policy '{entry.policy.name}' is already {word}.")
+            return
+        serializer = OriginSerializer(entry, data={"enabled": enabled}, partial=True)
+        if not serializer.is_valid():
+            raise bad_input(services.one_line(serializer.errors))
+        self.save(lambda: services.update(serializer, user))
+        self.stdout.write(f"{word.capitalize()} {entry.origin} in policy '{entry.policy.name}'.")
+        self.not_recorded(user)
+
+    def do_disable(self, options: dict[str, Any]) -> None:
+        self.do_enable(options, enabled=False)
+
+    def save(self, write: Any) -> Any:
+        try:
+            return write()
+        except serializers.ValidationError as exc:
+            raise bad_input(services.one_line(exc.detail)) from None
+
+    def do_check(self, options: dict[str, Any]) -> None:
+        query = {
+            "origin": options["origin"],
+            "path": options["path"],
+            "method": options["method"],
+            "private_network": options["private_network"],
+        }
+        for name in ("request_method", "request_headers"):
+            if options[name] is not None:
+                query[name] = options[name]
+        serializer = CheckQuerySerializer(data=query)
+        if not serializer.is_valid():
+            raise bad_input(services.one_line(serializer.errors))
+        result = services.explain(**serializer.validated_data)
+        if options["json"]:
+            self.stdout.write(json.dumps(result, indent=2))
+        else:
+            self.print_decision(result)
+        if not result["allowed"]:
+            raise CommandError(f"refused: {result['reason']}", returncode=REFUSED)
+
+    def print_decision(self, result: dict[str, Any]) -> None:
+        def show(label: str, value: Any) -> None:
+            self.stdout.write(f"{label + ':':<10}{value}")
+
+        show("origin", result["origin"])
+        show("path", result["path"])
+        show("method", result["method"])
+        show("allowed", "yes" if result["allowed"] else "no")
+        show("policy", result["policy"] or "-")
+        show("matched", result["matched"] or "-")
+        show("reason", result["reason"])
+        self.stdout.write("headers:" + ("" if result["headers"] else "  (none)"))
+        for name, value in result["headers"].items():
+            self.stdout.write(f"  {name}: {value}")
+        preflight = result["preflight"]
+        if preflight:
+            self.stdout.write(
+                f"preflight: {'passes' if preflight['allowed'] else 'fails'}"
+                + ("" if preflight["headers"] else "  (no headers)")
+            )
+            for name, value in preflight["headers"].items():
+                self.stdout.write(f"  {name}: {value}")
+
+    def do_import(self, options: dict[str, Any]) -> None:
+        user = self.acting_user(options)
+        path = options["file"]
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+        except OSError as exc:
+            raise bad_input(f"Cannot read {path}: {exc.strerror}.") from None
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise bad_input(f"{path} is not valid JSON: {exc}.") from None
+        try:
+            result = services.import_document(document, replace=options["replace"], user=user)
+        except services.ImportRefused as exc:
+            raise bad_input(f"Nothing imported: {exc}") from None
+        self.stdout.write(f"Imported {path}: {result.summary()}.")
+        self.not_recorded(user)
+
+    def do_export(self, options: dict[str, Any]) -> None:
+        text = json.dumps(services.export_document(), indent=2) + "\n"
+        path = options["file"]
+        if not path or path == "-":
+            self.stdout.write(text, ending="")
+            return
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            raise bad_input(f"Cannot write {path}: {exc.strerror}.") from None
+        self.stdout.write(f"Exported to {path}.")
+
+    def do_import_settings(self, options: dict[str, Any]) -> None:
+        try:
+            from ... import settings_import
+        except ModuleNotFoundError as exc:
+            if exc.name != "corsadmin.settings_import":
+                raise
+            raise CommandError("import-settings is not available in this version of corsadmin.") from None
+        settings_import.run(stdout=self.stdout, dry_run=options["dry_run"])

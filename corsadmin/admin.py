@@ -2,14 +2,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 
+from . import conf
 from .forms import PolicyForm
-from .models import AllowedOrigin, Policy
+from .models import AllowedOrigin, Policy, RefusedOrigin
 
 EXPIRES_SOON = timedelta(days=7)
 
@@ -30,15 +38,60 @@ class ExpiredFilter(admin.SimpleListFilter):
     parameter_name = "expired"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Expired"), ("no", "Not expired")]
+        return [("yes", "Expired"), ("soon", "Expires within 7 days"), ("no", "Not expired")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        expired = Q(expires_at__lte=timezone.now())
+        now = timezone.now()
+        expired = Q(expires_at__lte=now)
         if self.value() == "yes":
             return queryset.filter(expired)
+        if self.value() == "soon":
+            return queryset.filter(expires_at__gt=now, expires_at__lte=now + EXPIRES_SOON)
         if self.value() == "no":
             return queryset.exclude(expired)
         return queryset
+
+
+class PolicyChoiceForm(forms.Form):
+    policy = forms.ModelChoiceField(Policy.objects.all(), to_field_name="name", initial="default")
+
+
+class ExpiryForm(forms.Form):
+    expires_at = forms.SplitDateTimeField(
+        required=False,
+        widget=admin.widgets.AdminSplitDateTime,
+        help_text="Leave empty to never expire.",
+    )
+
+
+class CheckForm(forms.Form):
+    origin = forms.CharField(max_length=2048, help_text="As the browser sends it, e.g. https://app.example.com")
+    path = forms.CharField(max_length=2048, initial="/", help_text="The request path, e.g. /api/items/")
+    method = forms.CharField(max_length=20, initial="GET")
+    request_headers = forms.CharField(
+        max_length=2048, required=False, help_text="Headers the page sets, comma-separated (e.g. content-type, x-api-key)"
+    )
+
+
+def _ask_action_form(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, form_class: type[forms.Form],
+    title: str, action: str,
+) -> tuple[dict[str, Any] | None, HttpResponse | None]:
+    """An intermediate page for an admin action: the cleaned form, or the page to show."""
+    form = form_class(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        return form.cleaned_data, None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "queryset": queryset,
+        "action": action,
+        "opts": model_admin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": model_admin.media + form.media,
+    }
+    return None, TemplateResponse(request, "admin/corsadmin/action_form.html", context)
 
 
 class AllowedOriginInline(admin.TabularInline):
@@ -48,63 +101,215 @@ class AllowedOriginInline(admin.TabularInline):
     show_change_link = True
 
 
+def settings_policy_rows() -> list[tuple[str, Any]]:
+    if not conf.has_settings_policy():
+        return []
+    return [(name, conf.cors_setting(name)) for name in conf.CORS_SETTINGS]
+
+
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
-    list_display = ("name", "url_regex", "priority", "enabled", "allow_all_origins", "allow_credentials", "active_origins")
+    list_display = (
+        "name", "url_regex", "priority", "enabled", "allow_all_origins", "allow_credentials", "active_origins",
+        "updated_at",
+    )
     list_filter = ("enabled", "allow_credentials", "allow_all_origins")
     search_fields = ("name", "note", "url_regex")
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "url_regex", "priority", "enabled", "note")}),
         ("Origins", {"fields": ("allow_all_origins", "allow_credentials")}),
-        ("Headers", {"fields": ("allow_methods", "allow_headers", "expose_headers", "max_age", "allow_private_network")}),
+        (
+            "Headers",
+            {"fields": ("allow_methods", "allow_headers", "expose_headers", "max_age", "allow_private_network")},
+        ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        active = Q(origins__enabled=True) & (Q(origins__expires_at__isnull=True) | Q(origins__expires_at__gt=timezone.now()))
+        active = Q(origins__enabled=True) & (
+            Q(origins__expires_at__isnull=True) | Q(origins__expires_at__gt=timezone.now())
+        )
         return super().get_queryset(request).annotate(_active=Count("origins", filter=active))
 
     @admin.display(description="active origins", ordering="_active")
     def active_origins(self, obj: Policy) -> int:
         return obj._active  # type: ignore[attr-defined]
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "settings_policy": settings_policy_rows()}
+        return super().changelist_view(request, extra_context)
+
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        for instance in formset.save(commit=False):
-            if instance.pk is None:
-                instance.created_by = request.user
-            instance.save()
-        for obj in formset.deleted_objects:
-            obj.delete()
-        formset.save_m2m()
+        if formset.model is AllowedOrigin:
+            for instance in formset.save(commit=False):
+                if instance.pk is None:
+                    instance.created_by = request.user
+        super().save_formset(request, form, formset, change)
 
 
 @admin.register(AllowedOrigin)
 class AllowedOriginAdmin(admin.ModelAdmin):
-    list_display = ("origin", "policy", "enabled", "status", "expires_at", "csrf_trusted", "note", "updated_at")
+    list_display = ("origin", "policy", "status", "enabled", "expires_at", "csrf_trusted", "note", "updated_at")
     list_filter = ("policy", "enabled", ExpiredFilter, "csrf_trusted")
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
     readonly_fields = ("created_at", "updated_at", "created_by")
-    actions = ("enable", "disable")
+    actions = ("enable", "disable", "move_to_policy", "set_expiry")
 
     @admin.display(description="status")
     def status(self, obj: AllowedOrigin) -> str:
         return origin_status(obj)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("check/", self.admin_site.admin_view(self.check_view), name="corsadmin_check"),
+            *super().get_urls(),
+        ]
+
+    def check_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        from .services import explain
+
+        form = CheckForm(request.GET if "origin" in request.GET else None)
+        result = allow_url = None
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            result = explain(
+                data["origin"], data["path"], data["method"].upper(), request_headers=data["request_headers"]
+            )
+            if not result["allowed"] and self.has_add_permission(request):
+                allow_url = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode({"origin": data["origin"]})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Check an origin",
+            "form": form,
+            "result": result,
+            "allow_url": allow_url,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/corsadmin/check.html", context)
 
     def save_model(self, request: HttpRequest, obj: AllowedOrigin, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
 
+    def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int:
+        """Update the selected origins, with one history entry each."""
+        with transaction.atomic():
+            objs = list(queryset.select_for_update())
+            changed = queryset.model.objects.filter(pk__in=[o.pk for o in objs]).update(**values)
+            for obj in objs:
+                self.log_change(request, obj, [{"changed": {"fields": list(values)}}])
+        return changed
+
     @admin.action(description="Enable selected origins", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queryset.update(enabled=True)
+        count = self._update_each(request, queryset, enabled=True)
         self.message_user(request, f"Enabled {count} origin(s).", messages.SUCCESS)
 
     @admin.action(description="Disable selected origins", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queryset.update(enabled=False)
+        count = self._update_each(request, queryset, enabled=False)
         self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
+
+    @admin.action(description="Move selected origins to a policy", permissions=["change"])
+    def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        data, page = _ask_action_form(self, request, queryset, PolicyChoiceForm, "Move to policy", "move_to_policy")
+        if page is not None:
+            return page
+        try:
+            count = self._update_each(request, queryset, policy=data["policy"])  # type: ignore[index]
+        except IntegrityError:
+            self.message_user(
+                request,
+                f"Nothing moved: some of these origins are already listed in policy {data['policy']}.",  # type: ignore[index]
+                messages.ERROR,
+            )
+            return None
+        self.message_user(request, f"Moved {count} origin(s) to {data['policy']}.", messages.SUCCESS)  # type: ignore[index]
+        return None
+
+    @admin.action(description="Set expiry of selected origins", permissions=["change"])
+    def set_expiry(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        data, page = _ask_action_form(self, request, queryset, ExpiryForm, "Set expiry", "set_expiry")
+        if page is not None:
+            return page
+        count = self._update_each(request, queryset, expires_at=data["expires_at"])  # type: ignore[index]
+        self.message_user(request, f"Set the expiry of {count} origin(s).", messages.SUCCESS)
+        return None
+
+
+class DismissedFilter(admin.SimpleListFilter):
+    title = "dismissed"
+    parameter_name = "dismissed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Not dismissed (default)"), ("yes", "Dismissed"), ("all", "All")]
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice["display"] == "All" and choice["query_string"].endswith("?"):
+                continue
+            yield choice
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value() or "no"
+        if value == "all":
+            return queryset
+        return queryset.filter(dismissed=(value == "yes"))
+
+
+@admin.register(RefusedOrigin)
+class RefusedOriginAdmin(admin.ModelAdmin):
+    list_display = ("origin", "path_prefix", "count", "first_seen", "last_seen", "dismissed")
+    list_filter = (DismissedFilter, "path_prefix")
+    search_fields = ("origin", "path_prefix")
+    actions = ("allow", "dismiss")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_allow_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("corsadmin.add_allowedorigin")
+
+    def has_dismiss_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("corsadmin.delete_refusedorigin")
+
+    @admin.action(description="Allow selected origins…", permissions=["allow"])
+    def allow(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        data, page = _ask_action_form(self, request, queryset, PolicyChoiceForm, "Allow in policy", "allow")
+        if page is not None:
+            return page
+        policy = data["policy"]  # type: ignore[index]
+        origin_admin = self.admin_site._registry[AllowedOrigin]
+        added, problems = [], []
+        for refused in queryset:
+            entry = AllowedOrigin(origin=refused.origin, policy=policy, created_by=request.user, note="allowed from refused origins")
+            try:
+                entry.full_clean()
+                with transaction.atomic():
+                    entry.save()
+            except (ValidationError, IntegrityError) as exc:
+                problems.append(f"{refused.origin}: {'; '.join(getattr(exc, 'messages', [str(exc)]))}")
+                continue
+            origin_admin.log_addition(request, entry, [{"added": {}}])
+            added.append(entry.origin)
+        queryset.filter(origin__in=added).update(dismissed=True)
+        if added:
+            self.message_user(request, f"Allowed {', '.join(added)} in policy {policy}.", messages.SUCCESS)
+        for problem in problems:
+            self.message_user(request, f"Not allowed: {problem}", messages.ERROR)
+        return None
+
+    @admin.action(description="Dismiss selected refused origins", permissions=["dismiss"])
+    def dismiss(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.update(dismissed=True)
+        self.message_user(request, f"Dismissed {count} refused origin(s).", messages.SUCCESS)

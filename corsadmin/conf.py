@@ -9,6 +9,12 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     "REFRESH_INTERVAL": 1.0,
     "CACHE_ALIAS": "default",
+    # Refused-origin telemetry: counted in memory, written at most once per interval.
+    "TELEMETRY": True,
+    "TELEMETRY_INTERVAL": 10.0,
+    "TELEMETRY_MAX_ORIGINS": 10000,
+    # "background": a thread per process writes the counts; "manual": call telemetry.flush().
+    "TELEMETRY_FLUSH": "background",
 }
 
 # The defaults of django-cors-headers, which new policies start from.

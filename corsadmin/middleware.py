@@ -14,6 +14,7 @@ from django.utils.cache import patch_vary_headers
 from .refresh import holder
 from .signals import check_request_enabled
 from .snapshot import Decision, Snapshot
+from .telemetry import record_refusal
 
 try:
     from corsheaders.signals import check_request_enabled as corsheaders_check_request_enabled
@@ -45,6 +46,24 @@ class _Request:
 
     def decide_enabled(self, snapshot: Snapshot) -> Decision:
         return snapshot.allowed_by_receiver(self.origin, self.method, self.preflight, self.private_network)
+
+    def note_refusal(self, request: HttpRequest, decision: Decision) -> None:
+        """Count a refused cross-origin request (a same-origin one is not a refusal)."""
+        if decision.allowed or not decision.covered or not self.origin:
+            return
+        if self.origin != _own_origin(request):
+            record_refusal(self.origin, self.path)
+
+
+def _own_origin(request: HttpRequest) -> str:
+    scheme = "https" if request.is_secure() else "http"
+    host = request.META.get("HTTP_HOST")
+    if not host:
+        host = request.META.get("SERVER_NAME", "")
+        port = str(request.META.get("SERVER_PORT", ""))
+        if port and port != ("443" if scheme == "https" else "80"):
+            host = f"{host}:{port}"
+    return f"{scheme}://{host}"
 
 
 def _receivers_listening() -> bool:
@@ -98,6 +117,7 @@ class CorsMiddleware:
         decision = asked.decide(snapshot)
         if not decision.allowed and _receivers_listening() and _enabled_by_receiver(request):
             decision = asked.decide_enabled(snapshot)
+        asked.note_refusal(request, decision)
         if asked.preflight and decision.covered:
             return _finish(_preflight_response(), decision)
         return _finish(self.get_response(request), decision)
@@ -108,6 +128,7 @@ class CorsMiddleware:
         decision = asked.decide(snapshot)
         if not decision.allowed and _receivers_listening() and await _aenabled_by_receiver(request):
             decision = asked.decide_enabled(snapshot)
+        asked.note_refusal(request, decision)
         if asked.preflight and decision.covered:
             return _finish(_preflight_response(), decision)
         return _finish(await self.get_response(request), decision)

@@ -248,3 +248,23 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+class RefusedOrigin(models.Model):
+    """An origin the middleware refused, counted in memory and written in the background."""
+
+    origin = models.CharField(max_length=MAX_LENGTH)
+    path_prefix = models.CharField(max_length=100, help_text="The first segment of the refused paths.")
+    count = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    dismissed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(fields=["origin", "path_prefix"], name="corsadmin_refused_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.origin} on {self.path_prefix}"

@@ -1,0 +1,137 @@
+"""Refused-origin telemetry: counted in memory on the request path, written later.
+
+The request path only touches a dictionary. A daemon thread per process (or a
+call to ``flush``) writes the counts at most once per ``TELEMETRY_INTERVAL``.
+Memory is bounded by ``TELEMETRY_MAX_ORIGINS`` distinct (origin, path prefix)
+pairs; what does not fit is counted in ``dropped``. Nothing here raises into a
+request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+
+from . import conf
+from .origins import MAX_LENGTH
+
+logger = logging.getLogger("corsadmin")
+
+# (origin, path prefix) -> [count, first seen, last seen] (UNIX timestamps)
+Counts = dict[tuple[str, str], list[Any]]
+
+
+def path_prefix(path: str) -> str:
+    """'/api/v1/users' -> '/api/'; '/' -> '/'."""
+    end = path.find("/", 1)
+    return path[: end + 1][:100] if end != -1 else path[:100] or "/"
+
+
+def printable(origin: str) -> str:
+    text = origin if origin.isascii() and origin.isprintable() else origin.encode("unicode_escape").decode("ascii")
+    return text[:MAX_LENGTH]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self._counts: Counts = {}
+        self._lock = threading.Lock()
+        self._thread_pid: int | None = None
+        self.dropped = 0
+
+    def record(self, origin: str, path: str) -> None:
+        try:
+            key = (origin, path_prefix(path))
+            now = time.time()
+            counts = self._counts
+            entry = counts.get(key)
+            if entry is not None:
+                entry[0] += 1
+                entry[2] = now
+            elif len(counts) < conf.get("TELEMETRY_MAX_ORIGINS"):
+                counts[key] = [1, now, now]
+            else:
+                self.dropped += 1
+            if self._thread_pid != os.getpid() and conf.get("TELEMETRY_FLUSH") == "background":
+                self._start_thread()
+        except Exception:  # never let telemetry reach a request
+            pass
+
+    def pending(self) -> Counts:
+        return dict(self._counts)
+
+    def _take(self) -> Counts:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        return counts
+
+    def flush(self) -> int:
+        """Write the counts gathered so far; returns how many rows were touched."""
+        from .models import RefusedOrigin
+
+        counts = self._take()
+        if self.dropped:
+            logger.warning(
+                "corsadmin: telemetry dropped %d refusals (cap of %s distinct origins)",
+                self.dropped,
+                conf.get("TELEMETRY_MAX_ORIGINS"),
+            )
+            self.dropped = 0
+        for (origin, prefix), (count, first, last) in counts.items():
+            origin = printable(origin)
+            first_seen = datetime.fromtimestamp(first, timezone.utc)
+            last_seen = datetime.fromtimestamp(last, timezone.utc)
+            with transaction.atomic():
+                updated = RefusedOrigin.objects.filter(origin=origin, path_prefix=prefix).update(
+                    count=F("count") + count, last_seen=last_seen
+                )
+                if not updated:
+                    _, created = RefusedOrigin.objects.get_or_create(
+                        origin=origin,
+                        path_prefix=prefix,
+                        defaults={"count": count, "first_seen": first_seen, "last_seen": last_seen},
+                    )
+                    if not created:
+                        RefusedOrigin.objects.filter(origin=origin, path_prefix=prefix).update(
+                            count=F("count") + count, last_seen=last_seen
+                        )
+        return len(counts)
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread_pid == os.getpid():
+                return
+            self._thread_pid = os.getpid()  # after a fork the child starts its own
+        threading.Thread(target=self._run, name="corsadmin-telemetry", daemon=True).start()
+
+    def _run(self) -> None:
+        failing = False
+        while True:
+            time.sleep(float(conf.get("TELEMETRY_INTERVAL")))
+            if not self._counts and not self.dropped:
+                continue
+            try:
+                close_old_connections()
+                self.flush()
+                failing = False
+            except Exception as exc:
+                if not failing:
+                    logger.error("corsadmin: could not write refused-origin telemetry (%s)", exc)
+                failing = True
+            finally:
+                connection.close()
+
+
+recorder = Recorder()
+
+
+def record_refusal(origin: str, path: str) -> None:
+    if conf.get("TELEMETRY"):
+        recorder.record(origin, path)

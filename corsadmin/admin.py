@@ -197,6 +197,8 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
+        for warning in obj.warnings():
+            self.message_user(request, warning, messages.WARNING)
 
     def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int:
         """Update the selected origins, with one history entry each."""

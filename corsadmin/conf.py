@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "TELEMETRY_MAX_ORIGINS": 10000,
     # "background": a thread per process writes the counts; "manual": call telemetry.flush().
     "TELEMETRY_FLUSH": "background",
+    # The documented override for the one refused-by-default combination that can be intended.
+    "ALLOW_NULL_WITH_CREDENTIALS": False,
 }
 
 # The defaults of django-cors-headers, which new policies start from.

@@ -10,9 +10,16 @@ from django.db import models
 from django.utils import timezone
 
 from . import conf
-from .origins import MAX_LENGTH, canonical_origin
+from .origins import MAX_LENGTH, NULL, canonical_origin
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+NULL_WITH_CREDENTIALS = (
+    "'null' on a policy that allows credentials would let any sandboxed iframe or local file read "
+    "your users' data. Use a policy without credentials, or set "
+    "CORSADMIN['ALLOW_NULL_WITH_CREDENTIALS'] = True if you really mean it."
+)
 
 
 def default_methods() -> list[str]:
@@ -180,6 +187,10 @@ class Policy(ConfigModel):
         if errors:
             raise ValidationError(errors)
 
+        if self.allow_credentials and self.pk and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
+            if AllowedOrigin.objects.filter(policy_id=self.pk, origin=NULL).exists():
+                raise ValidationError({"allow_credentials": NULL_WITH_CREDENTIALS})
+
     def prepare_for_save(self) -> None:
         self.clean()
         validate_url_regex(self.url_regex)
@@ -237,8 +248,27 @@ class AllowedOrigin(ConfigModel):
             except ValidationError as exc:
                 raise ValidationError({"origin": exc.error_list}) from None
 
+    def clean(self) -> None:
+        self._refuse_null_with_credentials()
+
     def prepare_for_save(self) -> None:
         self.origin = canonical_origin(self.origin)
+        self._refuse_null_with_credentials()
+
+    def _refuse_null_with_credentials(self) -> None:
+        if self.origin != NULL or not self.policy_id or conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
+            return
+        if Policy.objects.filter(pk=self.policy_id, allow_credentials=True).exists():
+            raise ValidationError({"origin": NULL_WITH_CREDENTIALS})
+
+    def warnings(self) -> list[str]:
+        """What is allowed but risky about this entry, for the admin and the API to show."""
+        if self.origin.startswith("http://") and self.policy_id and self.policy.allow_credentials:
+            return [
+                f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
+                "anyone on the network path can impersonate it and read your users' data. Prefer https://."
+            ]
+        return []
 
 
 class Generation(models.Model):

@@ -204,3 +204,43 @@ def test_policy_list_shows_the_settings_policy_read_only(admin_client, settings)
 
 def test_policy_list_has_no_settings_policy_without_settings(admin_client):
     assert 'id="settings-policy"' not in admin_client.get("/admin/corsadmin/policy/").content.decode()
+
+
+def test_null_is_refused_on_a_credentials_policy():
+    from django.core.exceptions import ValidationError
+
+    policy = Policy.objects.create(name="app", allow_credentials=True)
+    entry = AllowedOrigin(origin="null", policy=policy)
+    with pytest.raises(ValidationError) as excinfo:
+        entry.full_clean()
+    assert "ALLOW_NULL_WITH_CREDENTIALS" in str(excinfo.value)
+    with pytest.raises(ValidationError):
+        entry.save()
+    assert not AllowedOrigin.objects.filter(origin="null").exists()
+
+
+def test_null_on_a_credentials_policy_with_the_override(settings):
+    settings.CORSADMIN = {**settings.CORSADMIN, "ALLOW_NULL_WITH_CREDENTIALS": True}
+    policy = Policy.objects.create(name="app", allow_credentials=True)
+    AllowedOrigin(origin="null", policy=policy).full_clean()
+
+
+def test_credentials_cannot_be_turned_on_for_a_policy_listing_null():
+    from django.core.exceptions import ValidationError
+
+    policy = Policy.objects.create(name="app")
+    AllowedOrigin.objects.create(origin="null", policy=policy)
+    policy.allow_credentials = True
+    with pytest.raises(ValidationError):
+        policy.full_clean()
+
+
+def test_admin_warns_about_http_on_a_credentials_policy(admin_client):
+    policy = Policy.objects.create(name="app", allow_credentials=True)
+    response = admin_client.post(
+        "/admin/corsadmin/allowedorigin/add/",
+        {"origin": "http://app.example.com", "policy": policy.pk, "enabled": "on", "note": ""},
+        follow=True,
+    )
+    assert AllowedOrigin.objects.filter(origin="http://app.example.com").exists()
+    assert "plain http://" in response.content.decode()

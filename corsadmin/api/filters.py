@@ -1,14 +1,45 @@
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from ..models import AllowedOrigin, Policy
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """true/false (or 1/0, yes/no, on/off); anything else is a 400, not "no filter"."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        text = str(value).lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValidationError("Give true or false.", code="invalid")
+
+    def validate(self, value: Any) -> None:
+        pass
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.TextInput)
+        super().__init__(*args, **kwargs)
+
+
 class OriginFilter(django_filters.FilterSet):
     policy = django_filters.CharFilter(field_name="policy__name", help_text="The policy's name.")
-    enabled = django_filters.BooleanFilter()
+    enabled = BooleanFilter()
     search = django_filters.CharFilter(method="search_text", help_text="Text in the origin or the note.")
 
     class Meta:
@@ -20,7 +51,7 @@ class OriginFilter(django_filters.FilterSet):
 
 
 class PolicyFilter(django_filters.FilterSet):
-    enabled = django_filters.BooleanFilter()
+    enabled = BooleanFilter()
     search = django_filters.CharFilter(method="search_text", help_text="Text in the name or the note.")
 
     class Meta:

@@ -13,6 +13,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from django.core.validators import ProhibitNullCharactersValidator
+from django.db import models
 
 from ..middleware import MAX_ORIGIN_LENGTH
 from ..models import AllowedOrigin, Policy
@@ -21,11 +23,39 @@ from ..services import drf_errors
 
 TOKEN_MAX_LENGTH = 128
 TOKEN_LIST_MAX_ITEMS = 100
+# Portable bounds (a 32-bit integer column on every database).
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+class TextField(serializers.CharField):
+    """Text only: a number or a boolean is a type error, not silently turned into text."""
+
+    default_error_messages = {"invalid": "Not a valid string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class SlugField(TextField, serializers.SlugField):
+    pass
+
+
+class StrictTextModelSerializer(serializers.ModelSerializer):
+    """Text model fields take text only."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: TextField,
+        models.TextField: TextField,
+        models.SlugField: SlugField,
+    }
 
 
 def token_list(help_text: str) -> serializers.ListField:
     return serializers.ListField(
-        child=serializers.CharField(max_length=TOKEN_MAX_LENGTH),
+        child=TextField(max_length=TOKEN_MAX_LENGTH),
         max_length=TOKEN_LIST_MAX_ITEMS,
         required=False,
         help_text=help_text,
@@ -58,10 +88,19 @@ class ModelCleanMixin:
         return {name: getattr(obj, name) for name in attrs}
 
 
-class PolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
+class PolicySerializer(ModelCleanMixin, StrictTextModelSerializer):
     allow_methods = token_list("HTTP methods, e.g. [\"GET\", \"POST\"]; stored upper-case.")
     allow_headers = token_list("Request header names a preflight may ask for; stored lower-case.")
     expose_headers = token_list("Response header names scripts may read; stored lower-case.")
+    max_age = serializers.IntegerField(
+        min_value=0,
+        max_value=INT_MAX,
+        required=False,
+        help_text="Seconds a browser may cache a preflight; 0 sends no Access-Control-Max-Age.",
+    )
+    priority = serializers.IntegerField(
+        min_value=INT_MIN, max_value=INT_MAX, required=False, help_text="Higher is tried first; ties by name."
+    )
 
     class Meta:
         model = Policy
@@ -84,6 +123,15 @@ class PolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
         read_only_fields = ("created_at", "updated_at")
 
 
+class OriginField(TextField):
+    """Text handed to the one validator as is (no trimming; it names control characters itself)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+
 class PolicyNameField(serializers.SlugRelatedField):
     default_error_messages = {
         "does_not_exist": "There is no policy named '{value}'.",
@@ -94,11 +142,10 @@ class PolicyNameField(serializers.SlugRelatedField):
         super().__init__(slug_field="name", queryset=Policy.objects.all(), **kwargs)
 
 
-class OriginSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class OriginSerializer(ModelCleanMixin, StrictTextModelSerializer):
     constraint_errors_field = "origin"  # its one constraint: one origin per policy
-    origin = serializers.CharField(
+    origin = OriginField(
         max_length=MAX_LENGTH,
-        trim_whitespace=False,
         help_text="https://app.example.com, https://*.example.com, http://localhost:* or null; "
         "stored in canonical form.",
     )
@@ -150,7 +197,7 @@ class OriginDocumentSerializer(OriginSerializer):
 class PolicyDocumentSerializer(PolicySerializer):
     clean_with_model = False
     # Matched by name on import, so no uniqueness check here.
-    name = serializers.SlugField(max_length=64)
+    name = SlugField(max_length=64)
     origins = OriginDocumentSerializer(many=True, required=False)
 
     class Meta(PolicySerializer.Meta):

@@ -42,6 +42,10 @@ urlpatterns = [
     path("blocked/", views.BlockedView.as_view(), name="blocked"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="corsadmin-api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="corsadmin-api:schema"), name="redoc"),
+    path(
+        "redoc/",
+        SpectacularRedocView.as_view(url_name="corsadmin-api:schema", template_name="corsadmin/api/redoc.html"),
+        name="redoc",
+    ),
     *router.urls,
 ]

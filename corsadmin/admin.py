@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from . import conf
-from .forms import PolicyForm
+from .forms import AllowedOriginForm, PolicyForm
 from .models import AllowedOrigin, Policy, RefusedOrigin
 
 EXPIRES_SOON = timedelta(days=7)
@@ -96,6 +96,7 @@ def _ask_action_form(
 
 class AllowedOriginInline(admin.TabularInline):
     model = AllowedOrigin
+    form = AllowedOriginForm
     extra = 1
     fields = ("origin", "enabled", "expires_at", "csrf_trusted", "note")
     show_change_link = True
@@ -152,6 +153,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
 @admin.register(AllowedOrigin)
 class AllowedOriginAdmin(admin.ModelAdmin):
+    form = AllowedOriginForm
     list_display = ("origin", "policy", "status", "enabled", "expires_at", "csrf_trusted", "note", "updated_at")
     list_filter = ("policy", "enabled", ExpiredFilter, "csrf_trusted")
     search_fields = ("origin", "note")

@@ -5,7 +5,8 @@ from typing import Any
 
 from django import forms
 
-from .models import Policy
+from .models import AllowedOrigin, Policy
+from .origins import canonical_origin
 
 
 class TokenListField(forms.CharField):
@@ -31,3 +32,14 @@ class PolicyForm(forms.ModelForm):
     class Meta:
         model = Policy
         fields = "__all__"
+
+
+class AllowedOriginForm(forms.ModelForm):
+    """Canonicalises the origin in the form, so duplicates among inline rows are caught as such."""
+
+    class Meta:
+        model = AllowedOrigin
+        fields = "__all__"
+
+    def clean_origin(self) -> str:
+        return canonical_origin(self.cleaned_data["origin"])

@@ -163,7 +163,7 @@ class SnapshotHolder:
         with self._lock:
             self._snapshot = None
             self._next_check = 0.0
-            self._dirty = False
+            self._dirty = self._retry = self._failing = False
 
     def mark_dirty(self) -> None:
         self._dirty = True
@@ -172,20 +172,24 @@ class SnapshotHolder:
         return self._dirty or time.monotonic() >= self._next_check
 
     def get(self) -> Snapshot:
-        if self._dirty or time.monotonic() >= self._next_check:
+        if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
             self.refresh()
         return self._snapshot or EMPTY
 
     async def aget(self) -> Snapshot:
-        if self._dirty or time.monotonic() >= self._next_check:
+        if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
             await sync_to_async(self.refresh)()
         return self._snapshot or EMPTY
 
     def refresh(self) -> None:
-        # One refresher per process; other threads keep answering from the current snapshot.
-        if not self._lock.acquire(blocking=False):
+        # One refresher per process; other threads keep answering from the current snapshot,
+        # or, before the first one exists, wait for it rather than refuse every origin.
+        first = self._snapshot is None
+        if not self._lock.acquire(blocking=first):
             return
         try:
+            if first and self._snapshot is not None and not self.due():
+                return  # another thread loaded it while this one waited
             self._next_check = time.monotonic() + conf.refresh_interval()
             forced = self._dirty or self._retry or self._snapshot is None
             self._dirty = False

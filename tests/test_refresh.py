@@ -1,0 +1,757 @@
+"""Freshness: the generation stamp, the refresh interval, invalidation on every write path,
+failures during a refresh, and two server processes converging."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.core.management import call_command
+from django.db import OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from corsadmin import refresh
+from corsadmin.models import AllowedOrigin, Generation, Policy
+from corsadmin.refresh import holder
+from corsadmin.snapshot import CompiledPolicy, Snapshot
+
+from .cors_helpers import (
+    APP,
+    ECHO,
+    cors_headers,
+    manual_telemetry,  # noqa: F401  (a fixture)
+    vary,
+)
+
+pytestmark = pytest.mark.usefixtures("manual_telemetry")
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+INTERVAL = 5.0
+
+
+def generation() -> int:
+    return Generation.objects.get(pk=1).value
+
+
+def allows(client, origin: str = APP, path: str = ECHO) -> bool:
+    response = client.get(path, headers={"Origin": origin})
+    return response.headers.get("Access-Control-Allow-Origin") == origin
+
+
+class Clock:
+    """A monotonic clock for the refresh layer that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch, settings):
+    settings.CORSADMIN = {**getattr(settings, "CORSADMIN", {}), "REFRESH_INTERVAL": INTERVAL}
+    fake = Clock()
+    monkeypatch.setattr(refresh, "time", SimpleNamespace(monotonic=fake.monotonic, time=time.time))
+    return fake
+
+
+@pytest.fixture
+def long_interval(settings):
+    settings.CORSADMIN = {**getattr(settings, "CORSADMIN", {}), "REFRESH_INTERVAL": 3600}
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Count the refresh layer's database reads."""
+    counts = {"load_snapshot": 0, "current_generation": 0}
+    load, current = refresh.load_snapshot, refresh.current_generation
+
+    def counting_load():
+        counts["load_snapshot"] += 1
+        return load()
+
+    def counting_current():
+        counts["current_generation"] += 1
+        return current()
+
+    monkeypatch.setattr(refresh, "load_snapshot", counting_load)
+    monkeypatch.setattr(refresh, "current_generation", counting_current)
+    return counts
+
+
+def fail(*args, **kwargs):
+    raise OperationalError("database is down")
+
+
+# --- the generation stamp -----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_migrate_creates_the_generation_row():
+    assert Generation.objects.filter(pk=1).exists()
+
+
+@pytest.mark.django_db
+def test_change_bumps_the_generation_in_the_same_transaction(django_capture_on_commit_callbacks):
+    before = generation()
+    with django_capture_on_commit_callbacks() as callbacks:
+        AllowedOrigin.objects.create(origin=APP)
+        assert generation() == before + 1
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+def test_change_is_published_only_after_commit(django_capture_on_commit_callbacks, long_interval):
+    holder.get()
+    with django_capture_on_commit_callbacks() as callbacks:
+        AllowedOrigin.objects.create(origin=APP)
+    assert not holder.due()
+    for callback in callbacks:
+        callback()
+    assert holder.due()
+
+
+@pytest.mark.django_db
+def test_rolled_back_change_does_not_move_the_generation(django_capture_on_commit_callbacks, long_interval):
+    holder.get()
+    before = generation()
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        AllowedOrigin.objects.create(origin=APP)
+        raise RuntimeError("roll back")
+    assert (generation(), callbacks, holder.due()) == (before, [], False)
+
+
+@pytest.mark.django_db
+def test_missing_generation_row_is_recreated(django_capture_on_commit_callbacks):
+    Generation.objects.all().delete()
+    AllowedOrigin.objects.create(origin=APP)
+    assert generation() == 1
+
+
+@pytest.mark.django_db
+def test_snapshot_records_the_generation_it_was_built_from():
+    AllowedOrigin.objects.create(origin=APP)
+    assert holder.get().generation == generation()
+
+
+# --- invalidation on every write path ------------------------------------------------
+#
+# The interval is an hour, so only the invalidation can make the next request see
+# the change; the generation in the database must move as well (other processes).
+
+
+@pytest.fixture
+def entry(db):
+    return AllowedOrigin.objects.create(origin=APP)
+
+
+def write_path(client, capture, write, *, allowed_after: bool) -> None:
+    allows(client)  # warm this process's snapshot
+    before = generation()
+    with capture(execute=True):
+        write()
+    assert generation() > before
+    assert allows(client) is allowed_after
+
+
+@pytest.mark.django_db
+def test_model_save_create_invalidates(client, long_interval, django_capture_on_commit_callbacks):
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: AllowedOrigin.objects.create(origin=APP),
+        allowed_after=True,
+    )
+
+
+@pytest.mark.django_db
+def test_model_save_change_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    def write():
+        entry.enabled = False
+        entry.save()
+
+    write_path(client, django_capture_on_commit_callbacks, write, allowed_after=False)
+
+
+@pytest.mark.django_db
+def test_model_delete_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    write_path(client, django_capture_on_commit_callbacks, entry.delete, allowed_after=False)
+
+
+@pytest.mark.django_db
+def test_queryset_update_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: AllowedOrigin.objects.filter(origin=APP).update(enabled=False),
+        allowed_after=False,
+    )
+
+
+@pytest.mark.django_db
+def test_queryset_update_of_expiry_invalidates(
+    client, entry, long_interval, django_capture_on_commit_callbacks
+):
+    past = timezone.now() - timedelta(minutes=1)
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: AllowedOrigin.objects.filter(origin=APP).update(expires_at=past),
+        allowed_after=False,
+    )
+
+
+@pytest.mark.django_db
+def test_queryset_delete_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: AllowedOrigin.objects.filter(origin=APP).delete(),
+        allowed_after=False,
+    )
+
+
+@pytest.mark.django_db
+def test_bulk_create_invalidates(client, long_interval, django_capture_on_commit_callbacks):
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: AllowedOrigin.objects.bulk_create(
+            [AllowedOrigin(origin=APP, policy=Policy.objects.get(name="default"))]
+        ),
+        allowed_after=True,
+    )
+
+
+@pytest.mark.django_db
+def test_bulk_update_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    def write():
+        entry.enabled = False
+        AllowedOrigin.objects.bulk_update([entry], ["enabled"])
+
+    write_path(client, django_capture_on_commit_callbacks, write, allowed_after=False)
+
+
+@pytest.mark.django_db
+def test_policy_save_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    def write():
+        policy = Policy.objects.get(name="default")
+        policy.url_regex = "^/api/"
+        policy.save()
+
+    write_path(client, django_capture_on_commit_callbacks, write, allowed_after=False)
+
+
+@pytest.mark.django_db
+def test_policy_queryset_update_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: Policy.objects.filter(name="default").update(enabled=False),
+        allowed_after=False,
+    )
+
+
+@pytest.mark.django_db
+def test_policy_delete_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: Policy.objects.get(name="default").delete(),
+        allowed_after=False,
+    )
+    assert "Origin" not in vary(client.get(ECHO, headers={"Origin": APP}))
+
+
+@pytest.mark.django_db
+def test_policy_queryset_delete_invalidates(client, entry, long_interval, django_capture_on_commit_callbacks):
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: Policy.objects.filter(name="default").delete(),
+        allowed_after=False,
+    )
+
+
+@pytest.mark.django_db
+def test_policy_option_change_shows_in_headers(
+    client, entry, long_interval, django_capture_on_commit_callbacks
+):
+    allows(client)
+    with django_capture_on_commit_callbacks(execute=True):
+        Policy.objects.filter(name="default").update(allow_credentials=True)
+    response = client.get(ECHO, headers={"Origin": APP})
+    assert response["Access-Control-Allow-Credentials"] == "true"
+
+
+@pytest.mark.django_db
+def test_loaddata_invalidates(client, tmp_path, long_interval, django_capture_on_commit_callbacks):
+    policy = Policy.objects.get(name="default")
+    fixture = tmp_path / "origins.json"
+    fixture.write_text(
+        json.dumps(
+            [
+                {
+                    "model": "corsadmin.allowedorigin",
+                    "pk": 900,
+                    "fields": {
+                        "origin": APP,
+                        "policy": policy.pk,
+                        "enabled": True,
+                        "note": "",
+                        "expires_at": None,
+                        "csrf_trusted": False,
+                        "created_at": "2025-01-01T00:00:00Z",
+                        "updated_at": "2025-01-01T00:00:00Z",
+                        "created_by": None,
+                    },
+                }
+            ]
+        )
+    )
+    write_path(
+        client,
+        django_capture_on_commit_callbacks,
+        lambda: call_command("loaddata", str(fixture), verbosity=0),
+        allowed_after=True,
+    )
+
+
+@pytest.mark.django_db
+def test_write_without_commit_hook_waits_for_the_interval(client, clock):
+    """Without the commit hook (another process's write) the change arrives with the interval."""
+    allows(client)
+    AllowedOrigin.objects.create(origin=APP)  # on_commit never runs inside the test transaction
+    assert allows(client) is False
+    clock.advance(INTERVAL)
+    assert allows(client) is True
+
+
+# --- the refresh interval ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_no_second_check_within_the_interval(client, entry, clock, reads):
+    assert allows(client)
+    assert reads == {"load_snapshot": 1, "current_generation": 0}
+    clock.advance(INTERVAL - 0.01)
+    for _ in range(20):
+        assert allows(client)
+    assert reads == {"load_snapshot": 1, "current_generation": 0}
+
+
+@pytest.mark.django_db
+def test_no_query_within_the_interval(client, entry, clock, django_assert_num_queries):
+    allows(client)
+    clock.advance(INTERVAL / 2)
+    with django_assert_num_queries(0):
+        for _ in range(20):
+            allows(client)
+
+
+@pytest.mark.django_db
+def test_unchanged_generation_does_not_rebuild(client, entry, clock, reads):
+    allows(client)
+    first = holder.get()
+    clock.advance(INTERVAL)
+    assert allows(client)
+    assert reads == {"load_snapshot": 1, "current_generation": 1}
+    assert holder.get() is first
+
+
+@pytest.mark.django_db
+def test_check_after_the_interval_is_one_query(client, entry, clock, django_assert_num_queries):
+    allows(client)
+    clock.advance(INTERVAL)
+    with django_assert_num_queries(1):
+        for _ in range(5):
+            allows(client)
+
+
+@pytest.mark.django_db
+def test_changed_generation_rebuilds(client, clock, reads):
+    assert allows(client) is False
+    AllowedOrigin.objects.create(origin=APP)  # as if by another process: no commit hook here
+    clock.advance(INTERVAL)
+    assert allows(client) is True
+    assert reads == {"load_snapshot": 2, "current_generation": 1}
+
+
+@pytest.mark.django_db
+def test_generation_moved_elsewhere_rebuilds(client, entry, clock):
+    allows(client)
+    first = holder.get()
+    Generation.objects.filter(pk=1).update(value=F("value") + 1)
+    clock.advance(INTERVAL)
+    allows(client)
+    assert holder.get() is not first
+    assert holder.get().generation == generation()
+
+
+@pytest.mark.django_db
+def test_one_check_per_interval(client, entry, clock, reads):
+    allows(client)
+    for _ in range(3):
+        clock.advance(INTERVAL)
+        for _ in range(5):
+            allows(client)
+    assert reads == {"load_snapshot": 1, "current_generation": 3}
+
+
+@pytest.mark.django_db
+def test_interval_setting_is_read_at_call_time(client, entry, clock, reads, settings):
+    allows(client)
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH_INTERVAL": 60}
+    allows(client)  # the settings change starts afresh with a load
+    clock.advance(INTERVAL)
+    allows(client)
+    assert reads["current_generation"] == 0
+
+
+# --- failures during a refresh ---------------------------------------------------
+
+
+def refresh_errors(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "corsadmin" and r.levelno >= logging.ERROR]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("broken", ["load_snapshot", "current_generation", "database_generation"])
+def test_database_failure_keeps_the_last_good_snapshot(client, clock, monkeypatch, caplog, broken):
+    AllowedOrigin.objects.create(origin=APP)
+    assert allows(client)
+    Generation.objects.filter(pk=1).update(value=F("value") + 1)  # make a rebuild due
+    monkeypatch.setattr(refresh, broken, fail)
+    clock.advance(INTERVAL)
+    assert allows(client) is True
+    assert allows(client, "https://evil.example.net") is False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "broken", [("load_snapshot",), ("load_snapshot", "current_generation"), ("database_generation",)]
+)
+def test_database_failure_logs_once(client, clock, monkeypatch, caplog, broken):
+    AllowedOrigin.objects.create(origin=APP)
+    allows(client)
+    Generation.objects.filter(pk=1).update(value=F("value") + 1)
+    for name in broken:
+        monkeypatch.setattr(refresh, name, fail)
+    with caplog.at_level(logging.INFO, logger="corsadmin"):
+        for _ in range(4):
+            clock.advance(INTERVAL)
+            allows(client)
+    errors = refresh_errors(caplog)
+    assert len(errors) == 1
+    assert "keeping the last good one" in errors[0].getMessage()
+
+
+@pytest.mark.django_db
+def test_database_failure_retries_each_interval(client, clock, monkeypatch):
+    AllowedOrigin.objects.create(origin=APP)
+    allows(client)
+    load = refresh.load_snapshot
+    attempts = []
+
+    def failing():
+        attempts.append(1)
+        raise OperationalError("database is down")
+
+    Generation.objects.filter(pk=1).update(value=F("value") + 1)
+    monkeypatch.setattr(refresh, "load_snapshot", failing)
+    clock.advance(INTERVAL)
+    allows(client)
+    allows(client)
+    assert len(attempts) == 1
+    clock.advance(INTERVAL)
+    allows(client)
+    assert len(attempts) == 2
+    monkeypatch.setattr(refresh, "load_snapshot", load)
+    AllowedOrigin.objects.filter(origin=APP).delete()
+    clock.advance(INTERVAL)
+    assert allows(client) is False
+
+
+@pytest.mark.django_db
+def test_recovery_is_logged(client, clock, monkeypatch, caplog):
+    AllowedOrigin.objects.create(origin=APP)
+    allows(client)
+    load = refresh.load_snapshot
+    Generation.objects.filter(pk=1).update(value=F("value") + 1)
+    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    clock.advance(INTERVAL)
+    allows(client)
+    monkeypatch.setattr(refresh, "load_snapshot", load)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="corsadmin"):
+        clock.advance(INTERVAL)
+        allows(client)
+    assert [r.getMessage() for r in caplog.records if r.name == "corsadmin"] == [
+        "corsadmin: allow-list refreshed again"
+    ]
+
+
+@pytest.mark.django_db
+def test_no_snapshot_and_failing_database_refuses_without_500(client, monkeypatch, caplog):
+    AllowedOrigin.objects.create(origin=APP)
+    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    monkeypatch.setattr(refresh, "current_generation", fail)
+    response = client.get(ECHO, headers={"Origin": APP})
+    assert response.status_code == 200
+    assert cors_headers(response) == {}
+    errors = refresh_errors(caplog)
+    assert len(errors) == 1
+    assert "refusing CORS until it loads" in errors[0].getMessage()
+
+
+@pytest.mark.django_db
+def test_no_snapshot_and_failing_database_refuses_preflight_without_500(client, monkeypatch):
+    AllowedOrigin.objects.create(origin=APP)
+    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    response = client.options(ECHO, headers={"Origin": APP, "Access-Control-Request-Method": "PUT"})
+    assert response.status_code < 500
+    assert cors_headers(response) == {}
+
+
+@pytest.mark.django_db
+def test_first_load_is_retried_after_a_failure(client, clock, monkeypatch):
+    AllowedOrigin.objects.create(origin=APP)
+    load = refresh.load_snapshot
+    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    assert allows(client) is False
+    monkeypatch.setattr(refresh, "load_snapshot", load)
+    clock.advance(INTERVAL)
+    assert allows(client) is True
+
+
+@pytest.mark.django_db
+def test_failure_state_does_not_leak_past_a_reset(client, monkeypatch, caplog):
+    """After ``reset`` (settings changed, or a new test) a failure is logged again."""
+    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    allows(client)
+    holder.reset()
+    allows(client)
+    assert len(refresh_errors(caplog)) == 2
+
+
+# --- concurrency inside one process ----------------------------------------------
+
+
+def test_threads_wait_for_the_first_load(monkeypatch):
+    """A request arriving while the first snapshot loads waits for it instead of being refused."""
+    loaded = Snapshot([CompiledPolicy(name="default", entries=[(1, APP, float("inf"))])])
+    started = threading.Event()
+
+    def slow_load():
+        started.set()
+        time.sleep(0.3)
+        return loaded
+
+    monkeypatch.setattr(refresh, "load_snapshot", slow_load)
+    results = {}
+    first = threading.Thread(target=lambda: results.setdefault("first", holder.get()))
+    first.start()
+    assert started.wait(5)
+    second = holder.get()
+    first.join(5)
+    assert results["first"] is loaded
+    assert second is loaded
+
+
+def test_other_threads_answer_from_the_current_snapshot_during_a_rebuild(monkeypatch):
+    old = Snapshot([CompiledPolicy(name="old")])
+    new = Snapshot([CompiledPolicy(name="new")])
+    monkeypatch.setattr(refresh, "load_snapshot", lambda: old)
+    holder.get()
+    started, release = threading.Event(), threading.Event()
+
+    def slow_load():
+        started.set()
+        release.wait(5)
+        return new
+
+    monkeypatch.setattr(refresh, "load_snapshot", slow_load)
+    holder.mark_dirty()
+    rebuilding = threading.Thread(target=holder.get)
+    rebuilding.start()
+    assert started.wait(5)
+    try:
+        assert holder.get() is old
+    finally:
+        release.set()
+        rebuilding.join(5)
+    assert holder.get() is new
+
+
+# --- a shared cache ------------------------------------------------------------
+
+
+@pytest.fixture
+def file_cache(settings, tmp_path):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path),
+        }
+    }
+    from django.core.cache import caches
+
+    return caches["default"]
+
+
+@pytest.mark.django_db
+def test_commit_publishes_the_generation_to_a_shared_cache(file_cache, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        AllowedOrigin.objects.create(origin=APP)
+    assert file_cache.get(refresh.CACHE_KEY) == generation()
+
+
+@pytest.mark.django_db
+def test_generation_is_read_from_a_shared_cache(file_cache, django_assert_num_queries):
+    file_cache.set(refresh.CACHE_KEY, 41)
+    with django_assert_num_queries(0):
+        assert refresh.current_generation() == (41, True)
+
+
+@pytest.mark.django_db
+def test_cache_miss_reads_the_database_and_fills_the_cache(file_cache):
+    assert refresh.current_generation() == (generation(), False)
+    assert file_cache.get(refresh.CACHE_KEY) == generation()
+
+
+@pytest.mark.django_db
+def test_broken_cache_falls_back_to_the_database(file_cache, monkeypatch, caplog):
+    monkeypatch.setattr(type(file_cache), "get", fail)
+    assert refresh.current_generation() == (generation(), False)
+
+
+@pytest.mark.django_db
+def test_local_memory_cache_is_not_trusted_across_processes(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert refresh.current_generation() == (generation(), False)
+
+
+# --- two server processes ----------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _origin_allowed(port: int, origin: str) -> bool | None:
+    """Whether the server answers ``origin`` with an allow; None when it is not up."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", ECHO, headers={"Origin": origin})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+    except OSError:
+        return None
+    assert response.status == 200, response.status
+    return response.getheader("Access-Control-Allow-Origin") == origin
+
+
+def test_two_processes_converge_within_the_interval(tmp_path):
+    interval = 1.0
+    origin = "https://two-processes.example.com"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "CORSADMIN_VAR_DIR": str(tmp_path / "var"),
+        "CORSADMIN_REFRESH_INTERVAL": str(interval),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    manage = [sys.executable, str(BASE_DIR / "manage.py")]
+    subprocess.run(
+        [*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=BASE_DIR, check=True, timeout=120
+    )
+
+    ports = [_free_port(), _free_port()]
+    logs = [open(tmp_path / f"server-{port}.log", "wb") for port in ports]  # noqa: SIM115
+    servers = [
+        subprocess.Popen(
+            [*manage, "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"],
+            env=env,
+            cwd=BASE_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for port, log in zip(ports, logs, strict=True)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        for port in ports:
+            while _origin_allowed(port, origin) is None:
+                assert time.monotonic() < deadline, "server did not start"
+                assert all(server.poll() is None for server in servers), "server exited"
+                time.sleep(0.1)
+        # Both processes hold a snapshot without the origin.
+        assert [_origin_allowed(port, origin) for port in ports] == [False, False]
+        assert len({server.pid for server in servers} | {os.getpid()}) == 3
+
+        script = (
+            "import time\n"
+            "from corsadmin.models import AllowedOrigin\n"
+            f"AllowedOrigin.objects.create(origin={origin!r})\n"
+            "print(time.time())\n"
+        )
+        added = subprocess.run(
+            [*manage, "shell", "-c", script],
+            env=env,
+            cwd=BASE_DIR,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        committed_at = float(added.stdout.strip().splitlines()[-1])
+
+        seen: dict[int, float] = {}
+        limit = committed_at + interval + 1
+        while len(seen) < len(ports) and time.time() < limit + 1:
+            for port in ports:
+                if port not in seen and _origin_allowed(port, origin):
+                    seen[port] = time.time() - committed_at
+            time.sleep(0.02)
+        print(
+            f"\ntwo processes: allowed after {', '.join(f'{t:.3f}s' for t in seen.values())}"
+            f" (interval {interval}s)"
+        )
+        assert sorted(seen) == sorted(ports), f"not allowed by every process: {seen}"
+        assert max(seen.values()) <= interval + 1
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+        for log in logs:
+            log.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from typing import Any
@@ -49,27 +50,59 @@ def database_generation(using: str | None = None) -> int:
 
 def current_generation() -> tuple[int, bool]:
     """The newest committed generation, and whether the shared cache gave it."""
-    cache = None
+    cache = value = None
     try:
         cache = _shared_cache()
         if cache is not None:
             value = cache.get(CACHE_KEY)
-            if value is not None:
+            if value is not None and not holder.cache_failing:
                 return int(value), True
     except Exception:
-        logger.warning("corsadmin: cache unavailable, reading the generation from the database")
+        _cache_failed("cache unavailable, reading the generation from the database")
         cache = None
-    value = database_generation()
+    generation = database_generation()
     if cache is not None:
-        _cache_quietly(cache.add, value)
-    return value, False
+        if holder.cache_failing:
+            # The cache answers again, but a change published meanwhile may be missing from it.
+            logger.warning("corsadmin: cache available again")
+            holder.cache_failing = False
+            if value is None or int(value) < generation:
+                _store_generation(cache, generation)
+        else:
+            _cache_quietly(cache.add, generation)
+    return generation, False
+
+
+def _cache_failed(message: str) -> None:
+    """Note a cache failure (logged once until the cache answers again)."""
+    if not holder.cache_failing:
+        logger.warning("corsadmin: %s", message)
+    holder.cache_failing = True
 
 
 def _cache_quietly(method: Any, value: int) -> None:
     try:
         method(CACHE_KEY, value, CACHE_TIMEOUT)
     except Exception:
-        logger.warning("corsadmin: could not write the generation to the cache")
+        _cache_failed("could not write the generation to the cache")
+
+
+def _store_generation(cache: Any, value: int, using: str | None = None) -> None:
+    """Set the cached generation, then make sure it is not behind the database.
+
+    Two writers can publish out of order (the older number last): whoever writes
+    last reads the database once more and corrects the cache.
+    """
+    for _ in range(5):
+        try:
+            cache.set(CACHE_KEY, value, CACHE_TIMEOUT)
+        except Exception:
+            _cache_failed("could not write the generation to the cache")
+            return
+        newest = database_generation(using)
+        if newest <= value:
+            return
+        value = newest
 
 
 def _publish(using: str | None) -> None:
@@ -77,9 +110,9 @@ def _publish(using: str | None) -> None:
     try:
         cache = _shared_cache()
         if cache is not None:
-            _cache_quietly(cache.set, database_generation(using))
+            _store_generation(cache, database_generation(using), using)
     except Exception:
-        logger.warning("corsadmin: could not publish the new generation to the cache")
+        _cache_failed("could not publish the new generation to the cache")
 
 
 def config_changed(using: str | None = None) -> None:
@@ -110,22 +143,27 @@ def load_snapshot() -> Snapshot:
         entries.setdefault(policy_id, []).append(entry)
         if csrf:
             csrf_trusted.append(entry)
-    policies = [
-        CompiledPolicy(
-            name=p.name,
-            url_regex=p.url_regex,
-            priority=p.priority,
-            allow_all_origins=p.allow_all_origins,
-            allow_credentials=p.allow_credentials,
-            allow_methods=p.allow_methods,
-            allow_headers=p.allow_headers,
-            expose_headers=p.expose_headers,
-            max_age=p.max_age,
-            allow_private_network=p.allow_private_network,
-            entries=entries.get(p.pk, ()),
-        )
-        for p in Policy.objects.filter(enabled=True)
-    ]
+    policies = []
+    for p in Policy.objects.filter(enabled=True):
+        try:
+            policies.append(
+                CompiledPolicy(
+                    name=p.name,
+                    url_regex=p.url_regex,
+                    priority=p.priority,
+                    allow_all_origins=p.allow_all_origins,
+                    allow_credentials=p.allow_credentials,
+                    allow_methods=p.allow_methods,
+                    allow_headers=p.allow_headers,
+                    expose_headers=p.expose_headers,
+                    max_age=p.max_age,
+                    allow_private_network=p.allow_private_network,
+                    entries=entries.get(p.pk, ()),
+                )
+            )
+        except (re.error, TypeError, ValueError) as exc:
+            # Written around validation (raw SQL): skip this policy, keep the others.
+            logger.warning("corsadmin: ignoring policy %s, it cannot be compiled: %s", p.name, exc)
     return settings_snapshot(policies, generation, CompiledPolicy(name="(csrf)", entries=csrf_trusted))
 
 
@@ -158,12 +196,14 @@ class SnapshotHolder:
         self._failing = False
         self._lock = threading.Lock()
         self.rebuilds = 0
+        # The shared cache failed: it may lag the database until this process checks it.
+        self.cache_failing = False
 
     def reset(self) -> None:
         with self._lock:
             self._snapshot = None
             self._next_check = 0.0
-            self._dirty = self._retry = self._failing = False
+            self._dirty = self._retry = self._failing = self.cache_failing = False
 
     def mark_dirty(self) -> None:
         self._dirty = True
@@ -220,10 +260,10 @@ class SnapshotHolder:
         self._snapshot = snapshot = load_snapshot()
         self.rebuilds += 1
         if from_cache and seen is not None and snapshot.generation > seen:
-            # The cache lags the database (two writers raced): mend it for everyone.
+            # The cache lags the database (a publish was lost): mend it for everyone.
             cache = _shared_cache()
             if cache is not None:
-                _cache_quietly(cache.set, snapshot.generation)
+                _store_generation(cache, snapshot.generation)
 
 
 holder = SnapshotHolder()

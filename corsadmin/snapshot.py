@@ -7,6 +7,7 @@ dictionary keys, wildcards are found by walking the request host's labels.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -14,7 +15,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .origins import ANY_PORT, parse_entry, split_request_origin
+from django.core.exceptions import ValidationError
+
+from .origins import (
+    ANY_PORT,
+    NULL,
+    DEFAULT_PORTS,
+    MAX_LENGTH,
+    OriginEntry,
+    is_public_suffix,
+    parse_entry,
+    split_request_origin,
+)
+
+logger = logging.getLogger("corsadmin")
 
 ALLOW_ORIGIN = "Access-Control-Allow-Origin"
 ALLOW_CREDENTIALS = "Access-Control-Allow-Credentials"
@@ -27,6 +41,38 @@ ALLOW_PRIVATE_NETWORK = "Access-Control-Allow-Private-Network"
 # (entry id or None, entry text, expiry as a UNIX timestamp or inf)
 Entry = tuple[Any, str, float]
 ALL_ORIGINS: Entry = (None, "*", math.inf)
+
+
+# An entry already in canonical form with a plain lower-case LDH host (as stored
+# entries are): it can be split without idna. See _parse_stored.
+_LDH = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_CANONICAL = re.compile(
+    rf"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<wildcard>\*\.)?(?P<host>{_LDH}(?:\.{_LDH})*)"
+    r"(?::(?P<port>[1-9][0-9]{0,4}|\*))?"
+)
+
+
+def _parse_stored(text: str) -> OriginEntry:
+    """``parse_entry(text)``, ten times quicker for text that is already canonical.
+
+    Only what ``parse_entry`` would return unchanged takes the quick way; anything
+    idna, the IP, port, scheme or public-suffix rules could change or refuse (an
+    ``xn--`` label, ``--``, an IP, a default port, ``file``, a public suffix...)
+    goes through ``parse_entry`` itself.
+    """
+    match = _CANONICAL.fullmatch(text) if len(text) <= MAX_LENGTH and "--" not in text else None
+    if match is None:
+        return parse_entry(text)
+    scheme, wildcard, host, port = match.group("scheme", "wildcard", "host", "port")
+    if (
+        scheme == "file"
+        or len(host) > 253
+        or host.rpartition(".")[2].isdigit()
+        or (port and port != ANY_PORT and (int(port) > 65535 or DEFAULT_PORTS.get(scheme) == port))
+        or (wildcard and is_public_suffix(host))
+    ):
+        return parse_entry(text)
+    return OriginEntry(text=text, scheme=scheme, host=host, port=port or "", wildcard=bool(wildcard))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +140,12 @@ class CompiledPolicy:
         # (scheme, host or wildcard base, port or ANY_PORT, wildcard?) -> Entry
         self.patterns: dict[tuple[str, str, str, bool], Entry] = {}
         for entry_id, text, expires in entries:
-            entry = parse_entry(text)
+            try:
+                entry = _parse_stored(text)
+            except ValidationError:
+                # Written around validation (raw SQL): one bad row must not stop the rest.
+                logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, name)
+                continue
             if entry.is_exact:
                 self.exact[entry.text] = (entry_id, entry.text, expires)
             else:
@@ -120,7 +171,7 @@ class CompiledPolicy:
             entry = self._find_pattern(origin, now)
             if entry is not None:
                 return entry
-        if self.allow_all:
+        if self.allow_all and (origin == NULL or split_request_origin(origin) is not None):
             return ALL_ORIGINS
         return None
 
@@ -197,11 +248,14 @@ class Snapshot:
         preflight: bool = False,
         private_network: bool = False,
     ) -> Decision:
+        if not origin:  # the same answer as below, without building the list
+            for policy in self.policies:
+                if policy.match_path(path):
+                    return REFUSED
+            return NOT_COVERED
         covering = [p for p in self.policies if p.match_path(path)]
         if not covering:
             return NOT_COVERED
-        if not origin:
-            return REFUSED
         now = time.time()
         for policy in covering:
             entry = policy.find(origin, now)

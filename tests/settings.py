@@ -6,3 +6,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ALLOWED_HOSTS = ["*"]
+
+# Tests flush refused-origin telemetry themselves; no background writer thread.
+CORSADMIN = {**CORSADMIN, "TELEMETRY_FLUSH": "manual"}  # noqa: F405

@@ -205,7 +205,7 @@ class PolicyDocumentSerializer(PolicySerializer):
 
 
 class DocumentSerializer(serializers.Serializer):
-    version = serializers.IntegerField(help_text="Always 1.")
+    version = serializers.IntegerField(min_value=1, max_value=1, help_text="Always 1.")
     exported_at = serializers.DateTimeField(read_only=True)
     policies = PolicyDocumentSerializer(many=True)
 
@@ -232,8 +232,13 @@ class CheckQuerySerializer(serializers.Serializer):
         trim_whitespace=False,
         help_text="The Origin header, byte for byte as a browser sends it.",
     )
-    path = serializers.CharField(
-        default="/", max_length=4096, trim_whitespace=False, help_text="The request path (path_info)."
+    path = serializers.RegexField(
+        r"^/",
+        default="/",
+        max_length=4096,
+        trim_whitespace=False,
+        error_messages={"invalid": "Give a path starting with '/', e.g. /api/items/."},
+        help_text="The request path (path_info), starting with '/'.",
     )
     method = serializers.RegexField(
         r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z",
@@ -256,11 +261,6 @@ class CheckQuerySerializer(serializers.Serializer):
     private_network = serializers.BooleanField(
         default=False, help_text="Access-Control-Request-Private-Network: true."
     )
-
-    def validate_path(self, value: str) -> str:
-        if not value.startswith("/"):
-            raise serializers.ValidationError("Give a path starting with '/', e.g. /api/items/.")
-        return value
 
     def validate_method(self, value: str) -> str:
         return value.upper()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -48,4 +48,5 @@ urlpatterns = [
         name="redoc",
     ),
     *router.urls,
+    re_path(r"^.*/\Z", views.NotFoundView.as_view()),
 ]

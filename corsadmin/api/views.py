@@ -9,15 +9,17 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
 
 from .. import services
 from ..models import AllowedOrigin, Policy
 from . import permissions
 from .filters import OriginFilter, PolicyFilter
+from .schema import CorsAdminSchema
 from .serializers import (
     BlockedOriginSerializer,
     CheckQuerySerializer,
@@ -37,11 +39,33 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def get_page_size(self, request: Request) -> int:
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
+            raise serializers.ValidationError(
+                {self.page_size_query_param: [f"Give a whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(value)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
+
 
 class RecordedModelViewSet(viewsets.ModelViewSet):
     """Create, change and delete through the services: one transaction with an admin LogEntry."""
 
+    schema = CorsAdminSchema()
     permission_classes = [permissions.ModelPermissions]
+    # JSON, or form fields (curl -d origin=..., the browsable API); documented as JSON.
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
 
@@ -67,7 +91,8 @@ class PolicyViewSet(RecordedModelViewSet):
     queryset = Policy.objects.all()
     serializer_class = PolicySerializer
     lookup_field = "name"
-    lookup_value_regex = r"[-a-zA-Z0-9_]+"
+    # Anything up to the next slash reaches the view, so a bad name is a JSON 404.
+    lookup_value_regex = r"[^/]+"
     filterset_class = PolicyFilter
 
 
@@ -82,13 +107,14 @@ class PolicyViewSet(RecordedModelViewSet):
 class OriginViewSet(RecordedModelViewSet):
     queryset = AllowedOrigin.objects.select_related("policy", "created_by")
     serializer_class = OriginSerializer
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = r"[^/]+"
     filterset_class = OriginFilter
 
 
 class CheckView(APIView):
     """Would the middleware allow this origin? The same snapshot, the same headers."""
 
+    schema = CorsAdminSchema()
     permission_classes = [permissions.CanViewOrigins]
 
     @extend_schema(
@@ -103,6 +129,7 @@ class CheckView(APIView):
 
 
 class ExportView(APIView):
+    schema = CorsAdminSchema()
     permission_classes = [permissions.CanExport]
 
     @extend_schema(summary="Export every policy with its origins", responses={200: DocumentSerializer})
@@ -120,6 +147,7 @@ def _replace_flag(request: Request) -> bool:
 
 
 class ImportView(APIView):
+    schema = CorsAdminSchema()
     permission_classes = [permissions.CanImport]
     parser_classes = [JSONParser]
 
@@ -148,6 +176,7 @@ class ImportView(APIView):
 class BlockedView(generics.ListAPIView):
     """Origins the middleware refused recently: origin, count, first and last seen."""
 
+    schema = CorsAdminSchema()
     permission_classes = [permissions.CanViewOrigins]
     serializer_class = BlockedOriginSerializer
     pagination_class = Pagination
@@ -156,3 +185,16 @@ class BlockedView(generics.ListAPIView):
         # TODO(issue 4): return the refused-origin telemetry, newest last_seen first,
         # as rows of {origin, count, first_seen, last_seen}.
         return []
+
+
+@extend_schema(exclude=True)
+class NotFoundView(APIView):
+    """Any other path under the API: a JSON 404 rather than the site's HTML page."""
+
+    permission_classes: list[Any] = []
+    authentication_classes: list[Any] = []
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise NotFound()
+
+    get = post = put = patch = delete = head = options = http_method_not_allowed

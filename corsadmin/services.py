@@ -291,9 +291,7 @@ def _compact(detail: Any) -> Any:
 
 def writable_fields(serializer_class: type[serializers.Serializer]) -> list[str]:
     return [
-        name
-        for name, fld in serializer_class().fields.items()
-        if not fld.read_only and name != "origins"
+        name for name, fld in serializer_class().fields.items() if not fld.read_only and name != "origins"
     ]
 
 
@@ -310,7 +308,9 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
     if version is None:
         errors["version"] = ["This field is required."]
     elif version != DOCUMENT_VERSION or isinstance(version, bool):
-        errors["version"] = [f"Unsupported version {version!r}: this server reads version {DOCUMENT_VERSION}."]
+        errors["version"] = [
+            f"Unsupported version {version!r}: this server reads version {DOCUMENT_VERSION}."
+        ]
     policies = document.get("policies")
     if policies is None:
         errors["policies"] = ["This field is required."]
@@ -327,7 +327,9 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
     seen_names: dict[str, int] = {}
     for i, item in enumerate(policies):
         if not isinstance(item, Mapping):
-            _set_error(errors, ("policies", i, api_settings.NON_FIELD_ERRORS_KEY), ["Expected a policy object."])
+            _set_error(
+                errors, ("policies", i, api_settings.NON_FIELD_ERRORS_KEY), ["Expected a policy object."]
+            )
             continue
         serializer = PolicyDocumentSerializer(data={k: v for k, v in item.items() if k != "origins"})
         if not serializer.is_valid():
@@ -335,7 +337,6 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
             policy_obj: Policy | None = None
         else:
             attrs = dict(serializer.validated_data)
-            origins_data = attrs.pop("origins", None)
             name = attrs["name"]
             if name in seen_names:
                 _set_error(
@@ -360,13 +361,19 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
         if raw_origins is None:
             raw_origins = []
         if not isinstance(raw_origins, list):
-            _set_error(errors, ("policies", i, "origins"), [f'Expected a list of origins but got type "{type(raw_origins).__name__}".'])
+            _set_error(
+                errors,
+                ("policies", i, "origins"),
+                [f'Expected a list of origins but got type "{type(raw_origins).__name__}".'],
+            )
             continue
         seen_origins: dict[str, int] = {}
         for j, origin_item in enumerate(raw_origins):
             where = ("policies", i, "origins", j)
             if not isinstance(origin_item, Mapping):
-                _set_error(errors, (*where, api_settings.NON_FIELD_ERRORS_KEY), ["Expected an origin object."])
+                _set_error(
+                    errors, (*where, api_settings.NON_FIELD_ERRORS_KEY), ["Expected an origin object."]
+                )
                 continue
             origin_serializer = OriginDocumentSerializer(data=origin_item)
             if not origin_serializer.is_valid():
@@ -461,7 +468,9 @@ def import_document(document: Any, *, replace: bool = False, user: User = None) 
                 log(user, gone_origins, DELETION)
                 log(user, [o for p in gone_policies for o in p.origins.all()], DELETION)
                 log(user, gone_policies, DELETION)
-                result.deleted["origins"] = len(gone_origins) + sum(len(p.origins.all()) for p in gone_policies)
+                result.deleted["origins"] = len(gone_origins) + sum(
+                    len(p.origins.all()) for p in gone_policies
+                )
                 result.deleted["policies"] = len(gone_policies)
                 AllowedOrigin.objects.filter(pk__in=[o.pk for o in gone_origins]).delete()
                 Policy.objects.filter(pk__in=[p.pk for p in gone_policies]).delete()
@@ -475,7 +484,11 @@ def import_document(document: Any, *, replace: bool = False, user: User = None) 
                 result.created["origins"] = len(created_origins)
     except IntegrityError as exc:
         raise ImportRefused(
-            {api_settings.NON_FIELD_ERRORS_KEY: [f"The database refused the import, nothing was changed: {exc}"]}
+            {
+                api_settings.NON_FIELD_ERRORS_KEY: [
+                    f"The database refused the import, nothing was changed: {exc}"
+                ]
+            }
         ) from None
     return result
 
@@ -530,7 +543,11 @@ def explain(
         or private_network
     )
     if is_preflight or needs_preflight:
-        pre = decision if is_preflight else snapshot.decide(asked_origin, path, "OPTIONS", True, private_network)
+        pre = (
+            decision
+            if is_preflight
+            else snapshot.decide(asked_origin, path, "OPTIONS", True, private_network)
+        )
         headers = dict(pre.headers)
         credentials = ALLOW_CREDENTIALS in headers
         listed_methods = {m.strip() for m in headers.get(ALLOW_METHODS, "").split(",") if m.strip()}
@@ -594,7 +611,9 @@ def _reason(snapshot: Any, decision: Any, origin: str, path: str) -> str:
         if not entry.enabled:
             notes.append(f"it is listed in policy {entry.policy.name!r} but disabled")
         elif entry.expires_at is not None and entry.expires_at <= now:
-            notes.append(f"it is listed in policy {entry.policy.name!r} but expired at {entry.expires_at.isoformat()}")
+            notes.append(
+                f"it is listed in policy {entry.policy.name!r} but expired at {entry.expires_at.isoformat()}"
+            )
         elif not entry.policy.enabled:
             notes.append(f"it is listed in policy {entry.policy.name!r}, which is disabled")
         elif entry.policy.name not in covering:

@@ -32,7 +32,9 @@ __all__ = [
 
 
 def grant(user: User, *codenames: str) -> User:
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="corsadmin", codename__in=codenames))
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="corsadmin", codename__in=codenames)
+    )
     # Permissions are cached on the instance: fetch it again.
     return User.objects.get(pk=user.pk)
 

@@ -180,8 +180,16 @@ def test_create_origin_defaults_to_default_policy(full_client, full):
     assert body["created_by"] == "operator"
     assert body["expires_at"] is None
     assert set(body) == {
-        "id", "origin", "policy", "enabled", "note", "expires_at", "csrf_trusted",
-        "created_at", "updated_at", "created_by",
+        "id",
+        "origin",
+        "policy",
+        "enabled",
+        "note",
+        "expires_at",
+        "csrf_trusted",
+        "created_at",
+        "updated_at",
+        "created_by",
     }
     entry = AllowedOrigin.objects.get(pk=body["id"])
     assert entry.created_by == full
@@ -190,8 +198,11 @@ def test_create_origin_defaults_to_default_policy(full_client, full):
 
 def test_create_origin_with_form_encoding(full_client):
     # What `curl -d origin=...` sends.
-    response = full_client.post(API + "origins/", "origin=https%3A%2F%2Fapp.example.com",
-                                content_type="application/x-www-form-urlencoded")
+    response = full_client.post(
+        API + "origins/",
+        "origin=https%3A%2F%2Fapp.example.com",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 201
     assert AllowedOrigin.objects.get().origin == APP
 
@@ -199,8 +210,14 @@ def test_create_origin_with_form_encoding(full_client):
 def test_create_origin_in_named_policy(full_client, api_policy):
     response = full_client.post(
         API + "origins/",
-        {"origin": APP, "policy": "api", "note": "n", "expires_at": "2031-01-02T03:04:05+02:00",
-         "csrf_trusted": True, "enabled": False},
+        {
+            "origin": APP,
+            "policy": "api",
+            "note": "n",
+            "expires_at": "2031-01-02T03:04:05+02:00",
+            "csrf_trusted": True,
+            "enabled": False,
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -289,9 +306,20 @@ def test_origins_are_paginated(reader_client):
 
 
 POLICY_FIELDS = {
-    "name", "url_regex", "allow_all_origins", "allow_credentials", "allow_methods", "allow_headers",
-    "expose_headers", "max_age", "allow_private_network", "enabled", "priority", "note",
-    "created_at", "updated_at",
+    "name",
+    "url_regex",
+    "allow_all_origins",
+    "allow_credentials",
+    "allow_methods",
+    "allow_headers",
+    "expose_headers",
+    "max_age",
+    "allow_private_network",
+    "enabled",
+    "priority",
+    "note",
+    "created_at",
+    "updated_at",
 }
 
 
@@ -309,9 +337,15 @@ def test_default_policy_is_listed(reader_client):
 def test_create_policy_normalises_lists(full_client):
     response = full_client.post(
         API + "policies/",
-        {"name": "api", "url_regex": "^/api/", "allow_methods": ["get", "post", "GET"],
-         "allow_headers": ["X-Request-Id"], "expose_headers": ["X-Total"], "allow_credentials": True,
-         "priority": 5},
+        {
+            "name": "api",
+            "url_regex": "^/api/",
+            "allow_methods": ["get", "post", "GET"],
+            "allow_headers": ["X-Request-Id"],
+            "expose_headers": ["X-Total"],
+            "allow_credentials": True,
+            "priority": 5,
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -382,7 +416,9 @@ def test_refused_write_records_nothing(full_client):
 # --- freshness: the writing process sees its change at once ---------------------------------
 
 
-def test_created_origin_is_honoured_by_the_next_request(full_client, client, django_capture_on_commit_callbacks):
+def test_created_origin_is_honoured_by_the_next_request(
+    full_client, client, django_capture_on_commit_callbacks
+):
     assert "Access-Control-Allow-Origin" not in client.get("/demo/echo/", HTTP_ORIGIN=APP)
     with django_capture_on_commit_callbacks(execute=True):
         assert full_client.post(API + "origins/", {"origin": APP}, format="json").status_code == 201
@@ -414,8 +450,16 @@ def test_schema_is_openapi_3(anon_client):
     assert response.status_code == 200
     schema = json.loads(response.content)
     assert schema["openapi"].startswith("3.")
-    for path in ("policies/", "policies/{name}/", "origins/", "origins/{id}/", "check/", "export/",
-                 "import/", "blocked/"):
+    for path in (
+        "policies/",
+        "policies/{name}/",
+        "origins/",
+        "origins/{id}/",
+        "check/",
+        "export/",
+        "import/",
+        "blocked/",
+    ):
         assert "/api/cors/" + path in schema["paths"], path
     assert "tokenAuth" in schema["components"]["securitySchemes"]
 
@@ -434,7 +478,9 @@ def test_docs_page_uses_no_cdn(anon_client, page):
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/" in html
     assert not EXTERNAL.search(html), EXTERNAL.search(html)
-    assert not re.search(r"https?://(?!testserver)[a-z0-9.-]+\.[a-z]{2,}/", html.replace("http://www.w3.org", ""))
+    assert not re.search(
+        r"https?://(?!testserver)[a-z0-9.-]+\.[a-z]{2,}/", html.replace("http://www.w3.org", "")
+    )
 
 
 def test_swagger_ui_sends_the_schema_to_no_validator(anon_client):
@@ -450,3 +496,25 @@ def test_docs_assets_are_served_locally(anon_client, settings):
 
     for asset in assets:
         assert finders.find(asset.removeprefix("/static/")), asset
+
+
+def test_unknown_path_under_the_api_is_a_json_404(reader_client):
+    for path in ("nope/", "origins/abc/", "policies/%C2%84/", "origins/1/2/"):
+        response = reader_client.get(API + path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == "application/json", path
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1001", "null", "٣"])
+def test_bad_page_size_is_400(reader_client, value):
+    response = reader_client.get(API + "origins/", {"page_size": value})
+    assert response.status_code == 400
+    assert response.json() == {"page_size": ["Give a whole number from 1 to 1000."]}
+
+
+def test_schema_documents_error_answers(anon_client):
+    schema = anon_client.get(API + "schema/?format=json").json()
+    responses = schema["paths"]["/api/cors/origins/{id}/"]["patch"]["responses"]
+    assert {"200", "400", "401", "403", "404"} <= set(responses)
+    body = schema["paths"]["/api/cors/origins/"]["post"]["requestBody"]["content"]
+    assert list(body) == ["application/json"]

@@ -156,7 +156,12 @@ def test_check_defaults_to_get_on_root(reader_client):
 def test_check_shows_the_preflight_of_a_non_simple_request(allow_list, reader_client):
     result = reader_client.get(
         API + "check/",
-        {"origin": "https://x.example.org", "path": "/api/v1/a", "method": "put", "request_headers": "X-Token"},
+        {
+            "origin": "https://x.example.org",
+            "path": "/api/v1/a",
+            "method": "put",
+            "request_headers": "X-Token",
+        },
     ).json()
     assert result["method"] == "PUT"
     assert result["allowed"] is True
@@ -195,11 +200,19 @@ def test_check_explains_a_method_the_preflight_does_not_list(allow_list, reader_
 @pytest.mark.parametrize(
     "origin, path, reason",
     [
-        ("https://evil.example", "/demo/x", "No policy covering '/demo/x' (default) allows 'https://evil.example'."),
+        (
+            "https://evil.example",
+            "/demo/x",
+            "No policy covering '/demo/x' (default) allows 'https://evil.example'.",
+        ),
         (APP, "/elsewhere/", "No enabled policy covers the path '/elsewhere/'"),
         ("https://off.example.com", "/demo/x", "listed in policy 'default' but disabled"),
         ("https://old.example.com", "/demo/x", "listed in policy 'default' but expired"),
-        ("HTTPS://APP.example.com", "/demo/x", "Browsers send origins in canonical form ('https://app.example.com')"),
+        (
+            "HTTPS://APP.example.com",
+            "/demo/x",
+            "Browsers send origins in canonical form ('https://app.example.com')",
+        ),
         ("https://app.example.com/", "/demo/x", "has a path"),
         (APP, "/api/v1/x", "listed in policy 'default', which does not cover '/api/v1/x'"),
     ],

@@ -40,7 +40,9 @@ def configuration(full):
     Policy.objects.create(name="off", enabled=False, allow_all_origins=True, max_age=0)
     AllowedOrigin.objects.create(origin=APP, policy=api, note="app", created_by=full, csrf_trusted=True)
     AllowedOrigin.objects.create(
-        origin="https://*.example.org", policy=api, expires_at=datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+        origin="https://*.example.org",
+        policy=api,
+        expires_at=datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone.utc),
     )
     AllowedOrigin.objects.create(origin="http://localhost:*", policy=default, enabled=False)
     AllowedOrigin.objects.create(origin="null", policy=default)
@@ -122,8 +124,14 @@ def test_merge_updates_and_adds_but_deletes_nothing(full_client, configuration):
     document = {
         "version": 1,
         "policies": [
-            {"name": "api", "priority": 20, "origins": [{"origin": "HTTPS://APP.example.com", "note": "new note"},
-                                                          {"origin": "https://new.example.com"}]},
+            {
+                "name": "api",
+                "priority": 20,
+                "origins": [
+                    {"origin": "HTTPS://APP.example.com", "note": "new note"},
+                    {"origin": "https://new.example.com"},
+                ],
+            },
             {"name": "fresh", "url_regex": "^/fresh/", "origins": [{"origin": APP}]},
         ],
     }
@@ -186,12 +194,15 @@ def test_bad_document_changes_nothing_and_reports_every_error(full_client, confi
         "version": 1,
         "policies": [
             {"name": "api", "priority": 99, "origins": [{"origin": "https://ok.example.com"}]},
-            {"name": "new", "origins": [
-                {"origin": "https://fine.example.com"},
-                {"origin": "https://a.example.com/path"},
-                {"origin": "https://fine.example.com:443"},
-                {"origin": APP, "enabled": "maybe"},
-            ]},
+            {
+                "name": "new",
+                "origins": [
+                    {"origin": "https://fine.example.com"},
+                    {"origin": "https://a.example.com/path"},
+                    {"origin": "https://fine.example.com:443"},
+                    {"origin": APP, "enabled": "maybe"},
+                ],
+            },
             {"name": "bad name", "allow_methods": "GET"},
             {"name": "creds", "allow_all_origins": True, "allow_credentials": True},
             {"name": "api"},
@@ -275,11 +286,14 @@ def test_import_invalid_json_is_400(full_client):
     assert response.status_code == 400
 
 
-def test_import_then_check_sees_the_new_origin(full_client, reader_client, django_capture_on_commit_callbacks):
+def test_import_then_check_sees_the_new_origin(
+    full_client, reader_client, django_capture_on_commit_callbacks
+):
     assert reader_client.get(API + "check/", {"origin": APP}).json()["allowed"] is False
     with django_capture_on_commit_callbacks(execute=True):
         full_client.post(
-            API + "import/", {"version": 1, "policies": [{"name": "default", "origins": [{"origin": APP}]}]},
+            API + "import/",
+            {"version": 1, "policies": [{"name": "default", "origins": [{"origin": APP}]}]},
             format="json",
         )
     assert reader_client.get(API + "check/", {"origin": APP}).json()["allowed"] is True

@@ -28,7 +28,9 @@ def load_schema() -> schemathesis.BaseSchema:
     from project.wsgi import application
 
     raw = SchemaGenerator().get_schema(request=None, public=True)
-    loaded = schemathesis.openapi.from_dict(json.loads(OpenApiJsonRenderer().render(raw, renderer_context={})))
+    loaded = schemathesis.openapi.from_dict(
+        json.loads(OpenApiJsonRenderer().render(raw, renderer_context={}))
+    )
     loaded.app = application
     return loaded
 

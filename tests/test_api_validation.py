@@ -191,7 +191,9 @@ def test_all_origins_with_credentials_refused_on_patch(full_client):
 
 
 def test_token_list_message(full_client):
-    response = full_client.post(API + "policies/", {"name": "p", "allow_methods": ["GET POST"]}, format="json")
+    response = full_client.post(
+        API + "policies/", {"name": "p", "allow_methods": ["GET POST"]}, format="json"
+    )
     assert "'GET POST' is not a valid method" in response.json()["allow_methods"][0]
 
 

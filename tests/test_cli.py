@@ -47,8 +47,19 @@ def test_add_stores_the_canonical_origin_in_the_default_policy():
 @pytest.mark.django_db
 def test_add_with_every_option(full):
     Policy.objects.create(name="api")
-    cors("add", APP, "--policy", "api", "--note", "ticket 42", "--expires", "2031-01-01T00:00:00Z",
-         "--csrf-trusted", "--user", "operator")
+    cors(
+        "add",
+        APP,
+        "--policy",
+        "api",
+        "--note",
+        "ticket 42",
+        "--expires",
+        "2031-01-01T00:00:00Z",
+        "--csrf-trusted",
+        "--user",
+        "operator",
+    )
     entry = AllowedOrigin.objects.get()
     assert entry.policy.name == "api"
     assert entry.note == "ticket 42"
@@ -89,7 +100,10 @@ def test_add_rejects_with_the_validators_message(value, message):
         (["add", APP, "--expires", "soon"], "expires_at: Datetime has wrong format"),
         (["add", APP, "--user", "ghost"], "There is no user named 'ghost'."),
         (["add", "https://*.com"], "public suffix 'com'"),
-        (["remove", "https://nope.example.com"], "https://nope.example.com is not listed in policy 'default'."),
+        (
+            ["remove", "https://nope.example.com"],
+            "https://nope.example.com is not listed in policy 'default'.",
+        ),
         (["remove", APP, "--policy", "nope"], "There is no policy named 'nope'."),
         (["enable", "https://a.example.com/x"], "has a path"),
         (["disable", "https://nope.example.com"], "is not listed in policy 'default'"),
@@ -158,7 +172,9 @@ def test_list_table_and_json():
     assert lines[-1] == "2 origin(s)"
     assert "api" not in cors("list", "--policy", "default")
     data = json.loads(cors("list", "--json", "--policy", "api"))
-    assert [(o["origin"], o["policy"], o["enabled"]) for o in data] == [("https://b.example.com", "api", False)]
+    assert [(o["origin"], o["policy"], o["enabled"]) for o in data] == [
+        ("https://b.example.com", "api", False)
+    ]
 
 
 @pytest.mark.django_db
@@ -192,10 +208,17 @@ def test_export_to_stdout_and_import_from_file(tmp_path, full):
 @pytest.mark.django_db
 def test_import_of_a_bad_document_reports_positions_and_changes_nothing(tmp_path):
     path = tmp_path / "doc.json"
-    path.write_text(json.dumps({"version": 1, "policies": [
-        {"name": "default", "origins": [{"origin": APP}, {"origin": "https://x.example.com/p"}]},
-        {"name": "b c"},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "policies": [
+                    {"name": "default", "origins": [{"origin": APP}, {"origin": "https://x.example.com/p"}]},
+                    {"name": "b c"},
+                ],
+            }
+        )
+    )
     error = refused("import", str(path), "--replace")
     assert error.returncode == 2
     message = str(error)
@@ -240,7 +263,12 @@ def site(tmp_path_factory):
 def manage(site, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "cors", *args],
-        cwd=ROOT, env=site, capture_output=True, text=True, input=stdin, timeout=60,
+        cwd=ROOT,
+        env=site,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
     )
 
 
@@ -267,7 +295,9 @@ def test_process_exit_codes(site, tmp_path):
 
     unknown = manage(site, "remove", "https://nope.example.com")
     assert unknown.returncode == 2
-    assert unknown.stderr.strip() == "CommandError: https://nope.example.com is not listed in policy 'default'."
+    assert (
+        unknown.stderr.strip() == "CommandError: https://nope.example.com is not listed in policy 'default'."
+    )
 
     usage = manage(site, "frobnicate")
     assert usage.returncode != 0

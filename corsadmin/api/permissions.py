@@ -55,7 +55,11 @@ class CanImport(RequirePerms):
     def required(self, request: Request) -> tuple[str, ...]:
         if request.method in SAFE_METHODS:
             return (VIEW_POLICIES, VIEW_ORIGINS)
-        perms = [f"corsadmin.{action}_{model}" for action in ("add", "change") for model in ("policy", "allowedorigin")]
+        perms = [
+            f"corsadmin.{action}_{model}"
+            for action in ("add", "change")
+            for model in ("policy", "allowedorigin")
+        ]
         if replace_requested(request):
             perms += ["corsadmin.delete_policy", "corsadmin.delete_allowedorigin"]
         return tuple(perms)

@@ -12,9 +12,9 @@ import copy
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import serializers
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
+from rest_framework import serializers
 
 from ..middleware import MAX_ORIGIN_LENGTH
 from ..models import AllowedOrigin, Policy
@@ -89,7 +89,7 @@ class ModelCleanMixin:
 
 
 class PolicySerializer(ModelCleanMixin, StrictTextModelSerializer):
-    allow_methods = token_list("HTTP methods, e.g. [\"GET\", \"POST\"]; stored upper-case.")
+    allow_methods = token_list('HTTP methods, e.g. ["GET", "POST"]; stored upper-case.')
     allow_headers = token_list("Request header names a preflight may ask for; stored lower-case.")
     expose_headers = token_list("Response header names scripts may read; stored lower-case.")
     max_age = serializers.IntegerField(

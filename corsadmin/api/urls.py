@@ -26,7 +26,9 @@ class Router(DefaultRouter):
     """The default router, whose root page also links the non-model endpoints."""
 
     def get_api_root_view(self, api_urls: Any = None) -> Any:
-        api_root_dict = {prefix: self.routes[0].name.format(basename=basename) for prefix, _, basename in self.registry}
+        api_root_dict = {
+            prefix: self.routes[0].name.format(basename=basename) for prefix, _, basename in self.registry
+        }
         api_root_dict.update(EXTRA_ROOT_LINKS)
         return self.APIRootView.as_view(api_root_dict=api_root_dict)
 
@@ -44,7 +46,9 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="corsadmin-api:schema"), name="docs"),
     path(
         "redoc/",
-        SpectacularRedocView.as_view(url_name="corsadmin-api:schema", template_name="corsadmin/api/redoc.html"),
+        SpectacularRedocView.as_view(
+            url_name="corsadmin-api:schema", template_name="corsadmin/api/redoc.html"
+        ),
         name="redoc",
     ),
     *router.urls,

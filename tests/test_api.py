@@ -204,7 +204,28 @@ def test_create_origin_with_form_encoding(full_client):
         content_type="application/x-www-form-urlencoded",
     )
     assert response.status_code == 201
-    assert AllowedOrigin.objects.get().origin == APP
+    entry = AllowedOrigin.objects.get()
+    assert (entry.origin, entry.enabled, entry.csrf_trusted) == (APP, True, False)
+
+
+def test_create_policy_with_form_encoding_keeps_boolean_defaults(full_client):
+    response = full_client.post(
+        API + "policies/", "name=forms", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 201
+    policy = Policy.objects.get(name="forms")
+    assert (policy.enabled, policy.allow_credentials, policy.allow_all_origins) == (True, False, False)
+
+
+def test_form_encoded_patch_changes_only_what_it_names(full_client, entry):
+    entry.csrf_trusted = True
+    entry.save()
+    response = full_client.patch(
+        API + f"origins/{entry.pk}/", "note=x", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    entry.refresh_from_db()
+    assert (entry.note, entry.enabled, entry.csrf_trusted) == ("x", True, True)
 
 
 def test_create_origin_in_named_policy(full_client, api_policy):

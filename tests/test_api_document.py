@@ -144,6 +144,7 @@ def test_merge_updates_and_adds_but_deletes_nothing(full_client, configuration):
     entry = AllowedOrigin.objects.get(policy=api, origin=APP)
     assert entry.note == "new note"
     assert entry.csrf_trusted is True  # kept
+    assert Policy.objects.get(name="api").allow_credentials is True  # kept
     assert AllowedOrigin.objects.filter(policy=api).count() == 3
     assert Policy.objects.filter(name="off").exists()
     assert AllowedOrigin.objects.get(origin="https://new.example.com").created_by.username == "operator"

@@ -43,7 +43,11 @@ class SlugField(TextField, serializers.SlugField):
 
 
 class StrictTextModelSerializer(serializers.ModelSerializer):
-    """Text model fields take text only."""
+    """Text model fields take text only; a boolean left out of a form keeps the model's default.
+
+    (DRF reads a boolean missing from form data as an unticked checkbox, False:
+    ``curl -d origin=...`` would add a disabled origin.)
+    """
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
@@ -51,6 +55,20 @@ class StrictTextModelSerializer(serializers.ModelSerializer):
         models.TextField: TextField,
         models.SlugField: SlugField,
     }
+
+    # Off for the import document, where a left-out field means "keep the value" on merge.
+    boolean_defaults = True
+
+    def build_standard_field(self, field_name: str, model_field: Any) -> tuple[Any, dict[str, Any]]:
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if (
+            self.boolean_defaults
+            and isinstance(model_field, models.BooleanField)
+            and not callable(model_field.default)
+        ):
+            kwargs.pop("required", None)
+            kwargs["default"] = model_field.default
+        return field_class, kwargs
 
 
 def token_list(help_text: str) -> serializers.ListField:
@@ -180,6 +198,7 @@ class OriginDocumentSerializer(OriginSerializer):
     """An origin inside its policy in the document (the policy is the enclosing one)."""
 
     clean_with_model = False  # the import validates against the database as a whole
+    boolean_defaults = False
 
     class Meta(OriginSerializer.Meta):
         fields = (
@@ -196,6 +215,7 @@ class OriginDocumentSerializer(OriginSerializer):
 
 class PolicyDocumentSerializer(PolicySerializer):
     clean_with_model = False
+    boolean_defaults = False
     # Matched by name on import, so no uniqueness check here.
     name = SlugField(max_length=64)
     origins = OriginDocumentSerializer(many=True, required=False)

@@ -51,7 +51,10 @@ class _Request:
         """Count a refused cross-origin request (a same-origin one is not a refusal)."""
         if decision.allowed or not decision.covered or not self.origin:
             return
-        if self.origin != _own_origin(request):
+        host = request.META.get("HTTP_HOST")
+        if host and not self.origin.endswith(host):  # cannot be our own origin: skip building it
+            record_refusal(self.origin, self.path)
+        elif self.origin != _own_origin(request):
             record_refusal(self.origin, self.path)
 
 
@@ -67,7 +70,10 @@ def _own_origin(request: HttpRequest) -> str:
 
 
 def _receivers_listening() -> bool:
-    return any(signal.receivers for signal in SIGNALS)
+    for signal in SIGNALS:  # a loop, not any(generator): this runs on every request
+        if signal.receivers:
+            return True
+    return False
 
 
 def _enabled_by_receiver(request: HttpRequest) -> bool:
@@ -91,7 +97,10 @@ def _preflight_response() -> HttpResponse:
 
 def _finish(response: HttpResponse, decision: Decision) -> HttpResponse:
     if decision.covered:
-        patch_vary_headers(response, ("Origin",))
+        if "Vary" in response.headers:
+            patch_vary_headers(response, ("Origin",))
+        else:  # what patch_vary_headers would write, without its parsing (the common case)
+            response.headers["Vary"] = "Origin"
         for name, value in decision.headers.items():
             response[name] = value
     return response

@@ -44,7 +44,7 @@ ALL_ORIGINS: Entry = (None, "*", math.inf)
 
 
 # An entry already in canonical form with a plain lower-case LDH host (as stored
-# entries are): it can be split without idna. See _parse_stored.
+# entries are): it can be split without idna. See _split_stored.
 _LDH = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _CANONICAL = re.compile(
     rf"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<wildcard>\*\.)?(?P<host>{_LDH}(?:\.{_LDH})*)"
@@ -52,17 +52,18 @@ _CANONICAL = re.compile(
 )
 
 
-def _parse_stored(text: str) -> OriginEntry:
-    """``parse_entry(text)``, ten times quicker for text that is already canonical.
+def _split_stored(text: str) -> tuple[str, str, str, bool] | None:
+    """(scheme, host, port, wildcard) as ``parse_entry(text)`` has them, for text that is
+    already canonical; None when ``parse_entry`` itself must decide.
 
     Only what ``parse_entry`` would return unchanged takes the quick way; anything
     idna, the IP, port, scheme or public-suffix rules could change or refuse (an
     ``xn--`` label, ``--``, an IP, a default port, ``file``, a public suffix...)
-    goes through ``parse_entry`` itself.
+    returns None.
     """
     match = _CANONICAL.fullmatch(text) if len(text) <= MAX_LENGTH and "--" not in text else None
     if match is None:
-        return parse_entry(text)
+        return None
     scheme, wildcard, host, port = match.group("scheme", "wildcard", "host", "port")
     if (
         scheme == "file"
@@ -71,8 +72,17 @@ def _parse_stored(text: str) -> OriginEntry:
         or (port and port != ANY_PORT and (int(port) > 65535 or DEFAULT_PORTS.get(scheme) == port))
         or (wildcard and is_public_suffix(host))
     ):
+        return None
+    return scheme, host, port or "", bool(wildcard)
+
+
+def _parse_stored(text: str) -> OriginEntry:
+    """``parse_entry(text)``, ten times quicker for text that is already canonical."""
+    quick = _split_stored(text)
+    if quick is None:
         return parse_entry(text)
-    return OriginEntry(text=text, scheme=scheme, host=host, port=port or "", wildcard=bool(wildcard))
+    scheme, host, port, wildcard = quick
+    return OriginEntry(text=text, scheme=scheme, host=host, port=port, wildcard=wildcard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,17 +150,20 @@ class CompiledPolicy:
         # (scheme, host or wildcard base, port or ANY_PORT, wildcard?) -> Entry
         self.patterns: dict[tuple[str, str, str, bool], Entry] = {}
         for entry_id, text, expires in entries:
-            try:
-                entry = _parse_stored(text)
-            except ValidationError:
-                # Written around validation (raw SQL): one bad row must not stop the rest.
-                logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, name)
-                continue
-            if entry.is_exact:
-                self.exact[entry.text] = (entry_id, entry.text, expires)
+            quick = _split_stored(text)  # no OriginEntry per row: half the time of a large build
+            if quick is None:
+                try:
+                    entry = parse_entry(text)
+                except ValidationError:
+                    # Written around validation (raw SQL): one bad row must not stop the rest.
+                    logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, name)
+                    continue
+                text, quick = entry.text, (entry.scheme, entry.host, entry.port, entry.wildcard)
+            scheme, host, port, wildcard = quick
+            if not wildcard and port != ANY_PORT:  # OriginEntry.is_exact
+                self.exact[text] = (entry_id, text, expires)
             else:
-                key = (entry.scheme, entry.host, entry.port, entry.wildcard)
-                self.patterns[key] = (entry_id, entry.text, expires)
+                self.patterns[(scheme, host, port, wildcard)] = (entry_id, text, expires)
         common = {}
         if allow_credentials:
             common[ALLOW_CREDENTIALS] = "true"

@@ -1,0 +1,1 @@
+"""The corsadmin benchmark (not part of the test run): see README.md."""

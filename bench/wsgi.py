@@ -1,0 +1,8 @@
+"""WSGI entry of a benchmark site (gunicorn bench.wsgi:application, BENCH_SITE set)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+application = get_wsgi_application()

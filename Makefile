@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 3
 
-.PHONY: run test setup serve clean
+.PHONY: run test setup serve clean browser
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ run: setup
 	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/, demo: /demo/echo/, /demo/error/)"
 	$(VENV)/bin/gunicorn project.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile -
 
-test: setup
+# Debian's Chromium for the real-browser tests (tests/test_browser.py); apt needs root (or sudo).
+browser:
+	@test -x /usr/bin/chromium || ( \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium )
+
+test: setup browser
 	$(PY) -m pytest
 
 clean:

@@ -223,8 +223,9 @@ class CompiledPolicy:
 
 
 def header_safe(value: str) -> bool:
-    """Only printable ASCII may be copied from a request into a response header."""
-    return value.isascii() and value.isprintable()
+    """Only printable ASCII may be copied from a request into a response header (and never
+    a bare '*': echoed next to Allow-Credentials it would read as the wildcard)."""
+    return value != "*" and value.isascii() and value.isprintable()
 
 
 class Snapshot:

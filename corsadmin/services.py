@@ -25,7 +25,7 @@ from rest_framework.settings import api_settings
 
 from .middleware import MAX_ORIGIN_LENGTH
 from .models import AllowedOrigin, Policy
-from .origins import canonical_origin
+from .origins import canonical_origin, parse_entry
 from .refresh import holder
 from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS
 
@@ -618,6 +618,31 @@ def _reason(snapshot: Any, decision: Any, origin: str, path: str) -> str:
             notes.append(f"it is listed in policy {entry.policy.name!r}, which is disabled")
         elif entry.policy.name not in covering:
             notes.append(f"it is listed in policy {entry.policy.name!r}, which does not cover {path!r}")
+    if not listed:
+        notes = _near_misses(text) or ["there is no entry for this origin"]
     if notes:
         reason += " Note: " + "; ".join(notes) + "."
     return reason
+
+
+def _near_misses(text: str) -> list[str]:
+    """Entries that look like the origin but do not match it: why not, in words."""
+    if text == "null":
+        return []
+    asked = parse_entry(text)
+    notes = []
+    for entry in AllowedOrigin.objects.filter(origin__contains=asked.host).select_related("policy")[:20]:
+        try:
+            listed = parse_entry(entry.origin)
+        except DjangoValidationError:
+            continue
+        where = f"entry {entry.origin!r} in policy {entry.policy.name!r}"
+        if listed.wildcard and listed.host == asked.host:
+            notes.append(f"{where} matches subdomains only, not {asked.host} itself")
+        elif listed.host != asked.host:
+            continue
+        elif listed.scheme != asked.scheme:
+            notes.append(f"scheme differs: {where} is {listed.scheme}://, the request is {asked.scheme}://")
+        elif listed.port != asked.port and listed.port != "*":
+            notes.append(f"port differs: {where} is for port {listed.port or 'default'}")
+    return notes

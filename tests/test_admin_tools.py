@@ -244,3 +244,45 @@ def test_admin_warns_about_http_on_a_credentials_policy(admin_client):
     )
     assert AllowedOrigin.objects.filter(origin="http://app.example.com").exists()
     assert "plain http://" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "entry, origin, reason",
+    [
+        ("https://app.example.com", "http://app.example.com", "scheme differs"),
+        ("https://app.example.com:8443", "https://app.example.com", "port differs"),
+        ("https://*.example.com", "https://example.com", "subdomains only"),
+        ("https://app.example.com", "https://other.example.org", "no entry for this origin"),
+    ],
+)
+def test_check_page_names_the_nearest_reason(admin_client, entry, origin, reason):
+    AllowedOrigin.objects.create(origin=entry)
+    response = admin_client.get("/admin/corsadmin/allowedorigin/check/", {"origin": origin, "path": "/", "method": "GET"})
+    assert response.context["result"]["allowed"] is False
+    assert reason in response.context["result"]["reason"]
+
+
+def test_check_page_names_a_header_the_policy_does_not_allow(admin_client):
+    AllowedOrigin.objects.create(origin="https://app.example.com")
+    response = admin_client.get(
+        "/admin/corsadmin/allowedorigin/check/",
+        {"origin": "https://app.example.com", "path": "/", "method": "PUT", "request_headers": "x-api-key"},
+    )
+    assert response.context["result"]["allowed"] is False
+    assert "x-api-key" in response.context["result"]["reason"]
+
+
+def test_blocked_api_lists_refused_origins(client, admin_user):
+    refused("https://stranger.example.com")
+    client.force_login(admin_user)
+    body = client.get("/api/cors/blocked/").json()
+    assert [(r["origin"], r["count"]) for r in body["results"]] == [("https://stranger.example.com", 3)]
+    assert set(body["results"][0]) == {"origin", "path_prefix", "count", "first_seen", "last_seen"}
+
+
+def test_blocked_api_hides_dismissed(client, admin_user):
+    row = refused()
+    row.dismissed = True
+    row.save()
+    client.force_login(admin_user)
+    assert client.get("/api/cors/blocked/").json()["results"] == []

@@ -315,6 +315,7 @@ class CheckResultSerializer(serializers.Serializer):
 
 class BlockedOriginSerializer(serializers.Serializer):
     origin = serializers.CharField()
+    path_prefix = serializers.CharField(help_text="The first segment of the refused paths, e.g. /api/.")
     count = serializers.IntegerField()
     first_seen = serializers.DateTimeField()
     last_seen = serializers.DateTimeField()

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import services
-from ..models import AllowedOrigin, Policy
+from ..models import AllowedOrigin, Policy, RefusedOrigin
 from . import permissions
 from .filters import OriginFilter, PolicyFilter
 from .schema import CorsAdminSchema
@@ -181,10 +181,8 @@ class BlockedView(generics.ListAPIView):
     serializer_class = BlockedOriginSerializer
     pagination_class = Pagination
 
-    def get_queryset(self) -> list[dict[str, Any]]:
-        # TODO(issue 4): return the refused-origin telemetry, newest last_seen first,
-        # as rows of {origin, count, first_seen, last_seen}.
-        return []
+    def get_queryset(self) -> Any:
+        return RefusedOrigin.objects.filter(dismissed=False).order_by("-last_seen", "origin")
 
 
 @extend_schema(exclude=True)

@@ -154,3 +154,50 @@ class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
             return True
         origin = request.META.get("HTTP_ORIGIN")
         return bool(origin) and holder.get().csrf_trusts(origin)
+
+
+class DatabaseUnavailableMiddleware:
+    """A 503 instead of a traceback when a view fails because the database is unreachable.
+
+    E.g. an admin save while PostgreSQL is down: the page says so, and nothing was
+    changed. HTML for browsers, JSON for clients that ask for it. (The REST API has its
+    own handler: ``corsadmin.api.exceptions``.) Anywhere in ``MIDDLEWARE``.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        import logging
+
+        from django.db import InterfaceError, OperationalError
+        from django.http import JsonResponse
+
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logging.getLogger("corsadmin").warning(
+            "corsadmin: answered 503 to %s %s, the database is unavailable (%s)",
+            request.method,
+            request.path,
+            str(exception).strip(),
+        )
+        detail = "The database is unavailable right now; nothing was changed. Try again in a moment."
+        accept = request.headers.get("Accept", "")
+        response: HttpResponse
+        if "json" in accept and "html" not in accept:
+            response = JsonResponse({"detail": detail, "code": "database_unavailable"}, status=503)
+        else:
+            response = HttpResponse(
+                f"<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1><p>{detail}</p>",
+                status=503,
+            )
+        response["Retry-After"] = "5"
+        return response

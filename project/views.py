@@ -1,24 +1,40 @@
-"""Demo endpoints: a cross-origin client can call these to see corsadmin at work."""
+"""Demo endpoints: a cross-origin client can call these to see corsadmin at work.
 
+With ``CORSADMIN_DEBUG_STATS=1`` in the environment (the multi-worker tests set it;
+never in production), ``/demo/echo/`` also reports what this process's refresh layer
+did: snapshot rebuilds and generation, and the database queries it issued, counted
+by a wrapper on every database connection of the process (see ``install_query_counter``).
+"""
+
+import os
+import sys
+import threading
 import uuid
+from typing import Any
 
+from django.db import connections
+from django.db.backends.signals import connection_created
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+
+DEBUG_STATS = "CORSADMIN_DEBUG_STATS"
 
 
 @csrf_exempt
 def echo(request: HttpRequest) -> JsonResponse:
     """Any method: describe the request back as JSON."""
-    response = JsonResponse(
-        {
-            "method": request.method,
-            "path": request.path,
-            "query": request.GET.dict(),
-            "origin": request.headers.get("Origin"),
-            "headers": dict(request.headers),
-            "body": request.body.decode("utf-8", "replace")[:10000],
-        }
-    )
+    data: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,
+        "query": request.GET.dict(),
+        "origin": request.headers.get("Origin"),
+        "headers": dict(request.headers),
+        "body": request.body.decode("utf-8", "replace")[:10000],
+        "pid": os.getpid(),
+    }
+    if os.environ.get(DEBUG_STATS) == "1":
+        data["stats"] = refresh_stats(request)
+    response = JsonResponse(data)
     response["X-Request-Id"] = str(uuid.uuid4())
     return response
 
@@ -26,3 +42,68 @@ def echo(request: HttpRequest) -> JsonResponse:
 def error(request: HttpRequest) -> JsonResponse:
     """Always fails, so a 500 shows that errors carry CORS headers too."""
     raise RuntimeError("demo error: this endpoint always fails")
+
+
+# --- debug-only counters (CORSADMIN_DEBUG_STATS=1) ----------------------------------
+
+_counts = {"queries": 0, "config_queries": 0, "config_reads": 0, "stamp_queries": 0}
+_counts_lock = threading.Lock()
+
+
+def _refresh_file() -> str:
+    from corsadmin import refresh
+
+    return refresh.__file__
+
+
+def _count_query(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    """Count a query, attributed by who issued it (found on the call stack).
+
+    ``config_queries``: issued inside ``corsadmin.refresh.load_snapshot``, which reads
+    the configuration; ``config_reads``: those reading the policy table, one per
+    snapshot load. ``stamp_queries``: the rest of ``corsadmin/refresh.py`` (the
+    generation stamp read from the database). ``queries``: everything this process ran.
+    """
+    kind = None
+    refresh_file = _refresh_file()
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == refresh_file:
+            kind = "config" if frame.f_code.co_name == "load_snapshot" else "stamp"
+            if kind == "config":
+                break
+        frame = frame.f_back
+    with _counts_lock:
+        _counts["queries"] += 1
+        if kind == "config":
+            _counts["config_queries"] += 1
+            if 'FROM "corsadmin_policy"' in sql:
+                _counts["config_reads"] += 1
+        elif kind == "stamp":
+            _counts["stamp_queries"] += 1
+    return execute(sql, params, many, context)
+
+
+def _wrap(connection: Any, **kwargs: Any) -> None:
+    if _count_query not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_count_query)
+
+
+def install_query_counter() -> None:
+    """Count every query of this process: wrap each database connection as it opens."""
+    connection_created.connect(_wrap, dispatch_uid="project-debug-stats")
+    for connection in connections.all(initialized_only=True):
+        _wrap(connection)
+
+
+def refresh_stats(request: HttpRequest) -> dict[str, Any]:
+    from corsadmin.refresh import holder
+
+    with _counts_lock:
+        counts = dict(_counts)
+    return {
+        **counts,
+        "rebuilds": holder.rebuilds,
+        "generation": holder.get().generation,
+        "handler": type(request).__name__,
+    }

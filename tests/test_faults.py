@@ -1,0 +1,474 @@
+"""Faults survived: Redis down, PostgreSQL down, a cold start without a database, and
+changes racing with refreshes.
+
+The first part runs in process on every pass (a Redis nobody listens on, a database
+error raised into a view). The second starts gunicorn against PostgreSQL and Redis
+through loopback proxies the test takes down and brings back (tests/proxy.py); it
+runs when DATABASE_URL and REDIS_URL are set (see tests/e2e.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from django.db import OperationalError
+from django.db.models import F
+
+from corsadmin import refresh
+from corsadmin.models import AllowedOrigin, Generation
+from corsadmin.refresh import holder
+
+from .cors_helpers import (
+    APP,
+    ECHO,
+    manual_telemetry,  # noqa: F401  (a fixture)
+)
+from .e2e import (
+    INTERVAL,
+    add_origin,
+    api,
+    converge,
+    errors,
+    free_port,
+    hammer,
+    host_port,
+    latest_stats,
+    remove_origin,
+    request,
+    via,
+)
+from .proxy import Proxy
+
+UNKNOWN = "https://unknown.faults.example.com"
+
+
+def database_down(*args, **kwargs):
+    raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+
+
+def allows(client, origin: str = APP) -> bool:
+    response = client.get(ECHO, headers={"Origin": origin})
+    assert response.status_code == 200
+    return response.headers.get("Access-Control-Allow-Origin") == origin
+
+
+def generation() -> int:
+    return Generation.objects.get(pk=1).value
+
+
+# --- in process: a database error in a view is a 503 -----------------------------------
+
+
+@pytest.mark.django_db
+def test_api_write_with_the_database_down_is_a_503(monkeypatch):
+    from corsadmin import services
+    from tests.api_fixtures import make_user, token_client
+
+    client = token_client(make_user("writer", "add_allowedorigin", "view_allowedorigin"))
+    monkeypatch.setattr(services, "create", database_down)
+    response = client.post("/api/cors/origins/", {"origin": APP}, format="json")
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "detail": "The database is unavailable right now; nothing was changed. Try again in a moment.",
+        "code": "database_unavailable",
+    }
+    assert response["Retry-After"] == "5"
+
+
+@pytest.mark.django_db
+def test_admin_write_with_the_database_down_is_a_503_page(admin_client, monkeypatch):
+    from django.contrib.admin import ModelAdmin
+
+    monkeypatch.setattr(ModelAdmin, "save_model", database_down)
+    response = admin_client.post(
+        "/admin/corsadmin/allowedorigin/add/",
+        {"origin": APP, "policy": 1, "enabled": "on", "note": ""},
+        headers={"Accept": "text/html"},
+    )
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/html")
+    assert b"The database is unavailable right now; nothing was changed." in response.content
+    assert b"Traceback" not in response.content
+
+
+def test_other_errors_are_still_errors(client):
+    client.raise_request_exception = False
+    assert client.get("/demo/error/").status_code == 500
+
+
+# --- in process: a cache that does not answer ------------------------------------------
+
+
+@pytest.fixture
+def dead_redis(settings):
+    """Django's Redis cache pointed at a port nobody listens on: every call raises."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    from django.core.cache import caches
+
+    return caches["default"]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("manual_telemetry")
+def test_unreachable_redis_never_fails_a_request(client, dead_redis, settings, caplog):
+    from tests.api_fixtures import make_user, token_client
+
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH_INTERVAL": 0}
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    with pytest.raises(RedisConnectionError):
+        dead_redis.get("anything")
+    AllowedOrigin.objects.create(origin=APP)  # publishing after commit fails quietly
+    with caplog.at_level(logging.WARNING, logger="corsadmin"):
+        for _ in range(3):  # the generation is read from the database at each check
+            assert allows(client) is True
+            assert allows(client, UNKNOWN) is False
+        api_client = token_client(make_user("writer", "add_allowedorigin", "view_allowedorigin"))
+        response = api_client.post("/api/cors/origins/", {"origin": "https://b.example.com"}, format="json")
+        assert response.status_code == 201
+        assert allows(client, "https://b.example.com") is True
+        preflight = client.options(ECHO, headers={"Origin": APP, "Access-Control-Request-Method": "PUT"})
+        assert preflight.status_code == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == APP
+    warnings = [r.getMessage() for r in caplog.records if r.name == "corsadmin"]
+    assert warnings == ["corsadmin: cache unavailable, reading the generation from the database"]
+
+
+@pytest.fixture
+def file_cache(settings, tmp_path):
+    """A cache shared by processes, without a server: Django's file-based cache."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path),
+        }
+    }
+    from django.core.cache import caches
+
+    return caches["default"]
+
+
+@pytest.mark.django_db
+def test_out_of_order_publishes_leave_the_newest_generation(file_cache, monkeypatch):
+    """Writer A reads generation N to publish; writer B commits N+1 and publishes it; then
+    A's older number lands last. A checks the database again and puts N+1 back."""
+    real = refresh.database_generation
+    raced = []
+
+    def racing(using=None):
+        value = real(using)
+        if not raced:  # A has read its number: B commits and publishes before A writes it
+            raced.append(value)
+            Generation.objects.filter(pk=1).update(value=F("value") + 1)
+            refresh._publish(None)
+        return value
+
+    monkeypatch.setattr(refresh, "database_generation", racing)
+    refresh._publish(None)  # writer A
+    assert raced == [generation() - 1]
+    assert file_cache.get(refresh.CACHE_KEY) == generation()
+
+
+@pytest.mark.django_db
+def test_a_publish_lost_to_a_cache_failure_is_mended_when_the_cache_answers(file_cache, monkeypatch, caplog):
+    refresh.current_generation()
+    stale = file_cache.get(refresh.CACHE_KEY)
+    with monkeypatch.context() as patch:
+        patch.setattr(type(file_cache), "set", database_down)
+        AllowedOrigin.objects.create(origin=APP)
+        refresh._publish(None)  # what on_commit runs: the cache write fails
+    assert file_cache.get(refresh.CACHE_KEY) == stale < generation()
+    assert holder.cache_failing
+    # The cache answers again: this process does not trust it blindly, but mends it.
+    assert refresh.current_generation() == (generation(), False)
+    assert file_cache.get(refresh.CACHE_KEY) == generation()
+    assert refresh.current_generation() == (generation(), True)
+
+
+@pytest.mark.django_db
+def test_cache_back_after_an_outage_is_used_again(file_cache, monkeypatch, django_assert_num_queries, caplog):
+    with caplog.at_level(logging.WARNING, logger="corsadmin"):
+        with monkeypatch.context() as patch:
+            patch.setattr(type(file_cache), "get", database_down)
+            for _ in range(3):
+                assert refresh.current_generation() == (generation(), False)
+        now = generation()
+        assert refresh.current_generation() == (now, False)  # checked against the database once
+        with django_assert_num_queries(0):
+            assert refresh.current_generation() == (now, True)
+    assert [r.getMessage() for r in caplog.records if r.name == "corsadmin"] == [
+        "corsadmin: cache unavailable, reading the generation from the database",
+        "corsadmin: cache available again",
+    ]
+
+
+# --- real servers behind proxies -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def proxies(deployment):
+    pg = Proxy(*host_port(deployment.database_url, 5432))
+    redis = Proxy(*host_port(deployment.redis_url, 6379))
+    yield SimpleNamespace(pg=pg, redis=redis)
+    pg.close()
+    redis.close()
+
+
+@pytest.fixture
+def restore(proxies):
+    """Whatever a test took down comes back up."""
+    yield proxies
+    proxies.pg.up()
+    proxies.redis.up()
+
+
+@pytest.fixture(scope="module")
+def machines(deployment, start_server, proxies):
+    """A: two workers reaching PostgreSQL and Redis through the proxies. B: one worker
+    reaching PostgreSQL directly ("elsewhere") and Redis through the proxy (a Redis
+    outage is everyone's)."""
+    through = {
+        "database_url": via(deployment.database_url, proxies.pg.port),
+        "redis_url": via(deployment.redis_url, proxies.redis.port),
+    }
+    a = start_server("proxied-a", "gunicorn", 2, deployment.env(**through))
+    b = start_server("direct-b", "gunicorn", 1, deployment.env(redis_url=through["redis_url"]))
+    for server in (a, b):
+        server.discover_workers()
+    return SimpleNamespace(a=a, b=b, through=through)
+
+
+def assert_decisions(probes, allowed: set[str]) -> None:
+    assert probes
+    assert not errors(probes), errors(probes)[:5]
+    wrong = [p for p in probes if p.allowed != (p.origin in allowed)]
+    assert not wrong, wrong[:5]
+
+
+def stamp_reads(stats, workers) -> int:
+    return sum(stats[w]["stamp_queries"] for w in workers)
+
+
+def test_redis_down_falls_back_to_the_database_and_back(deployment, machines, restore, report_line):
+    a, b = machines.a, machines.b
+    group = [a, b]
+    workers = {(s.name, pid) for s in group for pid in s.pids}
+    kept = "https://kept.redis.faults.example.com"
+    since = time.monotonic()
+    add_origin(deployment, b, kept)
+    converge(group, kept, True, since)
+
+    restore.redis.down()
+    probes = hammer(group, [kept, UNKNOWN], duration=INTERVAL * 2.5)
+    assert_decisions(probes, {kept})
+    start = latest_stats(probes)
+    probes = hammer(group, [kept, UNKNOWN], duration=INTERVAL * 2.5)
+    assert_decisions(probes, {kept})
+    during = latest_stats(probes)
+    fallback = {w: during[w]["stamp_queries"] - start[w]["stamp_queries"] for w in workers}
+    assert all(n >= 1 for n in fallback.values()), fallback  # each worker read the stamp from the database
+
+    # Changes made during the outage (their publishing fails) reach every worker.
+    since = time.monotonic()
+    on_b = add_origin(deployment, b, "https://on-b.redis.faults.example.com")
+    result = converge(group, "https://on-b.redis.faults.example.com", True, since)
+    report_line(
+        f"Redis down: change on B seen by all workers in {result.worst:.3f} s (stamp from the database)"
+    )
+    since = time.monotonic()
+    add_origin(deployment, a, "https://on-a.redis.faults.example.com")
+    converge(group, "https://on-a.redis.faults.example.com", True, since)
+    assert (
+        deployment.cache_value() is not None and deployment.cache_value() < deployment.database_generation()
+    )  # left behind
+
+    restore.redis.up()
+    probes = hammer(group, [kept, UNKNOWN], duration=INTERVAL * 2)
+    assert_decisions(probes, {kept})
+    recovered = latest_stats(probes)
+    assert (
+        deployment.cache_value() == deployment.database_generation()
+    )  # mended by the first check after the outage
+    probes = hammer(group, [kept, UNKNOWN], duration=INTERVAL * 2.5)
+    assert_decisions(probes, {kept})
+    after = latest_stats(probes)
+    assert all(after[w]["stamp_queries"] == recovered[w]["stamp_queries"] for w in workers), (
+        recovered,
+        after,
+    )
+    assert all(after[w]["rebuilds"] == during[w]["rebuilds"] + 2 for w in workers), (during, after)
+    report_line(
+        f"Redis down: database stamp reads per worker during 2.5 s: {sorted(fallback.values())}; "
+        f"after recovery: 0; rebuilds caused by the recovery: 0"
+    )
+
+    # Changes travel through the cache again.
+    since = time.monotonic()
+    remove_origin(deployment, b, on_b)
+    result = converge(group, "https://on-b.redis.faults.example.com", False, since)
+    report_line(f"Redis back: change seen by all workers in {result.worst:.3f} s")
+    for server in group:
+        assert server.log().count("corsadmin: cache unavailable") <= server.workers, server.log()
+
+
+def login(server, password: str) -> dict[str, str]:
+    """Log in to the admin; returns the cookies (session and CSRF) a browser would keep."""
+    csrf = "c" * 32
+    reply = request(
+        server.port,
+        "POST",
+        "/admin/login/?next=/admin/",
+        {"Cookie": f"csrftoken={csrf}", "Content-Type": "application/x-www-form-urlencoded"},
+        f"csrfmiddlewaretoken={csrf}&username=admin&password={password}&next=/admin/",
+    )
+    assert reply.status == 302, reply.body[:500]
+    session = reply.headers["set-cookie"].split("sessionid=", 1)[1].split(";", 1)[0]
+    return {"csrf": csrf, "session": session}
+
+
+def test_postgres_down_keeps_the_last_good_snapshot(deployment, machines, restore, report_line):
+    a, b = machines.a, machines.b
+    kept = "https://kept.pg.faults.example.com"
+    later = "https://later.pg.faults.example.com"
+    since = time.monotonic()
+    add_origin(deployment, b, kept)
+    converge([a], kept, True, since)
+    cookies = login(a, deployment.password)
+
+    restore.pg.down()
+    probes = hammer([a], [kept, UNKNOWN], duration=INTERVAL * 2.5)
+    assert_decisions(probes, {kept})
+
+    # Writes fail with a clear 503, in the API and in the admin.
+    reply = api(deployment, a, "POST", "origins/", {"origin": "https://refused.pg.faults.example.com"})
+    assert reply.status == 503, reply.body[:500]
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["code"] == "database_unavailable"
+    assert api(deployment, a, "GET", "origins/").status == 503
+    reply = request(
+        a.port,
+        "POST",
+        "/admin/corsadmin/allowedorigin/add/",
+        {
+            "Cookie": f"csrftoken={cookies['csrf']}; sessionid={cookies['session']}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "text/html",
+            "Referer": f"http://127.0.0.1:{a.port}/admin/",
+        },
+        f"csrfmiddlewaretoken={cookies['csrf']}&origin=https%3A%2F%2Fadmin.pg.faults.example.com&policy=1&enabled=on",
+    )
+    assert reply.status == 503, reply.body[:500]
+    assert reply.headers["content-type"].startswith("text/html")
+    assert b"The database is unavailable right now; nothing was changed." in reply.body
+
+    # A change made elsewhere meanwhile: A keeps its last good snapshot until it can load.
+    add_origin(deployment, b, later)
+    probes = hammer([a], [kept, later, UNKNOWN], duration=INTERVAL * 2)
+    assert_decisions(probes, {kept})
+
+    restored = time.monotonic()
+    restore.pg.up()
+    result = converge([a], later, True, restored)
+    report_line(
+        f"PostgreSQL back: the change made during the outage reached A's workers in {result.worst:.3f} s"
+    )
+    probes = hammer([a], [kept, later, UNKNOWN], duration=0.5)
+    assert_decisions(probes, {kept, later})
+    assert "could not refresh the allow-list" in a.log()
+
+
+def test_cold_start_with_the_database_down(deployment, machines, start_server, restore, report_line):
+    known = "https://known.cold.faults.example.com"
+    add_origin(deployment, machines.b, known)
+
+    restore.pg.down()
+    cold = start_server("cold-c", "gunicorn", 2, deployment.env(**machines.through))
+    cold.discover_workers()
+    probes = hammer([cold], [known, UNKNOWN], duration=INTERVAL * 2.5)
+    assert_decisions(probes, set())  # fail closed: not even the known origin
+    preflight = request(cold.port, "OPTIONS", ECHO, {"Origin": known, "Access-Control-Request-Method": "PUT"})
+    assert preflight.status == 200
+    assert not [h for h in preflight.headers if h.startswith("access-control-")]
+    assert request(cold.port, "GET", "/admin/login/").status == 200  # pages needing no database
+
+    restored = time.monotonic()
+    restore.pg.up()
+    result = converge([cold], known, True, restored)
+    report_line(
+        f"cold start: allow-list loaded by every worker {result.worst:.3f} s after PostgreSQL came back"
+    )
+    cold.stop()
+
+
+def test_changes_racing_with_refreshes_never_go_back(deployment, machines, report_line):
+    """Two writers (one on each machine) add origins while every worker is hit: no worker
+    ever answers from a snapshot older than a generation it has reported, an origin once
+    allowed by a worker stays allowed, and all end on the newest generation."""
+    a, b = machines.a, machines.b
+    group = [a, b]
+    origins = [f"https://race-{side}{i}.faults.example.com" for i in range(8) for side in "ab"]
+    added: dict[str, int] = {}  # origin -> a generation at which it is certainly in the database
+    failures: list[BaseException] = []
+    answered: list[float] = []  # when each write's API request was answered
+
+    def writer(server, side):
+        try:
+            for i in range(8):
+                origin = f"https://race-{side}{i}.faults.example.com"
+                add_origin(deployment, server, origin)
+                added[origin] = deployment.database_generation()
+                answered.append(time.monotonic())
+                time.sleep(0.15)
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(server, side)) for server, side in ((a, "a"), (b, "b"))]
+    for thread in threads:
+        thread.start()
+    probes = hammer(group, origins, duration=2 + INTERVAL)
+    for thread in threads:
+        thread.join(30)
+    assert not failures, failures
+    last_write = max(answered)
+
+    assert not errors(probes), errors(probes)[:5]
+    by_worker: dict = {}
+    for p in probes:
+        by_worker.setdefault(p.worker, []).append(p)
+    for worker, seen in by_worker.items():
+        newest = 0
+        allowed_once: dict[str, float] = {}
+        for p in seen:
+            gen = p.stats["generation"]
+            assert gen >= newest, f"{worker} went back from generation {newest} to {gen}"
+            newest = gen
+            if p.origin in added and gen >= added[p.origin]:
+                assert p.allowed, (
+                    f"{worker} at generation {gen} refused {p.origin} (in since {added[p.origin]})"
+                )
+            if p.allowed:
+                allowed_once.setdefault(p.origin, p.received)
+            elif p.origin in allowed_once and p.sent > allowed_once[p.origin]:
+                raise AssertionError(f"{worker} refused {p.origin} again after allowing it")
+
+    final = deployment.database_generation()
+    result = converge(group, origins[-1], True, last_write)
+    probes = hammer(group, origins, duration=0.5)
+    assert_decisions(probes, set(origins))
+    assert {p.stats["generation"] for p in probes} == {final}
+    assert deployment.cache_value() == final
+    report_line(
+        f"race: {len(origins)} changes from two writers, {len(by_worker)} workers, "
+        f"final generation {final} everywhere {result.worst:.3f} s after the last write"
+    )

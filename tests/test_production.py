@@ -1,0 +1,123 @@
+"""Many workers on two "machines", on PostgreSQL + Redis: a change made through the API
+reaches every worker within REFRESH_INTERVAL + 1 s, with one rebuild and one read of
+the configuration per process, under gunicorn (WSGI) and uvicorn (ASGI).
+
+Runs when DATABASE_URL and REDIS_URL are set (``make test``'s second pass, ``.ci/run``);
+see tests/e2e.py. The measured propagation times are printed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .e2e import (
+    INTERVAL,
+    Server,
+    add_origin,
+    converge,
+    errors,
+    hammer,
+    latest_stats,
+    remove_origin,
+)
+
+
+def workers_of(group: list[Server]) -> set[tuple[str, int]]:
+    return {(s.name, pid) for s in group for pid in s.pids}
+
+
+def stats_everywhere(group: list[Server], origin: str, seconds: float) -> dict:
+    """Hit every worker for `seconds` (at least until each answered) and return their latest stats."""
+    workers = workers_of(group)
+    deadline = time.monotonic() + seconds
+
+    def done(probes):
+        return time.monotonic() >= deadline and workers <= {p.worker for p in probes}
+
+    probes = hammer(group, [origin], duration=seconds + 10, until=done)
+    assert not errors(probes), errors(probes)[:5]
+    stats = latest_stats(probes)
+    assert workers <= set(stats), f"no stats from {workers - set(stats)}"
+    return stats
+
+
+def change_and_count(group, origin, allowed, change, report_line, label):
+    """Make `change`, wait for every worker to agree, then count rebuilds and reads per worker."""
+    before = stats_everywhere(group, origin, 0.2)
+    since = time.monotonic()
+    change()
+    committed = time.monotonic()  # the API has answered: the change is committed
+    result = converge(group, origin, allowed, since)
+    # one more interval of traffic, so a second (stampeding) rebuild would show
+    after = stats_everywhere(group, origin, INTERVAL * 1.5)
+    rebuilds = {w: after[w]["rebuilds"] - before[w]["rebuilds"] for w in workers_of(group)}
+    reads = {w: after[w]["config_reads"] - before[w]["config_reads"] for w in workers_of(group)}
+    generations = {after[w]["generation"] for w in workers_of(group)}
+    report_line(
+        f"{label}: propagation to {len(rebuilds)} workers: worst {result.worst:.3f} s, "
+        f"median {sorted(result.seconds.values())[len(result.seconds) // 2]:.3f} s "
+        f"from the API request; worst {result.worst - (committed - since):.3f} s from its answer "
+        f"(limit {INTERVAL + 1:.1f} s; {len(result.probes)} requests)"
+    )
+    report_line(
+        f"{label}: rebuilds per worker {sorted(rebuilds.values())}, configuration reads per worker "
+        f"{sorted(reads.values())}, generation now {generations}"
+    )
+    assert set(rebuilds.values()) == {1}, rebuilds
+    assert set(reads.values()) == {1}, reads
+    assert len(generations) == 1, after
+    return result
+
+
+def test_gunicorn_workers_on_two_machines_converge(deployment, start_server, report_line):
+    machine_a = start_server("machine-a", "gunicorn", 4, deployment.env())
+    machine_b = start_server("machine-b", "gunicorn", 2, deployment.env())
+    for server in (machine_a, machine_b):
+        server.discover_workers()
+    group = [machine_a, machine_b]
+    origin = "https://gunicorn.e2e.example.com"
+    made = {}
+
+    change_and_count(
+        group,
+        origin,
+        True,
+        lambda: made.setdefault("id", add_origin(deployment, machine_a, origin)),
+        report_line,
+        "add on machine A",
+    )
+    change_and_count(
+        group,
+        origin,
+        False,
+        lambda: remove_origin(deployment, machine_b, made["id"]),
+        report_line,
+        "remove on machine B",
+    )
+    assert deployment.cache_value() == deployment.database_generation()
+
+
+def test_uvicorn_workers_converge_on_the_async_path(deployment, start_server, report_line):
+    server = start_server("uvicorn", "uvicorn", 2, deployment.env())
+    server.discover_workers()
+    origin = "https://uvicorn.e2e.example.com"
+    stats = stats_everywhere([server], origin, 0.2)
+    assert {s["handler"] for s in stats.values()} == {"ASGIRequest"}  # the async middleware chain
+    made = {}
+
+    change_and_count(
+        [server],
+        origin,
+        True,
+        lambda: made.setdefault("id", add_origin(deployment, server, origin)),
+        report_line,
+        "uvicorn add",
+    )
+    change_and_count(
+        [server],
+        origin,
+        False,
+        lambda: remove_origin(deployment, server, made["id"]),
+        report_line,
+        "uvicorn remove",
+    )

@@ -185,7 +185,7 @@ def test_check_prints_the_decision_and_exits_by_it():
     assert f"Access-Control-Allow-Origin: {APP}" in out
     error = refused("check", "https://evil.example")
     assert error.returncode == 1
-    assert str(error) == "refused: No policy covering '/' (default) allows 'https://evil.example'."
+    assert str(error) == "refused: No policy covering '/' (default) allows 'https://evil.example'. Note: there is no entry for this origin."
 
 
 @pytest.mark.django_db
@@ -285,7 +285,7 @@ def test_process_exit_codes(site, tmp_path):
     assert evil.returncode == 1
     assert "allowed:  no" in evil.stdout
     assert evil.stderr.strip().splitlines() == [
-        "CommandError: refused: No policy covering '/' (default) allows 'https://evil.example'."
+        "CommandError: refused: No policy covering '/' (default) allows 'https://evil.example'. Note: there is no entry for this origin."
     ]
 
     bad = manage(site, "add", "https://app.example.com/path")

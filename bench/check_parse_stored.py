@@ -37,14 +37,56 @@ def main() -> None:
 
     rnd = random.Random(int(os.environ.get("SEED", "6")))
     schemes = ["http", "https", "ws", "wss", "file", "a.b+c-d", "HTTP", "git", "x--y", "h"]
-    labels = ["example", "com", "co", "uk", "github", "io", "app", "a", "z9", "xn--bcher-kva", "xn--",
-              "ab--cd", "-a", "a-", "a-b", "1", "255", "256", "0x7f", "t1", "EXAMPLE", "b\u00fccher",
-              "a" * 63, "a" * 64, "localhost", "*", "", "com.", "ck", "www", "pages", "s3", "amazonaws"]
+    labels = [
+        "example",
+        "com",
+        "co",
+        "uk",
+        "github",
+        "io",
+        "app",
+        "a",
+        "z9",
+        "xn--bcher-kva",
+        "xn--",
+        "ab--cd",
+        "-a",
+        "a-",
+        "a-b",
+        "1",
+        "255",
+        "256",
+        "0x7f",
+        "t1",
+        "EXAMPLE",
+        "b\u00fccher",
+        "a" * 63,
+        "a" * 64,
+        "localhost",
+        "*",
+        "",
+        "com.",
+        "ck",
+        "www",
+        "pages",
+        "s3",
+        "amazonaws",
+    ]
     ports = ["", ":80", ":443", ":8080", ":0", ":65535", ":65536", ":080", ":*", ":", ":99999", ":1"]
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     texts = origins.corsadmin_entries("mixed", 2000) + origins.corsadmin_entries("wildcard", 200)
-    texts += ["null", "NULL", "https://*.com", "https://*.co.uk", "https://*.github.io", "https://*.example.com",
-              "http://localhost:*", "https://[::1]:8443", "http://127.0.0.1:8000", "https://a.b.c.d.e.f.example.com"]
+    texts += [
+        "null",
+        "NULL",
+        "https://*.com",
+        "https://*.co.uk",
+        "https://*.github.io",
+        "https://*.example.com",
+        "http://localhost:*",
+        "https://[::1]:8443",
+        "http://127.0.0.1:8000",
+        "https://a.b.c.d.e.f.example.com",
+    ]
     for _ in range(count):
         host = ".".join(rnd.choice(labels) for _ in range(rnd.randint(1, 4)))
         if rnd.random() < 0.2:

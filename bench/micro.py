@@ -35,8 +35,13 @@ def _load_revision(rev: str) -> None:
 
     modules = {}
     for name in ("snapshot", "middleware"):
-        source = subprocess.run(["git", "show", f"{rev}:corsadmin/{name}.py"], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout
+        source = subprocess.run(
+            ["git", "show", f"{rev}:corsadmin/{name}.py"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         module = types.ModuleType(f"corsadmin._rev_{name}")
         module.__package__ = "corsadmin"
         sys.modules[module.__name__] = module
@@ -76,11 +81,21 @@ def child(variant: dict) -> None:
             a, b = [], []
             for i, request in enumerate(requests):
                 if i % 2:
-                    t0 = clock(); middleware(request); t1 = clock(); view(request); t2 = clock()
-                    a.append(t1 - t0); b.append(t2 - t1)
+                    t0 = clock()
+                    middleware(request)
+                    t1 = clock()
+                    view(request)
+                    t2 = clock()
+                    a.append(t1 - t0)
+                    b.append(t2 - t1)
                 else:
-                    t0 = clock(); view(request); t1 = clock(); middleware(request); t2 = clock()
-                    b.append(t1 - t0); a.append(t2 - t1)
+                    t0 = clock()
+                    view(request)
+                    t1 = clock()
+                    middleware(request)
+                    t2 = clock()
+                    b.append(t1 - t0)
+                    a.append(t2 - t1)
             rel.append(statistics.median(a) / statistics.median(b) - 1)
             base.append(statistics.median(b))
         out[case] = {"relative": statistics.median(rel), "view_us": statistics.median(base) * 1e6}
@@ -88,20 +103,31 @@ def child(variant: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--against", help="a git revision of corsadmin/middleware.py and snapshot.py")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3, help="each variant's process runs this many times, interleaved")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="each variant's process runs this many times, interleaved"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="corsadmin-micro-"))
     db = str(tmp / "db.sqlite3")
     env = dict(os.environ, PYTHONPATH=str(ROOT), DJANGO_SETTINGS_MODULE="bench.settings")
     spec = {"name": "micro", "kind": "corsadmin", "n": 10, "list": "exact", "db": db}
-    subprocess.run([sys.executable, "-m", "bench.worker", "populate"], env=dict(env, BENCH_SITE=json.dumps(spec)),
-                   cwd=ROOT, check=True, capture_output=True)
-    variants = [("cors-headers exact N=10", {"kind": "cors-headers"}, None),
-                ("corsadmin exact N=10 (working tree)", {"kind": "corsadmin"}, None)]
+    subprocess.run(
+        [sys.executable, "-m", "bench.worker", "populate"],
+        env=dict(env, BENCH_SITE=json.dumps(spec)),
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    variants = [
+        ("cors-headers exact N=10", {"kind": "cors-headers"}, None),
+        ("corsadmin exact N=10 (working tree)", {"kind": "corsadmin"}, None),
+    ]
     if args.against:
         variants.append((f"corsadmin exact N=10 ({args.against})", {"kind": "corsadmin"}, args.against))
     results: dict[str, list[dict]] = {name: [] for name, _, _ in variants}
@@ -109,15 +135,22 @@ def main() -> None:
         for name, kind, rev in variants:
             site = dict(spec, **kind)
             variant = {"rev": rev, "reps": args.reps, "n": args.n}
-            proc = subprocess.run([sys.executable, str(Path(__file__)), "--child", json.dumps(variant)],
-                                  env=dict(env, BENCH_SITE=json.dumps(site)), cwd=ROOT, capture_output=True,
-                                  text=True, check=False)
+            proc = subprocess.run(
+                [sys.executable, str(Path(__file__)), "--child", json.dumps(variant)],
+                env=dict(env, BENCH_SITE=json.dumps(site)),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode:
                 sys.exit(proc.stderr)
             results[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     view_us = statistics.median(r[c]["view_us"] for rs in results.values() for r in rs for c in CASES)
-    print(f"Middleware cost per request, µs at a view time of {view_us:.1f} µs "
-          f"(median of {args.rounds} processes × {args.reps} × {args.n} pairs)\n")
+    print(
+        f"Middleware cost per request, µs at a view time of {view_us:.1f} µs "
+        f"(median of {args.rounds} processes × {args.reps} × {args.n} pairs)\n"
+    )
     print("| variant | " + " | ".join(CASES) + " |")
     print("|---" * (len(CASES) + 1) + "|")
     ref = {c: statistics.median(r[c]["relative"] for r in results["cors-headers exact N=10"]) for c in CASES}
@@ -125,7 +158,10 @@ def main() -> None:
         cells = []
         for case in CASES:
             rel = statistics.median(r[case]["relative"] for r in runs)
-            cells.append(f"{rel * view_us:.1f}" + ("" if name.startswith("cors-headers") else f" ({rel / ref[case]:.2f}×)"))
+            cells.append(
+                f"{rel * view_us:.1f}"
+                + ("" if name.startswith("cors-headers") else f" ({rel / ref[case]:.2f}×)")
+            )
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("\n(×: relative to django-cors-headers)")
 

@@ -162,7 +162,8 @@ class Site:
             out[case] = {
                 "status": status,
                 "headers": {
-                    k.lower(): v for k, v in headers
+                    k.lower(): v
+                    for k, v in headers
                     if k.lower().startswith("access-control-") or k.lower() == "vary"
                 },
             }
@@ -196,8 +197,12 @@ class Site:
         envs = self.envs(case, n)
         with CaptureQueriesContext(connection) as ctx:
             elapsed = self.run(envs)
-        return {"queries": len(ctx.captured_queries), "n": n, "elapsed": elapsed,
-                "sql": [q["sql"][:160] for q in ctx.captured_queries]}
+        return {
+            "queries": len(ctx.captured_queries),
+            "n": n,
+            "elapsed": elapsed,
+            "sql": [q["sql"][:160] for q in ctx.captured_queries],
+        }
 
     def refresh_check(self, n: int) -> dict[str, Any]:
         """The once-per-interval generation check (no rebuild), as a request pays it: the
@@ -312,15 +317,17 @@ def snapshot() -> None:
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     del snap
-    _send({
-        "entries": size,
-        "build_s": statistics.median(times),
-        "build_cpu_s": statistics.median(cpu),
-        "build_first_s": first,
-        "builds": times,
-        "rss_added_mb": (after["VmRSS"] - before["VmRSS"]) / 1024,
-        "peak_added_mb": (after["VmHWM"] - before["VmRSS"]) / 1024,
-    })
+    _send(
+        {
+            "entries": size,
+            "build_s": statistics.median(times),
+            "build_cpu_s": statistics.median(cpu),
+            "build_first_s": first,
+            "builds": times,
+            "rss_added_mb": (after["VmRSS"] - before["VmRSS"]) / 1024,
+            "peak_added_mb": (after["VmHWM"] - before["VmRSS"]) / 1024,
+        }
+    )
 
 
 def change(origin: str) -> None:

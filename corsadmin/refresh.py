@@ -144,7 +144,13 @@ def load_snapshot() -> Snapshot:
         if csrf:
             csrf_trusted.append(entry)
     policies = []
+    null_with_credentials = conf.get("ALLOW_NULL_WITH_CREDENTIALS")
     for p in Policy.objects.filter(enabled=True):
+        listed = entries.get(p.pk, ())
+        if p.allow_credentials and not null_with_credentials and any(e[1].lower() == "null" for e in listed):
+            # Written around validation (QuerySet.update, raw SQL, loaddata): never honoured.
+            logger.warning("corsadmin: ignoring null in policy %s, which allows credentials", p.name)
+            listed = [e for e in listed if e[1].lower() != "null"]
         try:
             policies.append(
                 CompiledPolicy(
@@ -158,7 +164,7 @@ def load_snapshot() -> Snapshot:
                     expose_headers=p.expose_headers,
                     max_age=p.max_age,
                     allow_private_network=p.allow_private_network,
-                    entries=entries.get(p.pk, ()),
+                    entries=listed,
                 )
             )
         except (re.error, TypeError, ValueError) as exc:

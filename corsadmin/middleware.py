@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ except ImportError:
 SIGNALS: tuple[Signal, ...] = tuple(
     s for s in (check_request_enabled, corsheaders_check_request_enabled) if s is not None
 )
+logger = logging.getLogger("corsadmin")
 MAX_ORIGIN_LENGTH = 2048
 
 
@@ -76,15 +78,24 @@ def _receivers_listening() -> bool:
     return False
 
 
+def _enabled(responses: list[tuple[Any, Any]]) -> bool:
+    """Whether a receiver said yes; a receiver that raised is logged, never a 500."""
+    enabled = False
+    for receiver, result in responses:
+        if isinstance(result, Exception):
+            logger.error("corsadmin: check_request_enabled receiver %r raised %r", receiver, result)
+        elif result:
+            enabled = True
+    return enabled
+
+
 def _enabled_by_receiver(request: HttpRequest) -> bool:
-    return any(
-        result for signal in SIGNALS for _receiver, result in signal.send(sender=None, request=request)
-    )
+    return any(_enabled(signal.send_robust(sender=None, request=request)) for signal in SIGNALS)
 
 
 async def _aenabled_by_receiver(request: HttpRequest) -> bool:
     for signal in SIGNALS:
-        if any(result for _receiver, result in await signal.asend(sender=None, request=request)):
+        if _enabled(await signal.asend_robust(sender=None, request=request)):
             return True
     return False
 
@@ -124,7 +135,7 @@ class CorsMiddleware:
         asked = _Request(request)
         snapshot = holder.get()
         decision = asked.decide(snapshot)
-        if not decision.allowed and _receivers_listening() and _enabled_by_receiver(request):
+        if not decision.allowed and asked.origin and _receivers_listening() and _enabled_by_receiver(request):
             decision = asked.decide_enabled(snapshot)
         asked.note_refusal(request, decision)
         if asked.preflight and decision.covered:
@@ -135,7 +146,12 @@ class CorsMiddleware:
         asked = _Request(request)
         snapshot = await holder.aget()
         decision = asked.decide(snapshot)
-        if not decision.allowed and _receivers_listening() and await _aenabled_by_receiver(request):
+        if (
+            not decision.allowed
+            and asked.origin
+            and _receivers_listening()
+            and await _aenabled_by_receiver(request)
+        ):
             decision = asked.decide_enabled(snapshot)
         asked.note_refusal(request, decision)
         if asked.preflight and decision.covered:

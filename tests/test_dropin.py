@@ -151,3 +151,35 @@ def test_pathological_regex_takes_linear_time(client, settings):
     assert not response.has_header("Access-Control-Allow-Origin")
     print(f"pathological origin answered in {elapsed * 1000:.1f} ms")
     assert type(compile_origin_regex(r"^(https://a+)+\.example\.com$")).__module__.startswith("re2")
+
+
+def test_receiver_from_the_corsheaders_readme_survives_a_request_without_origin(client, settings):
+    """Its README's receiver reads request.headers["origin"]: it must not be asked without one."""
+    settings.CORS_ALLOWED_ORIGINS = []
+
+    def cors_allow_mysites(sender, request, **kwargs):
+        return request.headers["origin"] == "https://partner.example.com"
+
+    corsheaders_signal.connect(cors_allow_mysites)
+    try:
+        response = client.get("/demo/echo/")
+        allowed = client.get("/demo/echo/", HTTP_ORIGIN="https://partner.example.com")
+    finally:
+        corsheaders_signal.disconnect(cors_allow_mysites)
+    assert response.status_code == 200
+    assert allowed["Access-Control-Allow-Origin"] == "https://partner.example.com"
+
+
+def test_a_receiver_that_raises_does_not_break_the_request(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = []
+
+    def broken(sender, request, **kwargs):
+        raise RuntimeError("boom")
+
+    signals.check_request_enabled.connect(broken)
+    try:
+        response = client.get("/demo/echo/", HTTP_ORIGIN="https://partner.example.com")
+    finally:
+        signals.check_request_enabled.disconnect(broken)
+    assert response.status_code == 200
+    assert not response.has_header("Access-Control-Allow-Origin")

@@ -118,6 +118,7 @@ class CompiledPolicy:
         "private_network",
         "exact",
         "patterns",
+        "_bases",
         "_common",
         "_options",
     )
@@ -164,6 +165,9 @@ class CompiledPolicy:
                 self.exact[text] = (entry_id, text, expires)
             else:
                 self.patterns[(scheme, host, port, wildcard)] = (entry_id, text, expires)
+        # Every host or wildcard base of a pattern: most labels of a request host miss
+        # here with one string lookup, before any key tuple is built.
+        self._bases = frozenset(key[1] for key in self.patterns)
         common = {}
         if allow_credentials:
             common[ALLOW_CREDENTIALS] = "true"
@@ -193,17 +197,19 @@ class CompiledPolicy:
         if parts is None:
             return None
         scheme, host, port = parts
-        patterns = self.patterns
-        entry = patterns.get((scheme, host, ANY_PORT, False))
-        if entry is not None and entry[2] > now:
-            return entry
+        patterns, bases = self.patterns, self._bases
+        if host in bases:
+            entry = patterns.get((scheme, host, ANY_PORT, False))
+            if entry is not None and entry[2] > now:
+                return entry
         dot = host.find(".")
         while dot != -1:
             base = host[dot + 1 :]
-            for key in ((scheme, base, port, True), (scheme, base, ANY_PORT, True)):
-                entry = patterns.get(key)
-                if entry is not None and entry[2] > now:
-                    return entry
+            if base in bases:
+                for key in ((scheme, base, port, True), (scheme, base, ANY_PORT, True)):
+                    entry = patterns.get(key)
+                    if entry is not None and entry[2] > now:
+                        return entry
             dot = host.find(".", dot + 1)
         return None
 

@@ -31,7 +31,7 @@ browser:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium )
 
 test: setup browser
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not services"
 	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then $(PY) -m pytest; fi  # again on the real services (DEVELOPERS.md)
 
 clean:

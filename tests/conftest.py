@@ -23,3 +23,10 @@ def fresh_snapshot():
     forget_shared_generation()
     yield
     holder.reset()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start servers on PostgreSQL + Redis carry the ``services`` marker."""
+    for item in items:
+        if "deployment" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.services)

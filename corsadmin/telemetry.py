@@ -29,9 +29,10 @@ Counts = dict[tuple[str, str], list[Any]]
 
 
 def path_prefix(path: str) -> str:
-    """'/api/v1/users' -> '/api/'; '/' -> '/'."""
+    """'/api/v1/users' -> '/api/'; '/' -> '/'. A NUL (from '%00') is escaped: PostgreSQL refuses it."""
     end = path.find("/", 1)
-    return path[: end + 1][:100] if end != -1 else path[:100] or "/"
+    prefix = (path[: end + 1] if end != -1 else path)[:100] or "/"
+    return prefix.replace("\x00", "\\x00")[:100]
 
 
 def printable(origin: str) -> str:

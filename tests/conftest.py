@@ -30,3 +30,20 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "deployment" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture
+def in_process_wsgi():
+    """Call the WSGI application directly, as Django's test client does: without closing
+    the test's database connection at the end of each request (PostgreSQL would lose the
+    test's transaction; SQLite ignores it)."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)

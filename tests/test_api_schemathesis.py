@@ -12,6 +12,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api_fixtures import make_user
 
+pytestmark = pytest.mark.usefixtures("in_process_wsgi")
+
 MODELS = ("policy", "allowedorigin")
 CALLS: Counter[str] = Counter()
 

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 
 from corsadmin.models import AllowedOrigin, Policy
 from corsadmin.refresh import holder
-from tests.api_fixtures import *  # noqa: F403
+from tests.api_fixtures import *
 from tests.api_fixtures import API
 
 pytestmark = pytest.mark.django_db
@@ -65,9 +65,12 @@ ORIGIN_WRITERS = {
     "full_clean": lambda policy, text: AllowedOrigin(policy=policy, origin=text).full_clean(),
     "save": lambda policy, text: AllowedOrigin(policy=policy, origin=text).save(),
     "create": lambda policy, text: AllowedOrigin.objects.create(policy=policy, origin=text),
-    "bulk_create": lambda policy, text: AllowedOrigin.objects.bulk_create([AllowedOrigin(policy=policy, origin=text)]),
-    "update": lambda policy, text: AllowedOrigin.objects.filter(pk=AllowedOrigin.objects.create(
-        policy=policy, origin="https://placeholder.example.com").pk).update(origin=text),
+    "bulk_create": lambda policy, text: AllowedOrigin.objects.bulk_create(
+        [AllowedOrigin(policy=policy, origin=text)]
+    ),
+    "update": lambda policy, text: AllowedOrigin.objects.filter(
+        pk=AllowedOrigin.objects.create(policy=policy, origin="https://placeholder.example.com").pk
+    ).update(origin=text),
 }
 
 
@@ -104,10 +107,12 @@ POLICY_WRITERS = {
     "bulk_create": lambda: Policy.objects.bulk_create(
         [Policy(name="p", allow_all_origins=True, allow_credentials=True)]
     ),
-    "turn on credentials": lambda: _change(Policy.objects.create(name="p", allow_all_origins=True),
-                                           allow_credentials=True),
-    "turn on all origins": lambda: _change(Policy.objects.create(name="p", allow_credentials=True),
-                                           allow_all_origins=True),
+    "turn on credentials": lambda: _change(
+        Policy.objects.create(name="p", allow_all_origins=True), allow_credentials=True
+    ),
+    "turn on all origins": lambda: _change(
+        Policy.objects.create(name="p", allow_credentials=True), allow_all_origins=True
+    ),
 }
 
 
@@ -137,7 +142,9 @@ NULL_WRITERS = {
     "full_clean": lambda policy: AllowedOrigin(policy=policy, origin="null").full_clean(),
     "save": lambda policy: AllowedOrigin(policy=policy, origin="NULL").save(),
     "create": lambda policy: AllowedOrigin.objects.create(policy=policy, origin="null"),
-    "bulk_create": lambda policy: AllowedOrigin.objects.bulk_create([AllowedOrigin(policy=policy, origin="null")]),
+    "bulk_create": lambda policy: AllowedOrigin.objects.bulk_create(
+        [AllowedOrigin(policy=policy, origin="null")]
+    ),
     "disabled": lambda policy: AllowedOrigin.objects.create(policy=policy, origin="null", enabled=False),
 }
 
@@ -183,7 +190,9 @@ BYPASSES = {
 def test_null_written_around_validation_is_not_honoured_with_credentials(client, caplog, bypass):
     """QuerySet.update (like raw SQL or loaddata) skips model validation: the snapshot refuses the pair."""
     policy = Policy.objects.create(name="creds", url_regex="^/demo/", priority=5)
-    AllowedOrigin.objects.create(policy=policy, origin="null" if bypass == "policy update" else "https://a.example.com")
+    AllowedOrigin.objects.create(
+        policy=policy, origin="null" if bypass == "policy update" else "https://a.example.com"
+    )
     if bypass == "origin update":
         Policy.objects.filter(pk=policy.pk).update(allow_credentials=True)
     BYPASSES[bypass](policy)
@@ -222,7 +231,9 @@ def test_null_written_around_validation_is_honoured_when_the_override_says_so(cl
 def test_plain_http_on_a_credentials_policy_is_stored_with_a_warning(
     credentials_policy, open_policy, origin, credentials, warned
 ):
-    entry = AllowedOrigin.objects.create(policy=credentials_policy if credentials else open_policy, origin=origin)
+    entry = AllowedOrigin.objects.create(
+        policy=credentials_policy if credentials else open_policy, origin=origin
+    )
     warnings = entry.warnings()
     assert bool(warnings) == warned
     if warned:
@@ -256,7 +267,9 @@ def test_api_refuses_null_on_a_credentials_policy(full_client, credentials_polic
 
 
 def test_api_warns_about_plain_http_on_a_credentials_policy(full_client, credentials_policy):
-    response = full_client.post(API + "origins/", {"origin": "http://app.example.com", "policy": "creds"}, format="json")
+    response = full_client.post(
+        API + "origins/", {"origin": "http://app.example.com", "policy": "creds"}, format="json"
+    )
     assert response.status_code == 201
     assert "http://app.example.com" in response.json()["warnings"][0]
 
@@ -287,7 +300,10 @@ def test_cli_refuses_null_on_a_credentials_policy(credentials_policy):
 
 
 def test_cli_import_refuses_all_origins_with_credentials(tmp_path):
-    document = {"version": 1, "policies": [{"name": "p", "allow_all_origins": True, "allow_credentials": True}]}
+    document = {
+        "version": 1,
+        "policies": [{"name": "p", "allow_all_origins": True, "allow_credentials": True}],
+    }
     path = tmp_path / "cors.json"
     path.write_text(json.dumps(document))
     with pytest.raises(CommandError) as info:

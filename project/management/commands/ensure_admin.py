@@ -29,7 +29,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Created admin account '{username}' with DJANGO_SUPERUSER_PASSWORD.")
         else:
             self.stdout.write(self.style.SUCCESS(
-                f"Created admin account. Log in at http://127.0.0.1:8000/admin/ as "
+                f"Created admin account. Log in at /admin/ as "
                 f"'{username}' with password: {password}  (shown once; "
                 f"change it with: python manage.py changepassword {username})"
             ))

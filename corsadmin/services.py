@@ -10,6 +10,7 @@ admin history), and explain decisions with ``explain`` (the snapshot's
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,8 @@ SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
 SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language"})
 
 User = AbstractBaseUser | AnonymousUser | None
+
+logger = logging.getLogger("corsadmin")
 
 
 # --- validation errors -------------------------------------------------------
@@ -217,6 +220,8 @@ class ImportResult:
     changed: dict[str, int] = field(default_factory=lambda: {"policies": 0, "origins": 0})
     unchanged: dict[str, int] = field(default_factory=lambda: {"policies": 0, "origins": 0})
     deleted: dict[str, int] = field(default_factory=lambda: {"policies": 0, "origins": 0})
+    # What is allowed but risky in the result (``AllowedOrigin.warnings()``).
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {
@@ -482,15 +487,29 @@ def import_document(document: Any, *, replace: bool = False, user: User = None) 
                         obj.save()
                 log(user, created_origins, ADDITION)
                 result.created["origins"] = len(created_origins)
+            result.warnings = origin_warnings(p.obj.pk for p in plan if p.obj.allow_credentials)
     except IntegrityError as exc:
+        # The database's words name tables and constraints: for the log, not the client.
+        logger.warning("corsadmin: the database refused an import: %s", str(exc).strip())
         raise ImportRefused(
             {
                 api_settings.NON_FIELD_ERRORS_KEY: [
-                    f"The database refused the import, nothing was changed: {exc}"
+                    "The database refused the import (a concurrent change?); nothing was changed. Try again."
                 ]
             }
         ) from None
     return result
+
+
+def origin_warnings(policy_ids: Iterable[int]) -> list[str]:
+    """The warnings of the origins of these policies (plain http:// with credentials)."""
+    ids = list(policy_ids)
+    if not ids:
+        return []
+    risky = AllowedOrigin.objects.filter(policy_id__in=ids, origin__startswith="http://").select_related(
+        "policy"
+    )
+    return [warning for entry in risky.order_by("policy__name", "origin") for warning in entry.warnings()]
 
 
 # --- the decision, explained --------------------------------------------------

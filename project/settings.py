@@ -105,11 +105,19 @@ CORSADMIN = {"REFRESH_INTERVAL": float(os.environ.get("CORSADMIN_REFRESH_INTERVA
 
 # The REST API at /api/cors/ (corsadmin.api). Token first, so an anonymous
 # request gets 401 with "WWW-Authenticate: Token"; session logins keep CSRF.
+# corsadmin's classes are DRF's, with one message for every refused token (no user
+# enumeration) and the site's CSRF trust (csrf_trusted entries) for session writes.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "corsadmin.api.authentication.TokenAuthentication",
+        "corsadmin.api.authentication.SessionAuthentication",
     ],
+    # Requests per user (per client address when anonymous) and minute, counted in the cache
+    # CORSADMIN["CACHE_ALIAS"] names; a 429 with Retry-After beyond. None: no limit.
+    "DEFAULT_THROTTLE_RATES": {
+        "corsadmin_user": "10000/minute",
+        "corsadmin_anon": "120/minute",
+    },
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",

@@ -1,9 +1,11 @@
-"""The OpenAPI description: drf-spectacular's, plus the error answers every view can give."""
+"""The OpenAPI description: drf-spectacular's, plus the error answers every view can give
+and the links between operations (create a policy, then add an origin to it, ...)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema
 
 DETAIL = {
@@ -16,27 +18,115 @@ FIELD_ERRORS = {
     "description": "DRF field errors: field name (or position) -> messages, nested for lists and objects.",
     "additionalProperties": {},
 }
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before the next request.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+# Read-only fields a response carries only when they have something to say.
+OPTIONAL_OUTPUT = {"warnings"}
 
 
 def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# --- links: how a response's values feed the next request ---------------------------------
+
+
+def _object_links(thing: str, operations: str, key: str, parameter: str) -> dict[str, Any]:
+    """Show, replace, change and delete the object a response describes."""
+    value = f"$response.body#/{key}"
+    return {
+        f"{verb}{thing}": {"operationId": f"{operations}_{action}", "parameters": {parameter: value}}
+        for verb, action in (
+            ("Get", "retrieve"),
+            ("Replace", "update"),
+            ("Change", "partial_update"),
+            ("Delete", "destroy"),
+        )
+    }
+
+
+POLICY_LINKS = {
+    **_object_links("Policy", "policies", "name", "name"),
+    "AddOriginToPolicy": {
+        "operationId": "origins_create",
+        "requestBody": {"policy": "$response.body#/name"},
+        "description": "Allow an origin in this policy (the rest of the body is the caller's).",
+    },
+    "ListOriginsOfPolicy": {"operationId": "origins_list", "parameters": {"policy": "$response.body#/name"}},
+}
+ORIGIN_LINKS = {
+    **_object_links("Origin", "origins", "id", "id"),
+    "GetPolicyOfOrigin": {
+        "operationId": "policies_retrieve",
+        "parameters": {"name": "$response.body#/policy"},
+    },
+    "CheckOrigin": {"operationId": "check_retrieve", "parameters": {"origin": "$response.body#/origin"}},
+}
+LINKS: dict[str, dict[str, dict[str, Any]]] = {
+    "policies_create": {"201": POLICY_LINKS},
+    "policies_retrieve": {"200": POLICY_LINKS},
+    "policies_update": {"200": POLICY_LINKS},
+    "policies_partial_update": {"200": POLICY_LINKS},
+    "origins_create": {"201": ORIGIN_LINKS},
+    "origins_retrieve": {"200": ORIGIN_LINKS},
+    "origins_update": {"200": ORIGIN_LINKS},
+    "origins_partial_update": {"200": ORIGIN_LINKS},
+    "export_retrieve": {
+        "200": {
+            "ImportExport": {
+                "operationId": "import_create",
+                "requestBody": "$response.body",
+                "description": "An export imported back changes nothing.",
+            }
+        }
+    },
+}
+
+
+class CorsAdminSessionScheme(SessionScheme):
+    """corsadmin's session authentication is DRF's (with the site's CSRF trust): a cookie."""
+
+    target_class = "corsadmin.api.authentication.SessionAuthentication"
+
+
 class CorsAdminSchema(AutoSchema):
-    """Documents 400 (field errors), 401, 403 and 404 answers next to the success."""
+    """Documents 400 (field errors), 401, 403, 404 and 429 answers next to the success, and links."""
 
     def map_parsers(self) -> list[str]:
         # Form fields are accepted too (for curl -d), but JSON is the documented body.
         return ["application/json"]
 
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        schema = super()._map_basic_serializer(serializer, direction)
+        required = [name for name in schema.get("required", []) if name not in OPTIONAL_OUTPUT]
+        if required:
+            schema["required"] = required
+        else:
+            schema.pop("required", None)
+        return schema
+
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses
+        for code, links in LINKS.get(self.get_operation_id(), {}).items():
+            if code in responses:
+                responses[code]["links"] = links
         if self.method != "DELETE":
             responses.setdefault("400", _response("Bad input: nothing was changed.", FIELD_ERRORS))
         responses.setdefault("401", _response("No or invalid credentials.", DETAIL))
         responses.setdefault("403", _response("Missing permission (or CSRF token with a session).", DETAIL))
         if "{" in self.path or self._is_list_view():
             responses.setdefault("404", _response("No such object (or page).", DETAIL))
+        responses.setdefault(
+            "429",
+            {
+                **_response("Too many requests: see REST_FRAMEWORK throttle rates.", DETAIL),
+                "headers": RETRY_AFTER,
+            },
+        )
         return responses

@@ -42,6 +42,38 @@ class SlugField(TextField, serializers.SlugField):
     pass
 
 
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def from_form(field: serializers.Field) -> bool:
+    """Whether the request body is a form, where every value is text (JSON has types)."""
+    request = field.context.get("request")
+    if request is None:
+        return False
+    return (request.content_type or "").split(";")[0].strip().lower() in FORM_MEDIA_TYPES
+
+
+class BooleanField(serializers.BooleanField):
+    """true or false; their text spellings ("true", "on", "1", ...) only from a form.
+
+    (DRF's takes "yes", 1 and 1.0 in JSON too; the schema says boolean.)
+    """
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool) or (isinstance(data, str) and from_form(self)):
+            return super().to_internal_value(data)
+        self.fail("invalid", input=data)
+
+
+class IntegerField(serializers.IntegerField):
+    """A JSON number without a fraction; digits as text only from a form (DRF's takes "12" and true)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or (isinstance(data, str) and not from_form(self)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictTextModelSerializer(serializers.ModelSerializer):
     """Text model fields take text only; a boolean left out of a form keeps the model's default.
 
@@ -54,6 +86,7 @@ class StrictTextModelSerializer(serializers.ModelSerializer):
         models.CharField: TextField,
         models.TextField: TextField,
         models.SlugField: SlugField,
+        models.BooleanField: BooleanField,
     }
 
     # Off for the import document, where a left-out field means "keep the value" on merge.
@@ -106,19 +139,56 @@ class ModelCleanMixin:
         return {name: getattr(obj, name) for name in attrs}
 
 
-class PolicySerializer(ModelCleanMixin, StrictTextModelSerializer):
+def policy_warnings(policy: Policy) -> list[str]:
+    """The warnings of a policy's origins: plain http:// ones while it allows credentials."""
+    if not policy.pk or not policy.allow_credentials:
+        return []
+    risky = getattr(policy, "http_origins", None)  # prefetched by the API's list and detail views
+    if risky is None:
+        risky = policy.origins.filter(origin__startswith="http://").order_by("origin")
+    return [warning for entry in risky for warning in entry.warnings()]
+
+
+class WarningsField(serializers.ListField):
+    """What is allowed but risky; the serializer leaves it out of the body when there is none."""
+
+    def __init__(self, compute: Any, **kwargs: Any) -> None:
+        self.compute = compute
+        kwargs.setdefault(
+            "help_text",
+            "Allowed but risky, e.g. a plain http:// origin on a policy that allows credentials. "
+            "Present only when there is something to say.",
+        )
+        super().__init__(child=serializers.CharField(), read_only=True, **kwargs)
+
+    def get_attribute(self, instance: Any) -> list[str]:
+        return self.compute(instance)
+
+
+class WarningsMixin:
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)  # type: ignore[misc]
+        if "warnings" in data and not data["warnings"]:
+            del data["warnings"]
+        return data
+
+
+class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer):
+    """A policy: a named set of CORS options for the paths its ``url_regex`` matches."""
+
     allow_methods = token_list('HTTP methods, e.g. ["GET", "POST"]; stored upper-case.')
     allow_headers = token_list("Request header names a preflight may ask for; stored lower-case.")
     expose_headers = token_list("Response header names scripts may read; stored lower-case.")
-    max_age = serializers.IntegerField(
+    max_age = IntegerField(
         min_value=0,
         max_value=INT_MAX,
         required=False,
         help_text="Seconds a browser may cache a preflight; 0 sends no Access-Control-Max-Age.",
     )
-    priority = serializers.IntegerField(
+    priority = IntegerField(
         min_value=INT_MIN, max_value=INT_MAX, required=False, help_text="Higher is tried first; ties by name."
     )
+    warnings = WarningsField(policy_warnings)
 
     class Meta:
         model = Policy
@@ -137,6 +207,7 @@ class PolicySerializer(ModelCleanMixin, StrictTextModelSerializer):
             "note",
             "created_at",
             "updated_at",
+            "warnings",
         )
         read_only_fields = ("created_at", "updated_at")
 
@@ -160,7 +231,9 @@ class PolicyNameField(serializers.SlugRelatedField):
         super().__init__(slug_field="name", queryset=Policy.objects.all(), **kwargs)
 
 
-class OriginSerializer(ModelCleanMixin, StrictTextModelSerializer):
+class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer):
+    """An origin allowed by a policy."""
+
     constraint_errors_field = "origin"  # its one constraint: one origin per policy
     origin = OriginField(
         max_length=MAX_LENGTH,
@@ -171,6 +244,7 @@ class OriginSerializer(ModelCleanMixin, StrictTextModelSerializer):
     created_by = serializers.CharField(
         source="created_by.get_username", read_only=True, allow_null=True, default=None
     )
+    warnings = WarningsField(AllowedOrigin.warnings)
 
     class Meta:
         model = AllowedOrigin
@@ -185,10 +259,22 @@ class OriginSerializer(ModelCleanMixin, StrictTextModelSerializer):
             "created_at",
             "updated_at",
             "created_by",
+            "warnings",
         )
         read_only_fields = ("id", "created_at", "updated_at", "created_by")
         # One origin per policy is the model's UniqueConstraint, checked by full_clean.
         validators: list[Any] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is None and "policy" in self.fields and "policy" not in attrs:
+            # The existing `default` policy, never a new one: the model's field default would
+            # create it again, unrecorded, after an operator deleted it (found by the stateful run).
+            attrs["policy"] = Policy.objects.filter(name="default").first()
+            if attrs["policy"] is None:
+                raise serializers.ValidationError(
+                    {"policy": ["There is no policy named 'default'. Name the policy to add the origin to."]}
+                )
+        return super().validate(attrs)
 
 
 # --- the export/import document ----------------------------------------------
@@ -221,7 +307,7 @@ class PolicyDocumentSerializer(PolicySerializer):
     origins = OriginDocumentSerializer(many=True, required=False)
 
     class Meta(PolicySerializer.Meta):
-        fields = (*PolicySerializer.Meta.fields, "origins")
+        fields = (*(f for f in PolicySerializer.Meta.fields if f != "warnings"), "origins")
 
 
 class DocumentSerializer(serializers.Serializer):
@@ -241,6 +327,12 @@ class ImportResultSerializer(serializers.Serializer):
     changed = CountsSerializer()
     unchanged = CountsSerializer()
     deleted = CountsSerializer()
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The imported policies' risky origins (plain http:// with credentials); "
+        "present only when there are some.",
+    )
 
 
 # --- check and blocked ---------------------------------------------------------

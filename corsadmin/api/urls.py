@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from . import views
@@ -25,6 +24,8 @@ EXTRA_ROOT_LINKS = {
 class Router(DefaultRouter):
     """The default router, whose root page also links the non-model endpoints."""
 
+    APIRootView = views.RootView
+
     def get_api_root_view(self, api_urls: Any = None) -> Any:
         api_root_dict = {
             prefix: self.routes[0].name.format(basename=basename) for prefix, _, basename in self.registry
@@ -42,13 +43,11 @@ urlpatterns = [
     path("export/", views.ExportView.as_view(), name="export"),
     path("import/", views.ImportView.as_view(), name="import"),
     path("blocked/", views.BlockedView.as_view(), name="blocked"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="corsadmin-api:schema"), name="docs"),
+    path("schema/", views.SchemaView.as_view(), name="schema"),
+    path("docs/", views.SwaggerView.as_view(url_name="corsadmin-api:schema"), name="docs"),
     path(
         "redoc/",
-        SpectacularRedocView.as_view(
-            url_name="corsadmin-api:schema", template_name="corsadmin/api/redoc.html"
-        ),
+        views.RedocView.as_view(url_name="corsadmin-api:schema", template_name="corsadmin/api/redoc.html"),
         name="redoc",
     ),
     *router.urls,

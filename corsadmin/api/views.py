@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.db.models import Prefetch
+from django.http.multipartparser import MultiPartParserError
+from django.utils.log import log_response
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics, serializers, status, viewsets
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework import generics, routers, serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -29,9 +36,44 @@ from .serializers import (
     OriginSerializer,
     PolicySerializer,
 )
+from .throttles import THROTTLES
 
 TRUE = ("true", "1", "yes", "on")
 FALSE = ("", "false", "0", "no", "off")
+SERVER_ERROR = "A server error occurred. It has been logged."
+# Django answers these itself with a bare 400 (and logs the suspicious ones).
+DJANGO_400 = (BadRequest, SuspiciousOperation, MultiPartParserError)
+
+
+class HardenedView:
+    """What every view of the API shares: throttles, and no internals in a 500.
+
+    With ``DEBUG`` off, an unexpected error is ``{"detail": "A server error
+    occurred..."}`` with status 500 and nothing else; it is reported as Django
+    reports its own: the ``got_request_exception`` signal (error trackers) and
+    an ERROR record with the traceback on the ``django.request`` logger
+    (``ADMINS`` mail). With ``DEBUG`` on, Django's debug page as usual.
+    """
+
+    throttle_classes = THROTTLES
+
+    def handle_exception(self, exc: Exception) -> Response:
+        try:
+            return super().handle_exception(exc)  # type: ignore[misc]
+        except Exception as uncaught:
+            if settings.DEBUG or isinstance(uncaught, DJANGO_400):
+                raise
+            request = self.request._request  # type: ignore[attr-defined]
+            signals.got_request_exception.send(sender=type(self), request=request)
+            response = Response({"detail": SERVER_ERROR}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+            log_response(
+                "Internal Server Error: %s",
+                request.path,
+                response=response,
+                request=request,
+                exception=uncaught,
+            )
+            return response
 
 
 class Pagination(PageNumberPagination):
@@ -49,6 +91,16 @@ class Pagination(PageNumberPagination):
             )
         return int(value)
 
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        # DRF reads ?page= (empty) as page 1 and ?page=last as the last page; the schema says
+        # a whole number, so anything else is the 404 of a page that does not exist.
+        value = request.query_params.get(self.page_query_param)
+        if value is None:
+            return 1
+        if not value.isascii() or not value.isdigit():
+            raise NotFound(self.invalid_page_message.format(page_number=value, message="Not a page number."))
+        return value
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
@@ -59,7 +111,7 @@ class Pagination(PageNumberPagination):
         return parameters
 
 
-class RecordedModelViewSet(viewsets.ModelViewSet):
+class RecordedModelViewSet(HardenedView, viewsets.ModelViewSet):
     """Create, change and delete through the services: one transaction with an admin LogEntry."""
 
     schema = CorsAdminSchema()
@@ -88,7 +140,12 @@ class RecordedModelViewSet(viewsets.ModelViewSet):
     destroy=extend_schema(summary="Delete a policy and its origins"),
 )
 class PolicyViewSet(RecordedModelViewSet):
-    queryset = Policy.objects.all()
+    # The plain http:// origins, for the warnings of a policy that allows credentials.
+    queryset = Policy.objects.prefetch_related(
+        Prefetch(
+            "origins", AllowedOrigin.objects.filter(origin__startswith="http://"), to_attr="http_origins"
+        )
+    )
     serializer_class = PolicySerializer
     lookup_field = "name"
     # Anything up to the next slash reaches the view, so a bad name is a JSON 404.
@@ -111,7 +168,7 @@ class OriginViewSet(RecordedModelViewSet):
     filterset_class = OriginFilter
 
 
-class CheckView(APIView):
+class CheckView(HardenedView, APIView):
     """Would the middleware allow this origin? The same snapshot, the same headers."""
 
     schema = CorsAdminSchema()
@@ -123,12 +180,14 @@ class CheckView(APIView):
         responses={200: CheckResultSerializer},
     )
     def get(self, request: Request) -> Response:
-        query = CheckQuerySerializer(data=request.query_params)
+        # A plain dict: from a QueryDict, DRF would read ?path= as "not given" (a form's empty
+        # field); here an empty value is a bad one, as for the command line (found by the stateful run).
+        query = CheckQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         return Response(services.explain(**query.validated_data))
 
 
-class ExportView(APIView):
+class ExportView(HardenedView, APIView):
     schema = CorsAdminSchema()
     permission_classes = [permissions.CanExport]
 
@@ -146,7 +205,7 @@ def _replace_flag(request: Request) -> bool:
     raise serializers.ValidationError({"replace": ["Give replace=true or replace=false."]})
 
 
-class ImportView(APIView):
+class ImportView(HardenedView, APIView):
     schema = CorsAdminSchema()
     permission_classes = [permissions.CanImport]
     parser_classes = [JSONParser]
@@ -169,11 +228,14 @@ class ImportView(APIView):
             result = services.import_document(request.data, replace=replace, user=request.user)
         except services.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-        return Response({"replace": replace, **result.as_dict()})
+        body: dict[str, Any] = {"replace": replace, **result.as_dict()}
+        if result.warnings:
+            body["warnings"] = result.warnings
+        return Response(body)
 
 
 @extend_schema_view(get=extend_schema(summary="Origins recently refused"))
-class BlockedView(generics.ListAPIView):
+class BlockedView(HardenedView, generics.ListAPIView):
     """Origins the middleware refused recently: origin, count, first and last seen."""
 
     schema = CorsAdminSchema()
@@ -186,7 +248,7 @@ class BlockedView(generics.ListAPIView):
 
 
 @extend_schema(exclude=True)
-class NotFoundView(APIView):
+class NotFoundView(HardenedView, APIView):
     """Any other path under the API: a JSON 404 rather than the site's HTML page."""
 
     permission_classes: list[Any] = []
@@ -196,3 +258,20 @@ class NotFoundView(APIView):
         raise NotFound()
 
     get = post = put = patch = delete = head = options = http_method_not_allowed
+
+
+class RootView(HardenedView, routers.APIRootView):
+    pass
+
+
+# drf-spectacular's pages, throttled like the rest of the API.
+class SchemaView(HardenedView, SpectacularAPIView):
+    pass
+
+
+class SwaggerView(HardenedView, SpectacularSwaggerView):
+    pass
+
+
+class RedocView(HardenedView, SpectacularRedocView):
+    pass

@@ -118,6 +118,11 @@ class Command(BaseCommand):
         except User.DoesNotExist:
             raise bad_input(f"There is no user named '{name}'.") from None
 
+    def warn(self, warnings: list[str]) -> None:
+        """Allowed but risky (the API's "warnings"): one line each on standard error."""
+        for warning in warnings:
+            self.stderr.write(f"Warning: {warning}", style_func=self.style.WARNING)
+
     def not_recorded(self, user: Any) -> None:
         if user is None:
             self.stdout.write(
@@ -189,6 +194,7 @@ class Command(BaseCommand):
             raise bad_input(services.one_line(serializer.errors))
         entry = self.save(lambda: services.create(serializer, user))
         self.stdout.write(f"Added {entry.origin} to policy '{entry.policy.name}' (id {entry.pk}).")
+        self.warn(entry.warnings())
         self.not_recorded(user)
 
     def do_remove(self, options: dict[str, Any]) -> None:
@@ -210,6 +216,8 @@ class Command(BaseCommand):
             raise bad_input(services.one_line(serializer.errors))
         self.save(lambda: services.update(serializer, user))
         self.stdout.write(f"{word.capitalize()} {entry.origin} in policy '{entry.policy.name}'.")
+        if enabled:
+            self.warn(entry.warnings())
         self.not_recorded(user)
 
     def do_disable(self, options: dict[str, Any]) -> None:
@@ -285,6 +293,7 @@ class Command(BaseCommand):
         except services.ImportRefused as exc:
             raise bad_input(f"Nothing imported: {exc}") from None
         self.stdout.write(f"Imported {path}: {result.summary()}.")
+        self.warn(result.warnings)
         self.not_recorded(user)
 
     def do_export(self, options: dict[str, Any]) -> None:

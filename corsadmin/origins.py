@@ -150,6 +150,8 @@ def _split_port(value: str, scheme: str, rest: str) -> tuple[str, str]:
 def _canonical_ip(host: str, value: str) -> str | None:
     if host.startswith("["):
         try:
+            if "%" in host:  # a zone ("%eth0"): browsers never put one in an origin
+                raise ValueError(host)
             return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
         except ValueError:
             raise _fail(f"'{host}' in '{value}' is not a valid IPv6 address.") from None

@@ -306,7 +306,8 @@ def timed(call: Callable[[dict], tuple], request: dict, base: float) -> tuple:
     A quadratic or exponential path (a backtracking regex, a label walk gone wrong) blows
     through that; a one-off stall does not fail the test: a slow call is re-timed, and
     if it stays slow the baseline is measured again (the machine may have got busier)
-    before one last try. The quickest time counts.
+    before one last try. The quickest time counts. (Found necessary by the long run: a
+    2 ms request once took 357 ms on a busy machine.)
     """
     best, answer = float("inf"), None
     for attempt in range(4):
@@ -316,7 +317,7 @@ def timed(call: Callable[[dict], tuple], request: dict, base: float) -> tuple:
         started = time.perf_counter()
         answer = call(request)
         best = min(best, time.perf_counter() - started)
-        if best <= bound or best > 10 * bound:  # in time, or far too slow to be a stall
+        if best <= bound or (attempt and best > 10 * bound):  # in time, or twice far too slow: no stall
             break
     assert best <= bound, (
         f"{best * 1000:.1f} ms, over the bound of {bound * 1000:.1f} ms ({base * 1000:.2f} ms baseline)"

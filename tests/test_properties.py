@@ -38,7 +38,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.test import override_settings
-from hypothesis import event, given, note
+from hypothesis import event, example, given, note
 from hypothesis import strategies as st
 from publicsuffixlist import PublicSuffixList
 
@@ -683,6 +683,8 @@ def mutated_entries(draw: st.DrawFn) -> str:
 
 @profile(examples=600)
 @given(value=typed_entries | mutated_entries())
+@example(value="A://[::%0]")  # found by the long run: an IPv6 zone was kept in the canonical form
+@example(value="http://[fe80::1%25eth0]:8000")
 def test_parse_entry_gives_a_clean_idempotent_canonical_form(value):
     try:
         entry = parse_entry(value)

@@ -217,6 +217,10 @@ class SnapshotHolder:
     def due(self) -> bool:
         return self._dirty or time.monotonic() >= self._next_check
 
+    def peek(self) -> Snapshot:
+        """The current snapshot, never refreshing it (what the last decision used)."""
+        return self._snapshot or EMPTY
+
     def get(self) -> Snapshot:
         if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
             self.refresh()

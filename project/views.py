@@ -104,6 +104,8 @@ def refresh_stats(request: HttpRequest) -> dict[str, Any]:
     return {
         **counts,
         "rebuilds": holder.rebuilds,
-        "generation": holder.get().generation,
+        # peek, not get: a get here could refresh after the middleware decided, and
+        # report a newer generation than the one that decided this request.
+        "generation": holder.peek().generation,
         "handler": type(request).__name__,
     }

@@ -286,3 +286,9 @@ def test_blocked_api_hides_dismissed(client, admin_user):
     row.save()
     client.force_login(admin_user)
     assert client.get("/api/cors/blocked/").json()["results"] == []
+
+
+def test_opening_the_add_page_does_not_recreate_a_deleted_default_policy(admin_client):
+    Policy.objects.filter(name="default").delete()
+    assert admin_client.get("/admin/corsadmin/allowedorigin/add/").status_code == 200
+    assert not Policy.objects.filter(name="default").exists()

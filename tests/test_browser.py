@@ -204,7 +204,7 @@ def test_preflight_fails_when_the_custom_header_is_not_allowed(site: Site, page:
     assert page.console_mentions(
         "Request header field x-custom is not allowed by Access-Control-Allow-Headers"
     )
-    assert methods(site.requests_seen(result["probe"], expect=2, timeout=1)) == ["OPTIONS"]  # no PUT
+    assert methods(site.requests_seen(result["probe"], expect=2, timeout=4)) == ["OPTIONS"]  # no PUT
 
     # The same PUT without the custom header passes its preflight.
     plain = page.call(ECHO, {**JSON_PUT, "headers": {"Content-Type": "application/json"}})

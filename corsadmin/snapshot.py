@@ -254,12 +254,6 @@ class Snapshot:
         self.fallback = fallback
         self.built_at = time.time()
 
-    def entry_count(self) -> int:
-        return sum(len(p.exact) + len(p.patterns) for p in self.policies)
-
-    def covers(self, path: str) -> bool:
-        return any(p.match_path(path) for p in self.policies)
-
     def decide(
         self,
         origin: str | None,

@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from .models import AllowedOrigin, Policy
+from .models import AllowedOrigin, Policy, default_headers, default_methods
 from .origins import canonical_origin
 
 
@@ -25,13 +25,32 @@ class TokenListField(forms.CharField):
 
 
 class PolicyForm(forms.ModelForm):
-    allow_methods = TokenListField(required=False, help_text="Comma-separated, e.g. GET, POST.")
-    allow_headers = TokenListField(required=False, help_text="Comma-separated request header names.")
+    # Declared fields do not inherit the model's defaults: give them the same ones, so a
+    # policy added with the form as shown answers preflights like one added by the API.
+    allow_methods = TokenListField(
+        required=False, initial=default_methods, help_text="Comma-separated, e.g. GET, POST."
+    )
+    allow_headers = TokenListField(
+        required=False, initial=default_headers, help_text="Comma-separated request header names."
+    )
     expose_headers = TokenListField(required=False, help_text="Comma-separated response header names.")
 
     class Meta:
         model = Policy
         fields = "__all__"
+
+    def clean_allow_methods(self) -> list[str]:
+        return self._default_when_new_and_empty("allow_methods", default_methods)
+
+    def clean_allow_headers(self) -> list[str]:
+        return self._default_when_new_and_empty("allow_headers", default_headers)
+
+    def _default_when_new_and_empty(self, name: str, default: Any) -> list[str]:
+        """A new policy without methods or headers gets the defaults, as everywhere else."""
+        value: list[str] = self.cleaned_data[name]
+        if not value and self.instance._state.adding:
+            return list(default())
+        return value
 
 
 class AllowedOriginForm(forms.ModelForm):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from corsadmin.models import AllowedOrigin, Generation, Policy
+from corsadmin.models import AllowedOrigin, Generation, Policy, default_headers, default_methods
 
 from .cors_helpers import (
     APP,
@@ -179,6 +179,38 @@ def test_policy_add(admin_client):
     assert response.status_code == 302
     policy = Policy.objects.get(name="api")
     assert (policy.url_regex, policy.priority, policy.allow_methods) == ("^/api/", 5, ["GET", "POST"])
+
+
+def test_policy_add_form_shows_the_default_methods_and_headers(admin_client):
+    form = admin_client.get(POLICIES + "add/").context["adminform"].form
+    assert (form["allow_methods"].value(), form["allow_headers"].value()) == (
+        "DELETE, GET, OPTIONS, PATCH, POST, PUT",
+        "accept, authorization, content-type, user-agent, x-csrftoken, x-requested-with",
+    )
+
+
+def test_policy_added_with_the_form_as_shown_answers_preflights(admin_client):
+    form = admin_client.get(POLICIES + "add/").context["adminform"].form
+    shown = {name: form[name].value() for name in ("allow_methods", "allow_headers", "expose_headers")}
+    admin_client.post(POLICIES + "add/", policy_form(name="api", url_regex="^/api/", priority="5", **shown))
+    AllowedOrigin.objects.create(origin=APP, policy=Policy.objects.get(name="api"))
+    response = admin_client.options(
+        "/api/x", headers={"Origin": APP, "Access-Control-Request-Method": "PUT"}
+    )
+    assert cors_headers(response) == {
+        "Access-Control-Allow-Origin": APP,
+        "Access-Control-Allow-Methods": "DELETE, GET, OPTIONS, PATCH, POST, PUT",
+        "Access-Control-Allow-Headers": (
+            "accept, authorization, content-type, user-agent, x-csrftoken, x-requested-with"
+        ),
+        "Access-Control-Max-Age": "7200",
+    }
+
+
+def test_policy_added_with_empty_methods_and_headers_gets_the_defaults(admin_client):
+    admin_client.post(POLICIES + "add/", policy_form(name="api", allow_methods="", allow_headers=""))
+    policy = Policy.objects.get(name="api")
+    assert (policy.allow_methods, policy.allow_headers) == (default_methods(), default_headers())
 
 
 def test_policy_bad_regex_is_a_form_error(admin_client):

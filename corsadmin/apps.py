@@ -7,4 +7,4 @@ class CorsAdminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401
+        from . import checks, refresh  # noqa: F401  (system checks; the refresh layer's receivers)

@@ -9,6 +9,20 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     "REFRESH_INTERVAL": 1.0,
     "CACHE_ALIAS": "default",
+    # "background": a thread per process keeps the snapshot fresh; requests never wait for it.
+    # "inline": the request that finds the snapshot due refreshes it (for tests, whose data
+    # lives in a transaction no other thread can see).
+    "REFRESH": "background",
+    # How long the first requests of a process wait for its first snapshot before refusing
+    # CORS (only the CORS_* settings policy applies) until it loads.
+    "FIRST_LOAD_TIMEOUT": 5.0,
+    # The refresher's limit on any one call to the database or the cache (connect, statement, read).
+    "SERVICE_TIMEOUT": 2.0,
+    # Read the database's generation at least every this many intervals, even when the cache
+    # says nothing moved (a publish lost to a cache failure heals within that time).
+    "DATABASE_CHECK_EVERY": 3,
+    # Tombstones of deleted rows are kept this many seconds; a process further behind reloads all.
+    "CHANGE_LOG_RETENTION": 86400,
     # Refused-origin telemetry: counted in memory, written at most once per interval.
     "TELEMETRY": True,
     "TELEMETRY_INTERVAL": 10.0,

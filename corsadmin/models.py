@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
-from django.db import models
+from django.db import connections, models, router, transaction
+from django.db.models import F
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from . import conf
 from .origins import MAX_LENGTH, NULL, canonical_origin
+from .signals import config_committed
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -55,61 +59,112 @@ def clean_token_list(value: Any, what: str, upper: bool = False) -> list[str]:
     return cleaned
 
 
+# --- The change announcement -------------------------------------------------------
+#
+# Every write moves the generation number in the same transaction as the write, and
+# stamps the rows it writes (``version``) with it; a delete leaves a tombstone. A
+# process that built its snapshot at generation S reads only what moved since
+# (``version > S``, tombstones > S). The generation row is locked from the bump to
+# the commit, so numbers are handed out in commit order. After commit,
+# ``config_committed`` is sent (the refresh layer listens); on PostgreSQL a NOTIFY
+# on ``NOTIFY_CHANNEL`` is delivered to other processes with the commit itself.
+
+NOTIFY_CHANNEL = "corsadmin_changes"
+# Deleting more rows than this at once asks every process for a full reload
+# instead of one tombstone per row.
+TOMBSTONE_BATCH = 500
+
+
+def next_generation(using: str) -> int:
+    """Move the generation within the caller's transaction (held until it commits)."""
+    rows = Generation.objects.using(using).filter(pk=1)
+    if not rows.update(value=F("value") + 1):
+        Generation.objects.using(using).get_or_create(pk=1)
+        rows.update(value=F("value") + 1)
+    value: int = rows.values_list("value", flat=True).get()
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, str(value)])
+    transaction.on_commit(
+        lambda: config_committed.send(sender=Generation, generation=value, using=using), using=using
+    )
+    return value
+
+
+def record_deletions(model: type[models.Model], ids: list[Any], generation: int, using: str) -> None:
+    """Tombstones for deleted rows (one "reload everything" for a large delete); old ones pruned."""
+    kind = model._meta.model_name or ""
+    if len(ids) > TOMBSTONE_BATCH:
+        tombstones = [Tombstone(generation=generation, kind=Tombstone.RELOAD)]
+    else:
+        tombstones = [Tombstone(generation=generation, kind=kind, row_id=pk) for pk in ids]
+    Tombstone.objects.using(using).bulk_create(tombstones)
+    Tombstone.prune(using)
+
+
+def request_reload(using: str = "default") -> int:
+    """Make every process rebuild its snapshot from scratch (after raw SQL writes)."""
+    with transaction.atomic(using=using):
+        generation = next_generation(using)
+        Tombstone.objects.using(using).create(generation=generation, kind=Tombstone.RELOAD)
+    return generation
+
+
 class ConfigQuerySet(models.QuerySet):
-    """A QuerySet whose bulk writes announce a configuration change."""
+    """A QuerySet whose bulk writes stamp a new generation, so every process sees them."""
 
     def update(self, **kwargs: Any) -> int:
-        from .refresh import config_changed
-
         if "origin" in kwargs and isinstance(kwargs["origin"], str):
             kwargs["origin"] = canonical_origin(kwargs["origin"])
-        count = super().update(**kwargs)
-        if count:
-            config_changed(self.db)
-        return count
+        kwargs.setdefault("updated_at", timezone.now())
+        with transaction.atomic(using=self.db, savepoint=False):
+            kwargs["version"] = next_generation(self.db)
+            return super().update(**kwargs)
 
     update.alters_data = True  # type: ignore[attr-defined]
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        from .refresh import config_changed
-
-        result = super().delete()
-        if result[0]:
-            config_changed(self.db)
-        return result
+        with transaction.atomic(using=self.db, savepoint=False):
+            ids = list(self.values_list("pk", flat=True))
+            if not ids:
+                return 0, {}
+            record_deletions(self.model, ids, next_generation(self.db), self.db)
+            doomed = self if len(ids) > TOMBSTONE_BATCH else self.model._base_manager.filter(pk__in=ids)
+            return models.QuerySet.delete(doomed)
 
     delete.alters_data = True  # type: ignore[attr-defined]
     delete.queryset_only = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        from .refresh import config_changed
-
         objs = list(objs)
         for obj in objs:
             obj.prepare_for_save()
-        created = super().bulk_create(objs, *args, **kwargs)
-        if created:
-            config_changed(self.db)
-        return created
+        with transaction.atomic(using=self.db, savepoint=False):
+            generation = next_generation(self.db)
+            for obj in objs:
+                obj.version = generation
+            return super().bulk_create(objs, *args, **kwargs)
 
     def bulk_update(self, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> int:
-        from .refresh import config_changed
-
         objs = list(objs)
         for obj in objs:
             obj.prepare_for_save()
-        count = super().bulk_update(objs, fields, *args, **kwargs)
-        if count:
-            config_changed(self.db)
-        return count
+        with transaction.atomic(using=self.db, savepoint=False):
+            generation = next_generation(self.db)
+            for obj in objs:
+                obj.version = generation
+            return super().bulk_update(objs, [*fields, "version"], *args, **kwargs)
 
 
 class ConfigModel(models.Model):
-    """Shared behaviour: validate on every save and announce deletes.
+    """Shared behaviour: validate on every save, and stamp every write with a generation.
 
-    Saves are announced by a ``post_save`` receiver (so fixtures count too);
-    deletes here and in ``ConfigQuerySet.delete``.
+    Saves stamp here (fixtures' raw saves in ``_stamp_raw_save``), deletes leave a
+    tombstone here and in ``ConfigQuerySet.delete``.
     """
+
+    version = models.BigIntegerField(default=0, db_index=True, editable=False)
 
     objects = ConfigQuerySet.as_manager()
 
@@ -121,14 +176,18 @@ class ConfigModel(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.prepare_for_save()
-        super().save(*args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "version"}
+        with transaction.atomic(using=using, savepoint=False):
+            self.version = next_generation(using)
+            super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        from .refresh import config_changed
-
-        result = super().delete(*args, **kwargs)
-        config_changed(kwargs.get("using") or self._state.db)
-        return result
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            record_deletions(type(self), [self.pk], next_generation(using), using)
+            return super().delete(*args, **kwargs)
 
 
 class Policy(ConfigModel):
@@ -276,9 +335,47 @@ class Generation(models.Model):
     """One row whose number moves on every committed configuration change."""
 
     value = models.BigIntegerField(default=0)
+    pruned = models.BigIntegerField(
+        default=0, help_text="Tombstones up to this generation are gone: a process behind it reloads all."
+    )
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+class Tombstone(models.Model):
+    """A deleted policy or origin (``kind`` its model name), or a request to reload everything."""
+
+    RELOAD = "reload"
+
+    generation = models.BigIntegerField(db_index=True)
+    kind = models.CharField(max_length=16)
+    row_id = models.BigIntegerField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.row_id} at {self.generation}"
+
+    @classmethod
+    def prune(cls, using: str) -> None:
+        """Forget tombstones older than CHANGE_LOG_RETENTION seconds (in the caller's transaction)."""
+        cutoff = timezone.now() - timedelta(seconds=conf.get("CHANGE_LOG_RETENTION"))
+        old = cls.objects.using(using).filter(created_at__lt=cutoff)
+        newest = old.aggregate(newest=models.Max("generation"))["newest"]
+        if newest is not None:
+            old.delete()
+            Generation.objects.using(using).filter(pk=1, pruned__lt=newest).update(pruned=newest)
+
+
+def _stamp_raw_save(sender: type[ConfigModel], instance: ConfigModel, raw: bool, using: str, **kwargs: Any) -> None:
+    """Fixtures (``loaddata``) save rows without ``save()``: stamp them all the same."""
+    if raw:
+        with transaction.atomic(using=using, savepoint=False):
+            models.QuerySet(sender, using=using).filter(pk=instance.pk).update(version=next_generation(using))
+
+
+post_save.connect(_stamp_raw_save, sender=Policy, dispatch_uid="corsadmin_policy_raw_save")
+post_save.connect(_stamp_raw_save, sender=AllowedOrigin, dispatch_uid="corsadmin_origin_raw_save")
 
 
 class RefusedOrigin(models.Model):

@@ -1,187 +1,47 @@
-"""Keeping each process's snapshot fresh without a query per request.
+"""Keeping each process's snapshot fresh beside the request path, never in it.
 
-Every committed change moves a generation number: in the database, in the same
-transaction as the change, and then (after commit) in the shared cache. Each
-process looks at that number at most once per ``REFRESH_INTERVAL`` and rebuilds
-its snapshot only when it moved. The process that made a change rebuilds on its
-next request. On any error the last good snapshot stays; with none, CORS is
-refused until a refresh succeeds.
+Requests read ``holder.get()``: the current snapshot, and nothing else. A refresher
+thread per process (started by the first request of the process, again after a
+fork) loads the first snapshot, then waits for news of a change: an announcement on
+the cache's channel (Redis pub/sub) or PostgreSQL's NOTIFY, a commit in this process,
+or the end of ``REFRESH_INTERVAL``, whichever comes first. It then asks the database
+for what changed since its snapshot's generation (``loader.SnapshotBuilder``) and
+swaps the new snapshot in. Between announcements it compares the shared cache's stamp
+with its own each interval, and reads the database's stamp at least every
+``DATABASE_CHECK_EVERY`` intervals, so a lost announcement heals in seconds.
+
+Every call to a service has a timeout (``SERVICE_TIMEOUT``); a failing or hanging
+service costs the refresher a retry (logged once, and once when it recovers), never
+a request. Until the first snapshot loads, requests wait at most
+``FIRST_LOAD_TIMEOUT`` and then refuse CORS (only the ``CORS_*`` settings policy
+applies) until it does.
+
+With ``REFRESH = "inline"`` (tests) there is no thread: the request that finds the
+snapshot due refreshes it, as the same code would in the thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
-import re
+import os
 import threading
 import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.cache import caches
-from django.core.cache.backends.dummy import DummyCache
-from django.core.cache.backends.locmem import LocMemCache
-from django.db import transaction
-from django.db.models import F
+from django.core.signals import setting_changed
+from django.db import connection
+from django.dispatch import receiver
 
-from . import conf, settings_policy
-from .snapshot import EMPTY, CompiledPolicy, Snapshot
+from . import conf
+from .bus import CacheBus, database_channel, shared_bus
+from .loader import SnapshotBuilder, settings_snapshot
+from .signals import config_committed
+from .snapshot import EMPTY, Snapshot
 
 logger = logging.getLogger("corsadmin")
-
-CACHE_KEY = "corsadmin:v1:generation"
-CACHE_TIMEOUT = 300
-
-
-def _shared_cache() -> Any:
-    """The configured cache, or None when it is private to this process."""
-    cache = caches[conf.cache_alias()]
-    if isinstance(cache, (LocMemCache, DummyCache)):
-        return None
-    return cache
-
-
-def database_generation(using: str | None = None) -> int:
-    from .models import Generation
-
-    value = Generation.objects.using(using).filter(pk=1).values_list("value", flat=True).first()
-    return value or 0
-
-
-def current_generation() -> tuple[int, bool]:
-    """The newest committed generation, and whether the shared cache gave it."""
-    cache = value = None
-    try:
-        cache = _shared_cache()
-        if cache is not None:
-            value = cache.get(CACHE_KEY)
-            if value is not None and not holder.cache_failing:
-                return int(value), True
-    except Exception:
-        _cache_failed("cache unavailable, reading the generation from the database")
-        cache = None
-    generation = database_generation()
-    if cache is not None:
-        if holder.cache_failing:
-            # The cache answers again, but a change published meanwhile may be missing from it.
-            logger.warning("corsadmin: cache available again")
-            holder.cache_failing = False
-            if value is None or int(value) < generation:
-                _store_generation(cache, generation)
-        else:
-            _cache_quietly(cache.add, generation)
-    return generation, False
-
-
-def _cache_failed(message: str) -> None:
-    """Note a cache failure (logged once until the cache answers again)."""
-    if not holder.cache_failing:
-        logger.warning("corsadmin: %s", message)
-    holder.cache_failing = True
-
-
-def _cache_quietly(method: Any, value: int) -> None:
-    try:
-        method(CACHE_KEY, value, CACHE_TIMEOUT)
-    except Exception:
-        _cache_failed("could not write the generation to the cache")
-
-
-def _store_generation(cache: Any, value: int, using: str | None = None) -> None:
-    """Set the cached generation, then make sure it is not behind the database.
-
-    Two writers can publish out of order (the older number last): whoever writes
-    last reads the database once more and corrects the cache.
-    """
-    for _ in range(5):
-        try:
-            cache.set(CACHE_KEY, value, CACHE_TIMEOUT)
-        except Exception:
-            _cache_failed("could not write the generation to the cache")
-            return
-        newest = database_generation(using)
-        if newest <= value:
-            return
-        value = newest
-
-
-def _publish(using: str | None) -> None:
-    holder.mark_dirty()
-    try:
-        cache = _shared_cache()
-        if cache is not None:
-            _store_generation(cache, database_generation(using), using)
-    except Exception:
-        _cache_failed("could not publish the new generation to the cache")
-
-
-def config_changed(using: str | None = None) -> None:
-    """Record a change: bump the number with the write, publish it after commit."""
-    from .models import Generation
-
-    if not Generation.objects.using(using).filter(pk=1).update(value=F("value") + 1):
-        Generation.objects.using(using).get_or_create(pk=1, defaults={"value": 1})
-    transaction.on_commit(lambda: _publish(using), using=using)
-
-
-def load_snapshot() -> Snapshot:
-    """Build a snapshot from the database (the generation first, so it is never newer than the data)."""
-    from django.utils import timezone
-
-    from .models import AllowedOrigin, Policy
-
-    generation = database_generation()
-    entries: dict[int, list[tuple[Any, str, float]]] = {}
-    csrf_trusted = []
-    rows = (
-        AllowedOrigin.objects.filter(enabled=True, policy__enabled=True)
-        .exclude(expires_at__lte=timezone.now())
-        .values_list("policy_id", "id", "origin", "expires_at", "csrf_trusted")
-    )
-    for policy_id, entry_id, origin, expires_at, csrf in rows.iterator(chunk_size=10000):
-        entry = (entry_id, origin, expires_at.timestamp() if expires_at else math.inf)
-        entries.setdefault(policy_id, []).append(entry)
-        if csrf:
-            csrf_trusted.append(entry)
-    policies = []
-    null_with_credentials = conf.get("ALLOW_NULL_WITH_CREDENTIALS")
-    for p in Policy.objects.filter(enabled=True):
-        listed = entries.get(p.pk, ())
-        if p.allow_credentials and not null_with_credentials and any(e[1].lower() == "null" for e in listed):
-            # Written around validation (QuerySet.update, raw SQL, loaddata): never honoured.
-            logger.warning("corsadmin: ignoring null in policy %s, which allows credentials", p.name)
-            listed = [e for e in listed if e[1].lower() != "null"]
-        try:
-            policies.append(
-                CompiledPolicy(
-                    name=p.name,
-                    url_regex=p.url_regex,
-                    priority=p.priority,
-                    allow_all_origins=p.allow_all_origins,
-                    allow_credentials=p.allow_credentials,
-                    allow_methods=p.allow_methods,
-                    allow_headers=p.allow_headers,
-                    expose_headers=p.expose_headers,
-                    max_age=p.max_age,
-                    allow_private_network=p.allow_private_network,
-                    entries=listed,
-                )
-            )
-        except (re.error, TypeError, ValueError) as exc:
-            # Written around validation (raw SQL): skip this policy, keep the others.
-            logger.warning("corsadmin: ignoring policy %s, it cannot be compiled: %s", p.name, exc)
-    return settings_snapshot(policies, generation, CompiledPolicy(name="(csrf)", entries=csrf_trusted))
-
-
-def settings_snapshot(
-    policies: list[CompiledPolicy] | None = None, generation: Any = None, csrf: CompiledPolicy | None = None
-) -> Snapshot:
-    """A snapshot of the given database policies plus the built-in ``CORS_*`` settings policy."""
-    fallback = settings_policy.build()
-    policies = list(policies or ())
-    if conf.has_settings_policy():
-        policies.append(fallback)
-    return Snapshot(policies, generation=generation, csrf=csrf, fallback=fallback)
+REFRESHER = "corsadmin-refresher"
 
 
 def _settings_only() -> Snapshot:
@@ -191,89 +51,322 @@ def _settings_only() -> Snapshot:
         return EMPTY
 
 
+class _Trouble:
+    """A service's state: one log line when it starts failing, one when it recovers."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failing = False
+
+    def failed(self, exc: BaseException, consequence: str) -> None:
+        if not self.failing:
+            logger.warning("corsadmin: %s failed (%s: %s); %s", self.what, type(exc).__name__, exc, consequence)
+        self.failing = True
+
+    def ok(self) -> None:
+        if self.failing:
+            logger.warning("corsadmin: %s available again", self.what)
+        self.failing = False
+
+
+class _Refresh:
+    """One holder's refresh state between two resets: the builder, the bus, the counters."""
+
+    def __init__(self, builder: SnapshotBuilder | None = None) -> None:
+        self.builder = builder or SnapshotBuilder()
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.loaded = threading.Event()  # the first attempt to load has ended
+        self.news = 0  # the newest generation heard of (announced or committed here)
+        self.unpublished = 0  # the newest generation committed here and not yet in the cache
+        self.cycles = 0
+        self.db_checks = 0
+        self.bus: CacheBus | None = None
+        self.bus_ready = False
+        self.database = _Trouble("the database (refreshing the CORS allow-list)")
+        self.cache = _Trouble("the cache (the CORS allow-list's generation stamp)")
+
+
 class SnapshotHolder:
-    """This process's current snapshot, refreshed at most once per interval."""
+    """This process's current snapshot, and its refresher."""
 
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
+        self._fallback: Snapshot | None = None
+        self._running = False  # a refresher thread serves this process
+        self._mode: str | None = None
+        self._lock = threading.Lock()  # swaps and resets
+        self._refresh_lock = threading.Lock()  # one refresh at a time
+        self._state = _Refresh()
         self._next_check = 0.0
         self._dirty = False
-        self._retry = False
-        self._failing = False
-        self._lock = threading.Lock()
-        self.rebuilds = 0
-        # The shared cache failed: it may lag the database until this process checks it.
-        self.cache_failing = False
 
-    def reset(self) -> None:
-        with self._lock:
-            self._snapshot = None
-            self._next_check = 0.0
-            self._dirty = self._retry = self._failing = self.cache_failing = False
+    # --- the request path -------------------------------------------------------
 
-    def mark_dirty(self) -> None:
-        self._dirty = True
+    def get(self) -> Snapshot:
+        snapshot = self._snapshot
+        if snapshot is not None and self._running:
+            return snapshot
+        return self._get_slow()
 
-    def due(self) -> bool:
-        return self._dirty or time.monotonic() >= self._next_check
+    async def aget(self) -> Snapshot:
+        snapshot = self._snapshot
+        if snapshot is not None and self._running:
+            return snapshot
+        if self._inline():
+            if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
+                await sync_to_async(self.refresh)()
+            return self._snapshot or EMPTY
+        self._start()
+        if self._snapshot is None and not self._state.loaded.is_set():
+            await asyncio.to_thread(self._state.loaded.wait, float(conf.get("FIRST_LOAD_TIMEOUT")))
+        return self._current()
 
     def peek(self) -> Snapshot:
         """The current snapshot, never refreshing it (what the last decision used)."""
         return self._snapshot or EMPTY
 
-    def get(self) -> Snapshot:
-        if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
-            self.refresh()
-        return self._snapshot or EMPTY
+    def _get_slow(self) -> Snapshot:
+        if self._inline():
+            if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
+                self.refresh()
+            return self._snapshot or EMPTY
+        self._start()
+        if self._snapshot is None and not self._state.loaded.is_set():
+            self._state.loaded.wait(float(conf.get("FIRST_LOAD_TIMEOUT")))
+        return self._current()
 
-    async def aget(self) -> Snapshot:
-        if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
-            await sync_to_async(self.refresh)()
-        return self._snapshot or EMPTY
+    def _current(self) -> Snapshot:
+        snapshot = self._snapshot
+        if snapshot is not None:
+            return snapshot
+        if self._fallback is None:  # fail closed until the first snapshot loads
+            self._fallback = _settings_only()
+        return self._fallback
+
+    def _inline(self) -> bool:
+        if self._mode is None:
+            self._mode = str(conf.get("REFRESH"))
+        return self._mode == "inline"
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+            state = self._state
+        threading.Thread(target=self._run, args=(state,), name=REFRESHER, daemon=True).start()
+
+    # --- the refresher ------------------------------------------------------------
+
+    def _run(self, state: _Refresh) -> None:
+        try:
+            _prepare_connection()
+            channel = _channel(state)
+            if channel is not None:
+                threading.Thread(
+                    target=self._listen, args=(state, channel), name="corsadmin-listener", daemon=True
+                ).start()
+            while not state.stop.is_set():
+                self._cycle(state)
+                state.loaded.set()
+                state.wake.wait(conf.refresh_interval())
+                state.wake.clear()
+        finally:
+            state.loaded.set()
+            connection.close()
+
+    def _listen(self, state: _Refresh, channel: Any) -> None:
+        trouble = _Trouble("listening for CORS allow-list changes")
+        while not state.stop.is_set():
+            try:
+                channel.listen(lambda generation: self._heard(state, generation), state.stop.is_set)
+            except Exception as exc:
+                trouble.failed(exc, "changes are found by polling until it answers")
+                state.stop.wait(conf.refresh_interval())
+            else:
+                trouble.ok()
+
+    def _heard(self, state: _Refresh, generation: int) -> None:
+        if generation > state.news:
+            state.news = generation
+        state.wake.set()
 
     def refresh(self) -> None:
-        # One refresher per process; other threads keep answering from the current snapshot,
-        # or, before the first one exists, wait for it rather than refuse every origin.
+        """One refresh, in this thread (inline mode, tools and tests)."""
         first = self._snapshot is None
-        if not self._lock.acquire(blocking=first):
+        if not self._refresh_lock.acquire(blocking=first):
             return
         try:
-            if first and self._snapshot is not None and not self.due():
+            if first and self._snapshot is not None:
                 return  # another thread loaded it while this one waited
             self._next_check = time.monotonic() + conf.refresh_interval()
-            forced = self._dirty or self._retry or self._snapshot is None
-            self._dirty = False
-            try:
-                self._refresh(forced)
-            except Exception as exc:
-                if not self._failing:
-                    logger.error(
-                        "corsadmin: could not refresh the allow-list (%s: %s); %s",
-                        type(exc).__name__,
-                        exc,
-                        "keeping the last good one" if self._snapshot else "refusing CORS until it loads",
-                    )
-                if self._snapshot is None:
-                    self._snapshot = _settings_only()
-                self._failing = self._retry = True
-                return
-            if self._failing:
-                logger.warning("corsadmin: allow-list refreshed again")
-            self._failing = self._retry = False
+            force, self._dirty = self._dirty, False
+            self._cycle(self._state, force)
         finally:
-            self._lock.release()
+            self._refresh_lock.release()
 
-    def _refresh(self, forced: bool) -> None:
-        seen, from_cache = (None, False) if forced else current_generation()
-        if not forced and self._snapshot is not None and seen == self._snapshot.generation:
+    def _cycle(self, state: _Refresh, force: bool = False) -> None:
+        """Bring the snapshot up to date if anything moved; publish what the cache lacks."""
+        state.cycles += 1
+        builder = state.builder
+        bus = _bus(state)
+        periodic = state.cycles % int(conf.get("DATABASE_CHECK_EVERY")) == 0
+        # A failing cache is tried again only now and then: it may hang for SERVICE_TIMEOUT.
+        use_bus = bus is not None and (not state.cache.failing or periodic)
+        stamp = self._read_stamp(state, bus) if use_bus and bus is not None else None
+        known = builder.generation
+        if (
+            known is None
+            or force
+            or state.news > known
+            or periodic
+            or state.cache.failing
+            or stamp is None
+            or stamp > known
+        ):
+            self._update(state)
+        if use_bus and bus is not None and not state.cache.failing and builder.generation is not None:
+            if state.unpublished or stamp is None or stamp < builder.generation:
+                self._publish(state, bus, builder.generation)
+
+    def _update(self, state: _Refresh) -> None:
+        state.db_checks += 1
+        try:
+            snapshot = state.builder.update()
+        except Exception as exc:
+            state.database.failed(
+                exc, "keeping the last good allow-list" if self._snapshot else "refusing CORS until it loads"
+            )
+            if threading.current_thread().name == REFRESHER:
+                connection.close()  # the next try reconnects
             return
-        self._snapshot = snapshot = load_snapshot()
-        self.rebuilds += 1
-        if from_cache and seen is not None and snapshot.generation > seen:
-            # The cache lags the database (a publish was lost): mend it for everyone.
-            cache = _shared_cache()
-            if cache is not None:
-                _store_generation(cache, snapshot.generation)
+        state.database.ok()
+        if snapshot is not None:
+            with self._lock:
+                if state is self._state:
+                    self._snapshot = snapshot
+
+    def _read_stamp(self, state: _Refresh, bus: CacheBus) -> int | None:
+        try:
+            stamp = bus.read()
+        except Exception as exc:
+            state.cache.failed(exc, "reading the generation from the database instead")
+            return None
+        state.cache.ok()
+        return stamp
+
+    def _publish(self, state: _Refresh, bus: CacheBus, generation: int) -> None:
+        try:
+            bus.publish(generation)
+        except Exception as exc:
+            state.cache.failed(exc, "reading the generation from the database instead")
+            return
+        state.cache.ok()
+        if state.unpublished <= generation:
+            state.unpublished = 0
+
+    # --- news of a change committed in this process -------------------------------
+
+    def committed(self, generation: int) -> None:
+        state = self._state
+        state.news = max(state.news, generation)
+        state.unpublished = max(state.unpublished, generation)
+        if self._running:
+            # The refresher applies and publishes it; this process honours it at once.
+            state.wake.set()
+            if threading.current_thread().name != REFRESHER:
+                self.wait_for(generation, _timeout())
+            return
+        self._dirty = True
+        bus = _bus(state)
+        if bus is not None:
+            self._publish(state, bus, generation)
+
+    def wait_for(self, generation: int, timeout: float) -> bool:
+        """Wait (bounded) until this process's snapshot has reached ``generation``."""
+        deadline = time.monotonic() + timeout
+        while (self.peek().generation or 0) < generation:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    # --- tests, settings changes, forks ----------------------------------------------
+
+    def mark_dirty(self) -> None:
+        self._dirty = True
+
+    def reset(self) -> None:
+        """Forget the snapshot and stop the refresher (a new one starts on the next request)."""
+        with self._lock:
+            self._state.stop.set()
+            self._state.wake.set()
+            self._state = _Refresh()
+            self._snapshot = self._fallback = self._mode = None
+            self._running = self._dirty = False
+            self._next_check = 0.0
+
+    def _forked(self) -> None:
+        """In a child process: no thread survived the fork; keep the snapshot, start anew."""
+        self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._state = _Refresh(self._state.builder)
+        self._running = False
+
+    @property
+    def rebuilds(self) -> int:
+        return self._state.builder.full_loads + self._state.builder.updates
+
+    def stats(self) -> dict[str, Any]:
+        state = self._state
+        return {
+            "generation": self.peek().generation,
+            "full_loads": state.builder.full_loads,
+            "updates": state.builder.updates,
+            "db_checks": state.db_checks,
+            "cycles": state.cycles,
+            "background": self._running,
+        }
+
+
+def _bus(state: _Refresh) -> CacheBus | None:
+    if not state.bus_ready:
+        try:
+            state.bus = shared_bus()
+        except Exception as exc:
+            state.cache.failed(exc, "reading the generation from the database instead")
+            return None
+        state.bus_ready = True
+    return state.bus
+
+
+def _channel(state: _Refresh) -> Any:
+    """Where announcements arrive: the Redis channel, else PostgreSQL's NOTIFY, else nowhere."""
+    bus = _bus(state)
+    if bus is not None:
+        return bus if bus.can_listen else None
+    try:
+        return database_channel()
+    except Exception:
+        return None
+
+
+def _prepare_connection() -> None:
+    """The refresher thread's own database connection gets its own time limits: to connect,
+    and (PostgreSQL) for each statement, so a database that hangs cannot hold it forever."""
+    if connection.vendor != "postgresql":
+        return
+    timeout = _timeout()
+    options = dict(connection.settings_dict.get("OPTIONS") or {})
+    options.setdefault("connect_timeout", max(1, round(timeout)))
+    flag = f"-c statement_timeout={int(timeout * 1000)}"
+    options["options"] = f"{options.get('options', '')} {flag}".strip()
+    connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
+
+
+def _timeout() -> float:
+    return float(conf.get("SERVICE_TIMEOUT"))
 
 
 holder = SnapshotHolder()
@@ -281,3 +374,19 @@ holder = SnapshotHolder()
 
 def get_snapshot() -> Snapshot:
     return holder.get()
+
+
+def _on_commit(generation: int, **kwargs: Any) -> None:
+    holder.committed(generation)
+
+
+config_committed.connect(_on_commit, dispatch_uid="corsadmin_refresh")
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=holder._forked)
+
+
+
+@receiver(setting_changed)
+def _setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting in ("CORSADMIN", "CACHES", "DATABASES") or setting.startswith("CORS_"):
+        holder.reset()

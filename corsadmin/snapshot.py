@@ -7,6 +7,7 @@ dictionary keys, wildcards are found by walking the request host's labels.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -106,90 +107,128 @@ NOT_COVERED = Decision(covered=False)
 REFUSED = Decision(covered=True)
 
 
-class CompiledPolicy:
-    __slots__ = (
-        "name",
-        "priority",
-        "match_path",
-        "allow_all",
-        "credentials",
-        "methods",
-        "headers",
-        "private_network",
-        "exact",
-        "patterns",
-        "_bases",
-        "_common",
-        "_options",
-    )
+# The value of an exact origin in an EntryTable: its entry id, or (id, expiry) when it expires.
+ExactValue = Any
+
+
+def entry_key(text: str) -> tuple[str, Any] | None:
+    """Where an entry lives in a table: ("exact", text) or ("pattern", key); None when the
+    stored text is invalid (written around validation: one bad row must not stop the rest)."""
+    quick = _split_stored(text)  # no OriginEntry per row: half the time of a large build
+    if quick is None:
+        try:
+            entry = parse_entry(text)
+        except ValidationError:
+            return None
+        text, quick = entry.text, (entry.scheme, entry.host, entry.port, entry.wildcard)
+    scheme, host, port, wildcard = quick
+    if not wildcard and port != ANY_PORT:  # OriginEntry.is_exact
+        return "exact", text
+    return "pattern", quick
+
+
+class EntryTable:
+    """One policy's origins, immutable once built; ``changed`` makes the next one in O(changes).
+
+    Exact origins (and null) are keys of ``exact``, shared between tables; changes since
+    it was built sit in the small ``recent`` (``None`` for a removed origin) until there
+    are enough of them to fold into a new ``exact``. Wildcards and port wildcards are keys
+    (scheme, host or base, port, wildcard?) of ``patterns``.
+    """
+
+    __slots__ = ("exact", "recent", "patterns", "_bases")
+
+    # Folding costs one copy of ``exact``: do it once per this many changes (or 1/16 of it).
+    FOLD_AT = 4096
 
     def __init__(
         self,
-        *,
-        name: str,
-        url_regex: str = "^/",
-        priority: int = 0,
-        allow_all_origins: bool = False,
-        allow_credentials: bool = False,
-        allow_methods: Iterable[str] = (),
-        allow_headers: Iterable[str] = (),
-        expose_headers: Iterable[str] = (),
-        max_age: int = 0,
-        allow_private_network: bool = False,
-        entries: Iterable[tuple[Any, str, float]] = (),
+        exact: dict[str, ExactValue] | None = None,
+        patterns: dict[tuple[str, str, str, bool], Entry] | None = None,
+        recent: dict[str, ExactValue] | None = None,
     ) -> None:
-        self.name = name
-        self.priority = priority
-        self.match_path = re.compile(url_regex).match
-        self.allow_all = allow_all_origins
-        self.credentials = allow_credentials
-        self.methods = tuple(allow_methods)
-        self.headers = tuple(allow_headers)
-        self.private_network = allow_private_network
-        # origin text -> Entry, for exact origins (and null)
-        self.exact: dict[str, Entry] = {}
-        # (scheme, host or wildcard base, port or ANY_PORT, wildcard?) -> Entry
-        self.patterns: dict[tuple[str, str, str, bool], Entry] = {}
-        for entry_id, text, expires in entries:
-            quick = _split_stored(text)  # no OriginEntry per row: half the time of a large build
-            if quick is None:
-                try:
-                    entry = parse_entry(text)
-                except ValidationError:
-                    # Written around validation (raw SQL): one bad row must not stop the rest.
-                    logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, name)
-                    continue
-                text, quick = entry.text, (entry.scheme, entry.host, entry.port, entry.wildcard)
-            scheme, host, port, wildcard = quick
-            if not wildcard and port != ANY_PORT:  # OriginEntry.is_exact
-                self.exact[text] = (entry_id, text, expires)
-            else:
-                self.patterns[(scheme, host, port, wildcard)] = (entry_id, text, expires)
+        self.exact = exact if exact is not None else {}
+        self.recent = recent or {}
+        self.patterns = patterns if patterns is not None else {}
         # Every host or wildcard base of a pattern: most labels of a request host miss
         # here with one string lookup, before any key tuple is built.
         self._bases = frozenset(key[1] for key in self.patterns)
-        common = {}
-        if allow_credentials:
-            common[ALLOW_CREDENTIALS] = "true"
-        if expose_headers:
-            common[EXPOSE_HEADERS] = ", ".join(expose_headers)
-        self._common = common
-        options = {ALLOW_HEADERS: ", ".join(self.headers), ALLOW_METHODS: ", ".join(self.methods)}
-        if max_age:
-            options[MAX_AGE] = str(max_age)
-        self._options = options
+
+    @classmethod
+    def build(cls, entries: Iterable[tuple[Any, str, float]], label: str = "") -> EntryTable:
+        table = cls()
+        exact, patterns = table.exact, table.patterns
+        for entry_id, text, expires in entries:
+            where = entry_key(text)
+            if where is None:
+                logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, label)
+            elif where[0] == "exact":
+                exact[where[1]] = entry_id if expires == math.inf else (entry_id, expires)
+            else:
+                patterns[where[1]] = (entry_id, text, expires)
+        table._bases = frozenset(key[1] for key in patterns)
+        return table
+
+    def __len__(self) -> int:
+        removed = sum(1 for key, value in self.recent.items() if value is None and key in self.exact)
+        added = sum(1 for key, value in self.recent.items() if value is not None and key not in self.exact)
+        return len(self.exact) + added - removed + len(self.patterns)
+
+    def changed(
+        self, removed: Iterable[tuple[str, Any]], added: Iterable[tuple[tuple[str, Any], Entry]]
+    ) -> EntryTable:
+        """A new table: this one less ``removed`` keys, plus ``added`` ((where, key), entry)."""
+        recent = dict(self.recent)
+        patterns: dict[tuple[str, str, str, bool], Entry] | None = None
+        for where, key in removed:
+            if where == "exact":
+                recent[key] = None
+            else:
+                if patterns is None:
+                    patterns = dict(self.patterns)
+                patterns.pop(key, None)
+        for (where, key), (entry_id, text, expires) in added:
+            if where == "exact":
+                recent[key] = entry_id if expires == math.inf else (entry_id, expires)
+            else:
+                if patterns is None:
+                    patterns = dict(self.patterns)
+                patterns[key] = (entry_id, text, expires)
+        exact = self.exact
+        if len(recent) > max(self.FOLD_AT, len(exact) >> 4):
+            exact, recent = _fold(exact, recent), {}
+        return EntryTable(exact, self.patterns if patterns is None else patterns, recent)
+
+    def exact_value(self, origin: str) -> ExactValue:
+        if self.recent:
+            value = self.recent.get(origin, _MISSING)
+            if value is not _MISSING:
+                return value
+        return self.exact.get(origin)
+
+    def ids(self) -> Iterable[Any]:
+        """Every entry id in the table."""
+        for key, value in self.exact.items():
+            if key not in self.recent:
+                yield value if type(value) is int else value[0]
+        for value in self.recent.values():
+            if value is not None:
+                yield value if type(value) is int else value[0]
+        for entry in self.patterns.values():
+            yield entry[0]
 
     def find(self, origin: str, now: float) -> Entry | None:
-        """The entry allowing this origin, if any (``ALL_ORIGINS`` for allow-all)."""
-        entry = self.exact.get(origin)
-        if entry is not None and entry[2] > now:
-            return entry
+        """The entry allowing this origin, if any."""
+        value = self.recent.get(origin, _MISSING) if self.recent else _MISSING
+        if value is _MISSING:
+            value = self.exact.get(origin)
+        if value is not None:
+            if type(value) is not tuple:
+                return (value, origin, math.inf)
+            if value[1] > now:
+                return (value[0], origin, value[1])
         if self.patterns:
-            entry = self._find_pattern(origin, now)
-            if entry is not None:
-                return entry
-        if self.allow_all and (origin == NULL or split_request_origin(origin) is not None):
-            return ALL_ORIGINS
+            return self._find_pattern(origin, now)
         return None
 
     def _find_pattern(self, origin: str, now: float) -> Entry | None:
@@ -211,6 +250,94 @@ class CompiledPolicy:
                     if entry is not None and entry[2] > now:
                         return entry
             dot = host.find(".", dot + 1)
+        return None
+
+
+_MISSING = object()
+EMPTY_TABLE = EntryTable()
+
+
+def _fold(exact: dict[str, ExactValue], recent: dict[str, ExactValue]) -> dict[str, ExactValue]:
+    """``exact`` with ``recent`` applied, copied in slices so that no single step holds
+    the GIL long enough to delay the requests being answered meanwhile."""
+    folded: dict[str, ExactValue] = {}
+    items = iter(exact.items())
+    while True:
+        before = len(folded)
+        folded.update(itertools.islice(items, 20000))
+        if len(folded) == before:
+            break
+    for key, value in recent.items():
+        if value is None:
+            folded.pop(key, None)
+        else:
+            folded[key] = value
+    return folded
+
+
+class CompiledPolicy:
+    __slots__ = (
+        "name",
+        "priority",
+        "match_path",
+        "allow_all",
+        "credentials",
+        "methods",
+        "headers",
+        "private_network",
+        "table",
+        "refuse_null",
+        "_common",
+        "_options",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        url_regex: str = "^/",
+        priority: int = 0,
+        allow_all_origins: bool = False,
+        allow_credentials: bool = False,
+        allow_methods: Iterable[str] = (),
+        allow_headers: Iterable[str] = (),
+        expose_headers: Iterable[str] = (),
+        max_age: int = 0,
+        allow_private_network: bool = False,
+        entries: Iterable[tuple[Any, str, float]] = (),
+        table: EntryTable | None = None,
+        refuse_null: bool = False,
+    ) -> None:
+        self.name = name
+        self.priority = priority
+        self.match_path = re.compile(url_regex).match
+        self.allow_all = allow_all_origins
+        self.credentials = allow_credentials
+        self.methods = tuple(allow_methods)
+        self.headers = tuple(allow_headers)
+        self.private_network = allow_private_network
+        self.table = table if table is not None else EntryTable.build(entries, name)
+        # 'null' listed on a credentials policy (written around validation): never honoured.
+        self.refuse_null = refuse_null
+        common = {}
+        if allow_credentials:
+            common[ALLOW_CREDENTIALS] = "true"
+        if expose_headers:
+            common[EXPOSE_HEADERS] = ", ".join(expose_headers)
+        self._common = common
+        options = {ALLOW_HEADERS: ", ".join(self.headers), ALLOW_METHODS: ", ".join(self.methods)}
+        if max_age:
+            options[MAX_AGE] = str(max_age)
+        self._options = options
+
+    def find(self, origin: str, now: float) -> Entry | None:
+        """The entry allowing this origin, if any (``ALL_ORIGINS`` for allow-all)."""
+        entry = self.table.find(origin, now)
+        if entry is not None:
+            if not (self.refuse_null and origin == NULL):
+                return entry
+        elif self.allow_all and (origin == NULL or split_request_origin(origin) is not None):
+            return ALL_ORIGINS
         return None
 
     def response_headers(

@@ -8,4 +8,4 @@ STORAGES = {
 ALLOWED_HOSTS = ["*"]
 
 # Tests flush refused-origin telemetry themselves; no background writer thread.
-CORSADMIN = {**CORSADMIN, "TELEMETRY_FLUSH": "manual"}  # noqa: F405
+CORSADMIN = {**CORSADMIN, "TELEMETRY_FLUSH": "manual", "REFRESH": "inline"}  # noqa: F405

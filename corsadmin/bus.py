@@ -1,0 +1,154 @@
+"""The shared generation stamp and the change channel, in the cache other processes read.
+
+With Django's ``RedisCache`` the refresher talks to Redis through a client of its own
+with connect and read timeouts (``SERVICE_TIMEOUT``), so a Redis that hangs costs the
+refresher a retry, never a request; changes are also announced on a pub/sub channel.
+Another shared cache (e.g. Memcached) carries the stamp only, through Django's cache
+API. A cache private to the process (local memory, dummy) is no bus at all: the
+refresher then reads the database's own stamp.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
+
+from . import conf
+
+logger = logging.getLogger("corsadmin")
+
+STAMP_KEY = "corsadmin:v1:generation"
+CHANNEL_KEY = "corsadmin:v1:changes"
+STAMP_TIMEOUT = 300
+
+# Set the stamp only forward (two writers may publish out of order), then announce it.
+_PUBLISH = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return current
+"""
+
+
+class CacheBus:
+    """The stamp in any shared Django cache (no channel)."""
+
+    can_listen = False
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def read(self) -> int | None:
+        value = self.cache.get(STAMP_KEY)
+        return None if value is None else int(value)
+
+    def publish(self, generation: int) -> None:
+        current = self.read()
+        if current is None or current < generation:
+            self.cache.set(STAMP_KEY, generation, STAMP_TIMEOUT)
+
+    def forget(self) -> None:
+        self.cache.delete(STAMP_KEY)
+
+    def listen(self, on_generation: Callable[[int], None], stopped: Callable[[], bool]) -> None:
+        raise NotImplementedError
+
+
+class RedisBus(CacheBus):
+    """The stamp and a pub/sub channel in the Redis of a ``RedisCache``, with timeouts."""
+
+    can_listen = True
+
+    def __init__(self, cache: RedisCache) -> None:
+        import redis
+
+        super().__init__(cache)
+        timeout = float(conf.get("SERVICE_TIMEOUT"))
+        self.key = cache.make_and_validate_key(STAMP_KEY)
+        self.channel = cache.make_and_validate_key(CHANNEL_KEY)
+        self.client = redis.Redis.from_url(
+            cache._servers[0],
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=max(1, int(conf.refresh_interval() * 3)),
+        )
+        self._publish = self.client.register_script(_PUBLISH)
+
+    def read(self) -> int | None:
+        value = self.client.get(self.key)
+        return None if value is None else int(value)
+
+    def publish(self, generation: int) -> None:
+        self._publish(keys=[self.key, self.channel], args=[generation, STAMP_TIMEOUT])
+
+    def forget(self) -> None:
+        self.client.delete(self.key)
+
+    def listen(self, on_generation: Callable[[int], None], stopped: Callable[[], bool]) -> None:
+        """Call ``on_generation`` for each announcement until ``stopped()``; raises on failure."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.channel)
+            while not stopped():
+                message = pubsub.get_message(timeout=conf.refresh_interval())
+                if message and message.get("type") == "message":
+                    on_generation(int(message["data"]))
+        finally:
+            pubsub.close()
+
+
+def shared_bus() -> CacheBus | None:
+    """The bus of the configured cache, or None when that cache is private to the process."""
+    cache = caches[conf.cache_alias()]
+    if isinstance(cache, (LocMemCache, DummyCache)):
+        return None
+    if isinstance(cache, RedisCache):
+        return RedisBus(cache)
+    return CacheBus(cache)
+
+
+class PostgresChannel:
+    """PostgreSQL's LISTEN/NOTIFY on a connection of its own (used when there is no Redis).
+
+    Writers NOTIFY inside their transaction (``models.next_generation``), so the
+    announcement arrives with the commit, from any process on any machine.
+    """
+
+    can_listen = True
+
+    def __init__(self, alias: str = "default") -> None:
+        from django.db import connections
+
+        timeout = float(conf.get("SERVICE_TIMEOUT"))
+        params = connections[alias].get_connection_params()
+        params.setdefault("connect_timeout", max(1, round(timeout)))
+        params["options"] = f"{params.get('options', '')} -c statement_timeout={int(timeout * 1000)}".strip()
+        self.params = params
+
+    def listen(self, on_generation: Callable[[int], None], stopped: Callable[[], bool]) -> None:
+        import psycopg
+
+        from .models import NOTIFY_CHANNEL
+
+        with psycopg.connect(**self.params, autocommit=True) as connection:
+            connection.execute(f'LISTEN "{NOTIFY_CHANNEL}"')
+            while not stopped():
+                for notify in connection.notifies(timeout=conf.refresh_interval(), stop_after=1):
+                    on_generation(int(notify.payload or 0))
+                connection.execute("SELECT 1")  # a connection that died quietly fails here
+
+
+def database_channel() -> PostgresChannel | None:
+    from django.db import connections
+
+    return PostgresChannel() if connections["default"].vendor == "postgresql" else None

@@ -143,7 +143,7 @@ class SnapshotBuilder:
             self._texts[entry_id] = text
             if csrf_trusted:
                 self._csrf[entry_id] = (policy_id, entry)
-        for policy_id in removed.keys() | added.keys():
+        for policy_id in (removed.keys() | added.keys()) & self._tables.keys():
             self._tables[policy_id] = self._tables[policy_id].changed(
                 removed.get(policy_id, ()), added.get(policy_id, ())
             )

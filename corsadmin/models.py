@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import timedelta
 from typing import Any
@@ -75,6 +76,14 @@ NOTIFY_CHANNEL = "corsadmin_changes"
 TOMBSTONE_BATCH = 500
 
 
+def _one_transaction(using: str) -> Any:
+    """The bump and the write commit together: in the caller's transaction if there is one
+    (adding nothing to it, so a caller that catches a failed write can go on), else a new one."""
+    if connections[using].in_atomic_block:
+        return contextlib.nullcontext()
+    return transaction.atomic(using=using)
+
+
 def next_generation(using: str) -> int:
     """Move the generation within the caller's transaction (held until it commits)."""
     rows = Generation.objects.using(using).filter(pk=1)
@@ -118,14 +127,14 @@ class ConfigQuerySet(models.QuerySet):
         if "origin" in kwargs and isinstance(kwargs["origin"], str):
             kwargs["origin"] = canonical_origin(kwargs["origin"])
         kwargs.setdefault("updated_at", timezone.now())
-        with transaction.atomic(using=self.db, savepoint=False):
+        with _one_transaction(self.db):
             kwargs["version"] = next_generation(self.db)
             return super().update(**kwargs)
 
     update.alters_data = True  # type: ignore[attr-defined]
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        with transaction.atomic(using=self.db, savepoint=False):
+        with _one_transaction(self.db):
             ids = list(self.values_list("pk", flat=True))
             if not ids:
                 return 0, {}
@@ -140,7 +149,7 @@ class ConfigQuerySet(models.QuerySet):
         objs = list(objs)
         for obj in objs:
             obj.prepare_for_save()
-        with transaction.atomic(using=self.db, savepoint=False):
+        with _one_transaction(self.db):
             generation = next_generation(self.db)
             for obj in objs:
                 obj.version = generation
@@ -150,7 +159,7 @@ class ConfigQuerySet(models.QuerySet):
         objs = list(objs)
         for obj in objs:
             obj.prepare_for_save()
-        with transaction.atomic(using=self.db, savepoint=False):
+        with _one_transaction(self.db):
             generation = next_generation(self.db)
             for obj in objs:
                 obj.version = generation
@@ -179,13 +188,13 @@ class ConfigModel(models.Model):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], "version"}
-        with transaction.atomic(using=using, savepoint=False):
+        with _one_transaction(using):
             self.version = next_generation(using)
             super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with transaction.atomic(using=using, savepoint=False):
+        with _one_transaction(using):
             record_deletions(type(self), [self.pk], next_generation(using), using)
             return super().delete(*args, **kwargs)
 
@@ -370,7 +379,7 @@ class Tombstone(models.Model):
 def _stamp_raw_save(sender: type[ConfigModel], instance: ConfigModel, raw: bool, using: str, **kwargs: Any) -> None:
     """Fixtures (``loaddata``) save rows without ``save()``: stamp them all the same."""
     if raw:
-        with transaction.atomic(using=using, savepoint=False):
+        with _one_transaction(using):
             models.QuerySet(sender, using=using).filter(pk=instance.pk).update(version=next_generation(using))
 
 

@@ -7,7 +7,6 @@ by a wrapper on every database connection of the process (see ``install_query_co
 """
 
 import os
-import sys
 import threading
 import uuid
 from typing import Any
@@ -46,41 +45,14 @@ def error(request: HttpRequest) -> JsonResponse:
 
 # --- debug-only counters (CORSADMIN_DEBUG_STATS=1) ----------------------------------
 
-_counts = {"queries": 0, "config_queries": 0, "config_reads": 0, "stamp_queries": 0}
+_counts = {"queries": 0}
 _counts_lock = threading.Lock()
 
 
-def _refresh_file() -> str:
-    from corsadmin import refresh
-
-    return refresh.__file__
-
-
 def _count_query(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-    """Count a query, attributed by who issued it (found on the call stack).
-
-    ``config_queries``: issued inside ``corsadmin.refresh.load_snapshot``, which reads
-    the configuration; ``config_reads``: those reading the policy table, one per
-    snapshot load. ``stamp_queries``: the rest of ``corsadmin/refresh.py`` (the
-    generation stamp read from the database). ``queries``: everything this process ran.
-    """
-    kind = None
-    refresh_file = _refresh_file()
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_filename == refresh_file:
-            kind = "config" if frame.f_code.co_name == "load_snapshot" else "stamp"
-            if kind == "config":
-                break
-        frame = frame.f_back
+    """Count every query this process runs."""
     with _counts_lock:
         _counts["queries"] += 1
-        if kind == "config":
-            _counts["config_queries"] += 1
-            if 'FROM "corsadmin_policy"' in sql:
-                _counts["config_reads"] += 1
-        elif kind == "stamp":
-            _counts["stamp_queries"] += 1
     return execute(sql, params, many, context)
 
 
@@ -97,15 +69,17 @@ def install_query_counter() -> None:
 
 
 def refresh_stats(request: HttpRequest) -> dict[str, Any]:
+    """This process's refresh layer: ``rebuilds`` (snapshots built: full loads and
+    incremental updates), ``db_checks`` (reads of the database's generation stamp), the
+    ``generation`` of the current snapshot, and every query the process ran."""
     from corsadmin.refresh import holder
 
     with _counts_lock:
         counts = dict(_counts)
+    stats = holder.stats()
     return {
         **counts,
+        **stats,
         "rebuilds": holder.rebuilds,
-        # peek, not get: a get here could refresh after the middleware decided, and
-        # report a newer generation than the one that decided this request.
-        "generation": holder.peek().generation,
         "handler": type(request).__name__,
     }

@@ -1,6 +1,6 @@
 import pytest
 
-from corsadmin import refresh
+from corsadmin import bus
 from corsadmin.refresh import holder
 
 from .e2e import deployment, report_line, start_server  # noqa: F401  (fixtures of the production tests)
@@ -9,9 +9,9 @@ from .e2e import deployment, report_line, start_server  # noqa: F401  (fixtures 
 def forget_shared_generation():
     """With REDIS_URL set the cache outlives each test's rolled-back database: drop its stamp."""
     try:
-        cache = refresh._shared_cache()
-        if cache is not None:
-            cache.delete(refresh.CACHE_KEY)
+        shared = bus.shared_bus()
+        if shared is not None:
+            shared.forget()
     except Exception:  # noqa: BLE001, S110  (a cache that does not answer has no stamp to drop)
         pass
 

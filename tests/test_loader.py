@@ -1,0 +1,232 @@
+"""The incremental snapshot decides exactly like a full rebuild, after any sequence of writes.
+
+Random sequences of writes of every kind (model save and delete, queryset update and
+delete, bulk create and update, policy changes and deletes, loaddata-style raw saves);
+after each write the builder applies what changed since its generation, and its snapshot
+must decide every probe like a snapshot built from scratch.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.core import serializers
+from django.utils import timezone
+
+from corsadmin.loader import SnapshotBuilder, load_snapshot
+from corsadmin.models import AllowedOrigin, Generation, Policy, Tombstone, request_reload
+from corsadmin.snapshot import EntryTable
+
+pytestmark = pytest.mark.django_db
+
+TEXTS = [
+    "https://app.example.com",
+    "https://other.example.com",
+    "https://*.example.com",
+    "http://localhost:*",
+    "https://*.example.org:8443",
+    "null",
+    "https://partner.example.net",
+]
+PROBES = [
+    "https://app.example.com",
+    "https://other.example.com",
+    "https://deep.sub.example.com",
+    "http://localhost:3000",
+    "https://x.example.org:8443",
+    "null",
+    "https://partner.example.net",
+    "https://evil.example.net",
+]
+PATHS = ["/", "/api/items/", "/admin/"]
+
+
+def decisions(snapshot) -> list:
+    out = []
+    for origin in PROBES:
+        out.append(snapshot.csrf_trusts(origin))
+        for path in PATHS:
+            for method, preflight in (("GET", False), ("OPTIONS", True)):
+                d = snapshot.decide(origin, path, method, preflight)
+                out.append((d.covered, d.allowed, d.policy, d.matched, d.entry_id, dict(d.headers)))
+    return out
+
+
+class Writer:
+    """Random writes through every write path."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def policy(self) -> Policy:
+        return self.rng.choice(list(Policy.objects.all()))
+
+    def origin(self) -> AllowedOrigin | None:
+        rows = list(AllowedOrigin.objects.all())
+        return self.rng.choice(rows) if rows else None
+
+    def expiry(self):
+        return self.rng.choice([None, None, timezone.now() + timedelta(days=1), timezone.now() - timedelta(days=1)])
+
+    def write(self) -> None:
+        rng = self.rng
+        op = rng.choice(
+            [
+                "create", "create", "create", "save", "move", "delete", "qs_update", "qs_delete",
+                "bulk_create", "bulk_update", "policy_create", "policy_save", "policy_delete",
+                "policy_qs_update", "raw_save",
+            ]
+        )  # fmt: skip
+        getattr(self, op)()
+
+    def _new(self, policy: Policy) -> AllowedOrigin:
+        text = self.rng.choice(TEXTS)
+        return AllowedOrigin(
+            origin=text,
+            policy=policy,
+            enabled=self.rng.random() < 0.8,
+            csrf_trusted=self.rng.random() < 0.3,
+            expires_at=self.expiry(),
+        )
+
+    def create(self) -> None:
+        policy = self.policy()
+        entry = self._new(policy)
+        if policy.allow_credentials and entry.origin == "null":
+            return
+        if not AllowedOrigin.objects.filter(policy=policy, origin=entry.origin).exists():
+            entry.save()
+
+    def save(self) -> None:
+        entry = self.origin()
+        if entry:
+            entry.enabled = not entry.enabled
+            entry.csrf_trusted = self.rng.random() < 0.5
+            entry.expires_at = self.expiry()
+            entry.save()
+
+    def move(self) -> None:
+        entry, policy = self.origin(), self.policy()
+        if entry and not AllowedOrigin.objects.filter(policy=policy, origin=entry.origin).exists():
+            if not (policy.allow_credentials and entry.origin == "null"):
+                entry.policy = policy
+                entry.save()
+
+    def delete(self) -> None:
+        entry = self.origin()
+        if entry:
+            entry.delete()
+
+    def qs_update(self) -> None:
+        AllowedOrigin.objects.filter(policy=self.policy()).update(enabled=self.rng.random() < 0.5)
+
+    def qs_delete(self) -> None:
+        AllowedOrigin.objects.filter(origin=self.rng.choice(TEXTS)).delete()
+
+    def bulk_create(self) -> None:
+        policy = self.policy()
+        taken = set(AllowedOrigin.objects.filter(policy=policy).values_list("origin", flat=True))
+        new = {}
+        for _ in range(3):
+            entry = self._new(policy)
+            if entry.origin not in taken and not (policy.allow_credentials and entry.origin == "null"):
+                new[entry.origin] = entry
+        AllowedOrigin.objects.bulk_create(new.values())
+
+    def bulk_update(self) -> None:
+        rows = list(AllowedOrigin.objects.all()[:3])
+        for row in rows:
+            row.enabled = self.rng.random() < 0.5
+        AllowedOrigin.objects.bulk_update(rows, ["enabled"])
+
+    def policy_create(self) -> None:
+        name = f"p{self.rng.randrange(4)}"
+        if not Policy.objects.filter(name=name).exists():
+            Policy.objects.create(name=name, url_regex=self.rng.choice(["^/api/", "^/"]), priority=self.rng.randrange(3))
+
+    def policy_save(self) -> None:
+        policy = self.policy()
+        policy.enabled = self.rng.random() < 0.7
+        policy.max_age = self.rng.choice([0, 60])
+        policy.allow_all_origins = self.rng.random() < 0.2 and not policy.allow_credentials
+        policy.save()
+
+    def policy_delete(self) -> None:
+        policy = self.policy()
+        if policy.name != "default":
+            policy.delete()
+
+    def policy_qs_update(self) -> None:
+        Policy.objects.filter(name=self.policy().name).update(priority=self.rng.randrange(3))
+
+    def raw_save(self) -> None:
+        """What loaddata does: a raw save of a serialized row."""
+        entry = self.origin()
+        if entry:
+            entry.note = f"loaded {self.rng.random()}"
+            data = serializers.serialize("json", [entry])
+            for obj in serializers.deserialize("json", data):
+                obj.save()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_incremental_snapshot_decides_like_a_full_rebuild(seed):
+    builder = SnapshotBuilder()
+    builder.load()
+    writer = Writer(seed)
+    for _ in range(40):
+        writer.write()
+        incremental = builder.update() or builder._snapshot()
+        assert incremental.generation == load_snapshot().generation
+        assert decisions(incremental) == decisions(load_snapshot())
+    assert builder.full_loads == 1
+
+
+def test_nothing_changed_is_one_query(django_assert_num_queries):
+    builder = SnapshotBuilder()
+    builder.load()
+    with django_assert_num_queries(1):
+        assert builder.update() is None
+
+
+def test_a_reload_request_rebuilds_from_scratch():
+    builder = SnapshotBuilder()
+    builder.load()
+    request_reload()
+    builder.update()
+    assert builder.full_loads == 2
+
+
+def test_a_builder_behind_the_pruned_change_log_rebuilds_from_scratch(settings):
+    builder = SnapshotBuilder()
+    builder.load()
+    AllowedOrigin.objects.create(origin="https://app.example.com").delete()
+    Tombstone.objects.update(created_at=timezone.now() - timedelta(days=2))
+    settings.CORSADMIN = {**settings.CORSADMIN, "CHANGE_LOG_RETENTION": 86400}
+    AllowedOrigin.objects.create(origin="https://other.example.com").delete()  # prunes the old one
+    assert Generation.objects.get(pk=1).pruned > builder.generation
+    builder.update()
+    assert builder.full_loads == 2
+
+
+def test_a_large_delete_asks_for_a_reload_not_a_tombstone_per_row():
+    policy = Policy.objects.get(name="default")
+    AllowedOrigin.objects.bulk_create(
+        AllowedOrigin(origin=f"https://h{i}.example.com", policy=policy) for i in range(600)
+    )
+    AllowedOrigin.objects.all().delete()
+    assert list(Tombstone.objects.values_list("kind", flat=True)) == [Tombstone.RELOAD]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_folding_recent_changes_decides_the_same(seed, monkeypatch):
+    monkeypatch.setattr(EntryTable, "FOLD_AT", 2)
+    builder = SnapshotBuilder()
+    builder.load()
+    writer = Writer(100 + seed)
+    for _ in range(30):
+        writer.write()
+        incremental = builder.update() or builder._snapshot()
+        assert decisions(incremental) == decisions(load_snapshot())

@@ -120,6 +120,7 @@ class SnapshotHolder:
         self._start()
         if self._snapshot is None and not self._state.loaded.is_set():
             await asyncio.to_thread(self._state.loaded.wait, float(conf.get("FIRST_LOAD_TIMEOUT")))
+            self._state.loaded.set()  # waited once: later requests refuse at once until it loads
         return self._current()
 
     def peek(self) -> Snapshot:
@@ -134,6 +135,7 @@ class SnapshotHolder:
         self._start()
         if self._snapshot is None and not self._state.loaded.is_set():
             self._state.loaded.wait(float(conf.get("FIRST_LOAD_TIMEOUT")))
+            self._state.loaded.set()  # waited once: later requests refuse at once until it loads
         return self._current()
 
     def _current(self) -> Snapshot:
@@ -213,7 +215,7 @@ class SnapshotHolder:
         bus = _bus(state)
         periodic = state.cycles % int(conf.get("DATABASE_CHECK_EVERY")) == 0
         # A failing cache is tried again only now and then: it may hang for SERVICE_TIMEOUT.
-        use_bus = bus is not None and (not state.cache.failing or periodic)
+        use_bus = bus is not None and builder.generation is not None and (not state.cache.failing or periodic)
         stamp = self._read_stamp(state, bus) if use_bus and bus is not None else None
         known = builder.generation
         if (

@@ -3,8 +3,9 @@
 Servers under test are pointed at the proxy's port instead of the service's.
 ``down()`` cuts every open connection and answers new ones by closing them at
 once (the client sees the server hang up, as when PostgreSQL or Redis stops);
-``up()`` forwards again. The real service is never stopped, so other tests and
-other users of it are not disturbed.
+``hang()`` accepts connections and reads what clients send but never answers nor
+forwards (a service that hangs); ``up()`` forwards again. The real service is never
+stopped, so other tests and other users of it are not disturbed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Proxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._up = True
+        self._hanging = False
+        self._held: list[socket.socket] = []
         self._closed = False
         self.accepted = 0
         self.refused = 0
@@ -42,8 +45,16 @@ class Proxy:
         for sock in sockets:
             _abort(sock)
 
+    def hang(self) -> None:
+        """Answer nothing: swallow what clients send on open connections, hold new ones."""
+        self._hanging = True
+
     def up(self) -> None:
-        self._up = True
+        with self._lock:
+            self._up, self._hanging = True, False
+            held, self._held = self._held, []
+        for sock in held:
+            _abort(sock)
 
     def close(self) -> None:
         self._closed = True
@@ -59,6 +70,11 @@ class Proxy:
             if not self._up:
                 self.refused += 1
                 _abort(client)
+                continue
+            if self._hanging:
+                with self._lock:
+                    self._held.append(client)
+                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
                 continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
@@ -76,10 +92,18 @@ class Proxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
+    def _swallow(self, client: socket.socket) -> None:
+        try:
+            while client.recv(65536):
+                pass
+        except OSError:
+            pass
+
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self._hanging:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:

@@ -230,3 +230,13 @@ def test_folding_recent_changes_decides_the_same(seed, monkeypatch):
         writer.write()
         incremental = builder.update() or builder._snapshot()
         assert decisions(incremental) == decisions(load_snapshot())
+
+
+def test_cors_reload_command_asks_every_process_for_a_full_load():
+    from django.core.management import call_command
+
+    builder = SnapshotBuilder()
+    builder.load()
+    call_command("cors", "reload")
+    builder.update()
+    assert (builder.full_loads, Tombstone.objects.filter(kind=Tombstone.RELOAD).count()) == (2, 1)

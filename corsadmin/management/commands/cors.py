@@ -21,7 +21,7 @@ from rest_framework import serializers
 from ... import services
 from ...admin import origin_status
 from ...api.serializers import CheckQuerySerializer, OriginSerializer
-from ...models import AllowedOrigin, Policy
+from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
 
 BAD_INPUT = 2
@@ -100,6 +100,17 @@ class Command(BaseCommand):
             description="Copy django-cors-headers CORS_* settings into the database.",
         )
         p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
+        sub.add_parser(
+            "reload",
+            help="make every server process reload the whole allow-list (after raw SQL writes)",
+            description="Make every server process reload the whole allow-list from the database. "
+            "Needed only after writing corsadmin's tables with raw SQL.",
+        )
+
+    def do_reload(self, options: dict[str, Any]) -> None:
+        generation = request_reload()
+        self.stdout.write(f"Every process reloads the allow-list (generation {generation}).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]

@@ -291,7 +291,7 @@ def snapshot() -> None:
     django.setup()
     from corsadmin.models import Policy
     from corsadmin.origins import parse_entry
-    from corsadmin.refresh import load_snapshot
+    from corsadmin.loader import load_snapshot
 
     parse_entry("https://*.warm.example.com")  # public suffix list, loaded once per process
     Policy.objects.count()

@@ -134,12 +134,12 @@ class SnapshotBuilder:
             expires = _expiry(expires_at)
             if not enabled or expires <= now or policy_id not in self._policies:
                 continue
-            where = entry_key(text)
-            if where is None:
+            found = entry_key(text)
+            if found is None:
                 logger.warning("corsadmin: ignoring invalid stored origin %r", text)
                 continue
-            entry = (entry_id, text, expires)
-            added[policy_id].append((where, entry))
+            entry = (entry_id, found[2], expires)
+            added[policy_id].append(((found[0], found[1]), entry))
             self._texts[entry_id] = text
             if csrf_trusted:
                 self._csrf[entry_id] = (policy_id, entry)
@@ -154,9 +154,10 @@ class SnapshotBuilder:
         self._csrf.pop(entry_id, None)
         if text is None:
             return
-        where = entry_key(text)
-        if where is None:
+        found = entry_key(text)
+        if found is None:
             return
+        where = found[:2]
         for policy_id, table in self._tables.items():
             if where[0] == "exact":
                 value = table.exact_value(where[1])

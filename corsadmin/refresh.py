@@ -65,7 +65,7 @@ class _Trouble:
 
     def ok(self) -> None:
         if self.failing:
-            logger.warning("corsadmin: %s available again", self.what)
+            logger.warning("corsadmin: %s is available again", self.what)
         self.failing = False
 
 

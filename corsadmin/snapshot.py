@@ -111,9 +111,10 @@ REFUSED = Decision(covered=True)
 ExactValue = Any
 
 
-def entry_key(text: str) -> tuple[str, Any] | None:
-    """Where an entry lives in a table: ("exact", text) or ("pattern", key); None when the
-    stored text is invalid (written around validation: one bad row must not stop the rest)."""
+def entry_key(text: str) -> tuple[str, Any, str] | None:
+    """Where an entry lives in a table, and its canonical text: ("exact", text, text) or
+    ("pattern", key, text); None when the stored text is invalid (written around
+    validation: one bad row must not stop the rest)."""
     quick = _split_stored(text)  # no OriginEntry per row: half the time of a large build
     if quick is None:
         try:
@@ -123,8 +124,8 @@ def entry_key(text: str) -> tuple[str, Any] | None:
         text, quick = entry.text, (entry.scheme, entry.host, entry.port, entry.wildcard)
     scheme, host, port, wildcard = quick
     if not wildcard and port != ANY_PORT:  # OriginEntry.is_exact
-        return "exact", text
-    return "pattern", quick
+        return "exact", text, text
+    return "pattern", quick, text
 
 
 class EntryTable:
@@ -159,13 +160,13 @@ class EntryTable:
         table = cls()
         exact, patterns = table.exact, table.patterns
         for entry_id, text, expires in entries:
-            where = entry_key(text)
-            if where is None:
+            found = entry_key(text)
+            if found is None:
                 logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, label)
-            elif where[0] == "exact":
-                exact[where[1]] = entry_id if expires == math.inf else (entry_id, expires)
+            elif found[0] == "exact":
+                exact[found[1]] = entry_id if expires == math.inf else (entry_id, expires)
             else:
-                patterns[where[1]] = (entry_id, text, expires)
+                patterns[found[1]] = (entry_id, found[2], expires)
         table._bases = frozenset(key[1] for key in patterns)
         return table
 

@@ -16,11 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import OperationalError
-from django.db.models import F
 
-from corsadmin import refresh
+from corsadmin import bus, refresh
 from corsadmin.models import AllowedOrigin, Generation
-from corsadmin.refresh import holder
 
 from .cors_helpers import (
     APP,
@@ -119,6 +117,20 @@ def dead_redis(settings):
     return caches["default"]
 
 
+CACHE_FAILED = (
+    "corsadmin: the cache (the CORS allow-list's generation stamp) failed ({error}); "
+    "reading the generation from the database instead"
+)
+CACHE_BACK = "corsadmin: the cache (the CORS allow-list's generation stamp) is available again"
+CACHE_DOWN = CACHE_FAILED.format(
+    error='OperationalError: connection to server at "127.0.0.1", port 5432 failed: Connection refused'
+)
+
+
+def corsadmin_log(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "corsadmin"]
+
+
 @pytest.mark.django_db
 @pytest.mark.usefixtures("manual_telemetry")
 def test_unreachable_redis_never_fails_a_request(client, dead_redis, settings, caplog):
@@ -129,7 +141,7 @@ def test_unreachable_redis_never_fails_a_request(client, dead_redis, settings, c
 
     with pytest.raises(RedisConnectionError):
         dead_redis.get("anything")
-    AllowedOrigin.objects.create(origin=APP)  # publishing after commit fails quietly
+    AllowedOrigin.objects.create(origin=APP)
     with caplog.at_level(logging.WARNING, logger="corsadmin"):
         for _ in range(3):  # the generation is read from the database at each check
             assert allows(client) is True
@@ -141,8 +153,11 @@ def test_unreachable_redis_never_fails_a_request(client, dead_redis, settings, c
         preflight = client.options(ECHO, headers={"Origin": APP, "Access-Control-Request-Method": "PUT"})
         assert preflight.status_code == 200
         assert preflight.headers["Access-Control-Allow-Origin"] == APP
-    warnings = [r.getMessage() for r in caplog.records if r.name == "corsadmin"]
-    assert warnings == ["corsadmin: cache unavailable, reading the generation from the database"]
+    [warning] = corsadmin_log(caplog)  # once, however many checks failed
+    port = dead_redis._servers[0].rsplit(":", 1)[1].split("/")[0]
+    assert warning == CACHE_FAILED.format(
+        error=f"ConnectionError: Error 111 connecting to 127.0.0.1:{port}. Connection refused."
+    )
 
 
 @pytest.fixture
@@ -159,58 +174,117 @@ def file_cache(settings, tmp_path):
     return caches["default"]
 
 
+CHECK_INTERVAL = 5.0
+CHECK_EVERY = 4
+
+
+class Clock:
+    """The refresh layer's monotonic clock, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self) -> None:
+        self.now += CHECK_INTERVAL
+
+
+@pytest.fixture
+def clock(file_cache, monkeypatch, settings):
+    """Checks only when the test moves the clock, the database read every CHECK_EVERY checks."""
+    settings.CORSADMIN = {
+        **settings.CORSADMIN,
+        "REFRESH_INTERVAL": CHECK_INTERVAL,
+        "DATABASE_CHECK_EVERY": CHECK_EVERY,
+    }
+    fake = Clock()
+    monkeypatch.setattr(
+        refresh, "time", SimpleNamespace(monotonic=fake.monotonic, time=time.time, sleep=time.sleep)
+    )
+    return fake
+
+
+def check(client, clock) -> bool:
+    """One refresh check, then the answer for APP."""
+    clock.advance()
+    return allows(client)
+
+
 @pytest.mark.django_db
-def test_out_of_order_publishes_leave_the_newest_generation(file_cache, monkeypatch):
-    """Writer A reads generation N to publish; writer B commits N+1 and publishes it; then
-    A's older number lands last. A checks the database again and puts N+1 back."""
-    real = refresh.database_generation
+@pytest.mark.usefixtures("manual_telemetry")
+def test_out_of_order_publishes_leave_the_newest_generation(client, file_cache, clock, monkeypatch):
+    """Writer A reads the stamp to publish N; writer B publishes N+1 meanwhile; A's older N
+    lands last (Django's cache API has no compare-and-set). The next check of a process
+    holding N+1 puts it back."""
+    allows(client)
+    check(client, clock)  # checks 1 and 2: the stamp is published
+    older = generation() + 1
+    newer = older + 1
+    Generation.objects.filter(pk=1).update(value=newer)  # both writers committed
+    read = bus.CacheBus.read
     raced = []
 
-    def racing(using=None):
-        value = real(using)
-        if not raced:  # A has read its number: B commits and publishes before A writes it
+    def racing(self):
+        value = read(self)
+        if not raced:  # A has read the stamp: B publishes before A writes
             raced.append(value)
-            Generation.objects.filter(pk=1).update(value=F("value") + 1)
-            refresh._publish(None)
+            bus.shared_bus().publish(newer)
         return value
 
-    monkeypatch.setattr(refresh, "database_generation", racing)
-    refresh._publish(None)  # writer A
-    assert raced == [generation() - 1]
-    assert file_cache.get(refresh.CACHE_KEY) == generation()
-
-
-@pytest.mark.django_db
-def test_a_publish_lost_to_a_cache_failure_is_mended_when_the_cache_answers(file_cache, monkeypatch, caplog):
-    refresh.current_generation()
-    stale = file_cache.get(refresh.CACHE_KEY)
     with monkeypatch.context() as patch:
-        patch.setattr(type(file_cache), "set", database_down)
-        AllowedOrigin.objects.create(origin=APP)
-        refresh._publish(None)  # what on_commit runs: the cache write fails
-    assert file_cache.get(refresh.CACHE_KEY) == stale < generation()
-    assert holder.cache_failing
-    # The cache answers again: this process does not trust it blindly, but mends it.
-    assert refresh.current_generation() == (generation(), False)
-    assert file_cache.get(refresh.CACHE_KEY) == generation()
-    assert refresh.current_generation() == (generation(), True)
+        patch.setattr(bus.CacheBus, "read", racing)
+        bus.shared_bus().publish(older)  # writer A
+    assert raced == [older - 1]
+    assert file_cache.get(bus.STAMP_KEY) == older  # set back
+    check(client, clock)  # check 3: this process reads newer from the database
+    assert file_cache.get(bus.STAMP_KEY) == newer
 
 
 @pytest.mark.django_db
-def test_cache_back_after_an_outage_is_used_again(file_cache, monkeypatch, django_assert_num_queries, caplog):
+@pytest.mark.usefixtures("manual_telemetry")
+def test_a_publish_lost_to_a_cache_failure_is_mended_when_the_cache_answers(
+    client, file_cache, clock, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    allows(client)
+    check(client, clock)  # checks 1 and 2: the stamp is published
+    stale = file_cache.get(bus.STAMP_KEY)
+    with caplog.at_level(logging.WARNING, logger="corsadmin"):
+        with monkeypatch.context() as patch:
+            patch.setattr(type(file_cache), "set", database_down)
+            with django_capture_on_commit_callbacks(execute=True):
+                AllowedOrigin.objects.create(origin=APP)  # the publish after commit fails
+        assert file_cache.get(bus.STAMP_KEY) == stale < generation()
+        # Check 3: this process honours its own commit at once, from the database; the
+        # cache that just failed is left alone until the periodic check.
+        assert allows(client) is True
+        assert file_cache.get(bus.STAMP_KEY) == stale
+        for _ in range(CHECK_EVERY - 4):
+            check(client, clock)
+        check(client, clock)  # check CHECK_EVERY: the cache answers, the lost publish is mended
+        assert file_cache.get(bus.STAMP_KEY) == generation()
+    assert corsadmin_log(caplog) == [CACHE_DOWN, CACHE_BACK]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("manual_telemetry")
+def test_cache_back_after_an_outage_is_used_again(
+    client, file_cache, clock, monkeypatch, django_assert_num_queries, caplog
+):
+    AllowedOrigin.objects.create(origin=APP)
     with caplog.at_level(logging.WARNING, logger="corsadmin"):
         with monkeypatch.context() as patch:
             patch.setattr(type(file_cache), "get", database_down)
-            for _ in range(3):
-                assert refresh.current_generation() == (generation(), False)
-        now = generation()
-        assert refresh.current_generation() == (now, False)  # checked against the database once
-        with django_assert_num_queries(0):
-            assert refresh.current_generation() == (now, True)
-    assert [r.getMessage() for r in caplog.records if r.name == "corsadmin"] == [
-        "corsadmin: cache unavailable, reading the generation from the database",
-        "corsadmin: cache available again",
-    ]
+            assert allows(client)  # check 1: the first load
+            for _ in range(CHECK_EVERY - 2):  # checks 2 .. CHECK_EVERY - 1: the cache fails
+                with django_assert_num_queries(1):  # the generation is read from the database
+                    assert check(client, clock)
+        with django_assert_num_queries(1):  # check CHECK_EVERY: the cache is tried again, answers
+            assert check(client, clock)
+        with django_assert_num_queries(0):  # and is trusted again
+            assert check(client, clock)
+    assert corsadmin_log(caplog) == [CACHE_DOWN, CACHE_BACK]
 
 
 # --- real servers behind proxies -------------------------------------------------------

@@ -8,18 +8,18 @@ status, the exact set of ``Access-Control-*`` headers and ``Vary``.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from corsadmin import refresh
+from corsadmin import snapshot as snapshot_module
+from corsadmin.loader import SnapshotBuilder
 from corsadmin.models import AllowedOrigin, Policy
 
 from .cors_helpers import (
@@ -377,21 +377,25 @@ def test_snapshot_load_is_counted_on_the_first_request(client, long_interval, dj
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record every database read of the refresh layer, and the thread it ran on."""
+    """Record every database read of the refresh layer (a check for changes, ``update``, and
+    a full build, ``load``, which the first ``update`` does itself), and its thread."""
     calls: list[tuple[str, int]] = []
-    load, generation = refresh.load_snapshot, refresh.current_generation
+    load, update = SnapshotBuilder.load, SnapshotBuilder.update
 
-    def spy_load():
-        calls.append(("load_snapshot", threading.get_ident()))
-        return load()
+    def spy_load(self):
+        calls.append(("load", threading.get_ident()))
+        return load(self)
 
-    def spy_generation():
-        calls.append(("current_generation", threading.get_ident()))
-        return generation()
+    def spy_update(self):
+        calls.append(("update", threading.get_ident()))
+        return update(self)
 
-    monkeypatch.setattr(refresh, "load_snapshot", spy_load)
-    monkeypatch.setattr(refresh, "current_generation", spy_generation)
+    monkeypatch.setattr(SnapshotBuilder, "load", spy_load)
+    monkeypatch.setattr(SnapshotBuilder, "update", spy_update)
     return calls
+
+
+FIRST_LOAD = ["update", "load"]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -400,11 +404,11 @@ async def test_async_no_database_read_per_request(kind, async_client, long_inter
     await sync_to_async(AllowedOrigin.objects.create)(origin=APP)
     await sync_to_async(AllowedOrigin.objects.create)(origin="https://*.example.com")
     await async_client.get(ECHO, headers={"Origin": APP})
-    assert [name for name, _ in spy] == ["load_snapshot"]
+    assert [name for name, _ in spy] == FIRST_LOAD
     method, headers = REQUESTS[kind]
     for _ in range(3):
         response = await async_client.generic(method, ECHO, headers=headers)
-    assert [name for name, _ in spy] == ["load_snapshot"]
+    assert [name for name, _ in spy] == FIRST_LOAD
     assert "Origin" in vary(response)
 
 
@@ -413,32 +417,44 @@ async def test_async_refresh_runs_off_the_event_loop(async_client, spy):
     await sync_to_async(AllowedOrigin.objects.create)(origin=APP)
     response = await async_client.get(ECHO, headers={"Origin": APP})
     assert response["Access-Control-Allow-Origin"] == APP
-    assert spy and all(thread != threading.get_ident() for _, thread in spy)
+    assert [name for name, _ in spy] == FIRST_LOAD
+    assert all(thread != threading.get_ident() for _, thread in spy)
 
 
 # --- expiry without a write ---------------------------------------------------
 
 
+# The snapshot compares expiries with ``corsadmin.snapshot``'s ``time.time()``; the test
+# moves that clock past the expiry instead of sleeping (the database keeps real time).
+LIFETIME = 60.0
+
+
+def pass_expiry(monkeypatch, expires) -> None:
+    later = expires.timestamp() + 0.001
+    monkeypatch.setattr(snapshot_module, "time", SimpleNamespace(time=lambda: later))
+
+
 @pytest.mark.django_db
-def test_entry_expires_without_a_write(client, long_interval, django_assert_num_queries):
-    AllowedOrigin.objects.create(origin=APP, expires_at=timezone.now() + timedelta(seconds=0.5))
+def test_entry_expires_without_a_write(client, long_interval, django_assert_num_queries, monkeypatch):
+    expires = timezone.now() + timedelta(seconds=LIFETIME)
+    AllowedOrigin.objects.create(origin=APP, expires_at=expires)
     assert client.get(ECHO, headers={"Origin": APP})["Access-Control-Allow-Origin"] == APP
-    time.sleep(0.6)
+    pass_expiry(monkeypatch, expires)
     with django_assert_num_queries(0):
         response = client.get(ECHO, headers={"Origin": APP})
     assert cors_headers(response) == {}
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-async def test_async_entry_expires_without_a_write(async_client, long_interval, spy):
-    expires = timezone.now() + timedelta(seconds=0.5)
+async def test_async_entry_expires_without_a_write(async_client, long_interval, spy, monkeypatch):
+    expires = timezone.now() + timedelta(seconds=LIFETIME)
     await sync_to_async(AllowedOrigin.objects.create)(origin=APP, expires_at=expires)
     response = await async_client.get(ECHO, headers={"Origin": APP})
     assert response["Access-Control-Allow-Origin"] == APP
-    await asyncio.sleep(0.6)
+    pass_expiry(monkeypatch, expires)
     response = await async_client.get(ECHO, headers={"Origin": APP})
     assert cors_headers(response) == {}
-    assert [name for name, _ in spy] == ["load_snapshot"]
+    assert [name for name, _ in spy] == FIRST_LOAD
 
 
 # --- Vary is added to, not replaced ---------------------------------------------

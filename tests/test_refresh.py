@@ -18,12 +18,13 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from corsadmin import refresh
-from corsadmin.models import AllowedOrigin, Generation, Policy
+from corsadmin import bus, loader, refresh
+from corsadmin.loader import SnapshotBuilder
+from corsadmin.models import AllowedOrigin, Generation, Policy, request_reload
 from corsadmin.refresh import holder
 from corsadmin.snapshot import CompiledPolicy, Snapshot
 
@@ -64,11 +65,26 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch, settings):
+def fake_time(monkeypatch, settings):
+    """The refresh layer's monotonic clock, moved by the test; the interval is INTERVAL."""
     settings.CORSADMIN = {**getattr(settings, "CORSADMIN", {}), "REFRESH_INTERVAL": INTERVAL}
     fake = Clock()
-    monkeypatch.setattr(refresh, "time", SimpleNamespace(monotonic=fake.monotonic, time=time.time))
+    monkeypatch.setattr(
+        refresh, "time", SimpleNamespace(monotonic=fake.monotonic, time=time.time, sleep=time.sleep)
+    )
     return fake
+
+
+@pytest.fixture
+def private_cache(settings):
+    """A cache private to the process (no bus): the database is the only news of a change,
+    whether or not REDIS_URL is set."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+@pytest.fixture
+def clock(private_cache, fake_time):
+    return fake_time
 
 
 @pytest.fixture
@@ -78,25 +94,40 @@ def long_interval(settings):
 
 @pytest.fixture
 def reads(monkeypatch):
-    """Count the refresh layer's database reads."""
-    counts = {"load_snapshot": 0, "current_generation": 0}
-    load, current = refresh.load_snapshot, refresh.current_generation
+    """Count the refresh layer's database reads: full builds (``SnapshotBuilder.load``) and
+    checks for changes (``SnapshotBuilder.update``, which does the first build itself)."""
+    counts = {"builds": 0, "checks": 0}
+    load, update = SnapshotBuilder.load, SnapshotBuilder.update
 
-    def counting_load():
-        counts["load_snapshot"] += 1
-        return load()
+    def counting_load(self):
+        counts["builds"] += 1
+        return load(self)
 
-    def counting_current():
-        counts["current_generation"] += 1
-        return current()
+    def counting_update(self):
+        counts["checks"] += 1
+        return update(self)
 
-    monkeypatch.setattr(refresh, "load_snapshot", counting_load)
-    monkeypatch.setattr(refresh, "current_generation", counting_current)
+    monkeypatch.setattr(SnapshotBuilder, "load", counting_load)
+    monkeypatch.setattr(SnapshotBuilder, "update", counting_update)
     return counts
 
 
 def fail(*args, **kwargs):
     raise OperationalError("database is down")
+
+
+# What a failure-injection test can break: the change check, the full build, the
+# generation read that starts a full build.
+BROKEN = {
+    "update": (SnapshotBuilder, "update"),
+    "load": (SnapshotBuilder, "load"),
+    "database_generation": (loader, "database_generation"),
+}
+
+
+def break_database(monkeypatch, *names: str) -> None:
+    for name in names:
+        monkeypatch.setattr(*BROKEN[name], fail)
 
 
 # --- the generation stamp -----------------------------------------------------
@@ -117,19 +148,21 @@ def test_change_bumps_the_generation_in_the_same_transaction(django_capture_on_c
 
 
 @pytest.mark.django_db
-def test_change_is_published_only_after_commit(django_capture_on_commit_callbacks, long_interval):
-    holder.get()
+def test_change_is_published_only_after_commit(client, django_capture_on_commit_callbacks, long_interval):
+    assert allows(client) is False
     with django_capture_on_commit_callbacks() as callbacks:
         AllowedOrigin.objects.create(origin=APP)
-    assert not holder.due()
+    assert allows(client) is False  # written, not yet committed: nothing announced
     for callback in callbacks:
         callback()
-    assert holder.due()
+    assert allows(client) is True
 
 
 @pytest.mark.django_db
-def test_rolled_back_change_does_not_move_the_generation(django_capture_on_commit_callbacks, long_interval):
-    holder.get()
+def test_rolled_back_change_does_not_move_the_generation(
+    client, django_capture_on_commit_callbacks, long_interval, django_assert_num_queries
+):
+    allows(client)
     before = generation()
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
@@ -138,7 +171,9 @@ def test_rolled_back_change_does_not_move_the_generation(django_capture_on_commi
     ):
         AllowedOrigin.objects.create(origin=APP)
         raise RuntimeError("roll back")
-    assert (generation(), callbacks, holder.due()) == (before, [], False)
+    assert (generation(), callbacks) == (before, [])
+    with django_assert_num_queries(0):  # nothing announced: no refresh is due
+        assert allows(client) is False
 
 
 @pytest.mark.django_db
@@ -353,11 +388,11 @@ def test_write_without_commit_hook_waits_for_the_interval(client, clock):
 @pytest.mark.django_db
 def test_no_second_check_within_the_interval(client, entry, clock, reads):
     assert allows(client)
-    assert reads == {"load_snapshot": 1, "current_generation": 0}
+    assert reads == {"builds": 1, "checks": 1}
     clock.advance(INTERVAL - 0.01)
     for _ in range(20):
         assert allows(client)
-    assert reads == {"load_snapshot": 1, "current_generation": 0}
+    assert reads == {"builds": 1, "checks": 1}
 
 
 @pytest.mark.django_db
@@ -375,7 +410,7 @@ def test_unchanged_generation_does_not_rebuild(client, entry, clock, reads):
     first = holder.get()
     clock.advance(INTERVAL)
     assert allows(client)
-    assert reads == {"load_snapshot": 1, "current_generation": 1}
+    assert reads == {"builds": 1, "checks": 2}
     assert holder.get() is first
 
 
@@ -390,11 +425,25 @@ def test_check_after_the_interval_is_one_query(client, entry, clock, django_asse
 
 @pytest.mark.django_db
 def test_changed_generation_rebuilds(client, clock, reads):
+    """Incrementally: the change is read and applied, nothing is loaded from scratch."""
     assert allows(client) is False
     AllowedOrigin.objects.create(origin=APP)  # as if by another process: no commit hook here
     clock.advance(INTERVAL)
     assert allows(client) is True
-    assert reads == {"load_snapshot": 2, "current_generation": 1}
+    assert reads == {"builds": 1, "checks": 2}
+    assert (holder.stats()["full_loads"], holder.stats()["updates"]) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_reload_request_rebuilds_from_scratch(client, entry, clock, reads):
+    """A reload tombstone (raw SQL writes) makes the next check load everything again."""
+    assert allows(client)
+    with connection.cursor() as cursor:  # raw SQL: no version, no tombstone
+        cursor.execute(f"DELETE FROM {AllowedOrigin._meta.db_table}")
+    request_reload()
+    clock.advance(INTERVAL)
+    assert allows(client) is False
+    assert reads == {"builds": 2, "checks": 2}
 
 
 @pytest.mark.django_db
@@ -415,7 +464,7 @@ def test_one_check_per_interval(client, entry, clock, reads):
         clock.advance(INTERVAL)
         for _ in range(5):
             allows(client)
-    assert reads == {"load_snapshot": 1, "current_generation": 3}
+    assert reads == {"builds": 1, "checks": 4}
 
 
 @pytest.mark.django_db
@@ -425,60 +474,62 @@ def test_interval_setting_is_read_at_call_time(client, entry, clock, reads, sett
     allows(client)  # the settings change starts afresh with a load
     clock.advance(INTERVAL)
     allows(client)
-    assert reads["current_generation"] == 0
+    assert reads == {"builds": 2, "checks": 2}  # no check 5 s into a 60 s interval
 
 
 # --- failures during a refresh ---------------------------------------------------
 
+DATABASE_FAILED = (
+    "corsadmin: the database (refreshing the CORS allow-list) failed "
+    "(OperationalError: database is down); {consequence}"
+)
+DATABASE_BACK = "corsadmin: the database (refreshing the CORS allow-list) is available again"
 
-def refresh_errors(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "corsadmin" and r.levelno >= logging.ERROR]
+
+def refresh_log(caplog) -> list[str]:
+    """What the refresh layer logged at WARNING and above."""
+    return [r.getMessage() for r in caplog.records if r.name == "corsadmin" and r.levelno >= logging.WARNING]
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("broken", ["load_snapshot", "current_generation", "database_generation"])
-def test_database_failure_keeps_the_last_good_snapshot(client, clock, monkeypatch, caplog, broken):
+@pytest.mark.parametrize("broken", ["update", "load", "database_generation"])
+def test_database_failure_keeps_the_last_good_snapshot(client, clock, monkeypatch, broken):
     AllowedOrigin.objects.create(origin=APP)
     assert allows(client)
-    Generation.objects.filter(pk=1).update(value=F("value") + 1)  # make a rebuild due
-    monkeypatch.setattr(refresh, broken, fail)
+    request_reload()  # make a full rebuild due (update() -> load() -> database_generation())
+    break_database(monkeypatch, broken)
     clock.advance(INTERVAL)
     assert allows(client) is True
     assert allows(client, "https://evil.example.net") is False
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "broken", [("load_snapshot",), ("load_snapshot", "current_generation"), ("database_generation",)]
-)
+@pytest.mark.parametrize("broken", [("load",), ("load", "update"), ("database_generation",)])
 def test_database_failure_logs_once(client, clock, monkeypatch, caplog, broken):
     AllowedOrigin.objects.create(origin=APP)
     allows(client)
-    Generation.objects.filter(pk=1).update(value=F("value") + 1)
-    for name in broken:
-        monkeypatch.setattr(refresh, name, fail)
+    request_reload()
+    break_database(monkeypatch, *broken)
     with caplog.at_level(logging.INFO, logger="corsadmin"):
         for _ in range(4):
             clock.advance(INTERVAL)
             allows(client)
-    errors = refresh_errors(caplog)
-    assert len(errors) == 1
-    assert "keeping the last good one" in errors[0].getMessage()
+    assert refresh_log(caplog) == [DATABASE_FAILED.format(consequence="keeping the last good allow-list")]
 
 
 @pytest.mark.django_db
 def test_database_failure_retries_each_interval(client, clock, monkeypatch):
     AllowedOrigin.objects.create(origin=APP)
     allows(client)
-    load = refresh.load_snapshot
+    update = SnapshotBuilder.update
     attempts = []
 
-    def failing():
+    def failing(self):
         attempts.append(1)
         raise OperationalError("database is down")
 
     Generation.objects.filter(pk=1).update(value=F("value") + 1)
-    monkeypatch.setattr(refresh, "load_snapshot", failing)
+    monkeypatch.setattr(SnapshotBuilder, "update", failing)
     clock.advance(INTERVAL)
     allows(client)
     allows(client)
@@ -486,7 +537,7 @@ def test_database_failure_retries_each_interval(client, clock, monkeypatch):
     clock.advance(INTERVAL)
     allows(client)
     assert len(attempts) == 2
-    monkeypatch.setattr(refresh, "load_snapshot", load)
+    monkeypatch.setattr(SnapshotBuilder, "update", update)
     AllowedOrigin.objects.filter(origin=APP).delete()
     clock.advance(INTERVAL)
     assert allows(client) is False
@@ -496,38 +547,33 @@ def test_database_failure_retries_each_interval(client, clock, monkeypatch):
 def test_recovery_is_logged(client, clock, monkeypatch, caplog):
     AllowedOrigin.objects.create(origin=APP)
     allows(client)
-    load = refresh.load_snapshot
+    update = SnapshotBuilder.update
     Generation.objects.filter(pk=1).update(value=F("value") + 1)
-    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    monkeypatch.setattr(SnapshotBuilder, "update", fail)
     clock.advance(INTERVAL)
     allows(client)
-    monkeypatch.setattr(refresh, "load_snapshot", load)
+    monkeypatch.setattr(SnapshotBuilder, "update", update)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="corsadmin"):
         clock.advance(INTERVAL)
         allows(client)
-    assert [r.getMessage() for r in caplog.records if r.name == "corsadmin"] == [
-        "corsadmin: allow-list refreshed again"
-    ]
+    assert [r.getMessage() for r in caplog.records if r.name == "corsadmin"] == [DATABASE_BACK]
 
 
 @pytest.mark.django_db
 def test_no_snapshot_and_failing_database_refuses_without_500(client, monkeypatch, caplog):
     AllowedOrigin.objects.create(origin=APP)
-    monkeypatch.setattr(refresh, "load_snapshot", fail)
-    monkeypatch.setattr(refresh, "current_generation", fail)
+    break_database(monkeypatch, "load", "update")
     response = client.get(ECHO, headers={"Origin": APP})
     assert response.status_code == 200
     assert cors_headers(response) == {}
-    errors = refresh_errors(caplog)
-    assert len(errors) == 1
-    assert "refusing CORS until it loads" in errors[0].getMessage()
+    assert refresh_log(caplog) == [DATABASE_FAILED.format(consequence="refusing CORS until it loads")]
 
 
 @pytest.mark.django_db
 def test_no_snapshot_and_failing_database_refuses_preflight_without_500(client, monkeypatch):
     AllowedOrigin.objects.create(origin=APP)
-    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    break_database(monkeypatch, "load")
     response = client.options(ECHO, headers={"Origin": APP, "Access-Control-Request-Method": "PUT"})
     assert response.status_code < 500
     assert cors_headers(response) == {}
@@ -536,10 +582,10 @@ def test_no_snapshot_and_failing_database_refuses_preflight_without_500(client, 
 @pytest.mark.django_db
 def test_first_load_is_retried_after_a_failure(client, clock, monkeypatch):
     AllowedOrigin.objects.create(origin=APP)
-    load = refresh.load_snapshot
-    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    load = SnapshotBuilder.load
+    break_database(monkeypatch, "load")
     assert allows(client) is False
-    monkeypatch.setattr(refresh, "load_snapshot", load)
+    monkeypatch.setattr(SnapshotBuilder, "load", load)
     clock.advance(INTERVAL)
     assert allows(client) is True
 
@@ -547,11 +593,11 @@ def test_first_load_is_retried_after_a_failure(client, clock, monkeypatch):
 @pytest.mark.django_db
 def test_failure_state_does_not_leak_past_a_reset(client, monkeypatch, caplog):
     """After ``reset`` (settings changed, or a new test) a failure is logged again."""
-    monkeypatch.setattr(refresh, "load_snapshot", fail)
+    break_database(monkeypatch, "load")
     allows(client)
     holder.reset()
     allows(client)
-    assert len(refresh_errors(caplog)) == 2
+    assert refresh_log(caplog) == [DATABASE_FAILED.format(consequence="refusing CORS until it loads")] * 2
 
 
 # --- concurrency inside one process ----------------------------------------------
@@ -562,12 +608,12 @@ def test_threads_wait_for_the_first_load(monkeypatch):
     loaded = Snapshot([CompiledPolicy(name="default", entries=[(1, APP, float("inf"))])])
     started = threading.Event()
 
-    def slow_load():
+    def slow_update(self):
         started.set()
         time.sleep(0.3)
         return loaded
 
-    monkeypatch.setattr(refresh, "load_snapshot", slow_load)
+    monkeypatch.setattr(SnapshotBuilder, "update", slow_update)
     results = {}
     first = threading.Thread(target=lambda: results.setdefault("first", holder.get()))
     first.start()
@@ -581,16 +627,16 @@ def test_threads_wait_for_the_first_load(monkeypatch):
 def test_other_threads_answer_from_the_current_snapshot_during_a_rebuild(monkeypatch):
     old = Snapshot([CompiledPolicy(name="old")])
     new = Snapshot([CompiledPolicy(name="new")])
-    monkeypatch.setattr(refresh, "load_snapshot", lambda: old)
+    monkeypatch.setattr(SnapshotBuilder, "update", lambda self: old)
     holder.get()
     started, release = threading.Event(), threading.Event()
 
-    def slow_load():
+    def slow_update(self):
         started.set()
         release.wait(5)
         return new
 
-    monkeypatch.setattr(refresh, "load_snapshot", slow_load)
+    monkeypatch.setattr(SnapshotBuilder, "update", slow_update)
     holder.mark_dirty()
     rebuilding = threading.Thread(target=holder.get)
     rebuilding.start()
@@ -604,6 +650,13 @@ def test_other_threads_answer_from_the_current_snapshot_during_a_rebuild(monkeyp
 
 
 # --- a shared cache ------------------------------------------------------------
+#
+# The shared cache carries the generation stamp (``bus.STAMP_KEY``): a process whose
+# snapshot has the stamp's generation skips the database, except every
+# DATABASE_CHECK_EVERY-th check (a publish lost to a cache failure heals then). The
+# first load does not wait for the cache; the check after it reads and fills it.
+
+CHECK_EVERY = 4
 
 
 @pytest.fixture
@@ -619,36 +672,137 @@ def file_cache(settings, tmp_path):
     return caches["default"]
 
 
+@pytest.fixture
+def shared(file_cache, fake_time, settings):
+    """The file cache as the shared cache, a fake clock, and an explicit DATABASE_CHECK_EVERY."""
+    settings.CORSADMIN = {**settings.CORSADMIN, "DATABASE_CHECK_EVERY": CHECK_EVERY}
+    return SimpleNamespace(cache=file_cache, clock=fake_time)
+
+
+@pytest.mark.parametrize(
+    ("backend", "kind"),
+    [
+        ("django.core.cache.backends.locmem.LocMemCache", type(None)),
+        ("django.core.cache.backends.dummy.DummyCache", type(None)),
+        ("django.core.cache.backends.filebased.FileBasedCache", bus.CacheBus),
+        ("django.core.cache.backends.redis.RedisCache", bus.RedisBus),
+    ],
+)
+def test_only_a_cache_shared_by_processes_is_a_bus(settings, tmp_path, backend, kind):
+    location = "redis://127.0.0.1:1/0" if "redis" in backend else str(tmp_path)
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": location}}
+    assert type(bus.shared_bus()) is kind
+
+
 @pytest.mark.django_db
 def test_commit_publishes_the_generation_to_a_shared_cache(file_cache, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         AllowedOrigin.objects.create(origin=APP)
-    assert file_cache.get(refresh.CACHE_KEY) == generation()
+    assert file_cache.get(bus.STAMP_KEY) == generation()
+
+
+def warm(client, shared) -> None:
+    """Checks 1 and 2: the first load, then the check that publishes its generation."""
+    allows(client)
+    shared.clock.advance(INTERVAL)
+    allows(client)
 
 
 @pytest.mark.django_db
-def test_generation_is_read_from_a_shared_cache(file_cache, django_assert_num_queries):
-    file_cache.set(refresh.CACHE_KEY, 41)
+def test_empty_shared_cache_is_filled_by_the_check_after_the_first_load(client, shared):
+    allows(client)
+    assert shared.cache.get(bus.STAMP_KEY) is None  # the first load does not wait for the cache
+    shared.clock.advance(INTERVAL)
+    allows(client)
+    assert shared.cache.get(bus.STAMP_KEY) == generation()
+
+
+@pytest.mark.django_db
+def test_unchanged_shared_stamp_skips_the_database(client, entry, shared, django_assert_num_queries):
+    warm(client, shared)
+    shared.clock.advance(INTERVAL)
     with django_assert_num_queries(0):
-        assert refresh.current_generation() == (41, True)
+        assert allows(client)
 
 
 @pytest.mark.django_db
-def test_cache_miss_reads_the_database_and_fills_the_cache(file_cache):
-    assert refresh.current_generation() == (generation(), False)
-    assert file_cache.get(refresh.CACHE_KEY) == generation()
+def test_database_is_read_every_database_check_every_checks(client, entry, shared, reads):
+    warm(client, shared)
+    for _ in range(2 * CHECK_EVERY - 2):  # checks 3 .. 2 * CHECK_EVERY
+        shared.clock.advance(INTERVAL)
+        allows(client)
+    # checks 1 (load), 2 (stamp missing), CHECK_EVERY and 2 * CHECK_EVERY (periodic)
+    assert reads == {"builds": 1, "checks": 4}
 
 
 @pytest.mark.django_db
-def test_broken_cache_falls_back_to_the_database(file_cache, monkeypatch, caplog):
-    monkeypatch.setattr(type(file_cache), "get", fail)
-    assert refresh.current_generation() == (generation(), False)
+def test_moved_shared_stamp_is_read_from_the_database(client, shared):
+    """Another process's write: it published the stamp, so the next check reads the change."""
+    warm(client, shared)
+    assert allows(client) is False
+    AllowedOrigin.objects.create(origin=APP)  # no commit hook here
+    shared.cache.set(bus.STAMP_KEY, generation())  # what the writing process published
+    shared.clock.advance(INTERVAL)
+    assert allows(client) is True
 
 
 @pytest.mark.django_db
-def test_local_memory_cache_is_not_trusted_across_processes(settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    assert refresh.current_generation() == (generation(), False)
+def test_unannounced_change_is_found_at_the_periodic_database_check(client, shared):
+    """A write whose publish was lost: the stamp never moves, the database check finds it."""
+    warm(client, shared)  # checks 1 and 2
+    AllowedOrigin.objects.create(origin=APP)  # no commit hook, no publish
+    for _ in range(CHECK_EVERY - 3):  # checks 3 .. CHECK_EVERY - 1: the stamp has not moved
+        shared.clock.advance(INTERVAL)
+        assert allows(client) is False
+    shared.clock.advance(INTERVAL)  # check CHECK_EVERY
+    assert allows(client) is True
+
+
+@pytest.mark.django_db
+def test_cache_miss_reads_the_database_and_fills_the_cache(client, entry, shared):
+    warm(client, shared)
+    bus.shared_bus().forget()  # the stamp expired or was evicted
+    shared.clock.advance(INTERVAL)
+    assert allows(client)
+    assert shared.cache.get(bus.STAMP_KEY) == generation()
+
+
+@pytest.mark.django_db
+def test_stamp_behind_this_process_is_put_forward(client, entry, shared):
+    """A stamp set back (two writers' publishes crossing in a cache without compare-and-set)
+    is mended by the next check of a process that holds a newer generation."""
+    warm(client, shared)
+    shared.cache.set(bus.STAMP_KEY, generation() - 1)
+    shared.clock.advance(INTERVAL)
+    allows(client)
+    assert shared.cache.get(bus.STAMP_KEY) == generation()
+
+
+def test_publish_only_moves_the_stamp_forward(file_cache):
+    shared = bus.shared_bus()
+    shared.publish(7)
+    shared.publish(6)
+    assert (shared.read(), file_cache.get(bus.STAMP_KEY)) == (7, 7)
+
+
+@pytest.mark.django_db
+def test_broken_cache_falls_back_to_the_database(client, shared, monkeypatch):
+    monkeypatch.setattr(type(shared.cache), "get", fail)
+    assert allows(client) is False
+    AllowedOrigin.objects.create(origin=APP)  # another process's write
+    shared.clock.advance(INTERVAL)
+    assert allows(client) is True
+
+
+@pytest.mark.django_db
+def test_local_memory_cache_is_not_trusted_across_processes(client, clock, reads, django_assert_num_queries):
+    """No bus: every check after the interval asks the database (one query when nothing moved)."""
+    allows(client)
+    assert bus.shared_bus() is None
+    clock.advance(INTERVAL)
+    with django_assert_num_queries(1):
+        allows(client)
+    assert reads == {"builds": 1, "checks": 2}
 
 
 # --- two server processes ----------------------------------------------------------

@@ -60,7 +60,9 @@ class CacheBus:
     def forget(self) -> None:
         self.cache.delete(STAMP_KEY)
 
-    def listen(self, on_generation: Callable[[int], None], stopped: Callable[[], bool]) -> None:
+    def listen(
+        self, on_generation: Callable[[int], None], stopped: Callable[[], bool], ready: Callable[[], None]
+    ) -> None:
         raise NotImplementedError
 
 
@@ -94,11 +96,15 @@ class RedisBus(CacheBus):
     def forget(self) -> None:
         self.client.delete(self.key)
 
-    def listen(self, on_generation: Callable[[int], None], stopped: Callable[[], bool]) -> None:
+    def listen(
+        self, on_generation: Callable[[int], None], stopped: Callable[[], bool], ready: Callable[[], None]
+    ) -> None:
         """Call ``on_generation`` for each announcement until ``stopped()``; raises on failure."""
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.channel)
+            pubsub.ping()
+            ready()
             while not stopped():
                 message = pubsub.get_message(timeout=conf.refresh_interval())
                 if message and message.get("type") == "message":
@@ -135,13 +141,16 @@ class PostgresChannel:
         params["options"] = f"{params.get('options', '')} -c statement_timeout={int(timeout * 1000)}".strip()
         self.params = params
 
-    def listen(self, on_generation: Callable[[int], None], stopped: Callable[[], bool]) -> None:
+    def listen(
+        self, on_generation: Callable[[int], None], stopped: Callable[[], bool], ready: Callable[[], None]
+    ) -> None:
         import psycopg
 
         from .models import NOTIFY_CHANNEL
 
         with psycopg.connect(**self.params, autocommit=True) as connection:
             connection.execute(f'LISTEN "{NOTIFY_CHANNEL}"')
+            ready()
             while not stopped():
                 for notify in connection.notifies(timeout=conf.refresh_interval(), stop_after=1):
                     on_generation(int(notify.payload or 0))

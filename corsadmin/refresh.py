@@ -182,12 +182,10 @@ class SnapshotHolder:
         trouble = _Trouble("listening for CORS allow-list changes")
         while not state.stop.is_set():
             try:
-                channel.listen(lambda generation: self._heard(state, generation), state.stop.is_set)
+                channel.listen(lambda generation: self._heard(state, generation), state.stop.is_set, trouble.ok)
             except Exception as exc:
                 trouble.failed(exc, "changes are found by polling until it answers")
                 state.stop.wait(conf.refresh_interval())
-            else:
-                trouble.ok()
 
     def _heard(self, state: _Refresh, generation: int) -> None:
         if generation > state.news:

@@ -121,3 +121,41 @@ def test_uvicorn_workers_converge_on_the_async_path(deployment, start_server, re
         report_line,
         "uvicorn remove",
     )
+
+
+# Push, not polling: with a 60 s interval only an announcement can bring a change within the limit.
+PUSH_ONLY = {"CORSADMIN_REFRESH_INTERVAL": "60"}
+
+
+def push_converges(deployment, group, origin, report_line, label):
+    made = {}
+    for allowed, change in (
+        (True, lambda: made.setdefault("id", add_origin(deployment, group[0], origin))),
+        (False, lambda: remove_origin(deployment, group[-1], made["id"])),
+    ):
+        since = time.monotonic()
+        change()
+        result = converge(group, origin, allowed, since, limit=1.0)
+        report_line(
+            f"{label}: {'add' if allowed else 'remove'} reached {len(result.seconds)} workers, "
+            f"worst {result.worst:.3f} s from the API request"
+        )
+
+
+def test_redis_pubsub_pushes_changes_to_every_worker(deployment, start_server, report_line):
+    machine_a = start_server("push-redis-a", "gunicorn", 2, deployment.env(**PUSH_ONLY))
+    machine_b = start_server("push-redis-b", "gunicorn", 2, deployment.env(**PUSH_ONLY))
+    for server in (machine_a, machine_b):
+        server.discover_workers()
+    push_converges(deployment, [machine_a, machine_b], "https://pubsub.e2e.example.com", report_line, "Redis")
+
+
+def test_postgres_notify_pushes_changes_without_redis(deployment, start_server, report_line):
+    alone = {**PUSH_ONLY, "REDIS_URL": ""}  # the local-memory cache: no shared stamp, no Redis
+    machine_a = start_server("push-pg-a", "gunicorn", 2, deployment.env(**alone))
+    machine_b = start_server("push-pg-b", "gunicorn", 2, deployment.env(**alone))
+    for server in (machine_a, machine_b):
+        server.discover_workers()
+    push_converges(
+        deployment, [machine_a, machine_b], "https://notify.e2e.example.com", report_line, "PostgreSQL NOTIFY"
+    )

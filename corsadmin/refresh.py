@@ -23,10 +23,13 @@ snapshot due refreshes it, as the same code would in the thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -233,7 +236,8 @@ class SnapshotHolder:
     def _update(self, state: _Refresh) -> None:
         state.db_checks += 1
         try:
-            snapshot = state.builder.update()
+            with _deadline():
+                snapshot = state.builder.update()
         except Exception as exc:
             state.database.failed(
                 exc, "keeping the last good allow-list" if self._snapshot else "refusing CORS until it loads"
@@ -363,6 +367,33 @@ def _prepare_connection() -> None:
     flag = f"-c statement_timeout={int(timeout * 1000)}"
     options["options"] = f"{options.get('options', '')} {flag}".strip()
     connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
+
+
+@contextlib.contextmanager
+def _deadline() -> Iterator[None]:
+    """In the refresher thread: cut the database connection if a read takes longer than
+    SERVICE_TIMEOUT. A server that hangs never sees its statement_timeout start, and
+    TCP keepalives are answered by whatever holds the connection open: only the client
+    can tell, by the clock."""
+    raw = getattr(connection, "connection", None)
+    if threading.current_thread().name != REFRESHER or raw is None or connection.vendor != "postgresql":
+        yield
+        return
+    timer = threading.Timer(_timeout(), _cut, args=(raw,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _cut(raw: Any) -> None:
+    try:
+        with socket.socket(fileno=os.dup(raw.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except Exception:  # noqa: BLE001  (already closed: nothing to cut)
+        pass
 
 
 def _timeout() -> float:

@@ -544,3 +544,43 @@ def test_changes_racing_with_refreshes_never_go_back(deployment, machines, repor
         f"race: {len(origins)} changes from two writers, {len(by_worker)} workers, "
         f"final generation {final} everywhere {result.worst:.3f} s after the last write"
     )
+
+
+def latency_p99(probes) -> float:
+    latencies = sorted(p.received - p.sent for p in probes)
+    return latencies[int(len(latencies) * 0.99) - 1]
+
+
+@pytest.mark.parametrize(("service", "fault"), [("redis", "hang"), ("pg", "hang"), ("redis", "down"), ("pg", "down")])
+def test_a_failing_service_never_slows_the_requests(
+    deployment, machines, restore, report_line, service, fault
+):
+    """Requests are answered from the snapshot while a service refuses or hangs: as many, as
+    fast (a generous ratio: the machine is shared), no 5xx, no decision changed; once the
+    service is back a change reaches every worker again."""
+    a = machines.a
+    kept = f"https://kept.{service}-{fault}.faults.example.com"
+    since = time.monotonic()
+    add_origin(deployment, machines.b, kept)
+    converge([a], kept, True, since)
+    baseline = hammer([a], [kept, UNKNOWN], duration=3)
+    assert_decisions(baseline, {kept})
+
+    proxy = getattr(restore, service)
+    getattr(proxy, fault)()
+    during = hammer([a], [kept, UNKNOWN], duration=3)
+    assert_decisions(during, {kept})
+    throughput, slowdown = len(during) / len(baseline), latency_p99(during) / latency_p99(baseline)
+    report_line(
+        f"{service} {fault}: {len(during)} requests in 3 s vs {len(baseline)} before ({throughput:.2f}x), "
+        f"p99 {latency_p99(during) * 1000:.1f} ms vs {latency_p99(baseline) * 1000:.1f} ms"
+    )
+    assert throughput >= 0.5, (len(during), len(baseline))
+    assert slowdown <= 4, (latency_p99(during), latency_p99(baseline))
+
+    proxy.up()
+    since = time.monotonic()
+    added = f"https://after.{service}-{fault}.faults.example.com"
+    add_origin(deployment, machines.b, added)
+    result = converge([a], added, True, since, limit=INTERVAL + 3)
+    report_line(f"{service} {fault}: after recovery a change reached A's workers in {result.worst:.3f} s")

@@ -68,7 +68,7 @@ class SnapshotBuilder:
         generation = database_generation()  # first, so the snapshot is never newer than its number
         now = timezone.now()
         policies = {row["id"]: row for row in Policy.objects.values(*POLICY_FIELDS)}
-        entries: dict[int, list[Entry]] = defaultdict(list)
+        tables = {pk: EntryTable() for pk in policies}
         texts: dict[int, str] = {}
         csrf: dict[int, tuple[int, Entry]] = {}
         rows = (
@@ -77,14 +77,18 @@ class SnapshotBuilder:
             .values_list(*ORIGIN_FIELDS)
             .iterator(chunk_size=10000)
         )
+        # Straight into the tables, row by row: no list of a million tuples on the way.
         for entry_id, policy_id, text, expires_at, csrf_trusted, _enabled in rows:
-            entry = (entry_id, text, _expiry(expires_at))
-            entries[policy_id].append(entry)
+            table = tables.get(policy_id)
+            expires = _expiry(expires_at)
+            if table is None or table.add(entry_id, text, expires, policies[policy_id]["name"]) is None:
+                continue
             texts[entry_id] = text
             if csrf_trusted:
-                csrf[entry_id] = (policy_id, entry)
-        self._policies, self._texts, self._csrf = policies, texts, csrf
-        self._tables = {pk: EntryTable.build(entries.pop(pk, ()), row["name"]) for pk, row in policies.items()}
+                csrf[entry_id] = (policy_id, (entry_id, text, expires))
+        for table in tables.values():
+            table.seal()
+        self._policies, self._tables, self._texts, self._csrf = policies, tables, texts, csrf
         self.generation = generation
         self.full_loads += 1
         return self._snapshot()

@@ -158,17 +158,27 @@ class EntryTable:
     @classmethod
     def build(cls, entries: Iterable[tuple[Any, str, float]], label: str = "") -> EntryTable:
         table = cls()
-        exact, patterns = table.exact, table.patterns
         for entry_id, text, expires in entries:
-            found = entry_key(text)
-            if found is None:
-                logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, label)
-            elif found[0] == "exact":
-                exact[found[1]] = entry_id if expires == math.inf else (entry_id, expires)
-            else:
-                patterns[found[1]] = (entry_id, found[2], expires)
-        table._bases = frozenset(key[1] for key in patterns)
+            table.add(entry_id, text, expires, label)
+        table.seal()
         return table
+
+    def add(self, entry_id: Any, text: str, expires: float, label: str = "") -> str | None:
+        """While building (before ``seal``): add an entry; its canonical text, or None if invalid."""
+        found = entry_key(text)
+        if found is None:
+            logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, label)
+            return None
+        where, key, canonical = found
+        if where == "exact":
+            self.exact[key] = entry_id if expires == math.inf else (entry_id, expires)
+        else:
+            self.patterns[key] = (entry_id, canonical, expires)
+        return canonical
+
+    def seal(self) -> None:
+        """Done building: index the patterns' hosts."""
+        self._bases = frozenset(key[1] for key in self.patterns)
 
     def __len__(self) -> int:
         removed = sum(1 for key, value in self.recent.items() if value is None and key in self.exact)

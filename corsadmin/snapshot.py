@@ -104,6 +104,8 @@ class Decision:
 
 
 NOT_COVERED = Decision(covered=False)
+# Decisions remembered per snapshot (cleared when full: hostile origins cannot grow it).
+MEMO_SIZE = 4096
 REFUSED = Decision(covered=True)
 
 
@@ -375,7 +377,7 @@ def header_safe(value: str) -> bool:
 class Snapshot:
     """An immutable, compiled allow-list; ``decide`` is the one decision."""
 
-    __slots__ = ("generation", "policies", "csrf", "fallback", "built_at")
+    __slots__ = ("generation", "policies", "csrf", "fallback", "built_at", "_memo")
 
     def __init__(
         self,
@@ -391,6 +393,7 @@ class Snapshot:
         # The headers for a request a check_request_enabled receiver allows.
         self.fallback = fallback
         self.built_at = time.time()
+        self._memo: dict[tuple[Any, ...], Decision] = {}
 
     def decide(
         self,
@@ -400,14 +403,31 @@ class Snapshot:
         preflight: bool = False,
         private_network: bool = False,
     ) -> Decision:
+        # Browsers repeat the same few requests: remember the answers that time cannot
+        # change (refusals, and allows by entries that never expire), a bounded number.
+        key = (origin, path, method, preflight, private_network)
+        decision = self._memo.get(key)
+        if decision is None:
+            decision, lasting = self._decide(origin, path, method, preflight, private_network)
+            if lasting:
+                memo = self._memo
+                if len(memo) >= MEMO_SIZE:
+                    memo.clear()
+                memo[key] = decision
+        return decision
+
+    def _decide(
+        self, origin: str | None, path: str, method: str, preflight: bool, private_network: bool
+    ) -> tuple[Decision, bool]:
+        """The decision, and whether it lasts (no entry that may expire decided it)."""
         if not origin:  # the same answer as below, without building the list
             for policy in self.policies:
                 if policy.match_path(path):
-                    return REFUSED
-            return NOT_COVERED
+                    return REFUSED, True
+            return NOT_COVERED, True
         covering = [p for p in self.policies if p.match_path(path)]
         if not covering:
-            return NOT_COVERED
+            return NOT_COVERED, True
         now = time.time()
         for policy in covering:
             entry = policy.find(origin, now)
@@ -415,7 +435,7 @@ class Snapshot:
                 continue
             if entry is ALL_ORIGINS and policy.credentials and not header_safe(origin):
                 continue
-            return Decision(
+            decision = Decision(
                 covered=True,
                 allowed=True,
                 policy=policy.name,
@@ -423,7 +443,8 @@ class Snapshot:
                 entry_id=entry[0],
                 headers=policy.response_headers(origin, method, preflight, private_network),
             )
-        return REFUSED
+            return decision, entry[2] == math.inf
+        return REFUSED, True
 
     def allowed_by_receiver(
         self, origin: str | None, method: str, preflight: bool, private_network: bool

@@ -350,3 +350,27 @@ def test_lookup_does_not_scan_the_entries():
         assert not snap.decide("https://a.b.site.example.org", "/").allowed
     elapsed = time.perf_counter() - start
     assert elapsed < 0.5, f"{len(origins) * 2} decisions took {elapsed:.3f}s"
+
+
+# --- remembered decisions -------------------------------------------------------------
+
+
+def test_a_repeated_request_gets_the_remembered_decision():
+    snap = listing(APP)
+    assert snap.decide(APP, "/") is snap.decide(APP, "/")
+
+
+def test_remembered_decisions_are_bounded(monkeypatch):
+    monkeypatch.setattr(snapshot_module, "MEMO_SIZE", 8)
+    snap = listing(APP)
+    for i in range(100):
+        snap.decide(f"https://h{i}.example.net", "/")
+    assert len(snap._memo) <= 8
+
+
+def test_an_allow_by_an_expiring_entry_is_not_remembered(monkeypatch):
+    now = time.time()
+    snap = Snapshot([policy(entries=[(APP, now + 60)])])
+    assert snap.decide(APP, "/").allowed
+    monkeypatch.setattr(snapshot_module, "time", SimpleNamespace(time=lambda: now + 61))
+    assert not snap.decide(APP, "/").allowed

@@ -2,6 +2,7 @@
 
     python bench/micro.py                 # corsadmin vs django-cors-headers, N=10
     python bench/micro.py --against HEAD  # also corsadmin's middleware.py + snapshot.py at a git revision
+    python bench/micro.py --list wildcard # corsadmin's list of subdomain wildcards (or mixed)
 
 Each variant runs in its own process (its own settings), wrapped around a view that
 returns ``HttpResponse("ok")``. Every call through the middleware is paired with a
@@ -107,6 +108,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--against", help="a git revision of corsadmin/middleware.py and snapshot.py")
+    parser.add_argument("--list", default="exact", choices=("exact", "wildcard", "mixed"), help="corsadmin's list")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument(
@@ -116,7 +118,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="corsadmin-micro-"))
     db = str(tmp / "db.sqlite3")
     env = dict(os.environ, PYTHONPATH=str(ROOT), DJANGO_SETTINGS_MODULE="bench.settings")
-    spec = {"name": "micro", "kind": "corsadmin", "n": 10, "list": "exact", "db": db}
+    spec = {"name": "micro", "kind": "corsadmin", "n": 10, "list": args.list, "db": db}
     subprocess.run(
         [sys.executable, "-m", "bench.worker", "populate"],
         env=dict(env, BENCH_SITE=json.dumps(spec)),
@@ -125,11 +127,11 @@ def main() -> None:
         capture_output=True,
     )
     variants = [
-        ("cors-headers exact N=10", {"kind": "cors-headers"}, None),
-        ("corsadmin exact N=10 (working tree)", {"kind": "corsadmin"}, None),
+        ("cors-headers exact N=10", {"kind": "cors-headers", "list": "exact"}, None),
+        (f"corsadmin {args.list} N=10 (working tree)", {"kind": "corsadmin"}, None),
     ]
     if args.against:
-        variants.append((f"corsadmin exact N=10 ({args.against})", {"kind": "corsadmin"}, args.against))
+        variants.append((f"corsadmin {args.list} N=10 ({args.against})", {"kind": "corsadmin"}, args.against))
     results: dict[str, list[dict]] = {name: [] for name, _, _ in variants}
     for _ in range(args.rounds):
         for name, kind, rev in variants:

@@ -173,7 +173,10 @@ class SnapshotHolder:
                     target=self._listen, args=(state, channel), name="corsadmin-listener", daemon=True
                 ).start()
             while not state.stop.is_set():
-                self._cycle(state)
+                try:
+                    self._cycle(state)
+                except Exception:  # a bug must not end the refresher: log it, try again
+                    logger.exception("corsadmin: the refresher failed unexpectedly; retrying")
                 state.loaded.set()
                 state.wake.wait(conf.refresh_interval())
                 state.wake.clear()

@@ -10,8 +10,12 @@ refresher then reads the database's own stamp.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.cache import caches
@@ -138,8 +142,8 @@ class PostgresChannel:
         timeout = float(conf.get("SERVICE_TIMEOUT"))
         params = connections[alias].get_connection_params()
         params.setdefault("connect_timeout", max(1, round(timeout)))
-        params["options"] = f"{params.get('options', '')} -c statement_timeout={int(timeout * 1000)}".strip()
         self.params = params
+        self.timeout = timeout
 
     def listen(
         self, on_generation: Callable[[int], None], stopped: Callable[[], bool], ready: Callable[[], None]
@@ -154,7 +158,32 @@ class PostgresChannel:
             while not stopped():
                 for notify in connection.notifies(timeout=conf.refresh_interval(), stop_after=1):
                     on_generation(int(notify.payload or 0))
-                connection.execute("SELECT 1")  # a connection that died quietly fails here
+                with cut_after(self.timeout, connection):
+                    connection.execute("SELECT 1")  # a connection that died or hangs fails here
+
+
+@contextlib.contextmanager
+def cut_after(seconds: float, raw: Any) -> Iterator[None]:
+    """Shut a psycopg connection's socket down if the block takes longer than ``seconds``.
+
+    A server that hangs never starts its own ``statement_timeout``, and TCP keepalives
+    are answered by whatever holds the connection open: only the client's clock can
+    tell. The blocked read then fails, and the caller reconnects."""
+    timer = threading.Timer(seconds, _shut_down, args=(raw,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _shut_down(raw: Any) -> None:
+    try:
+        with socket.socket(fileno=os.dup(raw.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except Exception:  # noqa: BLE001  (already closed: nothing to cut)
+        pass
 
 
 def database_channel() -> PostgresChannel | None:

@@ -26,10 +26,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -38,7 +36,7 @@ from django.db import connection
 from django.dispatch import receiver
 
 from . import conf
-from .bus import CacheBus, database_channel, shared_bus
+from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, settings_snapshot
 from .signals import config_committed
 from .snapshot import EMPTY, Snapshot
@@ -360,43 +358,23 @@ def _channel(state: _Refresh) -> Any:
 
 
 def _prepare_connection() -> None:
-    """The refresher thread's own database connection gets its own time limits: to connect,
-    and (PostgreSQL) for each statement, so a database that hangs cannot hold it forever."""
+    """The refresher thread's own database connection gets a connect timeout (PostgreSQL);
+    each read has a deadline (``_deadline``). No ``statement_timeout`` startup option:
+    poolers such as PgBouncer refuse it, and a server that hangs never starts it anyway."""
     if connection.vendor != "postgresql":
         return
-    timeout = _timeout()
     options = dict(connection.settings_dict.get("OPTIONS") or {})
-    options.setdefault("connect_timeout", max(1, round(timeout)))
-    flag = f"-c statement_timeout={int(timeout * 1000)}"
-    options["options"] = f"{options.get('options', '')} {flag}".strip()
+    options.setdefault("connect_timeout", max(1, round(_timeout())))
     connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
 
 
-@contextlib.contextmanager
-def _deadline() -> Iterator[None]:
+def _deadline() -> Any:
     """In the refresher thread: cut the database connection if a read takes longer than
-    SERVICE_TIMEOUT. A server that hangs never sees its statement_timeout start, and
-    TCP keepalives are answered by whatever holds the connection open: only the client
-    can tell, by the clock."""
+    SERVICE_TIMEOUT (see ``bus.cut_after``)."""
     raw = getattr(connection, "connection", None)
     if threading.current_thread().name != REFRESHER or raw is None or connection.vendor != "postgresql":
-        yield
-        return
-    timer = threading.Timer(_timeout(), _cut, args=(raw,))
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-
-
-def _cut(raw: Any) -> None:
-    try:
-        with socket.socket(fileno=os.dup(raw.pgconn.socket)) as sock:
-            sock.shutdown(socket.SHUT_RDWR)
-    except Exception:  # noqa: BLE001  (already closed: nothing to cut)
-        pass
+        return contextlib.nullcontext()
+    return cut_after(_timeout(), raw)
 
 
 def _timeout() -> float:

@@ -22,10 +22,11 @@ from .origins import (
     NULL,
     DEFAULT_PORTS,
     MAX_LENGTH,
+    NON_WEB_SCHEMES,
     OriginEntry,
-    is_public_suffix,
     parse_entry,
     split_request_origin,
+    wildcard_base_refused,
 )
 
 logger = logging.getLogger("corsadmin")
@@ -67,10 +68,11 @@ def _split_stored(text: str) -> tuple[str, str, str, bool] | None:
     scheme, wildcard, host, port = match.group("scheme", "wildcard", "host", "port")
     if (
         scheme == "file"
+        or scheme in NON_WEB_SCHEMES
         or len(host) > 253
         or host.rpartition(".")[2].isdigit()
         or (port and port != ANY_PORT and (int(port) > 65535 or DEFAULT_PORTS.get(scheme) == port))
-        or (wildcard and is_public_suffix(host))
+        or (wildcard and wildcard_base_refused(host))
     ):
         return None
     return scheme, host, port or "", bool(wildcard)

@@ -202,40 +202,63 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         for warning in obj.warnings():
             self.message_user(request, warning, messages.WARNING)
 
-    def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int:
-        """Update the selected origins, with one history entry each."""
+    def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int | None:
+        """Change the selected origins one by one, validated as the form validates them.
+
+        All or nothing: when any origin is refused, nothing changes and the reasons are
+        shown (one message per origin); returns None then. Each save bumps
+        ``updated_at`` and is announced like any other save, with one history entry.
+        """
+        problems: list[str] = []
         with transaction.atomic():
-            objs = list(queryset.select_for_update())
-            changed = queryset.model.objects.filter(pk__in=[o.pk for o in objs]).update(**values)
+            objs = list(queryset.select_related("policy").select_for_update(of=("self",)))
+            changed = []
             for obj in objs:
-                self.log_change(request, obj, [{"changed": {"fields": list(values)}}])
-        return changed
+                fields = [name for name, value in values.items() if getattr(obj, name) != value]
+                if not fields:
+                    continue
+                for name, value in values.items():
+                    setattr(obj, name, value)
+                try:
+                    obj.full_clean(exclude={"created_by"})
+                except ValidationError as exc:
+                    problems.append(f"{obj.origin}: {' '.join(exc.messages)}")
+                    continue
+                changed.append((obj, fields))
+            if problems:
+                transaction.set_rollback(True)
+            else:
+                for obj, fields in changed:
+                    obj.save()
+                    labels = [str(obj._meta.get_field(name).verbose_name) for name in fields]
+                    self.log_change(request, obj, [{"changed": {"fields": labels}}])
+        if problems:
+            self.message_user(request, f"Nothing changed: {len(problems)} origin(s) refused.", messages.ERROR)
+            for problem in problems:
+                self.message_user(request, problem, messages.ERROR)
+            return None
+        return len(changed)
 
     @admin.action(description="Enable selected origins", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = self._update_each(request, queryset, enabled=True)
-        self.message_user(request, f"Enabled {count} origin(s).", messages.SUCCESS)
+        if count is not None:
+            self.message_user(request, f"Enabled {count} origin(s).", messages.SUCCESS)
 
     @admin.action(description="Disable selected origins", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = self._update_each(request, queryset, enabled=False)
-        self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
+        if count is not None:
+            self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
 
     @admin.action(description="Move selected origins to a policy", permissions=["change"])
     def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         data, page = _ask_action_form(self, request, queryset, PolicyChoiceForm, "Move to policy", "move_to_policy")
         if page is not None:
             return page
-        try:
-            count = self._update_each(request, queryset, policy=data["policy"])  # type: ignore[index]
-        except IntegrityError:
-            self.message_user(
-                request,
-                f"Nothing moved: some of these origins are already listed in policy {data['policy']}.",  # type: ignore[index]
-                messages.ERROR,
-            )
-            return None
-        self.message_user(request, f"Moved {count} origin(s) to {data['policy']}.", messages.SUCCESS)  # type: ignore[index]
+        count = self._update_each(request, queryset, policy=data["policy"])  # type: ignore[index]
+        if count is not None:
+            self.message_user(request, f"Moved {count} origin(s) to {data['policy']}.", messages.SUCCESS)  # type: ignore[index]
         return None
 
     @admin.action(description="Set expiry of selected origins", permissions=["change"])
@@ -244,7 +267,8 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         if page is not None:
             return page
         count = self._update_each(request, queryset, expires_at=data["expires_at"])  # type: ignore[index]
-        self.message_user(request, f"Set the expiry of {count} origin(s).", messages.SUCCESS)
+        if count is not None:
+            self.message_user(request, f"Set the expiry of {count} origin(s).", messages.SUCCESS)
         return None
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from . import conf
 from .origins import MAX_LENGTH, NULL, canonical_origin
+from .regex import regex_problem
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -31,10 +32,9 @@ def default_headers() -> list[str]:
 
 
 def validate_url_regex(value: str) -> None:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValidationError(f"Not a valid regular expression: {exc}.", code="invalid_regex") from None
+    problem = regex_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, code="invalid_regex")
 
 
 def clean_token_list(value: Any, what: str, upper: bool = False) -> list[str]:

@@ -28,6 +28,7 @@ from .origins import (
     split_request_origin,
     wildcard_base_refused,
 )
+from .regex import compile_path_regex
 
 logger = logging.getLogger("corsadmin")
 
@@ -129,7 +130,7 @@ class CompiledPolicy:
         self,
         *,
         name: str,
-        url_regex: str = "^/",
+        url_regex: str | re.Pattern[str] = "^/",
         priority: int = 0,
         allow_all_origins: bool = False,
         allow_credentials: bool = False,
@@ -142,7 +143,7 @@ class CompiledPolicy:
     ) -> None:
         self.name = name
         self.priority = priority
-        self.match_path = re.compile(url_regex).match
+        self.match_path = compile_path_regex(url_regex)
         self.allow_all = allow_all_origins
         self.credentials = allow_credentials
         self.methods = tuple(allow_methods)

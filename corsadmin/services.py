@@ -537,6 +537,9 @@ def explain(
     ``preflight`` holds that preflight's headers and whether they let the
     request through; ``allowed`` is the verdict a browser would reach.
     """
+    # An HTTP server strips the spaces and tabs around a header's value before the
+    # middleware sees it (RFC 9110 5.5): ask about the same value.
+    origin = origin.strip(" \t")
     method = method.upper()
     snapshot = holder.get()
     asked_origin = origin if len(origin) <= MAX_ORIGIN_LENGTH else None

@@ -32,6 +32,11 @@ def bad_input(message: str) -> CommandError:
     return CommandError(message.replace("\n", " "), returncode=BAD_INPUT)
 
 
+class QuietExit(CommandError):
+    """An exit status whose reason is already on standard output (e.g. ``check --json``):
+    a process exits with it and prints nothing more; ``call_command`` raises it."""
+
+
 def os_user() -> str:
     try:
         return getpass.getuser()
@@ -100,6 +105,24 @@ class Command(BaseCommand):
             description="Copy django-cors-headers CORS_* settings into the database.",
         )
         p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+        p.add_argument("--user", help="the Django user to record the changes under")
+
+    _from_argv = False
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        self._from_argv = True
+        super().run_from_argv(argv)
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except QuietExit as exc:
+            if not self._from_argv:
+                raise
+            from django.db import connections
+
+            connections.close_all()
+            sys.exit(exc.returncode)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -245,8 +268,10 @@ class Command(BaseCommand):
         result = services.explain(**serializer.validated_data)
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
-        else:
-            self.print_decision(result)
+            if not result["allowed"]:
+                raise QuietExit(f"refused: {result['reason']}", returncode=REFUSED)
+            return
+        self.print_decision(result)
         if not result["allowed"]:
             raise CommandError(f"refused: {result['reason']}", returncode=REFUSED)
 
@@ -316,4 +341,10 @@ class Command(BaseCommand):
             if exc.name != "corsadmin.settings_import":
                 raise
             raise CommandError("import-settings is not available in this version of corsadmin.") from None
-        settings_import.run(stdout=self.stdout, dry_run=options["dry_run"])
+        user = self.acting_user(options)
+        try:
+            settings_import.run(stdout=self.stdout, dry_run=options["dry_run"], user=user)
+        except settings_import.ImportProblem as exc:
+            raise bad_input(str(exc)) from None
+        if not options["dry_run"]:
+            self.not_recorded(user)

@@ -23,6 +23,12 @@ NULL_WITH_CREDENTIALS = (
 )
 
 
+NULL_CSRF_TRUSTED = (
+    "'null' cannot be CSRF-trusted: every sandboxed iframe and file:// page sends Origin: null, "
+    "so trusting it would let any site pass Django's CSRF origin check. Untick 'CSRF trusted'."
+)
+
+
 def default_methods() -> list[str]:
     return list(conf.DEFAULT_METHODS)
 
@@ -250,11 +256,17 @@ class AllowedOrigin(ConfigModel):
                 raise ValidationError({"origin": exc.error_list}) from None
 
     def clean(self) -> None:
+        self._refuse_null_csrf_trusted()
         self._refuse_null_with_credentials()
 
     def prepare_for_save(self) -> None:
         self.origin = canonical_origin(self.origin)
+        self._refuse_null_csrf_trusted()
         self._refuse_null_with_credentials()
+
+    def _refuse_null_csrf_trusted(self) -> None:
+        if self.origin == NULL and self.csrf_trusted:
+            raise ValidationError({"csrf_trusted": NULL_CSRF_TRUSTED})
 
     def _refuse_null_with_credentials(self) -> None:
         if self.origin != NULL or not self.policy_id or conf.get("ALLOW_NULL_WITH_CREDENTIALS"):

@@ -6,6 +6,7 @@ import pytest
 from django.core.checks import run_checks
 
 from corsadmin.models import AllowedOrigin, Policy
+from corsadmin.refresh import holder
 from corsadmin.settings_import import run as import_settings
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +161,10 @@ def test_csrf_still_needs_the_token(csrf_client):
 def test_csrf_ignores_a_disabled_flagged_origin(csrf_client):
     AllowedOrigin.objects.create(origin="https://partner.example.com", csrf_trusted=True, enabled=False)
     assert post_with_token(csrf_client, "https://partner.example.com").status_code == 403
+
+
+def test_csrf_never_trusts_null_even_when_a_row_says_so(csrf_client):
+    entry = AllowedOrigin.objects.create(origin="null")
+    AllowedOrigin.objects.filter(pk=entry.pk).update(csrf_trusted=True)  # around validation
+    holder.reset()
+    assert post_with_token(csrf_client, "null").status_code == 403

@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
-from corsadmin.models import AllowedOrigin, Policy
+from corsadmin.models import NULL_CSRF_TRUSTED, AllowedOrigin, Policy
 from corsadmin.refresh import holder
 from tests.api_fixtures import *
 from tests.api_fixtures import API
@@ -373,4 +373,44 @@ def test_api_refuses_a_non_web_scheme(full_client):
     response = full_client.post(API + "origins/", {"origin": "javascript://app.example.com"}, format="json")
     assert response.status_code == 400
     assert "'javascript://' is never the scheme of an origin" in response.json()["origin"][0]
+    assert not AllowedOrigin.objects.exists()
+
+
+# --- null is never CSRF-trusted -------------------------------------------------------------------
+
+NULL_CSRF_WRITERS = {
+    "full_clean": lambda policy: AllowedOrigin(policy=policy, origin="null", csrf_trusted=True).full_clean(),
+    "save": lambda policy: AllowedOrigin(policy=policy, origin="null", csrf_trusted=True).save(),
+    "bulk_create": lambda policy: AllowedOrigin.objects.bulk_create(
+        [AllowedOrigin(policy=policy, origin="NULL", csrf_trusted=True)]
+    ),
+    "turn on": lambda policy: _change(
+        AllowedOrigin.objects.create(policy=policy, origin="null"), csrf_trusted=True
+    ),
+}
+
+
+@pytest.mark.parametrize("writer", NULL_CSRF_WRITERS)
+def test_null_cannot_be_csrf_trusted(open_policy, writer):
+    message = refused(lambda: NULL_CSRF_WRITERS[writer](open_policy))
+    assert message == NULL_CSRF_TRUSTED
+    assert not AllowedOrigin.objects.filter(csrf_trusted=True).exists()
+
+
+def test_api_refuses_a_csrf_trusted_null(full_client, open_policy):
+    response = full_client.post(
+        API + "origins/", {"origin": "null", "policy": "open", "csrf_trusted": True}, format="json"
+    )
+    assert (response.status_code, response.json()) == (400, {"csrf_trusted": [NULL_CSRF_TRUSTED]})
+    assert not AllowedOrigin.objects.exists()
+
+
+def test_admin_refuses_a_csrf_trusted_null(admin_client, open_policy):
+    response = admin_client.post(
+        "/admin/corsadmin/allowedorigin/add/",
+        {"origin": "null", "policy": str(open_policy.pk), "enabled": "on", "csrf_trusted": "on",
+         "note": "", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"csrf_trusted": [NULL_CSRF_TRUSTED]}
     assert not AllowedOrigin.objects.exists()

@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "TELEMETRY_FLUSH": "background",
     # The documented override for the one refused-by-default combination that can be intended.
     "ALLOW_NULL_WITH_CREDENTIALS": False,
+    # The admin and corsadmin's API readable cross-origin with credentials (corsadmin.W006).
+    "ALLOW_CREDENTIALS_ON_ADMIN": False,
 }
 
 # The defaults of django-cors-headers, which new policies start from.

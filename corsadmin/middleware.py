@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
+from .protected import guard
 from .refresh import holder
 from .signals import check_request_enabled
 from .snapshot import Decision, Snapshot
@@ -44,7 +45,8 @@ class _Request:
         self.private_network = meta.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK") == "true"
 
     def decide(self, snapshot: Snapshot) -> Decision:
-        return snapshot.decide(self.origin, self.path, self.method, self.preflight, self.private_network)
+        decision = snapshot.decide(self.origin, self.path, self.method, self.preflight, self.private_network)
+        return guard(decision, self.path) if decision.allowed else decision
 
     def decide_enabled(self, snapshot: Snapshot) -> Decision:
         return snapshot.allowed_by_receiver(self.origin, self.method, self.preflight, self.private_network)

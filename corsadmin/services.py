@@ -27,6 +27,7 @@ from rest_framework.settings import api_settings
 from .middleware import MAX_ORIGIN_LENGTH
 from .models import AllowedOrigin, Policy
 from .origins import canonical_origin, parse_entry
+from .protected import guard, is_protected
 from .refresh import holder
 from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS
 
@@ -544,7 +545,7 @@ def explain(
     snapshot = holder.get()
     asked_origin = origin if len(origin) <= MAX_ORIGIN_LENGTH else None
     is_preflight = method == "OPTIONS" and request_method is not None
-    decision = snapshot.decide(asked_origin, path, method, is_preflight, private_network)
+    decision = guard(snapshot.decide(asked_origin, path, method, is_preflight, private_network), path)
     result: dict[str, Any] = {
         "origin": origin,
         "path": path,
@@ -568,7 +569,7 @@ def explain(
         pre = (
             decision
             if is_preflight
-            else snapshot.decide(asked_origin, path, "OPTIONS", True, private_network)
+            else guard(snapshot.decide(asked_origin, path, "OPTIONS", True, private_network), path)
         )
         headers = dict(pre.headers)
         credentials = ALLOW_CREDENTIALS in headers
@@ -609,6 +610,14 @@ def explain(
 
 
 def _reason(snapshot: Any, decision: Any, origin: str, path: str) -> str:
+    if not decision.allowed and decision.covered and is_protected(path):
+        raw = snapshot.decide(origin if len(origin) <= MAX_ORIGIN_LENGTH else None, path)
+        if raw.allowed:
+            return (
+                f"Policy {raw.policy!r} allows {origin!r} with credentials, but {path!r} is the admin or "
+                "corsadmin's API, which no other site may read with the user's cookies. Set "
+                "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] = True if you really mean it."
+            )
     if not decision.covered:
         return f"No enabled policy covers the path {path!r}: responses carry no CORS headers."
     if decision.allowed:

@@ -10,6 +10,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -17,7 +18,8 @@ from django.utils import timezone
 
 from . import conf
 from .forms import AllowedOriginForm, PolicyForm
-from .models import AllowedOrigin, Policy, RefusedOrigin
+from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
+from .origins import NULL
 
 EXPIRES_SOON = timedelta(days=7)
 
@@ -94,9 +96,24 @@ def _ask_action_form(
     return None, TemplateResponse(request, "admin/corsadmin/action_form.html", context)
 
 
+class OriginInlineFormSet(BaseInlineFormSet):
+    """The policy's origins judged with the policy as submitted (e.g. credentials just ticked)."""
+
+    def clean(self) -> None:
+        super().clean()
+        policy = self.instance
+        if not policy.allow_credentials or conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
+            return
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("origin") == NULL and not data.get("DELETE"):
+                form.add_error("origin", NULL_WITH_CREDENTIALS)
+
+
 class AllowedOriginInline(admin.TabularInline):
     model = AllowedOrigin
     form = AllowedOriginForm
+    formset = OriginInlineFormSet
     extra = 1
     fields = ("origin", "enabled", "expires_at", "csrf_trusted", "note")
     show_change_link = True

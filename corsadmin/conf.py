@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_NULL_WITH_CREDENTIALS": False,
     # The admin and corsadmin's API readable cross-origin with credentials (corsadmin.W006).
     "ALLOW_CREDENTIALS_ON_ADMIN": False,
+    # The largest import body the API reads (a 100,000-origin export is about 21 MB).
+    "IMPORT_MAX_BYTES": 32 * 1024 * 1024,
 }
 
 # The defaults of django-cors-headers, which new policies start from.

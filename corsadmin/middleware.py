@@ -202,17 +202,20 @@ class DatabaseUnavailableMiddleware:
 
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
+        from .db_errors import describe
+
+        detail, code = describe(exception)
         logging.getLogger("corsadmin").warning(
-            "corsadmin: answered 503 to %s %s, the database is unavailable (%s)",
+            "corsadmin: answered 503 to %s %s, %s (%s)",
             request.method,
             request.path,
+            code.replace("_", " "),
             str(exception).strip(),
         )
-        detail = "The database is unavailable right now; nothing was changed. Try again in a moment."
         accept = request.headers.get("Accept", "")
         response: HttpResponse
         if "json" in accept and "html" not in accept:
-            response = JsonResponse({"detail": detail, "code": "database_unavailable"}, status=503)
+            response = JsonResponse({"detail": detail, "code": code}, status=503)
         else:
             response = HttpResponse(
                 f"<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1><p>{detail}</p>",

@@ -24,9 +24,10 @@ from django.utils.text import capfirst
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
+from . import conf
 from .middleware import MAX_ORIGIN_LENGTH
-from .models import AllowedOrigin, Policy
-from .origins import canonical_origin, parse_entry
+from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
+from .origins import NULL, canonical_origin, parse_entry
 from .protected import guard, is_protected
 from .refresh import holder
 from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS
@@ -414,6 +415,10 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
             except DjangoValidationError as exc:
                 _set_error(errors, where, drf_errors(exc).detail)
                 continue
+            if text == NULL and policy_obj.allow_credentials and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
+                # The database still holds the policy's old flags: judge by the document's.
+                _set_error(errors, (*where, "origin"), [NULL_WITH_CREDENTIALS])
+                continue
             plan[-1].origins.append(_PlannedOrigin(obj, before))
     if errors:
         raise ImportRefused(errors)
@@ -489,6 +494,9 @@ def import_document(document: Any, *, replace: bool = False, user: User = None) 
                 log(user, created_origins, ADDITION)
                 result.created["origins"] = len(created_origins)
             result.warnings = origin_warnings(p.obj.pk for p in plan if p.obj.allow_credentials)
+    except DjangoValidationError as exc:
+        # A rule the plan did not foresee, raised by a save: refused all the same.
+        raise ImportRefused({api_settings.NON_FIELD_ERRORS_KEY: exc.messages}) from None
     except IntegrityError as exc:
         # The database's words name tables and constraints: for the log, not the client.
         logger.warning("corsadmin: the database refused an import: %s", str(exc).strip())

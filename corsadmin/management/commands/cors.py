@@ -311,6 +311,8 @@ class Command(BaseCommand):
             raise bad_input(f"Cannot read {path}: {exc.strerror}.") from None
         try:
             document = json.loads(text)
+        except RecursionError:
+            raise bad_input(f"{path} is nested too deeply to read; nothing imported.") from None
         except ValueError as exc:
             raise bad_input(f"{path} is not valid JSON: {exc}.") from None
         try:

@@ -13,6 +13,9 @@ DEFAULTS: dict[str, Any] = {
     "TELEMETRY": True,
     "TELEMETRY_INTERVAL": 10.0,
     "TELEMETRY_MAX_ORIGINS": 10000,
+    # Refused origins kept in the database: the most recently seen rows, seen within the days.
+    "REFUSED_MAX_ROWS": 1000,
+    "REFUSED_RETENTION_DAYS": 30,
     # "background": a thread per process writes the counts; "manual": call telemetry.flush().
     "TELEMETRY_FLUSH": "background",
     # The documented override for the one refused-by-default combination that can be intended.

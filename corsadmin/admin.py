@@ -194,23 +194,46 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         from .services import explain
 
         form = CheckForm(request.GET if "origin" in request.GET else None)
-        result = allow_url = None
+        result = allow_url = edit_url = None
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
             result = explain(
                 data["origin"], data["path"], data["method"].upper(), request_headers=data["request_headers"]
             )
-            if not result["allowed"] and self.has_add_permission(request):
-                allow_url = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode({"origin": data["origin"]})
+            if not result["allowed"]:
+                allow_url, edit_url = self._fixes(request, result)
         context = {
             **self.admin_site.each_context(request),
             "title": "Check an origin",
             "form": form,
             "result": result,
             "allow_url": allow_url,
+            "edit_url": edit_url,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/corsadmin/check.html", context)
+
+    def _fixes(self, request: HttpRequest, result: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(Allow link, Edit-policy link) for a refusal: editing the policy when the origin is
+        allowed but its preflight lists too few methods or headers; else allowing the origin
+        in the policy that covers the path."""
+        from .refresh import holder
+
+        preflight = result["preflight"]
+        policy_admin = self.admin_site._registry.get(Policy)
+        if preflight and result["policy"] and preflight["headers"] and not preflight["allowed"]:
+            policy = Policy.objects.filter(name=result["policy"]).first()
+            if policy is not None and policy_admin is not None and policy_admin.has_change_permission(request, policy):
+                return None, reverse("admin:corsadmin_policy_change", args=[policy.pk])
+            return None, None
+        if not self.has_add_permission(request):
+            return None, None
+        query = {"origin": result["origin"]}
+        covering = [p.name for p in holder.get().policies if p.match_path(result["path"])]
+        policy_pk = Policy.objects.filter(name__in=covering[:1]).values_list("pk", flat=True).first()
+        if policy_pk is not None:
+            query["policy"] = str(policy_pk)
+        return reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query), None
 
     def save_model(self, request: HttpRequest, obj: AllowedOrigin, form: Any, change: bool) -> None:
         if not change:

@@ -425,13 +425,16 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
     return plan
 
 
-def import_document(document: Any, *, replace: bool = False, user: User = None) -> ImportResult:
+def import_document(
+    document: Any, *, replace: bool = False, user: User = None, dry_run: bool = False
+) -> ImportResult:
     """Apply an exported document: everything or nothing, recorded in the admin history.
 
     Merge (the default): policies are matched by name and origins by policy and
     canonical origin; fields a document leaves out keep their value. Replace:
     the database ends up holding exactly the document (left-out fields take
     their defaults; policies and origins it does not name are deleted).
+    ``dry_run``: the same counts, and nothing changed.
     """
     result = ImportResult()
     try:
@@ -494,6 +497,8 @@ def import_document(document: Any, *, replace: bool = False, user: User = None) 
                 log(user, created_origins, ADDITION)
                 result.created["origins"] = len(created_origins)
             result.warnings = origin_warnings(p.obj.pk for p in plan if p.obj.allow_credentials)
+            if dry_run:  # everything above, then undone: nothing written, nothing announced
+                transaction.set_rollback(True)
     except DjangoValidationError as exc:
         # A rule the plan did not foresee, raised by a save: refused all the same.
         raise ImportRefused({api_settings.NON_FIELD_ERRORS_KEY: exc.messages}) from None

@@ -182,3 +182,21 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
             id="corsadmin.E014",
         ))
     return messages
+
+
+DJANGO_CSRF = "django.middleware.csrf.CsrfViewMiddleware"
+OUR_CSRF = "corsadmin.middleware.CsrfViewMiddleware"
+
+
+@register(Tags.security, deploy=True)
+def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
+    """Django's security.W003 in a form that knows corsadmin's CSRF middleware: silence
+    security.W003 (SILENCED_SYSTEM_CHECKS) when using ours, and this one still warns."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if DJANGO_CSRF in middleware or OUR_CSRF in middleware:
+        return []
+    return [Warning(
+        "Neither Django's nor corsadmin's CsrfViewMiddleware is in MIDDLEWARE: no CSRF protection.",
+        hint=f"Add {OUR_CSRF} (or {DJANGO_CSRF}) to MIDDLEWARE.",
+        id="corsadmin.W007",
+    )]

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from . import conf
 from .forms import AllowedOriginForm, PolicyForm
@@ -332,12 +333,55 @@ class DismissedFilter(admin.SimpleListFilter):
         return queryset.filter(dismissed=(value == "yes"))
 
 
+def allowed_now(refused: RefusedOrigin) -> bool:
+    """Whether the allow-list allows this origin on this path now (allowed since it was refused)."""
+    from .refresh import holder
+
+    return holder.get().decide(refused.origin, refused.path_prefix).allowed
+
+
+class AllowedNowFilter(admin.SimpleListFilter):
+    title = "allowed since"
+    parameter_name = "allowed_now"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Still refused"), ("yes", "Allowed since")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() not in ("yes", "no"):
+            return queryset
+        # At most REFUSED_MAX_ROWS rows, each asked of the in-memory snapshot.
+        allowed = [r.pk for r in queryset.only("pk", "origin", "path_prefix") if allowed_now(r)]
+        if self.value() == "yes":
+            return queryset.filter(pk__in=allowed)
+        return queryset.exclude(pk__in=allowed)
+
+
 @admin.register(RefusedOrigin)
 class RefusedOriginAdmin(admin.ModelAdmin):
-    list_display = ("origin", "path_prefix", "count", "first_seen", "last_seen", "dismissed")
-    list_filter = (DismissedFilter, "path_prefix")
+    list_display = ("origin", "path_prefix", "count", "first_seen", "last_seen", "allowed_now", "dismissed")
+    list_filter = (DismissedFilter, AllowedNowFilter, "path_prefix")
     search_fields = ("origin", "path_prefix")
     actions = ("allow", "dismiss")
+    fields = ("origin", "path_prefix", "count", "first_seen", "last_seen", "dismissed", "allowed_now", "fix")
+    readonly_fields = ("allowed_now", "fix")
+
+    @admin.display(description="allowed now", boolean=True)
+    def allowed_now(self, obj: RefusedOrigin) -> bool:
+        return allowed_now(obj)
+
+    @admin.display(description="fix")
+    def fix(self, obj: RefusedOrigin) -> str:
+        check = reverse("admin:corsadmin_check") + "?" + urlencode(
+            {"origin": obj.origin, "path": obj.path_prefix, "method": "GET"}
+        )
+        allow = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode({"origin": obj.origin})
+        return format_html(
+            '<a class="button" id="refused-check" href="{}">Check</a> '
+            '<a class="button" id="refused-allow" href="{}">Allow…</a>',
+            check,
+            allow,
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

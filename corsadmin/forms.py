@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from .models import AllowedOrigin, Policy, default_headers, default_methods
 from .origins import canonical_origin
@@ -60,5 +61,15 @@ class AllowedOriginForm(forms.ModelForm):
         model = AllowedOrigin
         fields = "__all__"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "expires_at" in self.fields:
+            self.fields["expires_at"].help_text = (
+                f"Date and time in {timezone.get_current_timezone_name()}; leave empty to never expire."
+            )
+
     def clean_origin(self) -> str:
-        return canonical_origin(self.cleaned_data["origin"])
+        value = self.cleaned_data["origin"]
+        if value == "*":  # refused by the model, whose advice depends on the policy's credentials
+            return value
+        return canonical_origin(value)

@@ -29,6 +29,13 @@ NULL_CSRF_TRUSTED = (
 )
 
 
+EVERY_ORIGIN_WITH_CREDENTIALS = (
+    "A policy that allows credentials cannot allow every origin: browsers refuse '*' with "
+    "credentials, and echoing any origin would hand your users' data to every site. List the "
+    "origins that need it, or a subdomain wildcard you control such as https://*.example.com."
+)
+
+
 def default_methods() -> list[str]:
     return list(conf.DEFAULT_METHODS)
 
@@ -253,6 +260,8 @@ class AllowedOrigin(ConfigModel):
             try:
                 self.origin = canonical_origin(self.origin)
             except ValidationError as exc:
+                if self.origin == "*" and self.policy_id and self.policy.allow_credentials:
+                    exc = ValidationError(EVERY_ORIGIN_WITH_CREDENTIALS, code="invalid_origin")
                 raise ValidationError({"origin": exc.error_list}) from None
 
     def clean(self) -> None:

@@ -138,7 +138,20 @@ def _check_characters(value: str) -> None:
         raise _fail(f"The origin contains whitespace; remove it. {SHAPE_HINT}")
 
 
+_REGEX_SIGNS = (".+", "\\.", "(", "|", "?:", "[^", "\\d", "\\w")
+
+
+def _refuse_regex(value: str) -> None:
+    if value.startswith("^") or value.endswith("$") or any(sign in value for sign in _REGEX_SIGNS):
+        raise _fail(
+            f"'{value}' looks like a regular expression; entries are origins, not patterns. "
+            "For every subdomain write a wildcard (https://*.example.com), for any port "
+            "http://localhost:*; a regex can stay in CORS_ALLOWED_ORIGIN_REGEXES."
+        )
+
+
 def _split_scheme(value: str) -> tuple[str, str]:
+    _refuse_regex(value)
     if value == "*":
         raise _fail(
             "A bare '*' is not an origin. To allow every origin, turn on "

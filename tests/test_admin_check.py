@@ -60,3 +60,87 @@ def test_allow_link_preselects_the_policy_covering_the_path(admin_client):
     )
     add_page = admin_client.get(response.context["allow_url"])
     assert add_page.context["adminform"].form.initial["policy"] == str(api.pk)
+
+
+# --- refused origins: allowed since, Check and Allow on the detail page ----------------------------
+
+REFUSED = "/admin/corsadmin/refusedorigin/"
+
+
+@pytest.fixture
+def refused_rows():
+    from django.utils import timezone
+
+    from corsadmin.models import RefusedOrigin
+
+    now = timezone.now()
+    rows = {
+        origin: RefusedOrigin.objects.create(origin=origin, path_prefix="/demo/", count=count, first_seen=now, last_seen=now)
+        for origin, count in ((APP, 5), ("https://evil.example", 9))
+    }
+    AllowedOrigin.objects.create(origin=APP)  # allowed since it was refused
+    holder.reset()
+    return rows
+
+
+def test_refused_list_marks_origins_allowed_since(admin_client, refused_rows):
+    response = admin_client.get(REFUSED)
+    marks = {row.origin: response.context["cl"].model_admin.allowed_now(row) for row in response.context["cl"].result_list}
+    assert marks == {APP: True, "https://evil.example": False}
+
+
+def test_refused_list_can_hide_origins_allowed_since(admin_client, refused_rows):
+    response = admin_client.get(REFUSED, {"allowed_now": "no"})
+    assert [row.origin for row in response.context["cl"].result_list] == ["https://evil.example"]
+
+
+def test_refused_list_sorts_by_count(admin_client, refused_rows):
+    response = admin_client.get(REFUSED, {"o": "-3"})  # the third column, count, descending
+    assert [row.origin for row in response.context["cl"].result_list] == ["https://evil.example", APP]
+
+
+def test_refused_detail_page_offers_check_and_allow(admin_client, refused_rows):
+    row = refused_rows["https://evil.example"]
+    content = admin_client.get(f"{REFUSED}{row.pk}/change/").content.decode()
+    assert (
+        '<a class="button" id="refused-check" href="/admin/corsadmin/allowedorigin/check/'
+        '?origin=https%3A%2F%2Fevil.example&amp;path=%2Fdemo%2F&amp;method=GET">Check</a>'
+    ) in content
+    assert (
+        '<a class="button" id="refused-allow" href="/admin/corsadmin/allowedorigin/add/'
+        '?origin=https%3A%2F%2Fevil.example">Allow…</a>'
+    ) in content
+
+
+# --- advice in the forms ---------------------------------------------------------------------------
+
+
+def test_an_origin_that_looks_like_a_regex_gets_a_hint_about_wildcards(admin_client):
+    response = admin_client.post(
+        "/admin/corsadmin/allowedorigin/add/",
+        {"origin": "^https://.*\\.example\\.com$", "policy": str(Policy.objects.get(name="default").pk),
+         "enabled": "on", "note": "", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.context["adminform"].form.errors["origin"] == [
+        "'^https://.*\\.example\\.com$' looks like a regular expression; entries are origins, not patterns. "
+        "For every subdomain write a wildcard (https://*.example.com), for any port http://localhost:*; "
+        "a regex can stay in CORS_ALLOWED_ORIGIN_REGEXES."
+    ]
+    assert not AllowedOrigin.objects.exists()
+
+
+def test_a_bare_star_on_a_credentials_policy_gets_advice_that_is_not_circular(admin_client):
+    from corsadmin.models import EVERY_ORIGIN_WITH_CREDENTIALS
+
+    creds = Policy.objects.create(name="creds", allow_credentials=True)
+    response = admin_client.post(
+        "/admin/corsadmin/allowedorigin/add/",
+        {"origin": "*", "policy": str(creds.pk), "enabled": "on", "note": "", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.context["adminform"].form.errors["origin"] == [EVERY_ORIGIN_WITH_CREDENTIALS]
+    assert "allow all origins" not in EVERY_ORIGIN_WITH_CREDENTIALS
+
+
+def test_expiry_says_its_time_zone(admin_client):
+    form = admin_client.get("/admin/corsadmin/allowedorigin/add/").context["adminform"].form
+    assert form.fields["expires_at"].help_text == "Date and time in UTC; leave empty to never expire."

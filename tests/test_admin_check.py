@@ -144,3 +144,30 @@ def test_a_bare_star_on_a_credentials_policy_gets_advice_that_is_not_circular(ad
 def test_expiry_says_its_time_zone(admin_client):
     form = admin_client.get("/admin/corsadmin/allowedorigin/add/").context["adminform"].form
     assert form.fields["expires_at"].help_text == "Date and time in UTC; leave empty to never expire."
+
+
+# --- methods picked from a list ------------------------------------------------------------------------
+
+
+def test_policy_form_offers_the_methods_as_checkboxes_ticked_with_the_defaults(admin_client):
+    content = admin_client.get("/admin/corsadmin/policy/add/").content.decode()
+    boxes = {
+        method: f'<input type="checkbox" name="allow_methods" value="{method}" id="id_allow_methods_{index}"'
+        for index, method in enumerate(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+    }
+    ticked = {method for method, box in boxes.items() if box + " checked>" in content}
+    unticked = {method for method, box in boxes.items() if box + ">" in content}
+    assert (ticked, unticked) == ({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}, {"HEAD"})
+    assert '<input type="text" name="allow_methods_other" id="id_allow_methods_other" value=""' in content
+
+
+def test_policy_methods_from_the_checkboxes_and_the_other_box(admin_client):
+    from tests.test_admin import policy_form
+
+    data = policy_form()
+    data.pop("allow_methods")
+    response = admin_client.post(
+        "/admin/corsadmin/policy/add/", {**data, "allow_methods": ["GET", "PUT"], "allow_methods_other": "propfind"}
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Policy.objects.get(name="new").allow_methods == ["GET", "PUT", "PROPFIND"]

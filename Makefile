@@ -19,9 +19,11 @@ setup: $(VENV)/.installed
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py ensure_admin
 
+# PORT=8001 (and HOST=, WORKERS=) to serve elsewhere; "Serving on" is printed once gunicorn listens.
 run: setup
-	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/, demo: /demo/echo/, /demo/error/)"
-	$(VENV)/bin/gunicorn project.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile -
+	@$(PY) -m project.port_free $(HOST) $(PORT)
+	$(VENV)/bin/gunicorn project.wsgi --config python:project.gunicorn_conf --bind $(HOST):$(PORT) \
+	  --workers $(WORKERS) --access-logfile -
 
 # Debian's Chromium for the real-browser tests (tests/test_browser.py); apt needs root (or sudo).
 browser:

@@ -10,14 +10,17 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from . import conf
 from .forms import AllowedOriginForm, PolicyForm
-from .models import AllowedOrigin, Policy, RefusedOrigin
+from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
+from .origins import NULL
 
 EXPIRES_SOON = timedelta(days=7)
 
@@ -94,9 +97,24 @@ def _ask_action_form(
     return None, TemplateResponse(request, "admin/corsadmin/action_form.html", context)
 
 
+class OriginInlineFormSet(BaseInlineFormSet):
+    """The policy's origins judged with the policy as submitted (e.g. credentials just ticked)."""
+
+    def clean(self) -> None:
+        super().clean()
+        policy = self.instance
+        if not policy.allow_credentials or conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
+            return
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("origin") == NULL and not data.get("DELETE"):
+                form.add_error("origin", NULL_WITH_CREDENTIALS)
+
+
 class AllowedOriginInline(admin.TabularInline):
     model = AllowedOrigin
     form = AllowedOriginForm
+    formset = OriginInlineFormSet
     extra = 1
     fields = ("origin", "enabled", "expires_at", "csrf_trusted", "note")
     show_change_link = True
@@ -177,23 +195,46 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         from .services import explain
 
         form = CheckForm(request.GET if "origin" in request.GET else None)
-        result = allow_url = None
+        result = allow_url = edit_url = None
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
             result = explain(
                 data["origin"], data["path"], data["method"].upper(), request_headers=data["request_headers"]
             )
-            if not result["allowed"] and self.has_add_permission(request):
-                allow_url = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode({"origin": data["origin"]})
+            if not result["allowed"]:
+                allow_url, edit_url = self._fixes(request, result)
         context = {
             **self.admin_site.each_context(request),
             "title": "Check an origin",
             "form": form,
             "result": result,
             "allow_url": allow_url,
+            "edit_url": edit_url,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/corsadmin/check.html", context)
+
+    def _fixes(self, request: HttpRequest, result: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(Allow link, Edit-policy link) for a refusal: editing the policy when the origin is
+        allowed but its preflight lists too few methods or headers; else allowing the origin
+        in the policy that covers the path."""
+        from .refresh import holder
+
+        preflight = result["preflight"]
+        policy_admin = self.admin_site._registry.get(Policy)
+        if preflight and result["policy"] and preflight["headers"] and not preflight["allowed"]:
+            policy = Policy.objects.filter(name=result["policy"]).first()
+            if policy is not None and policy_admin is not None and policy_admin.has_change_permission(request, policy):
+                return None, reverse("admin:corsadmin_policy_change", args=[policy.pk])
+            return None, None
+        if not self.has_add_permission(request):
+            return None, None
+        query = {"origin": result["origin"]}
+        covering = [p.name for p in holder.get().policies if p.match_path(result["path"])]
+        policy_pk = Policy.objects.filter(name__in=covering[:1]).values_list("pk", flat=True).first()
+        if policy_pk is not None:
+            query["policy"] = str(policy_pk)
+        return reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query), None
 
     def save_model(self, request: HttpRequest, obj: AllowedOrigin, form: Any, change: bool) -> None:
         if not change:
@@ -202,40 +243,63 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         for warning in obj.warnings():
             self.message_user(request, warning, messages.WARNING)
 
-    def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int:
-        """Update the selected origins, with one history entry each."""
+    def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int | None:
+        """Change the selected origins one by one, validated as the form validates them.
+
+        All or nothing: when any origin is refused, nothing changes and the reasons are
+        shown (one message per origin); returns None then. Each save bumps
+        ``updated_at`` and is announced like any other save, with one history entry.
+        """
+        problems: list[str] = []
         with transaction.atomic():
-            objs = list(queryset.select_for_update())
-            changed = queryset.model.objects.filter(pk__in=[o.pk for o in objs]).update(**values)
+            objs = list(queryset.select_related("policy").select_for_update(of=("self",)))
+            changed = []
             for obj in objs:
-                self.log_change(request, obj, [{"changed": {"fields": list(values)}}])
-        return changed
+                fields = [name for name, value in values.items() if getattr(obj, name) != value]
+                if not fields:
+                    continue
+                for name, value in values.items():
+                    setattr(obj, name, value)
+                try:
+                    obj.full_clean(exclude={"created_by"})
+                except ValidationError as exc:
+                    problems.append(f"{obj.origin}: {' '.join(exc.messages)}")
+                    continue
+                changed.append((obj, fields))
+            if problems:
+                transaction.set_rollback(True)
+            else:
+                for obj, fields in changed:
+                    obj.save()
+                    labels = [str(obj._meta.get_field(name).verbose_name) for name in fields]
+                    self.log_change(request, obj, [{"changed": {"fields": labels}}])
+        if problems:
+            self.message_user(request, f"Nothing changed: {len(problems)} origin(s) refused.", messages.ERROR)
+            for problem in problems:
+                self.message_user(request, problem, messages.ERROR)
+            return None
+        return len(changed)
 
     @admin.action(description="Enable selected origins", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = self._update_each(request, queryset, enabled=True)
-        self.message_user(request, f"Enabled {count} origin(s).", messages.SUCCESS)
+        if count is not None:
+            self.message_user(request, f"Enabled {count} origin(s).", messages.SUCCESS)
 
     @admin.action(description="Disable selected origins", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = self._update_each(request, queryset, enabled=False)
-        self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
+        if count is not None:
+            self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
 
     @admin.action(description="Move selected origins to a policy", permissions=["change"])
     def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         data, page = _ask_action_form(self, request, queryset, PolicyChoiceForm, "Move to policy", "move_to_policy")
         if page is not None:
             return page
-        try:
-            count = self._update_each(request, queryset, policy=data["policy"])  # type: ignore[index]
-        except IntegrityError:
-            self.message_user(
-                request,
-                f"Nothing moved: some of these origins are already listed in policy {data['policy']}.",  # type: ignore[index]
-                messages.ERROR,
-            )
-            return None
-        self.message_user(request, f"Moved {count} origin(s) to {data['policy']}.", messages.SUCCESS)  # type: ignore[index]
+        count = self._update_each(request, queryset, policy=data["policy"])  # type: ignore[index]
+        if count is not None:
+            self.message_user(request, f"Moved {count} origin(s) to {data['policy']}.", messages.SUCCESS)  # type: ignore[index]
         return None
 
     @admin.action(description="Set expiry of selected origins", permissions=["change"])
@@ -244,7 +308,8 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         if page is not None:
             return page
         count = self._update_each(request, queryset, expires_at=data["expires_at"])  # type: ignore[index]
-        self.message_user(request, f"Set the expiry of {count} origin(s).", messages.SUCCESS)
+        if count is not None:
+            self.message_user(request, f"Set the expiry of {count} origin(s).", messages.SUCCESS)
         return None
 
 
@@ -268,12 +333,55 @@ class DismissedFilter(admin.SimpleListFilter):
         return queryset.filter(dismissed=(value == "yes"))
 
 
+def allowed_now(refused: RefusedOrigin) -> bool:
+    """Whether the allow-list allows this origin on this path now (allowed since it was refused)."""
+    from .refresh import holder
+
+    return holder.get().decide(refused.origin, refused.path_prefix).allowed
+
+
+class AllowedNowFilter(admin.SimpleListFilter):
+    title = "allowed since"
+    parameter_name = "allowed_now"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Still refused"), ("yes", "Allowed since")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() not in ("yes", "no"):
+            return queryset
+        # At most REFUSED_MAX_ROWS rows, each asked of the in-memory snapshot.
+        allowed = [r.pk for r in queryset.only("pk", "origin", "path_prefix") if allowed_now(r)]
+        if self.value() == "yes":
+            return queryset.filter(pk__in=allowed)
+        return queryset.exclude(pk__in=allowed)
+
+
 @admin.register(RefusedOrigin)
 class RefusedOriginAdmin(admin.ModelAdmin):
-    list_display = ("origin", "path_prefix", "count", "first_seen", "last_seen", "dismissed")
-    list_filter = (DismissedFilter, "path_prefix")
+    list_display = ("origin", "path_prefix", "count", "first_seen", "last_seen", "allowed_now", "dismissed")
+    list_filter = (DismissedFilter, AllowedNowFilter, "path_prefix")
     search_fields = ("origin", "path_prefix")
     actions = ("allow", "dismiss")
+    fields = ("origin", "path_prefix", "count", "first_seen", "last_seen", "dismissed", "allowed_now", "fix")
+    readonly_fields = ("allowed_now", "fix")
+
+    @admin.display(description="allowed now", boolean=True)
+    def allowed_now(self, obj: RefusedOrigin) -> bool:
+        return allowed_now(obj)
+
+    @admin.display(description="fix")
+    def fix(self, obj: RefusedOrigin) -> str:
+        check = reverse("admin:corsadmin_check") + "?" + urlencode(
+            {"origin": obj.origin, "path": obj.path_prefix, "method": "GET"}
+        )
+        allow = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode({"origin": obj.origin})
+        return format_html(
+            '<a class="button" id="refused-check" href="{}">Check</a> '
+            '<a class="button" id="refused-allow" href="{}">Allow…</a>',
+            check,
+            allow,
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

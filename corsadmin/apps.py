@@ -7,4 +7,10 @@ class CorsAdminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib import admin
+
         from . import checks, refresh  # noqa: F401  (system checks; the refresh layer's receivers)
+
+        # "Check an origin" on the admin home, unless the site has its own index page.
+        if admin.site.index_template is None:
+            admin.site.index_template = "admin/corsadmin/index.html"

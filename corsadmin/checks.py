@@ -105,6 +105,15 @@ def _check_regexes() -> list[CheckMessage]:
 
 def _check_corsadmin_settings() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
+    if conf.get("ALLOW_CREDENTIALS_ON_ADMIN"):
+        errors.append(Warning(
+            "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] is True: every origin a credentials policy "
+            "allows can read the admin and corsadmin's API with the user's cookies (and write, if "
+            "the entry is CSRF-trusted).",
+            hint="Remove the setting unless another site really must use the admin or this API "
+                 "as the logged-in user.",
+            id="corsadmin.W006",
+        ))
     interval = conf.get("REFRESH_INTERVAL")
     if not isinstance(interval, Real) or isinstance(interval, bool) or interval <= 0:
         errors.append(Error("CORSADMIN['REFRESH_INTERVAL'] should be a number of seconds > 0.", id="corsadmin.E010"))
@@ -173,3 +182,21 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
             id="corsadmin.E014",
         ))
     return messages
+
+
+DJANGO_CSRF = "django.middleware.csrf.CsrfViewMiddleware"
+OUR_CSRF = "corsadmin.middleware.CsrfViewMiddleware"
+
+
+@register(Tags.security, deploy=True)
+def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
+    """Django's security.W003 in a form that knows corsadmin's CSRF middleware: silence
+    security.W003 (SILENCED_SYSTEM_CHECKS) when using ours, and this one still warns."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if DJANGO_CSRF in middleware or OUR_CSRF in middleware:
+        return []
+    return [Warning(
+        "Neither Django's nor corsadmin's CsrfViewMiddleware is in MIDDLEWARE: no CSRF protection.",
+        hint=f"Add {OUR_CSRF} (or {DJANGO_CSRF}) to MIDDLEWARE.",
+        id="corsadmin.W007",
+    )]

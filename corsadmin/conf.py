@@ -27,10 +27,17 @@ DEFAULTS: dict[str, Any] = {
     "TELEMETRY": True,
     "TELEMETRY_INTERVAL": 10.0,
     "TELEMETRY_MAX_ORIGINS": 10000,
+    # Refused origins kept in the database: the most recently seen rows, seen within the days.
+    "REFUSED_MAX_ROWS": 1000,
+    "REFUSED_RETENTION_DAYS": 30,
     # "background": a thread per process writes the counts; "manual": call telemetry.flush().
     "TELEMETRY_FLUSH": "background",
     # The documented override for the one refused-by-default combination that can be intended.
     "ALLOW_NULL_WITH_CREDENTIALS": False,
+    # The admin and corsadmin's API readable cross-origin with credentials (corsadmin.W006).
+    "ALLOW_CREDENTIALS_ON_ADMIN": False,
+    # The largest import body the API reads (a 100,000-origin export is about 21 MB).
+    "IMPORT_MAX_BYTES": 32 * 1024 * 1024,
 }
 
 # The defaults of django-cors-headers, which new policies start from.

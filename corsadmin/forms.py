@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from .models import AllowedOrigin, Policy, default_headers, default_methods
 from .origins import canonical_origin
@@ -24,11 +25,54 @@ class TokenListField(forms.CharField):
         return [item for item in re.split(r"[\s,]+", text) if item]
 
 
+STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class MethodsWidget(forms.CheckboxSelectMultiple):
+    """The standard methods as checkboxes, and a text box for any other (e.g. PROPFIND).
+
+    Also reads comma-separated text posted under the field's own name (scripts, tests).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(choices=[(m, m) for m in STANDARD_METHODS])
+
+    def format_value(self, value: Any) -> list[str]:
+        if isinstance(value, str):
+            value = [item for item in re.split(r"[\s,]+", value) if item]
+        return [str(v).upper() for v in value or []]
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> str:
+        from django.utils.html import format_html
+
+        html = super().render(name, value, attrs, renderer)
+        others = ", ".join(v for v in self.format_value(value) if v not in STANDARD_METHODS)
+        return html + format_html(
+            '<p><label for="id_{0}">Other methods:</label> <input type="text" name="{0}" id="id_{0}" '
+            'value="{1}" placeholder="e.g. PROPFIND, REPORT"></p>',
+            f"{name}_other",
+            others,
+        )
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str]:
+        picked = data.getlist(name) if hasattr(data, "getlist") else data.get(name) or []
+        if isinstance(picked, str):
+            picked = [picked]
+        items = [*picked, data.get(f"{name}_other", "")]
+        return [token for item in items for token in re.split(r"[\s,]+", item or "") if token]
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return False  # no box ticked is an empty list, as for any checkbox list
+
+
 class PolicyForm(forms.ModelForm):
     # Declared fields do not inherit the model's defaults: give them the same ones, so a
     # policy added with the form as shown answers preflights like one added by the API.
     allow_methods = TokenListField(
-        required=False, initial=default_methods, help_text="Comma-separated, e.g. GET, POST."
+        required=False,
+        initial=default_methods,
+        widget=MethodsWidget(),
+        help_text="Tick the methods a preflight may ask for; others in the text box.",
     )
     allow_headers = TokenListField(
         required=False, initial=default_headers, help_text="Comma-separated request header names."
@@ -60,5 +104,15 @@ class AllowedOriginForm(forms.ModelForm):
         model = AllowedOrigin
         fields = "__all__"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "expires_at" in self.fields:
+            self.fields["expires_at"].help_text = (
+                f"Date and time in {timezone.get_current_timezone_name()}; leave empty to never expire."
+            )
+
     def clean_origin(self) -> str:
-        return canonical_origin(self.cleaned_data["origin"])
+        value = self.cleaned_data["origin"]
+        if value == "*":  # refused by the model, whose advice depends on the policy's credentials
+            return value
+        return canonical_origin(value)

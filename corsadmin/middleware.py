@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
+from .protected import guard
 from .refresh import holder
 from .signals import check_request_enabled
 from .snapshot import Decision, Snapshot
@@ -44,7 +45,8 @@ class _Request:
         self.private_network = meta.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK") == "true"
 
     def decide(self, snapshot: Snapshot) -> Decision:
-        return snapshot.decide(self.origin, self.path, self.method, self.preflight, self.private_network)
+        decision = snapshot.decide(self.origin, self.path, self.method, self.preflight, self.private_network)
+        return guard(decision, self.path) if decision.allowed else decision
 
     def decide_enabled(self, snapshot: Snapshot) -> Decision:
         return snapshot.allowed_by_receiver(self.origin, self.method, self.preflight, self.private_network)
@@ -169,7 +171,8 @@ class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
         if super()._origin_verified(request):
             return True
         origin = request.META.get("HTTP_ORIGIN")
-        return bool(origin) and holder.get().csrf_trusts(origin)
+        # Never "null" (any sandboxed page sends it), even if a row says so.
+        return bool(origin) and origin != "null" and holder.get().csrf_trusts(origin)
 
 
 class DatabaseUnavailableMiddleware:
@@ -199,17 +202,20 @@ class DatabaseUnavailableMiddleware:
 
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
+        from .db_errors import describe
+
+        detail, code = describe(exception)
         logging.getLogger("corsadmin").warning(
-            "corsadmin: answered 503 to %s %s, the database is unavailable (%s)",
+            "corsadmin: answered 503 to %s %s, %s (%s)",
             request.method,
             request.path,
+            code.replace("_", " "),
             str(exception).strip(),
         )
-        detail = "The database is unavailable right now; nothing was changed. Try again in a moment."
         accept = request.headers.get("Accept", "")
         response: HttpResponse
         if "json" in accept and "html" not in accept:
-            response = JsonResponse({"detail": detail, "code": "database_unavailable"}, status=503)
+            response = JsonResponse({"detail": detail, "code": code}, status=503)
         else:
             response = HttpResponse(
                 f"<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1><p>{detail}</p>",

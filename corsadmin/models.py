@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from . import conf
 from .origins import MAX_LENGTH, NULL, canonical_origin
+from .regex import regex_problem
 from .signals import config_committed
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -27,6 +28,19 @@ NULL_WITH_CREDENTIALS = (
 )
 
 
+NULL_CSRF_TRUSTED = (
+    "'null' cannot be CSRF-trusted: every sandboxed iframe and file:// page sends Origin: null, "
+    "so trusting it would let any site pass Django's CSRF origin check. Untick 'CSRF trusted'."
+)
+
+
+EVERY_ORIGIN_WITH_CREDENTIALS = (
+    "A policy that allows credentials cannot allow every origin: browsers refuse '*' with "
+    "credentials, and echoing any origin would hand your users' data to every site. List the "
+    "origins that need it, or a subdomain wildcard you control such as https://*.example.com."
+)
+
+
 def default_methods() -> list[str]:
     return list(conf.DEFAULT_METHODS)
 
@@ -36,10 +50,9 @@ def default_headers() -> list[str]:
 
 
 def validate_url_regex(value: str) -> None:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValidationError(f"Not a valid regular expression: {exc}.", code="invalid_regex") from None
+    problem = regex_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, code="invalid_regex")
 
 
 def clean_token_list(value: Any, what: str, upper: bool = False) -> list[str]:
@@ -315,14 +328,22 @@ class AllowedOrigin(ConfigModel):
             try:
                 self.origin = canonical_origin(self.origin)
             except ValidationError as exc:
+                if self.origin == "*" and self.policy_id and self.policy.allow_credentials:
+                    exc = ValidationError(EVERY_ORIGIN_WITH_CREDENTIALS, code="invalid_origin")
                 raise ValidationError({"origin": exc.error_list}) from None
 
     def clean(self) -> None:
+        self._refuse_null_csrf_trusted()
         self._refuse_null_with_credentials()
 
     def prepare_for_save(self) -> None:
         self.origin = canonical_origin(self.origin)
+        self._refuse_null_csrf_trusted()
         self._refuse_null_with_credentials()
+
+    def _refuse_null_csrf_trusted(self) -> None:
+        if self.origin == NULL and self.csrf_trusted:
+            raise ValidationError({"csrf_trusted": NULL_CSRF_TRUSTED})
 
     def _refuse_null_with_credentials(self) -> None:
         if self.origin != NULL or not self.policy_id or conf.get("ALLOW_NULL_WITH_CREDENTIALS"):

@@ -20,6 +20,17 @@ NULL = "null"
 ANY_PORT = "*"
 DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 MAX_LENGTH = 300
+MAX_HOST_LENGTH = 253
+# Schemes no browser ever puts in an Origin header: pages of these schemes send
+# "null" (or the origin of the page that made them), and ws/wss connections carry
+# the page's http(s) origin. Extension schemes (chrome-extension, moz-extension,
+# safari-web-extension, ms-browser-extension, ...) are real origins and are kept.
+NON_WEB_SCHEMES = frozenset(
+    {
+        "about", "blob", "chrome", "data", "edge", "filesystem", "ftp", "javascript", "mailto",
+        "resource", "sms", "tel", "view-source", "vbscript", "ws", "wss",
+    }
+)
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -27,7 +38,8 @@ _PORT = re.compile(r"[0-9]{1,5}")
 # What a browser sends, in canonical form: the only shape worth a lookup.
 _REQUEST_ORIGIN = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*)://"
-    r"(?P<host>[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])"
+    r"(?P<host>[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])"
     r"(?::(?P<port>[1-9][0-9]{0,4}))?"
 )
 
@@ -70,8 +82,49 @@ def _public_suffixes() -> PublicSuffixList:
     return PublicSuffixList()
 
 
+# Shared hosting that the Public Suffix List does not (or no longer) name, where
+# hosts below belong to many different owners: treated as public suffixes.
+SHARED_HOSTING = frozenset({"googleusercontent.com"})
+
+
 def is_public_suffix(host: str) -> bool:
-    return bool(_public_suffixes().is_public(host))
+    return host in SHARED_HOSTING or bool(_public_suffixes().is_public(host))
+
+
+@lru_cache(maxsize=1)
+def _suffix_parents() -> frozenset[str]:
+    """Every domain with a public suffix strictly below it (``amazonaws.com``,
+    ``windows.net``...), from the rules of the Public Suffix List."""
+    parents: set[str] = set()
+    for rule in (*_public_suffixes()._publicsuffix, *SHARED_HOSTING):  # the parsed rules (no public accessor)
+        if rule.startswith("!"):
+            continue  # an exception to a "*." rule, whose base is added by that rule
+        if rule.startswith("*."):
+            rule = rule[2:]
+            parents.add(rule)
+        labels = rule.split(".")
+        for start in range(1, len(labels)):
+            parents.add(".".join(labels[start:]))
+    return frozenset(parents)
+
+
+def public_suffix_below(base: str) -> str | None:
+    """A public suffix strictly below ``base`` (e.g. ``s3.amazonaws.com`` for
+    ``amazonaws.com``), or None: a wildcard on ``base`` would reach other owners' sites."""
+    if base not in _suffix_parents():
+        return None
+    below = sorted(
+        (rule.count("."), rule)
+        for rule in _public_suffixes()._publicsuffix
+        if not rule.startswith("!") and rule.endswith("." + base)
+    )
+    return below[0][1] if below else None
+
+
+def wildcard_base_refused(host: str) -> bool:
+    """Whether a wildcard on ``host`` reaches sites of other owners: ``host`` is a
+    public suffix, or has one below it."""
+    return is_public_suffix(host) or host in _suffix_parents()
 
 
 def _check_characters(value: str) -> None:
@@ -85,7 +138,20 @@ def _check_characters(value: str) -> None:
         raise _fail(f"The origin contains whitespace; remove it. {SHAPE_HINT}")
 
 
+_REGEX_SIGNS = (".+", "\\.", "(", "|", "?:", "[^", "\\d", "\\w")
+
+
+def _refuse_regex(value: str) -> None:
+    if value.startswith("^") or value.endswith("$") or any(sign in value for sign in _REGEX_SIGNS):
+        raise _fail(
+            f"'{value}' looks like a regular expression; entries are origins, not patterns. "
+            "For every subdomain write a wildcard (https://*.example.com), for any port "
+            "http://localhost:*; a regex can stay in CORS_ALLOWED_ORIGIN_REGEXES."
+        )
+
+
 def _split_scheme(value: str) -> tuple[str, str]:
+    _refuse_regex(value)
     if value == "*":
         raise _fail(
             "A bare '*' is not an origin. To allow every origin, turn on "
@@ -99,6 +165,12 @@ def _split_scheme(value: str) -> tuple[str, str]:
         raise _fail(f"'{scheme}' is not a valid URL scheme. {SHAPE_HINT}")
     if scheme == "file":
         raise _fail("Pages opened from file:// send 'Origin: null'; add the entry null instead.")
+    if scheme in NON_WEB_SCHEMES:
+        raise _fail(
+            f"'{scheme}://' is never the scheme of an origin a browser sends (WebSocket "
+            "connections carry the page's http:// or https:// origin). Use http://, "
+            "https:// or a browser-extension scheme."
+        )
     return scheme, rest
 
 
@@ -215,6 +287,13 @@ def parse_entry(value: str) -> OriginEntry:
             f"'{value}' would allow every site under the public suffix '{host}'. "
             f"Use a domain you control, e.g. {scheme}://*.example.{host}."
         )
+    nested = public_suffix_below(host) if wildcard else None
+    if nested is not None:
+        raise _fail(
+            f"'{value}' would also allow sites under the public suffix '{nested}' (and others "
+            f"below {host}), which belong to other people. List your own hosts, e.g. "
+            f"{scheme}://*.yourname.{nested} or {scheme}://app.{host}."
+        )
     port_part = f":{port}" if port else ""
     text = f"{scheme}://{'*.' if wildcard else ''}{host}{port_part}"
     return OriginEntry(text=text, scheme=scheme, host=host, port=port, wildcard=wildcard)
@@ -228,13 +307,16 @@ def split_request_origin(origin: str) -> tuple[str, str, str] | None:
     """Split a request's ``Origin`` into (scheme, host, port) if it is canonical.
 
     Anything a browser would not send byte for byte (upper case, default port,
-    trailing dot, path, whitespace) gives None and is refused.
+    trailing dot, path, whitespace) or could not send (a label starting or ending
+    with '-', a label over 63 or a host over 253 characters) gives None and is refused.
     """
-    match = _REQUEST_ORIGIN.fullmatch(origin)
+    match = _REQUEST_ORIGIN.fullmatch(origin) if len(origin) <= MAX_LENGTH else None
     if match is None:
         return None
     scheme, host, port = match.group("scheme", "host", "port")
     port = port or ""
+    if len(host) > MAX_HOST_LENGTH:
+        return None
     if port and (int(port) > 65535 or DEFAULT_PORTS.get(scheme) == port):
         return None
     return scheme, host, port

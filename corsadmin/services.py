@@ -24,9 +24,11 @@ from django.utils.text import capfirst
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
+from . import conf
 from .middleware import MAX_ORIGIN_LENGTH
-from .models import AllowedOrigin, Policy
-from .origins import canonical_origin, parse_entry
+from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
+from .origins import NULL, canonical_origin, parse_entry
+from .protected import guard, is_protected
 from .refresh import holder
 from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS
 
@@ -413,19 +415,26 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
             except DjangoValidationError as exc:
                 _set_error(errors, where, drf_errors(exc).detail)
                 continue
+            if text == NULL and policy_obj.allow_credentials and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
+                # The database still holds the policy's old flags: judge by the document's.
+                _set_error(errors, (*where, "origin"), [NULL_WITH_CREDENTIALS])
+                continue
             plan[-1].origins.append(_PlannedOrigin(obj, before))
     if errors:
         raise ImportRefused(errors)
     return plan
 
 
-def import_document(document: Any, *, replace: bool = False, user: User = None) -> ImportResult:
+def import_document(
+    document: Any, *, replace: bool = False, user: User = None, dry_run: bool = False
+) -> ImportResult:
     """Apply an exported document: everything or nothing, recorded in the admin history.
 
     Merge (the default): policies are matched by name and origins by policy and
     canonical origin; fields a document leaves out keep their value. Replace:
     the database ends up holding exactly the document (left-out fields take
     their defaults; policies and origins it does not name are deleted).
+    ``dry_run``: the same counts, and nothing changed.
     """
     result = ImportResult()
     try:
@@ -488,6 +497,11 @@ def import_document(document: Any, *, replace: bool = False, user: User = None) 
                 log(user, created_origins, ADDITION)
                 result.created["origins"] = len(created_origins)
             result.warnings = origin_warnings(p.obj.pk for p in plan if p.obj.allow_credentials)
+            if dry_run:  # everything above, then undone: nothing written, nothing announced
+                transaction.set_rollback(True)
+    except DjangoValidationError as exc:
+        # A rule the plan did not foresee, raised by a save: refused all the same.
+        raise ImportRefused({api_settings.NON_FIELD_ERRORS_KEY: exc.messages}) from None
     except IntegrityError as exc:
         # The database's words name tables and constraints: for the log, not the client.
         logger.warning("corsadmin: the database refused an import: %s", str(exc).strip())
@@ -537,11 +551,14 @@ def explain(
     ``preflight`` holds that preflight's headers and whether they let the
     request through; ``allowed`` is the verdict a browser would reach.
     """
+    # An HTTP server strips the spaces and tabs around a header's value before the
+    # middleware sees it (RFC 9110 5.5): ask about the same value.
+    origin = origin.strip(" \t")
     method = method.upper()
     snapshot = holder.get()
     asked_origin = origin if len(origin) <= MAX_ORIGIN_LENGTH else None
     is_preflight = method == "OPTIONS" and request_method is not None
-    decision = snapshot.decide(asked_origin, path, method, is_preflight, private_network)
+    decision = guard(snapshot.decide(asked_origin, path, method, is_preflight, private_network), path)
     result: dict[str, Any] = {
         "origin": origin,
         "path": path,
@@ -565,7 +582,7 @@ def explain(
         pre = (
             decision
             if is_preflight
-            else snapshot.decide(asked_origin, path, "OPTIONS", True, private_network)
+            else guard(snapshot.decide(asked_origin, path, "OPTIONS", True, private_network), path)
         )
         headers = dict(pre.headers)
         credentials = ALLOW_CREDENTIALS in headers
@@ -606,6 +623,14 @@ def explain(
 
 
 def _reason(snapshot: Any, decision: Any, origin: str, path: str) -> str:
+    if not decision.allowed and decision.covered and is_protected(path):
+        raw = snapshot.decide(origin if len(origin) <= MAX_ORIGIN_LENGTH else None, path)
+        if raw.allowed:
+            return (
+                f"Policy {raw.policy!r} allows {origin!r} with credentials, but {path!r} is the admin or "
+                "corsadmin's API, which no other site may read with the user's cookies. Set "
+                "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] = True if you really mean it."
+            )
     if not decision.covered:
         return f"No enabled policy covers the path {path!r}: responses carry no CORS headers."
     if decision.allowed:

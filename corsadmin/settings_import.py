@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
+from django.contrib.admin.models import ADDITION, CHANGE
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -48,7 +49,18 @@ def plan(policy_name: str) -> tuple[dict[str, Any], list[str], list[str], list[s
     try:
         candidate.full_clean(exclude=["name"], validate_unique=False)
     except ValidationError as exc:
-        raise ImportProblem(f"The CORS_* settings cannot become policy '{policy_name}': {'; '.join(exc.messages)}")
+        if hasattr(exc, "error_dict"):
+            reasons = [
+                f"{POLICY_FIELDS.get(field, field)}: {message}"
+                for field, messages in exc.message_dict.items()
+                for message in messages
+            ]
+        else:
+            reasons = exc.messages
+        raise ImportProblem(
+            f"The CORS_* settings cannot become policy '{policy_name}', nothing changed: "
+            + "; ".join(reasons).replace("\n", " ")
+        ) from None
     changes = {
         field: getattr(candidate, field)
         for field in values
@@ -90,15 +102,7 @@ def run(stdout: TextIO, dry_run: bool = False, policy_name: str = "default", use
         if not changes and not to_add:
             stdout.write("Nothing to change: the database already has these settings.\n")
         if not dry_run:
-            policy, _ = Policy.objects.get_or_create(name=policy_name, defaults=changes)
-            if changes:
-                for field, value in changes.items():
-                    setattr(policy, field, value)
-                policy.save()
-            for origin in to_add:
-                AllowedOrigin.objects.create(
-                    policy=policy, origin=origin, created_by=user, note="imported from CORS_* settings"
-                )
+            _apply(policy_name, changes, to_add, user)
     if dry_run:
         stdout.write("Dry run: nothing changed.\n")
     elif removable:
@@ -107,3 +111,26 @@ def run(stdout: TextIO, dry_run: bool = False, policy_name: str = "default", use
             + ", ".join(removable) + "\n"
         )
     return len(changes) + len(to_add)
+
+
+def _apply(policy_name: str, changes: dict[str, Any], to_add: list[str], user: Any) -> None:
+    """Write the plan, recorded in the admin history as the API and the CLI record theirs."""
+    from .services import changed_fields, field_values, log
+
+    policy = Policy.objects.filter(name=policy_name).first()
+    if policy is None:
+        policy = Policy.objects.create(name=policy_name, **changes)
+        log(user, [policy], ADDITION)
+    elif changes:
+        before = field_values(policy)
+        for field, value in changes.items():
+            setattr(policy, field, value)
+        policy.save()
+        log(user, [policy], CHANGE, changed_fields(before, policy))
+    created = [
+        AllowedOrigin.objects.create(
+            policy=policy, origin=origin, created_by=user, note="imported from CORS_* settings"
+        )
+        for origin in to_add
+    ]
+    log(user, created, ADDITION)

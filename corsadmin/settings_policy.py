@@ -85,7 +85,8 @@ def build() -> SettingsPolicy:
     """The settings policy as configured now (whether or not any origin setting is set)."""
     return SettingsPolicy(
         name=NAME,
-        url_regex=conf.cors_setting("CORS_URLS_REGEX"),
+        # Python's re, as django-cors-headers runs it (the operator's own setting).
+        url_regex=re.compile(conf.cors_setting("CORS_URLS_REGEX")),
         allow_all_origins=bool(conf.cors_setting("CORS_ALLOW_ALL_ORIGINS")),
         allow_credentials=bool(conf.cors_setting("CORS_ALLOW_CREDENTIALS")),
         allow_methods=conf.cors_setting("CORS_ALLOW_METHODS"),

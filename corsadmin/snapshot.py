@@ -23,11 +23,13 @@ from .origins import (
     NULL,
     DEFAULT_PORTS,
     MAX_LENGTH,
+    NON_WEB_SCHEMES,
     OriginEntry,
-    is_public_suffix,
     parse_entry,
     split_request_origin,
+    wildcard_base_refused,
 )
+from .regex import compile_path_regex
 
 logger = logging.getLogger("corsadmin")
 
@@ -68,10 +70,11 @@ def _split_stored(text: str) -> tuple[str, str, str, bool] | None:
     scheme, wildcard, host, port = match.group("scheme", "wildcard", "host", "port")
     if (
         scheme == "file"
+        or scheme in NON_WEB_SCHEMES
         or len(host) > 253
         or host.rpartition(".")[2].isdigit()
         or (port and port != ANY_PORT and (int(port) > 65535 or DEFAULT_PORTS.get(scheme) == port))
-        or (wildcard and is_public_suffix(host))
+        or (wildcard and wildcard_base_refused(host))
     ):
         return None
     return scheme, host, port or "", bool(wildcard)
@@ -308,7 +311,7 @@ class CompiledPolicy:
         self,
         *,
         name: str,
-        url_regex: str = "^/",
+        url_regex: str | re.Pattern[str] = "^/",
         priority: int = 0,
         allow_all_origins: bool = False,
         allow_credentials: bool = False,
@@ -323,7 +326,7 @@ class CompiledPolicy:
     ) -> None:
         self.name = name
         self.priority = priority
-        self.match_path = re.compile(url_regex).match
+        self.match_path = compile_path_regex(url_regex)
         self.allow_all = allow_all_origins
         self.credentials = allow_credentials
         self.methods = tuple(allow_methods)

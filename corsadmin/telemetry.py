@@ -13,11 +13,11 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from . import conf
 from .origins import MAX_LENGTH
@@ -90,8 +90,9 @@ class Recorder:
             first_seen = datetime.fromtimestamp(first, timezone.utc)
             last_seen = datetime.fromtimestamp(last, timezone.utc)
             with transaction.atomic():
+                # A dismissed origin refused again comes back to the list.
                 updated = RefusedOrigin.objects.filter(origin=origin, path_prefix=prefix).update(
-                    count=F("count") + count, last_seen=last_seen
+                    count=F("count") + count, last_seen=last_seen, dismissed=False
                 )
                 if not updated:
                     _, created = RefusedOrigin.objects.get_or_create(
@@ -101,8 +102,10 @@ class Recorder:
                     )
                     if not created:
                         RefusedOrigin.objects.filter(origin=origin, path_prefix=prefix).update(
-                            count=F("count") + count, last_seen=last_seen
+                            count=F("count") + count, last_seen=last_seen, dismissed=False
                         )
+        if counts:
+            prune()
         return len(counts)
 
     def _start_thread(self) -> None:
@@ -128,6 +131,29 @@ class Recorder:
                 failing = True
             finally:
                 connection.close()
+
+
+def prune() -> int:
+    """Keep the ``REFUSED_MAX_ROWS`` most recently seen rows, seen within
+    ``REFUSED_RETENTION_DAYS``: the least recently seen go first, so new refusals are
+    always counted. Returns how many rows went."""
+    from .models import RefusedOrigin
+
+    removed = 0
+    days = conf.get("REFUSED_RETENTION_DAYS")
+    if days:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=float(days))
+        removed += RefusedOrigin.objects.filter(last_seen__lt=cutoff).delete()[0]
+    cap = int(conf.get("REFUSED_MAX_ROWS"))
+    newest_first = RefusedOrigin.objects.order_by("-last_seen", "-pk")
+    boundary = newest_first.values_list("last_seen", "pk")[cap : cap + 1].first() if cap >= 0 else None
+    if boundary is not None:
+        last_seen, pk = boundary
+        older = Q(last_seen__lt=last_seen) | Q(last_seen=last_seen, pk__lte=pk)
+        evicted = RefusedOrigin.objects.filter(older).delete()[0]
+        removed += evicted
+        logger.info("corsadmin: evicted %d least recently seen refused origins (cap of %d rows)", evicted, cap)
+    return removed
 
 
 recorder = Recorder()

@@ -43,7 +43,10 @@ def test_check_page_explains_a_disabled_entry(admin_client):
     )
     assert response.context["result"]["allowed"] is False
     assert "disabled" in response.context["result"]["reason"]
-    assert response.context["allow_url"] == "/admin/corsadmin/allowedorigin/add/?origin=https%3A%2F%2Fapp.example.com"
+    default = Policy.objects.get(name="default")
+    assert response.context["allow_url"] == (
+        f"/admin/corsadmin/allowedorigin/add/?origin=https%3A%2F%2Fapp.example.com&policy={default.pk}"
+    )
 
 
 def test_check_page_needs_view_permission(client):

@@ -365,3 +365,41 @@ def test_admin_add_and_remove_an_origin(site: Site, chromium: object, page: Fron
         assert refused(page.settles(False, since))
     finally:
         context.close()
+
+
+def test_policy_added_in_the_admin_form_answers_a_preflighted_fetch(
+    site: Site, chromium: object, page: FrontPage
+) -> None:
+    """Issue 12: a policy added with the admin's add form, methods and headers left as shown,
+    lets a page on another origin make a preflighted PUT."""
+    from playwright.sync_api import expect
+
+    context = chromium.new_context()
+    try:
+        admin = context.new_page()
+        admin.set_default_timeout(15000)
+        admin.goto(site.url("/admin/login/?next=/admin/"))
+        admin.fill("#id_username", site.username)
+        admin.fill("#id_password", site.password)
+        navigate(admin, lambda: admin.click("input[type=submit]"))
+
+        request = {"method": "PUT", "headers": {"Content-Type": "application/json"}, "body": "{}"}
+        assert refused(page.call(ECHO, request))
+
+        admin.goto(site.url("/admin/corsadmin/policy/add/"))
+        admin.fill("#id_name", "browser-flow")
+        admin.fill("#id_url_regex", "^/demo/")
+        admin.fill("#id_priority", "50")
+        admin.fill("#id_origins-0-origin", page.origin)  # the inline row; methods and headers as shown
+        navigate(admin, lambda: admin.click("input[name=_save]"))
+        since = time.monotonic()
+        expect(admin.locator(".messagelist .success")).to_have_count(1)
+
+        page.settles(True, since)
+        result = page.call(ECHO, request)
+        assert result["ok"] and result["status"] == 200, result
+        assert result["body"]["method"] == "PUT"
+        seen = site.requests_seen(result["probe"], expect=2)
+        assert methods(seen) == ["OPTIONS", "PUT"], seen
+    finally:
+        context.close()

@@ -6,6 +6,7 @@ import pytest
 from django.core.checks import run_checks
 
 from corsadmin.models import AllowedOrigin, Policy
+from corsadmin.refresh import holder
 from corsadmin.settings_import import run as import_settings
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +161,27 @@ def test_csrf_still_needs_the_token(csrf_client):
 def test_csrf_ignores_a_disabled_flagged_origin(csrf_client):
     AllowedOrigin.objects.create(origin="https://partner.example.com", csrf_trusted=True, enabled=False)
     assert post_with_token(csrf_client, "https://partner.example.com").status_code == 403
+
+
+def test_csrf_never_trusts_null_even_when_a_row_says_so(csrf_client):
+    entry = AllowedOrigin.objects.create(origin="null")
+    AllowedOrigin.objects.filter(pk=entry.pk).update(csrf_trusted=True)  # around validation
+    holder.reset()
+    assert post_with_token(csrf_client, "null").status_code == 403
+
+
+def deploy_check_ids(settings_changes: dict, settings) -> list[str]:
+    for name, value in settings_changes.items():
+        setattr(settings, name, value)
+    # What manage.py check --deploy reports: the messages not silenced.
+    return [m.id for m in run_checks(include_deployment_checks=True) if not m.is_silenced()]
+
+
+def test_deploy_check_has_no_csrf_false_positive_with_corsadmins_csrf_middleware(settings):
+    ids = deploy_check_ids({}, settings)
+    assert ("security.W003" in ids, "corsadmin.W007" in ids) == (False, False)
+
+
+def test_deploy_check_warns_when_no_csrf_middleware_is_installed(settings):
+    middleware = [m for m in settings.MIDDLEWARE if "Csrf" not in m]
+    assert "corsadmin.W007" in deploy_check_ids({"MIDDLEWARE": middleware}, settings)

@@ -17,7 +17,6 @@ NORMALISED = [
     ("https://xn--bcher-kva.de", "https://xn--bcher-kva.de"),
     ("https://app.example.com:443", "https://app.example.com"),
     ("http://app.example.com:80", "http://app.example.com"),
-    ("wss://app.example.com:443", "wss://app.example.com"),
     ("https://app.example.com:80", "https://app.example.com:80"),
     ("http://app.example.com:443", "http://app.example.com:443"),
     ("https://app.example.com:08443", "https://app.example.com:8443"),
@@ -33,6 +32,9 @@ NORMALISED = [
     ("null", "null"),
     ("NULL", "null"),
     ("chrome-extension://abcdefghijklmnop", "chrome-extension://abcdefghijklmnop"),
+    ("moz-extension://0b9e6c2a-4c2f-4f7e-9d1a-2f1e0c8d7b6a", "moz-extension://0b9e6c2a-4c2f-4f7e-9d1a-2f1e0c8d7b6a"),
+    ("safari-web-extension://abcdef", "safari-web-extension://abcdef"),
+    ("ms-browser-extension://abcdef", "ms-browser-extension://abcdef"),
 ]
 
 # (entry, a fragment of the message that says what is wrong)
@@ -87,6 +89,17 @@ REJECTED = [
     ("file:///etc/passwd", "add the entry null instead"),
     ("1http://app.example.com", "is not a valid URL scheme"),
     ("https://" + "a" * 300 + ".com", "longer than 300 characters"),
+    ("javascript://app.example.com", "'javascript://' is never the scheme of an origin a browser sends"),
+    ("vbscript://app.example.com", "'vbscript://' is never the scheme"),
+    ("data://app.example.com", "'data://' is never the scheme"),
+    ("about://blank", "'about://' is never the scheme"),
+    ("blob://app.example.com", "'blob://' is never the scheme"),
+    ("ws://app.example.com", "WebSocket connections carry the page's http:// or https:// origin"),
+    ("wss://app.example.com:443", "'wss://' is never the scheme"),
+    ("JavaScript://app.example.com", "'javascript://' is never the scheme"),
+    ("https://*.amazonaws.com", "would also allow sites under the public suffix"),
+    ("https://*.core.windows.net", "public suffix 'blob.core.windows.net'"),
+    ("https://*.googleusercontent.com", "public suffix 'googleusercontent.com'"),
 ]
 
 
@@ -184,6 +197,12 @@ def test_request_origin_is_split(origin, expected):
         "null",
         "",
         "app.example.com",
+        "https://-.example.com",
+        "https://-app.example.com",
+        "https://app-.example.com",
+        "https://" + "a" * 64 + ".example.com",
+        "https://" + "a." * 126 + "example.com",  # 11 + 252 = 263 characters of host
+        "https://" + "a" * 2000 + ".example.com",
     ],
 )
 def test_non_canonical_request_origin_is_not_split(origin):

@@ -77,6 +77,8 @@ def browser_port(scheme: str, port: str | None) -> bool:
 
 def browser_origin(origin: str) -> tuple[str, str, str | None] | None:
     """(scheme, host, port or None) if ``origin`` looks as a browser writes it, else None."""
+    if len(origin) > 300:  # longer than any entry: no browser sends it
+        return None
     scheme, sep, rest = origin.partition("://")
     if not sep or not scheme or scheme[0] not in LOWER or not set(scheme) <= SCHEME_CHARS:
         return None
@@ -88,7 +90,10 @@ def browser_origin(origin: str) -> tuple[str, str, str | None] | None:
     else:
         end = rest.find(":")
         host, after = (rest, "") if end == -1 else (rest[:end], rest[end:])
-        if any(not label or not set(label) <= LDH for label in host.split(".")):
+        if len(host) > 253 or any(
+            not label or not set(label) <= LDH or "-" in (label[0], label[-1]) or len(label) > 63
+            for label in host.split(".")
+        ):
             return None
     if after and not after.startswith(":"):
         return None

@@ -56,6 +56,11 @@ def allowed(snap, origin, path="/"):
         ("https://sub.example.com/", False),
         ("https://.example.com", False),
         ("null", False),
+        ("https://-.example.com", False),
+        ("https://a-.example.com", False),
+        ("https://" + "a" * 64 + ".example.com", False),
+        ("https://" + "a." * 121 + "example.com", True),  # a host of 253 characters
+        ("https://" + "a." * 122 + "example.com", False),  # 255: no browser sends it
     ],
 )
 def test_subdomain_wildcard(origin, expected):
@@ -142,6 +147,12 @@ def test_null_refused_when_not_listed():
 
 def test_null_is_case_sensitive_on_the_request():
     assert allowed(listing("null"), "Null") is False
+
+
+@pytest.mark.parametrize("origin", ["https://-.example.com", "https://" + "a" * 2000 + ".example.com"])
+def test_allow_all_with_credentials_never_echoes_a_host_no_browser_sends(origin):
+    decision = listing(allow_all_origins=True, allow_credentials=True).decide(origin, "/")
+    assert (decision.allowed, dict(decision.headers)) == (False, {})
 
 
 def test_allow_all_allows_any_origin():

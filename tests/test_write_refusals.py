@@ -20,9 +20,9 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
-from corsadmin.models import AllowedOrigin, Policy
+from corsadmin.models import NULL_CSRF_TRUSTED, AllowedOrigin, Policy
 from corsadmin.refresh import holder
 from tests.api_fixtures import *
 from tests.api_fixtures import API
@@ -94,6 +94,49 @@ def test_public_suffix_wildcard_is_refused(open_policy, writer, value, suffix):
 )
 def test_wildcard_below_a_public_suffix_is_stored(open_policy, value, stored):
     assert AllowedOrigin.objects.create(policy=open_policy, origin=value).origin == stored
+
+
+NESTED_SUFFIX_WILDCARDS = [
+    ("https://*.amazonaws.com", "amazonaws.com"),
+    ("https://*.core.windows.net", "core.windows.net"),
+    ("https://*.rds.amazonaws.com", "rds.amazonaws.com"),
+]
+
+
+@pytest.mark.parametrize("writer", ORIGIN_WRITERS)
+@pytest.mark.parametrize(("value", "base"), NESTED_SUFFIX_WILDCARDS)
+def test_wildcard_above_a_nested_public_suffix_is_refused(open_policy, writer, value, base):
+    message = refused(lambda: ORIGIN_WRITERS[writer](open_policy, value))
+    assert "would also allow sites under the public suffix '" in message
+    assert f"(and others below {base}), which belong to other people" in message
+    assert not AllowedOrigin.objects.filter(origin__contains="*").exists()
+
+
+@pytest.mark.parametrize(
+    ("stored", "origin"),
+    [
+        ("https://*.amazonaws.com", "https://attacker-bucket.s3.amazonaws.com"),
+        ("https://*.amazonaws.com", "https://app.amazonaws.com"),
+        ("https://*.core.windows.net", "https://evil.blob.core.windows.net"),
+    ],
+)
+def test_wildcard_above_a_nested_public_suffix_written_around_validation_is_not_honoured(
+    client, caplog, stored, origin
+):
+    """Rows written before the rule (or by raw SQL) never allow a host under another public suffix."""
+    policy = Policy.objects.create(name="creds", url_regex="^/demo/", priority=5, allow_credentials=True)
+    AllowedOrigin.objects.create(policy=policy, origin="https://placeholder.example.com")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE corsadmin_allowedorigin SET origin = %s", [stored])
+    holder.reset()
+    response = client.get("/demo/echo/", HTTP_ORIGIN=origin)
+    assert not response.has_header("Access-Control-Allow-Origin")
+    assert f"ignoring invalid stored origin '{stored}' in policy creds" in caplog.text
+
+
+def test_wildcard_below_a_nested_public_suffix_is_stored(open_policy):
+    entry = AllowedOrigin.objects.create(policy=open_policy, origin="https://*.mybucket.s3.amazonaws.com")
+    assert entry.origin == "https://*.mybucket.s3.amazonaws.com"
 
 
 # --- allow all origins with credentials -----------------------------------------------------------
@@ -317,3 +360,57 @@ def test_cli_warns_about_plain_http_on_a_credentials_policy(credentials_policy):
     out, err = cors("add", "http://app.example.com", "--policy", "creds")
     assert "Added http://app.example.com" in out
     assert "Warning: http://app.example.com" in err
+
+
+def test_api_refuses_a_wildcard_above_a_nested_public_suffix(full_client):
+    response = full_client.post(API + "origins/", {"origin": "https://*.amazonaws.com"}, format="json")
+    assert response.status_code == 400
+    assert "(and others below amazonaws.com), which belong to other people" in response.json()["origin"][0]
+    assert not AllowedOrigin.objects.exists()
+
+
+def test_api_refuses_a_non_web_scheme(full_client):
+    response = full_client.post(API + "origins/", {"origin": "javascript://app.example.com"}, format="json")
+    assert response.status_code == 400
+    assert "'javascript://' is never the scheme of an origin" in response.json()["origin"][0]
+    assert not AllowedOrigin.objects.exists()
+
+
+# --- null is never CSRF-trusted -------------------------------------------------------------------
+
+NULL_CSRF_WRITERS = {
+    "full_clean": lambda policy: AllowedOrigin(policy=policy, origin="null", csrf_trusted=True).full_clean(),
+    "save": lambda policy: AllowedOrigin(policy=policy, origin="null", csrf_trusted=True).save(),
+    "bulk_create": lambda policy: AllowedOrigin.objects.bulk_create(
+        [AllowedOrigin(policy=policy, origin="NULL", csrf_trusted=True)]
+    ),
+    "turn on": lambda policy: _change(
+        AllowedOrigin.objects.create(policy=policy, origin="null"), csrf_trusted=True
+    ),
+}
+
+
+@pytest.mark.parametrize("writer", NULL_CSRF_WRITERS)
+def test_null_cannot_be_csrf_trusted(open_policy, writer):
+    message = refused(lambda: NULL_CSRF_WRITERS[writer](open_policy))
+    assert message == NULL_CSRF_TRUSTED
+    assert not AllowedOrigin.objects.filter(csrf_trusted=True).exists()
+
+
+def test_api_refuses_a_csrf_trusted_null(full_client, open_policy):
+    response = full_client.post(
+        API + "origins/", {"origin": "null", "policy": "open", "csrf_trusted": True}, format="json"
+    )
+    assert (response.status_code, response.json()) == (400, {"csrf_trusted": [NULL_CSRF_TRUSTED]})
+    assert not AllowedOrigin.objects.exists()
+
+
+def test_admin_refuses_a_csrf_trusted_null(admin_client, open_policy):
+    response = admin_client.post(
+        "/admin/corsadmin/allowedorigin/add/",
+        {"origin": "null", "policy": str(open_policy.pk), "enabled": "on", "csrf_trusted": "on",
+         "note": "", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"csrf_trusted": [NULL_CSRF_TRUSTED]}
+    assert not AllowedOrigin.objects.exists()

@@ -15,6 +15,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from ..db_errors import describe
+
 logger = logging.getLogger("corsadmin")
 
 RETRY_AFTER = "5"
@@ -28,10 +30,11 @@ class DatabaseUnavailable(APIException):
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("corsadmin: API answered 503, the database is unavailable (%s)", str(exc).strip())
-        response = drf_exception_handler(DatabaseUnavailable(), context)
+        detail, code = describe(exc)
+        logger.warning("corsadmin: API answered 503, %s (%s)", code.replace("_", " "), str(exc).strip())
+        response = drf_exception_handler(DatabaseUnavailable(detail), context)
         if response is not None:
-            response.data["code"] = DatabaseUnavailable.default_code
+            response.data["code"] = code
             response["Retry-After"] = RETRY_AFTER
         return response
     return drf_exception_handler(exc, context)

@@ -30,11 +30,12 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 class TextField(serializers.CharField):
     """Text only: a number or a boolean is a type error, not silently turned into text."""
 
-    default_error_messages = {"invalid": "Not a valid string."}
+    # Its own key: "invalid" is also the slug validator's, whose message must win there.
+    default_error_messages = {"not_text": "Not a valid string."}
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
-            self.fail("invalid")
+            self.fail("not_text")
         return super().to_internal_value(data)
 
 

@@ -17,7 +17,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework import generics, routers, serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +26,7 @@ from .. import services
 from ..models import AllowedOrigin, Policy, RefusedOrigin
 from . import permissions
 from .filters import OriginFilter, PolicyFilter
+from .parsers import SafeJSONParser, read_document
 from .schema import CorsAdminSchema
 from .serializers import (
     BlockedOriginSerializer,
@@ -117,7 +118,7 @@ class RecordedModelViewSet(HardenedView, viewsets.ModelViewSet):
     schema = CorsAdminSchema()
     permission_classes = [permissions.ModelPermissions]
     # JSON, or form fields (curl -d origin=..., the browsable API); documented as JSON.
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [SafeJSONParser, FormParser, MultiPartParser]
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
 
@@ -208,7 +209,7 @@ def _replace_flag(request: Request) -> bool:
 class ImportView(HardenedView, APIView):
     schema = CorsAdminSchema()
     permission_classes = [permissions.CanImport]
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]  # for the schema: post() reads the body itself
 
     @extend_schema(
         summary="Import an exported document, all or nothing",
@@ -225,7 +226,7 @@ class ImportView(HardenedView, APIView):
     def post(self, request: Request) -> Response:
         replace = _replace_flag(request)
         try:
-            result = services.import_document(request.data, replace=replace, user=request.user)
+            result = services.import_document(read_document(request), replace=replace, user=request.user)
         except services.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
         body: dict[str, Any] = {"replace": replace, **result.as_dict()}

@@ -23,6 +23,7 @@ from ...admin import origin_status
 from ...api.serializers import CheckQuerySerializer, OriginSerializer
 from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
+from .. import policy_cli
 
 BAD_INPUT = 2
 REFUSED = 1
@@ -30,6 +31,21 @@ REFUSED = 1
 
 def bad_input(message: str) -> CommandError:
     return CommandError(message.replace("\n", " "), returncode=BAD_INPUT)
+
+
+class ErrorLines(CommandError):
+    """Bad input with several errors: one line in ``call_command``; a process prints a
+    heading and then one error per line."""
+
+    def __init__(self, message: str, *, heading: str, lines: list[str]) -> None:
+        super().__init__(message.replace("\n", " "), returncode=BAD_INPUT)
+        self.heading = heading
+        self.lines = lines
+
+
+class QuietExit(CommandError):
+    """An exit status whose reason is already on standard output (e.g. ``check --json``):
+    a process exits with it and prints nothing more; ``call_command`` raises it."""
 
 
 def os_user() -> str:
@@ -89,6 +105,8 @@ class Command(BaseCommand):
         )
         p.add_argument("file", help="the JSON file, or - for standard input")
         p.add_argument("--replace", action="store_true", help="delete what the document does not name")
+        p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+        p.add_argument("--yes", action="store_true", help="with --replace: do not ask for confirmation")
         p.add_argument("--user", help="the Django user to record the changes under")
 
         p = sub.add_parser("export", help="export every policy with its origins as JSON")
@@ -100,6 +118,30 @@ class Command(BaseCommand):
             description="Copy django-cors-headers CORS_* settings into the database.",
         )
         p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+        p.add_argument("--user", help="the Django user to record the changes under")
+
+        policy_cli.add_arguments(sub)
+
+    _from_argv = False
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        self._from_argv = True
+        super().run_from_argv(argv)
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except (QuietExit, ErrorLines) as exc:
+            if not self._from_argv:
+                raise
+            if isinstance(exc, ErrorLines):
+                self.stderr.write(f"CommandError: {exc.heading}")
+                for line in exc.lines:
+                    self.stderr.write(f"  {line}")
+            from django.db import connections
+
+            connections.close_all()
+            sys.exit(exc.returncode)
 
         sub.add_parser(
             "reload",
@@ -256,8 +298,10 @@ class Command(BaseCommand):
         result = services.explain(**serializer.validated_data)
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
-        else:
-            self.print_decision(result)
+            if not result["allowed"]:
+                raise QuietExit(f"refused: {result['reason']}", returncode=REFUSED)
+            return
+        self.print_decision(result)
         if not result["allowed"]:
             raise CommandError(f"refused: {result['reason']}", returncode=REFUSED)
 
@@ -297,15 +341,38 @@ class Command(BaseCommand):
             raise bad_input(f"Cannot read {path}: {exc.strerror}.") from None
         try:
             document = json.loads(text)
+        except RecursionError:
+            raise bad_input(f"{path} is nested too deeply to read; nothing imported.") from None
         except ValueError as exc:
             raise bad_input(f"{path} is not valid JSON: {exc}.") from None
+        replace, dry_run = options["replace"], options["dry_run"]
         try:
-            result = services.import_document(document, replace=options["replace"], user=user)
+            if replace and not dry_run and not options["yes"] and path != "-" and sys.stdin.isatty():
+                planned = services.import_document(document, replace=True, user=user, dry_run=True)
+                deleted = planned.deleted
+                answer = input(
+                    f"--replace deletes {deleted['policies']} policies and {deleted['origins']} origins "
+                    f"the document does not name ({planned.summary()}). Continue? [y/N] "
+                )
+                if answer.strip().lower() not in ("y", "yes"):
+                    raise bad_input("Nothing imported: not confirmed (give --yes to skip the question).")
+            result = services.import_document(document, replace=replace, user=user, dry_run=dry_run)
         except services.ImportRefused as exc:
-            raise bad_input(f"Nothing imported: {exc}") from None
+            lines = services.error_lines(exc.errors)
+            raise ErrorLines(
+                f"Nothing imported: {'; '.join(lines)}",
+                heading=f"Nothing imported: {len(lines)} error(s) in {path}:",
+                lines=lines,
+            ) from None
+        if dry_run:
+            self.stdout.write(f"Dry run of {path}, nothing changed: would have {result.summary()}.")
+            return
         self.stdout.write(f"Imported {path}: {result.summary()}.")
         self.warn(result.warnings)
         self.not_recorded(user)
+
+    def do_policy(self, options: dict[str, Any]) -> None:
+        policy_cli.run(self, options)
 
     def do_export(self, options: dict[str, Any]) -> None:
         text = json.dumps(services.export_document(), indent=2) + "\n"
@@ -327,4 +394,10 @@ class Command(BaseCommand):
             if exc.name != "corsadmin.settings_import":
                 raise
             raise CommandError("import-settings is not available in this version of corsadmin.") from None
-        settings_import.run(stdout=self.stdout, dry_run=options["dry_run"])
+        user = self.acting_user(options)
+        try:
+            settings_import.run(stdout=self.stdout, dry_run=options["dry_run"], user=user)
+        except settings_import.ImportProblem as exc:
+            raise bad_input(str(exc)) from None
+        if not options["dry_run"]:
+            self.not_recorded(user)

@@ -1,0 +1,115 @@
+"""``manage.py cors policy list|add|edit|remove``: policies from the command line.
+
+The API's serializer and services: the same validation, messages and admin history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..api.serializers import PolicySerializer
+from ..models import Policy
+
+# option -> (serializer field, how to read the text)
+LIST = lambda text: [item for item in text.replace(",", " ").split() if item]  # noqa: E731
+OPTIONS: dict[str, tuple[str, Any]] = {
+    "url_regex": ("url_regex", str),
+    "priority": ("priority", int),
+    "methods": ("allow_methods", LIST),
+    "headers": ("allow_headers", LIST),
+    "expose": ("expose_headers", LIST),
+    "max_age": ("max_age", int),
+    "note": ("note", str),
+}
+FLAGS = {
+    "credentials": "allow_credentials",
+    "all_origins": "allow_all_origins",
+    "private_network": "allow_private_network",
+    "enabled": "enabled",
+}
+
+
+def add_arguments(sub: Any) -> None:
+    p = sub.add_parser("policy", help="list, add, edit or remove policies", description="Manage policies.")
+    actions = p.add_subparsers(dest="policy_action", required=True, metavar="POLICY_ACTION")
+    listing = actions.add_parser("list", help="list policies")
+    listing.add_argument("--json", action="store_true", help="print JSON, as the API shows policies")
+    for name, help in (("add", "add a policy"), ("edit", "change a policy")):
+        q = actions.add_parser(name, help=help, description=help.capitalize() + ".")
+        q.add_argument("name", help="the policy's name (a slug)")
+        if name == "edit":
+            q.add_argument("--rename", help="a new name")
+        q.add_argument("--url-regex", help="paths it covers, e.g. ^/api/")
+        q.add_argument("--priority", type=int, help="higher is tried first")
+        q.add_argument("--methods", help="comma-separated, e.g. GET,POST")
+        q.add_argument("--headers", help="comma-separated request header names")
+        q.add_argument("--expose", help="comma-separated response header names")
+        q.add_argument("--max-age", type=int, help="seconds a browser may cache a preflight")
+        q.add_argument("--note", help="a note")
+        for flag in FLAGS:
+            q.add_argument(f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None)
+        q.add_argument("--user", help="the Django user to record the change under")
+    q = actions.add_parser("remove", help="remove a policy and its origins")
+    q.add_argument("name")
+    q.add_argument("--user", help="the Django user to record the change under")
+
+
+def data_from(options: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for option, (field, read) in OPTIONS.items():
+        if options.get(option) is not None:
+            data[field] = read(options[option])
+    for flag, field in FLAGS.items():
+        if options.get(flag) is not None:
+            data[field] = options[flag]
+    if options.get("rename"):
+        data["name"] = options["rename"]
+    return data
+
+
+def run(command: Any, options: dict[str, Any]) -> None:
+    from .. import services
+    from .commands.cors import bad_input
+
+    action = options["policy_action"]
+    if action == "list":
+        policies = Policy.objects.all()
+        if options["json"]:
+            command.stdout.write(json.dumps(PolicySerializer(policies, many=True).data, indent=2))
+            return
+        for p in policies:
+            flags = [word for on, word in ((p.enabled, "enabled"), (p.allow_credentials, "credentials"),
+                                           (p.allow_all_origins, "all origins")) if on] or ["disabled"]
+            command.stdout.write(
+                f"{p.name}  {p.url_regex}  priority {p.priority}  {', '.join(flags)}  "
+                f"methods {','.join(p.allow_methods)}  {p.origins.count()} origin(s)"
+            )
+        command.stdout.write(f"{len(policies)} polic{'y' if len(policies) == 1 else 'ies'}")
+        return
+    user = command.acting_user(options)
+    if action == "add":
+        serializer = PolicySerializer(data={"name": options["name"], **data_from(options)})
+        if not serializer.is_valid():
+            raise bad_input(services.one_line(serializer.errors))
+        policy = command.save(lambda: services.create(serializer, user))
+        command.stdout.write(f"Added policy '{policy.name}' for {policy.url_regex}.")
+    else:
+        policy = Policy.objects.filter(name=options["name"]).first()
+        if policy is None:
+            raise bad_input(f"policy: There is no policy named '{options['name']}'.")
+        if action == "remove":
+            count = policy.origins.count()
+            services.delete(policy, user)
+            command.stdout.write(f"Removed policy '{policy.name}' and its {count} origin(s).")
+        else:
+            data = data_from(options)
+            if not data:
+                raise bad_input("Nothing to change: give at least one option (see cors policy edit --help).")
+            serializer = PolicySerializer(policy, data=data, partial=True)
+            if not serializer.is_valid():
+                raise bad_input(services.one_line(serializer.errors))
+            command.save(lambda: services.update(serializer, user))
+            command.stdout.write(f"Changed policy '{serializer.instance.name}': {', '.join(sorted(data))}.")
+    command.not_recorded(user)

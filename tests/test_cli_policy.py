@@ -1,0 +1,173 @@
+"""`cors policy ...`, `cors import --dry-run`, `--replace` confirmation, import errors one per line."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.core.management import CommandError, call_command
+
+from corsadmin.models import AllowedOrigin, Policy
+from corsadmin.services import export_document
+from tests.api_fixtures import *  # noqa: F403
+from tests.test_cli_errors import manage, site_env
+
+APP = "https://app.example.com"
+
+
+def cors(*args: str, stdin: str | None = None) -> str:
+    out = io.StringIO()
+    call_command("cors", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def unchanged() -> dict:
+    return {**export_document(), "exported_at": None}
+
+
+# --- policies --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_policy_add_with_options_is_recorded(admin_user):
+    out = cors("policy", "add", "api", "--url-regex", "^/api/", "--priority", "5", "--methods", "get,post",
+               "--credentials", "--user", "admin")
+    policy = Policy.objects.get(name="api")
+    assert (policy.url_regex, policy.priority, policy.allow_methods, policy.allow_credentials) == (
+        "^/api/", 5, ["GET", "POST"], True
+    )
+    assert policy.allow_headers == list(Policy._meta.get_field("allow_headers").get_default())
+    assert out == "Added policy 'api' for ^/api/.\n"
+    assert LogEntry.objects.get(object_repr="api").action_flag == ADDITION
+
+
+@pytest.mark.django_db
+def test_policy_edit_changes_only_what_is_given(admin_user):
+    Policy.objects.create(name="api", url_regex="^/api/", priority=3)
+    out = cors("policy", "edit", "api", "--no-enabled", "--max-age", "60", "--user", "admin")
+    policy = Policy.objects.get(name="api")
+    assert (policy.enabled, policy.max_age, policy.priority) == (False, 60, 3)
+    assert out == "Changed policy 'api': enabled, max_age.\n"
+    assert LogEntry.objects.get(object_repr="api").action_flag == CHANGE
+
+
+@pytest.mark.django_db
+def test_policy_remove_removes_its_origins():
+    api = Policy.objects.create(name="api", url_regex="^/api/")
+    AllowedOrigin.objects.create(origin=APP, policy=api)
+    assert cors("policy", "remove", "api").startswith("Removed policy 'api' and its 1 origin(s).")
+    assert not Policy.objects.filter(name="api").exists()
+
+
+@pytest.mark.django_db
+def test_policy_list():
+    Policy.objects.create(name="api", url_regex="^/api/", priority=5)
+    lines = cors("policy", "list").splitlines()
+    assert lines[0].startswith("api  ^/api/  priority 5  enabled")
+    assert lines[-1] == "2 policies"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("policy", "add", "bad name"), "name: Enter a valid \"slug\" consisting of letters"),
+        (("policy", "add", "p", "--url-regex", "a{99999999999}"), "url_regex: Not a valid regular expression"),
+        (("policy", "add", "p", "--all-origins", "--credentials"), "cannot allow all origins and credentials"),
+        (("policy", "edit", "nope", "--priority", "1"), "policy: There is no policy named 'nope'."),
+        (("policy", "edit", "default"), "Nothing to change"),
+        (("policy", "remove", "nope"), "policy: There is no policy named 'nope'."),
+    ],
+)
+def test_policy_bad_input_is_one_line_and_changes_nothing(args, message):
+    before = unchanged()
+    with pytest.raises(CommandError) as info:
+        cors(*args)
+    assert info.value.returncode == 2
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert unchanged() == before
+
+
+# --- import --dry-run, --replace confirmation ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_import_dry_run_reports_and_changes_nothing(tmp_path):
+    AllowedOrigin.objects.create(origin=APP)
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps({"version": 1, "policies": [{"name": "default", "origins": [{"origin": "https://b.example.com"}]}]}))
+    before = unchanged()
+    out = cors("import", str(path), "--replace", "--dry-run")
+    assert out == (
+        f"Dry run of {path}, nothing changed: would have created 0 policies, 1 origins; changed 0 policies, "
+        "0 origins; unchanged 1 policies, 0 origins; deleted 0 policies, 1 origins.\n"
+    )
+    assert unchanged() == before
+    assert not LogEntry.objects.exists()
+
+
+@pytest.fixture
+def replace_site(tmp_path):
+    env = site_env(tmp_path)
+    assert manage(env, "add", APP).returncode == 0
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps({"version": 1, "policies": [{"name": "default", "origins": []}]}))
+    return env, path
+
+
+def run_in_a_terminal(env: dict, *args: str, answer: str) -> subprocess.CompletedProcess:
+    """manage.py cors with a terminal as standard input (script(1) gives it one)."""
+    import shlex
+    import sys
+
+    from tests.test_cli_errors import ROOT
+
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "manage.py", "cors", *args])
+    return subprocess.run(
+        ["script", "-qec", command, "/dev/null"], cwd=ROOT, env=env, input=answer, capture_output=True,
+        text=True, timeout=60,
+    )
+
+
+def test_replace_asks_before_deleting_and_no_changes_nothing(replace_site):
+    env, path = replace_site
+    result = run_in_a_terminal(env, "import", str(path), "--replace", answer="n\n")
+    assert "--replace deletes 0 policies and 1 origins the document does not name" in result.stdout
+    assert result.returncode == 2
+    assert [o["origin"] for o in json.loads(manage(env, "list", "--json").stdout)] == [APP]
+
+
+def test_replace_goes_ahead_when_confirmed(replace_site):
+    env, path = replace_site
+    result = run_in_a_terminal(env, "import", str(path), "--replace", answer="y\n")
+    assert result.returncode == 0, result.stdout
+    assert json.loads(manage(env, "list", "--json").stdout) == []
+
+
+def test_replace_with_yes_does_not_ask(replace_site):
+    env, path = replace_site
+    result = run_in_a_terminal(env, "import", str(path), "--replace", "--yes", answer="")
+    assert "Continue?" not in result.stdout
+    assert result.returncode == 0
+    assert json.loads(manage(env, "list", "--json").stdout) == []
+
+
+def test_import_errors_are_one_per_line(tmp_path):
+    env = site_env(tmp_path)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"version": 1, "policies": [
+        {"name": "default", "origins": [{"origin": "https://x.example.com/p"}, {"origin": "javascript://x"}]},
+        {"name": "b c"},
+    ]}))
+    result = manage(env, "import", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"CommandError: Nothing imported: 3 error(s) in {path}:"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "  policies[0].origins[0].origin",
+        "  policies[0].origins[1].origin",
+        "  policies[1].name",
+    ]

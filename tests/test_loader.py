@@ -87,7 +87,7 @@ class Writer:
             origin=text,
             policy=policy,
             enabled=self.rng.random() < 0.8,
-            csrf_trusted=self.rng.random() < 0.3,
+            csrf_trusted=text != "null" and self.rng.random() < 0.3,
             expires_at=self.expiry(),
         )
 
@@ -103,7 +103,7 @@ class Writer:
         entry = self.origin()
         if entry:
             entry.enabled = not entry.enabled
-            entry.csrf_trusted = self.rng.random() < 0.5
+            entry.csrf_trusted = entry.origin != "null" and self.rng.random() < 0.5
             entry.expires_at = self.expiry()
             entry.save()
 

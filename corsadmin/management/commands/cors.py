@@ -121,6 +121,12 @@ class Command(BaseCommand):
         p.add_argument("--user", help="the Django user to record the changes under")
 
         policy_cli.add_arguments(sub)
+        sub.add_parser(
+            "reload",
+            help="make every server process reload the whole allow-list (after raw SQL writes)",
+            description="Make every server process reload the whole allow-list from the database. "
+            "Needed only after writing corsadmin's tables with raw SQL.",
+        )
 
     _from_argv = False
 
@@ -142,13 +148,6 @@ class Command(BaseCommand):
 
             connections.close_all()
             sys.exit(exc.returncode)
-
-        sub.add_parser(
-            "reload",
-            help="make every server process reload the whole allow-list (after raw SQL writes)",
-            description="Make every server process reload the whole allow-list from the database. "
-            "Needed only after writing corsadmin's tables with raw SQL.",
-        )
 
     def do_reload(self, options: dict[str, Any]) -> None:
         generation = request_reload()

@@ -195,8 +195,10 @@ def test_request_cors_enabled_says_whether_the_path_is_covered(path, enabled, se
     assert request._cors_enabled is enabled
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the async refresh reads from a thread
 async def test_request_cors_enabled_on_the_async_path(settings):
     settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    settings.CORS_ALLOW_PRIVATE_NETWORK = True
 
     async def async_view(request):
         return HttpResponse("ok")

@@ -7,7 +7,7 @@ from typing import Any, TextIO
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from . import conf
+from . import conf, progress
 from .models import AllowedOrigin, Policy
 from .origins import canonical_origin
 
@@ -95,10 +95,13 @@ def run(stdout: TextIO, dry_run: bool = False, policy_name: str = "default", use
                 for field, value in changes.items():
                     setattr(policy, field, value)
                 policy.save()
+            progress.stage("adding", total=len(to_add))
             for origin in to_add:
                 AllowedOrigin.objects.create(
                     policy=policy, origin=origin, created_by=user, note="imported from CORS_* settings"
                 )
+                progress.advance()
+            progress.done()
     if dry_run:
         stdout.write("Dry run: nothing changed.\n")
     elif removable:

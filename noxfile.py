@@ -48,7 +48,9 @@ _add_pyenv_interpreters("3.11", "3.12", "3.13")
 def _install(session: nox.Session, django: str) -> None:
     session.install("-r", "requirements-test.txt")
     session.install(f"Django=={django}")  # the cell's Django, whatever the markers picked
-    session.run("python", "-c", f"import django; assert django.get_version() == {django!r}, django.get_version()")
+    session.run(
+        "python", "-c", f"import django; assert django.get_version() == {django!r}, django.get_version()"
+    )
 
 
 def _services_set() -> bool:
@@ -80,4 +82,6 @@ def django52(session: nox.Session) -> None:
 @nox.session(python="3.12", default=False)
 def django60(session: nox.Session) -> None:
     _install(session, "6.0.10")
-    session.run("python", "-m", "pytest", "-m", "not services and not package", *session.posargs, env=EMBEDDED)
+    session.run(
+        "python", "-m", "pytest", "-m", "not services and not package", *session.posargs, env=EMBEDDED
+    )

@@ -65,10 +65,20 @@ GRANTING = {
     },
     "allow-all": {"CORS_ALLOW_ALL_ORIGINS": True},
     "allow-all-alias": {"CORS_ORIGIN_ALLOW_ALL": True},
-    "allow-all-and-list": {"CORS_ALLOW_ALL_ORIGINS": True, "CORS_ALLOWED_ORIGINS": ["https://app.example.com"]},
-    "allow-all-off-and-list": {"CORS_ALLOW_ALL_ORIGINS": False, "CORS_ALLOWED_ORIGINS": ["https://app.example.com"]},
+    "allow-all-and-list": {
+        "CORS_ALLOW_ALL_ORIGINS": True,
+        "CORS_ALLOWED_ORIGINS": ["https://app.example.com"],
+    },
+    "allow-all-off-and-list": {
+        "CORS_ALLOW_ALL_ORIGINS": False,
+        "CORS_ALLOWED_ORIGINS": ["https://app.example.com"],
+    },
 }
-CREDENTIALS = {"": {}, "credentials-off": {"CORS_ALLOW_CREDENTIALS": False}, "credentials": {"CORS_ALLOW_CREDENTIALS": True}}
+CREDENTIALS = {
+    "": {},
+    "credentials-off": {"CORS_ALLOW_CREDENTIALS": False},
+    "credentials": {"CORS_ALLOW_CREDENTIALS": True},
+}
 OPTIONS = {
     "": {},
     "custom-lists-no-max-age": {
@@ -137,7 +147,9 @@ def is_known_difference(values, origin):
     django-cors-headers allows: with "null" listed, django-cors-headers (comparing only scheme
     and netloc) allows any host-less Origin ("garbage"); and origins that cannot be echoed
     safely (a bare "*", control characters, over 2048 characters)."""
-    return origin in UNSAFE_ORIGINS or (origin == "garbage" and "null" in values.get("CORS_ALLOWED_ORIGINS", ()))
+    return origin in UNSAFE_ORIGINS or (
+        origin == "garbage" and "null" in values.get("CORS_ALLOWED_ORIGINS", ())
+    )
 
 
 def refused(observation):
@@ -185,7 +197,9 @@ def test_an_origin_that_cannot_be_echoed_safely_gets_no_cors_headers(origin, set
 
 def test_vary_is_written_as_django_cors_headers_writes_it(settings):
     settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
-    response = CorsMiddleware(parity_view)(RequestFactory().get("/api/x", HTTP_ORIGIN="https://app.example.com"))
+    response = CorsMiddleware(parity_view)(
+        RequestFactory().get("/api/x", HTTP_ORIGIN="https://app.example.com")
+    )
     assert response["Vary"] == "origin"
 
 
@@ -237,21 +251,25 @@ async def test_request_cors_enabled_on_the_async_path(settings):
 
 def test_database_policies_keep_vary_origin_capitalised(settings):
     Policy.objects.create(name="api", url_regex="^/api/")
-    response = CorsMiddleware(parity_view)(RequestFactory().get("/api/x", HTTP_ORIGIN="https://evil.example.net"))
+    response = CorsMiddleware(parity_view)(
+        RequestFactory().get("/api/x", HTTP_ORIGIN="https://evil.example.net")
+    )
     assert response["Vary"] == "Origin"
 
 
 def test_settings_are_reread_when_they_change(client, settings):
     settings.CORS_ALLOWED_ORIGINS = ["https://one.example.com"]
-    assert client.get("/demo/echo/", HTTP_ORIGIN="https://one.example.com")["Access-Control-Allow-Origin"] == (
-        "https://one.example.com"
-    )
+    assert client.get("/demo/echo/", HTTP_ORIGIN="https://one.example.com")[
+        "Access-Control-Allow-Origin"
+    ] == ("https://one.example.com")
     settings.CORS_ALLOWED_ORIGINS = ["https://two.example.com"]
     response = client.get("/demo/echo/", HTTP_ORIGIN="https://one.example.com")
     assert not response.has_header("Access-Control-Allow-Origin")
 
 
-@pytest.mark.parametrize("signal", [corsheaders_signal, signals.check_request_enabled], ids=["corsheaders", "corsadmin"])
+@pytest.mark.parametrize(
+    "signal", [corsheaders_signal, signals.check_request_enabled], ids=["corsheaders", "corsadmin"]
+)
 def test_check_request_enabled_receiver_allows(signal, client, settings):
     settings.CORS_ALLOWED_ORIGINS = []
 

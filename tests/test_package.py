@@ -34,10 +34,12 @@ SITES = [("3.11", "5.2"), ("3.13", "6.1")]
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> str:
     result = subprocess.run(
-        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [str(a) for a in args], check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
     if result.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result.stdout
 
 
@@ -47,7 +49,10 @@ def interpreter(version: str) -> str:
     candidates = [shutil.which(f"python{version}")]
     candidates += sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"), reverse=True)
     for candidate in candidates:
-        if candidate and subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+        if (
+            candidate
+            and subprocess.run([candidate, "-c", ""], check=False, capture_output=True).returncode == 0
+        ):
             return candidate
     pytest.fail(f"Python {version} is needed for the package test and was not found (PATH or {pyenv_root}).")
 
@@ -143,15 +148,21 @@ def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, dist
     run([uv(), "venv", "--quiet", "--python", interpreter(python), venv], cwd=tmp_path)
     py = venv / "bin" / "python"
     wheel = only(dist, "*.whl")
-    run([uv(), "pip", "install", "--quiet", "--python", py, wheel, f"Django=={pinned_django(django)}"], cwd=tmp_path)
+    run(
+        [uv(), "pip", "install", "--quiet", "--python", py, wheel, f"Django=={pinned_django(django)}"],
+        cwd=tmp_path,
+    )
 
     site = tmp_path / "mysite"
     site.mkdir()
     run([venv / "bin" / "django-admin", "startproject", "mysite", site], cwd=tmp_path, env=env)
     add_app_as_the_readme_says(site / "mysite" / "settings.py")
 
-    where = run([py, "-c", "import corsadmin, django; print(corsadmin.__file__); print(django.get_version())"],
-                cwd=site, env=env).split()
+    where = run(
+        [py, "-c", "import corsadmin, django; print(corsadmin.__file__); print(django.get_version())"],
+        cwd=site,
+        env=env,
+    ).split()
     assert where[0].startswith(str(venv)), where  # the installed wheel, not the checkout
     assert where[1] == pinned_django(django)
 
@@ -161,7 +172,10 @@ def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, dist
     port = free_port()
     server = subprocess.Popen(
         [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=site, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=site,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -184,7 +198,11 @@ def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, dist
 
     assert (status, headers["access-control-allow-origin"], headers["vary"]) == (200, APP, "Origin")
     assert "access-control-allow-origin" not in refused
-    assert (preflight_status, preflight["access-control-allow-origin"], preflight["access-control-allow-methods"]) == (
+    assert (
+        preflight_status,
+        preflight["access-control-allow-origin"],
+        preflight["access-control-allow-methods"],
+    ) == (
         200,
         APP,
         "DELETE, GET, OPTIONS, PATCH, POST, PUT",

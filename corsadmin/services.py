@@ -348,7 +348,11 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
 
     progress.stage(
         "checking",
-        total=sum(len(p["origins"]) for p in policies if isinstance(p, Mapping) and isinstance(p.get("origins"), list)),
+        total=sum(
+            len(p["origins"])
+            for p in policies
+            if isinstance(p, Mapping) and isinstance(p.get("origins"), list)
+        ),
     )
     existing = {p.name: p for p in Policy.objects.all()}
     existing_origins: dict[tuple[int, str], AllowedOrigin] = {

@@ -120,6 +120,7 @@ ORIGINS = [
     "https://app.example.com:443",
     "HTTPS://APP.EXAMPLE.COM",
     "garbage",
+    "file:garbage",
     "*",
     "https://a.example.com\x01",
     "https://" + "a" * 2050 + ".example.com",
@@ -142,13 +143,18 @@ def request_shapes():
     yield "OPTIONS", PREFLIGHT | PRIVATE
 
 
+# With one of these listed, django-cors-headers (comparing only scheme and netloc) also
+# allows every Origin of the same scheme without a host.
+HOST_LESS = {"null": "garbage", "file://": "file:garbage"}
+
+
 def is_known_difference(values, origin):
     """Deliberate differences, each listed in the README, where corsadmin refuses what
-    django-cors-headers allows: with "null" listed, django-cors-headers (comparing only scheme
-    and netloc) allows any host-less Origin ("garbage"); and origins that cannot be echoed
-    safely (a bare "*", control characters, over 2048 characters)."""
-    return origin in UNSAFE_ORIGINS or (
-        origin == "garbage" and "null" in values.get("CORS_ALLOWED_ORIGINS", ())
+    django-cors-headers allows: host-less origins beside a listed "null" or "file://", and
+    origins that cannot be echoed safely (a bare "*", control characters, over 2048 characters)."""
+    listed = values.get("CORS_ALLOWED_ORIGINS", ())
+    return origin in UNSAFE_ORIGINS or any(
+        HOST_LESS[entry] == origin for entry in listed if entry in HOST_LESS
     )
 
 
@@ -176,10 +182,12 @@ def test_same_response_as_django_cors_headers(values, settings):
     assert mismatches == []
 
 
-@pytest.mark.parametrize("origin", ["garbage", "x"])
-def test_null_listed_does_not_allow_host_less_origins(origin, settings):
+@pytest.mark.parametrize(
+    ("listed", "origin"), [("null", "garbage"), ("null", "x"), ("file://", "file:garbage")]
+)
+def test_a_listed_host_less_origin_does_not_allow_others(listed, origin, settings):
     """The documented difference: django-cors-headers allows it, corsadmin does not."""
-    settings.CORS_ALLOWED_ORIGINS = ["null"]
+    settings.CORS_ALLOWED_ORIGINS = [listed]
     request = RequestFactory().get("/api/x", HTTP_ORIGIN=origin)
     assert CorsHeadersMiddleware(parity_view)(request)["Access-Control-Allow-Origin"] == origin
     assert not CorsMiddleware(parity_view)(request).has_header("Access-Control-Allow-Origin")

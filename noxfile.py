@@ -32,6 +32,17 @@ nox.options.sessions = ["django61", "django52"]
 EMBEDDED = {"DATABASE_URL": None, "REDIS_URL": None}  # None: removed from the environment
 
 
+def _workers() -> list[str]:
+    """``CORSADMIN_TEST_WORKERS=N`` (or ``auto``) runs the embedded pass with pytest-xdist.
+
+    The embedded pass allows it (1783 passed with -n 2); off by default because on a
+    busy 2-core machine it was no quicker. The services pass always runs serially: it
+    measures propagation between real server processes.
+    """
+    workers = os.environ.get("CORSADMIN_TEST_WORKERS", "")
+    return ["-n", workers] if workers and workers != "0" else []
+
+
 def _add_pyenv_interpreters(*versions: str) -> None:
     """Put pyenv's pythonX.Y on PATH (before its shims, which refuse inactive versions)."""
     root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
@@ -63,7 +74,7 @@ def django61(session: nox.Session) -> None:
     if session.posargs:
         session.run("python", "-m", "pytest", *session.posargs, env=EMBEDDED)
         return
-    session.run("python", "-m", "pytest", "-m", "not services", env=EMBEDDED)
+    session.run("python", "-m", "pytest", "-m", "not services", *_workers(), env=EMBEDDED)
     if _services_set():
         session.run("python", "-m", "pytest")
 
@@ -74,7 +85,7 @@ def django52(session: nox.Session) -> None:
     if session.posargs:
         session.run("python", "-m", "pytest", *session.posargs, env=EMBEDDED)
         return
-    session.run("python", "-m", "pytest", "-m", "not services and not package", env=EMBEDDED)
+    session.run("python", "-m", "pytest", "-m", "not services and not package", *_workers(), env=EMBEDDED)
     if _services_set():
         session.run("python", "-m", "pytest", "-m", "services")
 

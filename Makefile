@@ -6,12 +6,17 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 3
 
-.PHONY: run test setup serve clean browser
+.PHONY: run test test-venv setup serve clean browser
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Test tools (requirements-test.txt): only `make test` installs them.
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
 setup: $(VENV)/.installed
@@ -32,9 +37,14 @@ browser:
 	  $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium )
 
-test: setup browser
+# The Django matrix (noxfile.py): Django 6.1 on Python 3.13, Django 5.2 on Python 3.11.
+test: setup browser $(VENV)/.test-installed
+	$(VENV)/bin/nox
+
+# Quicker, while developing: the suite once, in .venv (python3's Django), as CI's passes do.
+test-venv: setup browser $(VENV)/.test-installed
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not services"
 	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then $(PY) -m pytest; fi  # again on the real services (DEVELOPERS.md)
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var .nox dist

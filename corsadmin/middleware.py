@@ -108,12 +108,29 @@ def _preflight_response() -> HttpResponse:
     return response
 
 
-def _finish(response: HttpResponse, decision: Decision) -> HttpResponse:
+# (snapshot, the Vary field name for it): recomputed once per snapshot, not per request.
+_vary_for: tuple[Snapshot | None, str] = (None, "Origin")
+
+
+def _vary_field(snapshot: Snapshot) -> str:
+    """``origin`` as django-cors-headers writes it when the ``CORS_*`` settings policy is in
+    use (drop-in mode), ``Origin`` otherwise. Field names are case-insensitive; the exact
+    text matters only to tests written for django-cors-headers."""
+    global _vary_for
+    cached_snapshot, field_name = _vary_for
+    if cached_snapshot is not snapshot:
+        dropin = snapshot.fallback is not None and any(p is snapshot.fallback for p in snapshot.policies)
+        field_name = "origin" if dropin else "Origin"
+        _vary_for = (snapshot, field_name)
+    return field_name
+
+
+def _finish(response: HttpResponse, decision: Decision, vary: str = "Origin") -> HttpResponse:
     if decision.covered:
         if "Vary" in response.headers:
-            patch_vary_headers(response, ("Origin",))
+            patch_vary_headers(response, (vary,))
         else:  # what patch_vary_headers would write, without its parsing (the common case)
-            response.headers["Vary"] = "Origin"
+            response.headers["Vary"] = vary
         for name, value in decision.headers.items():
             response[name] = value
     return response
@@ -139,10 +156,11 @@ class CorsMiddleware:
         decision = asked.decide(snapshot)
         if not decision.allowed and asked.origin and _receivers_listening() and _enabled_by_receiver(request):
             decision = asked.decide_enabled(snapshot)
+        request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         asked.note_refusal(request, decision)
         if asked.preflight and decision.covered:
-            return _finish(_preflight_response(), decision)
-        return _finish(self.get_response(request), decision)
+            return _finish(_preflight_response(), decision, _vary_field(snapshot))
+        return _finish(self.get_response(request), decision, _vary_field(snapshot))
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         asked = _Request(request)
@@ -155,10 +173,11 @@ class CorsMiddleware:
             and await _aenabled_by_receiver(request)
         ):
             decision = asked.decide_enabled(snapshot)
+        request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         asked.note_refusal(request, decision)
         if asked.preflight and decision.covered:
-            return _finish(_preflight_response(), decision)
-        return _finish(await self.get_response(request), decision)
+            return _finish(_preflight_response(), decision, _vary_field(snapshot))
+        return _finish(await self.get_response(request), decision, _vary_field(snapshot))
 
 
 class CsrfViewMiddleware(DjangoCsrfViewMiddleware):

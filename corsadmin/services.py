@@ -24,7 +24,7 @@ from django.utils.text import capfirst
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from . import conf
+from . import conf, progress
 from .middleware import MAX_ORIGIN_LENGTH
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
 from .origins import NULL, canonical_origin, parse_entry
@@ -209,11 +209,32 @@ def export_document() -> dict[str, Any]:
     from .api.serializers import PolicyDocumentSerializer
 
     policies = Policy.objects.prefetch_related("origins__created_by").order_by("-priority", "name")
-    return {
+    serializer_class = PolicyDocumentSerializer
+    if progress.active():  # the command line on a terminal: count the origins as they are written
+        progress.stage("exporting", total=AllowedOrigin.objects.count())
+        serializer_class = _counted_export_serializer()
+    document = {
         "version": DOCUMENT_VERSION,
         "exported_at": timezone.now().isoformat(),
-        "policies": PolicyDocumentSerializer(policies, many=True).data,
+        "policies": serializer_class(policies, many=True).data,
     }
+    progress.done()
+    return document
+
+
+def _counted_export_serializer() -> Any:
+    """``PolicyDocumentSerializer`` whose origins advance the progress bar."""
+    from .api.serializers import OriginDocumentSerializer, PolicyDocumentSerializer
+
+    class CountedOrigin(OriginDocumentSerializer):
+        def to_representation(self, instance: Any) -> Any:
+            progress.advance()
+            return super().to_representation(instance)
+
+    class CountedPolicyDocument(PolicyDocumentSerializer):
+        origins = CountedOrigin(many=True, required=False)
+
+    return CountedPolicyDocument
 
 
 @dataclass
@@ -326,6 +347,14 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
         errors["policies"] = [f'Expected a list of policies but got type "{type(policies).__name__}".']
         raise ImportRefused(errors)
 
+    progress.stage(
+        "checking",
+        total=sum(
+            len(p["origins"])
+            for p in policies
+            if isinstance(p, Mapping) and isinstance(p.get("origins"), list)
+        ),
+    )
     existing = {p.name: p for p in Policy.objects.all()}
     existing_origins: dict[tuple[int, str], AllowedOrigin] = {
         (o.policy_id, o.origin): o for o in AllowedOrigin.objects.filter(policy__name__in=list(existing))
@@ -376,6 +405,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
             continue
         seen_origins: dict[str, int] = {}
         for j, origin_item in enumerate(raw_origins):
+            progress.advance()
             where = ("policies", i, "origins", j)
             if not isinstance(origin_item, Mapping):
                 _set_error(
@@ -440,6 +470,7 @@ def import_document(
     try:
         with transaction.atomic():
             plan = _plan(document, replace)
+            progress.stage("writing", total=sum(len(planned.origins) for planned in plan))
             created_origins: list[AllowedOrigin] = []
             kept_policies: list[int] = []
             kept_origins: list[int] = []
@@ -466,6 +497,7 @@ def import_document(
                         obj.created_by = creator
                         created_origins.append(obj)
                         continue
+                    progress.advance()
                     kept_origins.append(obj.pk)
                     fields = changed_fields(planned_origin.before, obj)
                     if fields:
@@ -496,6 +528,8 @@ def import_document(
                         obj.save()
                 log(user, created_origins, ADDITION)
                 result.created["origins"] = len(created_origins)
+                progress.advance(len(created_origins))
+            progress.done()
             result.warnings = origin_warnings(p.obj.pk for p in plan if p.obj.allow_credentials)
             if dry_run:  # everything above, then undone: nothing written, nothing announced
                 transaction.set_rollback(True)

@@ -8,7 +8,7 @@ from django.contrib.admin.models import ADDITION, CHANGE
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from . import conf
+from . import conf, progress
 from .models import AllowedOrigin, Policy
 from .origins import canonical_origin
 
@@ -127,10 +127,14 @@ def _apply(policy_name: str, changes: dict[str, Any], to_add: list[str], user: A
             setattr(policy, field, value)
         policy.save()
         log(user, [policy], CHANGE, changed_fields(before, policy))
-    created = [
-        AllowedOrigin.objects.create(
-            policy=policy, origin=origin, created_by=user, note="imported from CORS_* settings"
+    progress.stage("adding", total=len(to_add))
+    created = []
+    for origin in to_add:
+        created.append(
+            AllowedOrigin.objects.create(
+                policy=policy, origin=origin, created_by=user, note="imported from CORS_* settings"
+            )
         )
-        for origin in to_add
-    ]
+        progress.advance()
+    progress.done()
     log(user, created, ADDITION)

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import conf
-from .snapshot import ALL_ORIGINS, CompiledPolicy, Entry, header_safe
+from .snapshot import ALL_ORIGINS, ALLOW_PRIVATE_NETWORK, CompiledPolicy, Entry, header_safe
 
 try:
     import re2
@@ -79,6 +79,16 @@ class SettingsPolicy(CompiledPolicy):
         if self.allow_all:
             return ALL_ORIGINS
         return None
+
+    def response_headers(
+        self, origin: str, method: str, preflight: bool, private_network: bool
+    ) -> dict[str, str]:
+        """As django-cors-headers writes them: it answers ``Access-Control-Request-Private-Network:
+        true`` on any request it allows, not only on a preflight."""
+        headers = super().response_headers(origin, method, preflight, private_network)
+        if private_network and self.private_network:
+            headers[ALLOW_PRIVATE_NETWORK] = "true"
+        return headers
 
 
 def build() -> SettingsPolicy:

@@ -51,6 +51,9 @@ from corsadmin.snapshot import CompiledPolicy, Snapshot
 from .cors_helpers import cors_headers, manual_telemetry, vary  # noqa: F401  (a fixture)
 from .hypothesis_profiles import profile
 
+# Django 6.1 renamed transaction.savepoint() (deprecated there) to savepoint_create().
+savepoint_create = getattr(transaction, "savepoint_create", transaction.savepoint)
+
 # --- the reference --------------------------------------------------------------------
 
 DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
@@ -916,7 +919,7 @@ def without_null_on_credentials(specs: list[PolicySpec]) -> list[PolicySpec]:
 @profile(examples=40)
 @given(specs=policy_specs().map(without_null_on_credentials), data=st.data())
 def test_middleware_agrees_with_the_reference_through_the_database(client, specs, data):
-    sid = transaction.savepoint()
+    sid = savepoint_create()
     try:
         store(specs)
         holder.reset()

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework import serializers
 
-from ... import services
+from ... import progress, services
 from ...admin import origin_status
 from ...api.serializers import CheckQuerySerializer, OriginSerializer
 from ...models import AllowedOrigin, Policy, request_reload
@@ -26,6 +26,7 @@ from ...origins import canonical_origin
 from .. import policy_cli
 
 BAD_INPUT = 2
+QUIET_HELP = "no progress bar (there is none anyway when standard error is not a terminal)"
 REFUSED = 1
 
 
@@ -108,9 +109,11 @@ class Command(BaseCommand):
         p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
         p.add_argument("--yes", action="store_true", help="with --replace: do not ask for confirmation")
         p.add_argument("--user", help="the Django user to record the changes under")
+        p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
         p = sub.add_parser("export", help="export every policy with its origins as JSON")
         p.add_argument("file", nargs="?", help="write here instead of standard output")
+        p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
         p = sub.add_parser(
             "import-settings",
@@ -119,6 +122,7 @@ class Command(BaseCommand):
         )
         p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
         p.add_argument("--user", help="the Django user to record the changes under")
+        p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
         policy_cli.add_arguments(sub)
         sub.add_parser(
@@ -156,7 +160,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         handler = getattr(self, "do_" + action.replace("-", "_"))
-        handler(options)
+        # A progress bar on standard error, for import, export and import-settings on a terminal.
+        stream = getattr(self.stderr, "_out", self.stderr)
+        quiet = options.get("quiet", True) or options.get("verbosity") == 0
+        with progress.shown(stream, progress.wanted(stream, quiet)):
+            handler(options)
 
     # --- helpers -----------------------------------------------------------
 

@@ -1,0 +1,101 @@
+"""Progress of long command-line work (``cors import``, ``export``, ``import-settings``).
+
+The work itself (``services``, ``settings_import``) marks its stages with ``stage()`` and
+its steps with ``advance()``. Both do nothing unless the command line opened ``shown()``
+around the call, which it does only on a terminal and without ``--quiet``: the REST API,
+scripts and pipes never see a bar. The bar is tqdm's, on standard error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TextIO
+
+
+class _Bars:
+    """One tqdm bar per stage, on one stream."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.bar: Any = None
+
+    def stage(self, description: str, total: int | None, unit: str) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        # Follow the terminal's size; 80x24 where it has none (a bare pty says 0x0, and tqdm
+        # would hide the bar).
+        follow = min(_size(self.stream)) > 0
+        self.bar = tqdm(
+            desc=description,
+            total=total,
+            unit=unit,
+            file=self.stream,
+            dynamic_ncols=follow,
+            ncols=None if follow else 80,
+            nrows=None if follow else 24,
+            mininterval=0.2,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _size(stream: Any) -> tuple[int, int]:
+    try:
+        return tuple(os.get_terminal_size(stream.fileno()))  # type: ignore[return-value]
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return (0, 0)
+
+
+_current: ContextVar[_Bars | None] = ContextVar("corsadmin_progress", default=None)
+
+
+def active() -> bool:
+    return _current.get() is not None
+
+
+def stage(description: str, total: int | None = None, unit: str = "origin") -> None:
+    """Start a stage of ``total`` steps (None: a count without an end)."""
+    bars = _current.get()
+    if bars is not None:
+        bars.stage(description, total, unit)
+
+
+def done() -> None:
+    """The last stage is over: draw its bar complete, before the command prints its summary."""
+    bars = _current.get()
+    if bars is not None:
+        bars.close()
+
+
+def advance(steps: int = 1) -> None:
+    bars = _current.get()
+    if bars is not None and bars.bar is not None:
+        bars.bar.update(steps)
+
+
+def wanted(stream: Any, quiet: bool = False) -> bool:
+    """A bar only for a person watching: ``stream`` is a terminal and ``--quiet`` is off."""
+    isatty = getattr(stream, "isatty", None)
+    return not quiet and callable(isatty) and bool(isatty())
+
+
+@contextmanager
+def shown(stream: TextIO, enabled: bool) -> Iterator[None]:
+    """Show the stages run inside this block on ``stream`` (when ``enabled``)."""
+    if not enabled:
+        yield
+        return
+    bars = _Bars(stream)
+    token = _current.set(bars)
+    try:
+        yield
+    finally:
+        bars.close()
+        _current.reset(token)

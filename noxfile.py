@@ -1,0 +1,98 @@
+"""The Django matrix. ``make test`` (and so ``.ci/run``) runs the default sessions.
+
+- ``django61``: Django 6.1 on Python 3.13, the newest pair. The whole suite on the
+  embedded defaults (SQLite, local-memory cache; the package test included), then, when
+  ``DATABASE_URL`` or ``REDIS_URL`` is set, the whole suite again on those services.
+- ``django52``: Django 5.2 LTS on Python 3.11, the oldest pair (what ``make run`` gets
+  from a plain Python 3.11). The whole suite on the embedded defaults, then the
+  ``services`` tests (real gunicorn and uvicorn servers, faults) on PostgreSQL + Redis.
+  It leaves out the second run of the ordinary tests on PostgreSQL (the ORM is the same
+  on both Django versions) and the package test (which installs both pairs itself).
+- ``django60``: Django 6.0 on Python 3.12, on demand (``nox -s django60``).
+
+A missing interpreter is an error, never a skip. Interpreters are looked up on PATH and
+in pyenv (``$(pyenv root)/versions/X.Y.*``); uv creates the venvs and never downloads a
+Python. ``nox -s django61 -- tests/test_dropin.py`` passes arguments to pytest (and then
+runs only the embedded pass).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["django61", "django52"]
+
+EMBEDDED = {"DATABASE_URL": None, "REDIS_URL": None}  # None: removed from the environment
+
+
+def _workers() -> list[str]:
+    """``CORSADMIN_TEST_WORKERS=N`` (or ``auto``) runs the embedded pass with pytest-xdist.
+
+    The embedded pass allows it (1783 passed with -n 2); off by default because on a
+    busy 2-core machine it was no quicker. The services pass always runs serially: it
+    measures propagation between real server processes.
+    """
+    workers = os.environ.get("CORSADMIN_TEST_WORKERS", "")
+    return ["-n", workers] if workers and workers != "0" else []
+
+
+def _add_pyenv_interpreters(*versions: str) -> None:
+    """Put pyenv's pythonX.Y on PATH (before its shims, which refuse inactive versions)."""
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    found = []
+    for version in versions:
+        found += sorted(glob.glob(f"{root}/versions/{version}.*/bin"), reverse=True)[:1]
+    os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+_add_pyenv_interpreters("3.11", "3.12", "3.13")
+
+
+def _install(session: nox.Session, django: str) -> None:
+    session.install("-r", "requirements-test.txt")
+    session.install(f"Django=={django}")  # the cell's Django, whatever the markers picked
+    session.run(
+        "python", "-c", f"import django; assert django.get_version() == {django!r}, django.get_version()"
+    )
+
+
+def _services_set() -> bool:
+    return bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
+
+
+@nox.session(python="3.13")
+def django61(session: nox.Session) -> None:
+    _install(session, "6.1.3")
+    if session.posargs:
+        session.run("python", "-m", "pytest", *session.posargs, env=EMBEDDED)
+        return
+    session.run("python", "-m", "pytest", "-m", "not services", *_workers(), env=EMBEDDED)
+    if _services_set():
+        session.run("python", "-m", "pytest")
+
+
+@nox.session(python="3.11")
+def django52(session: nox.Session) -> None:
+    _install(session, "5.2.19")
+    if session.posargs:
+        session.run("python", "-m", "pytest", *session.posargs, env=EMBEDDED)
+        return
+    session.run("python", "-m", "pytest", "-m", "not services and not package", *_workers(), env=EMBEDDED)
+    if _services_set():
+        session.run("python", "-m", "pytest", "-m", "services")
+
+
+@nox.session(python="3.12", default=False)
+def django60(session: nox.Session) -> None:
+    _install(session, "6.0.10")
+    session.run(
+        "python", "-m", "pytest", "-m", "not services and not package", *session.posargs, env=EMBEDDED
+    )

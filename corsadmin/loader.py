@@ -74,6 +74,7 @@ class SnapshotBuilder:
         rows = (
             AllowedOrigin.objects.filter(enabled=True)
             .exclude(expires_at__lte=now)
+            .order_by()  # in any order: sorting a million rows costs the database seconds
             .values_list(*ORIGIN_FIELDS)
             .iterator(chunk_size=10000)
         )
@@ -113,7 +114,7 @@ class SnapshotBuilder:
             return self.load()
         window = {"version__gt": since, "version__lte": generation}
         policies = list(Policy.objects.filter(**window).values(*POLICY_FIELDS))
-        origins = list(AllowedOrigin.objects.filter(**window).values_list(*ORIGIN_FIELDS))
+        origins = list(AllowedOrigin.objects.filter(**window).order_by().values_list(*ORIGIN_FIELDS))
         self._apply(tombstones, policies, origins)
         self.generation = generation
         self.updates += 1

@@ -186,10 +186,23 @@ class SnapshotHolder:
         trouble = _Trouble("listening for CORS allow-list changes")
         while not state.stop.is_set():
             try:
-                channel.listen(lambda generation: self._heard(state, generation), state.stop.is_set, trouble.ok)
+                channel.listen(
+                    lambda generation: self._heard(state, generation),
+                    state.stop.is_set,
+                    lambda: self._listening(state, trouble, channel),
+                )
             except Exception as exc:
                 trouble.failed(exc, "changes are found by polling until it answers")
                 state.stop.wait(conf.refresh_interval())
+
+    def _listening(self, state: _Refresh, trouble: _Trouble, channel: Any) -> None:
+        """Subscribed (again). A Redis that answers the listener answers the refresher too:
+        use the cache again now rather than at the next periodic retry, and publish what
+        this process committed meanwhile, so the others hear of it at once."""
+        trouble.ok()
+        if channel is state.bus and state.cache.failing:
+            state.cache.ok()
+            state.wake.set()
 
     def _heard(self, state: _Refresh, generation: int) -> None:
         if generation > state.news:

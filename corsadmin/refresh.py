@@ -325,6 +325,18 @@ class SnapshotHolder:
             self._running = self._dirty = False
             self._next_check = 0.0
 
+    def preload(self) -> None:
+        """Load the snapshot now, in this process, and close its database connection.
+
+        For a server that forks its workers from a loaded application (gunicorn
+        ``--preload``): each worker starts with this snapshot, shared copy-on-write, and
+        its refresher only applies what changed since, instead of every worker loading
+        the whole list at once.
+        """
+        with self._refresh_lock:
+            self._cycle(self._state)
+        connection.close()
+
     def _forked(self) -> None:
         """In a child process: no thread survived the fork; keep the snapshot, start anew."""
         self._lock = threading.Lock()

@@ -158,3 +158,13 @@ def test_a_hanging_database_never_delays_a_request(client, background, monkeypat
         assert finished and answers == [[True] * 50]
     finally:
         gate.release.set()
+
+
+def test_a_preloaded_snapshot_is_served_by_forked_workers_without_a_full_load(client, background):
+    AllowedOrigin.objects.create(origin=APP)
+    holder.preload()  # as gunicorn --preload's master does before forking
+    holder._forked()  # what a forked worker runs first
+    assert allowed(client)  # at once: no first load to wait for
+    AllowedOrigin.objects.create(origin=OTHER)
+    assert allowed(client, OTHER)
+    assert holder.stats()["full_loads"] == 1  # the master's; the worker only applied the change

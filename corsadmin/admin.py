@@ -19,8 +19,10 @@ from django.utils.html import format_html
 
 from . import conf
 from .forms import AllowedOriginForm, PolicyForm
+from .history import change_message
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
 from .origins import NULL
+from .services import field_values
 
 EXPIRES_SOON = timedelta(days=7)
 
@@ -102,6 +104,25 @@ def _ask_action_form(
     return None, TemplateResponse(request, "admin/corsadmin/action_form.html", context)
 
 
+class HistoryValuesMixin:
+    """Admin change messages with old -> new values, as the API and the CLI write them."""
+
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+        message = super().construct_change_message(request, form, formsets, add)  # type: ignore[misc]
+        model = form._meta.model
+        concrete = {f.name for f in model._meta.concrete_fields}
+        names = [name for name in form.changed_data if name in concrete]
+        if add or not names:
+            return message
+        after = field_values(form.instance)
+        before = {name: form.initial.get(name) for name in names}
+        values = change_message(model, before, after, names)[0]["changed"]["values"]
+        for item in message:
+            if "changed" in item and "object" not in item["changed"]:
+                item["changed"]["values"] = values
+        return message
+
+
 class OriginInlineFormSet(BaseInlineFormSet):
     """The policy's origins judged with the policy as submitted (e.g. credentials just ticked)."""
 
@@ -132,7 +153,7 @@ def settings_policy_rows() -> list[tuple[str, Any]]:
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
     list_display = (
@@ -175,7 +196,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AllowedOrigin)
-class AllowedOriginAdmin(admin.ModelAdmin):
+class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = AllowedOriginForm
     # Narrow enough for a 1280 px screen beside the admin's navigation: "status" says
     # disabled/expired, the note is cut (the whole note is its tooltip).
@@ -283,6 +304,7 @@ class AllowedOriginAdmin(admin.ModelAdmin):
                 fields = [name for name, value in values.items() if getattr(obj, name) != value]
                 if not fields:
                     continue
+                before = field_values(obj)
                 for name, value in values.items():
                     setattr(obj, name, value)
                 try:
@@ -290,14 +312,14 @@ class AllowedOriginAdmin(admin.ModelAdmin):
                 except ValidationError as exc:
                     problems.append(f"{obj.origin}: {' '.join(exc.messages)}")
                     continue
-                changed.append((obj, fields))
+                changed.append((obj, fields, before))
             if problems:
                 transaction.set_rollback(True)
             else:
-                for obj, fields in changed:
+                for obj, fields, before in changed:
                     obj.save()
-                    labels = [str(obj._meta.get_field(name).verbose_name) for name in fields]
-                    self.log_change(request, obj, [{"changed": {"fields": labels}}])
+                    # The API's and the CLI's words: labels and old -> new values.
+                    self.log_change(request, obj, change_message(AllowedOrigin, before, field_values(obj), fields))
         if problems:
             self.message_user(request, f"Nothing changed: {len(problems)} origin(s) refused.", messages.ERROR)
             for problem in problems:

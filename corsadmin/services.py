@@ -24,10 +24,10 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from . import conf
+from .history import change_message
 from .middleware import MAX_ORIGIN_LENGTH
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
 from .origins import NULL, canonical_origin, parse_entry
-from .history import change_message
 from .protected import guard, is_protected
 from .refresh import holder
 from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS

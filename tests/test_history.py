@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from corsadmin.history import values_of
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
+from tests.api_fixtures import *
 from tests.api_fixtures import API
 from tests.test_admin import origin_form
 

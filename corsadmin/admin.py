@@ -217,7 +217,8 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
 
     @admin.display(description="changed", ordering="updated_at")
     def changed(self, obj: AllowedOrigin) -> str:
-        return _short_time(obj.updated_at)
+        when = _short_time(obj.updated_at)
+        return format_html('<span title="{}">{}</span>', when, when.split(" ")[0])
 
     @admin.display(description="CSRF", boolean=True, ordering="csrf_trusted")
     def csrf(self, obj: AllowedOrigin) -> bool:
@@ -225,9 +226,9 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
 
     @admin.display(description="note", ordering="note")
     def short_note(self, obj: AllowedOrigin) -> str:
-        if len(obj.note) <= 40:
+        if len(obj.note) <= 24:
             return obj.note
-        return format_html('<span title="{}">{}…</span>', obj.note, obj.note[:39])
+        return format_html('<span title="{}">{}…</span>', obj.note, obj.note[:23])
 
     def get_urls(self) -> list[Any]:
         return [

@@ -425,6 +425,11 @@ def test_origin_list_fits_1280_pixels(site: Site, chromium: object) -> None:
             " document.querySelector('.results').clientWidth, document.querySelector('#result_list').scrollWidth]"
         )
         page_width, table_right, visible, table_width = widths
-        assert (page_width <= 1280, table_right <= 1280, table_width <= visible) == (True, True, True), str(widths)
+        columns = admin.evaluate(
+            "[...document.querySelectorAll('#result_list thead th')].map(th => th.textContent.trim() + ':' + th.offsetWidth)"
+        )
+        assert (page_width <= 1280, table_right <= 1280, table_width <= visible) == (True, True, True), (
+            " ".join([str(widths), *columns]),
+        )
     finally:
         context.close()

@@ -7,8 +7,10 @@ UNAVAILABLE = (
     "database_unavailable",
 )
 LOCKED = (
-    "The database is locked by another write (SQLite allows one writer at a time); nothing was "
-    "changed. Try again in a moment.",
+    (
+        "The database is locked by another write (SQLite allows one writer at a time); nothing was "
+        "changed. Try again in a moment."
+    ),
     "database_locked",
 )
 

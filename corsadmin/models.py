@@ -328,9 +328,10 @@ class AllowedOrigin(ConfigModel):
             try:
                 self.origin = canonical_origin(self.origin)
             except ValidationError as exc:
+                error = exc
                 if self.origin == "*" and self.policy_id and self.policy.allow_credentials:
-                    exc = ValidationError(EVERY_ORIGIN_WITH_CREDENTIALS, code="invalid_origin")
-                raise ValidationError({"origin": exc.error_list}) from None
+                    error = ValidationError(EVERY_ORIGIN_WITH_CREDENTIALS, code="invalid_origin")
+                raise ValidationError({"origin": error.error_list}) from None
 
     def clean(self) -> None:
         self._refuse_null_csrf_trusted()

@@ -42,7 +42,7 @@ def regex_problem(pattern: str) -> str | None:
         return f"Not a valid regular expression: {exc}."
     try:
         re2.compile(pattern, _options())
-    except Exception as exc:
+    except re2.error as exc:
         return (
             f"Not a regular expression corsadmin can run safely ({_reason(exc)}). Paths are matched "
             "with RE2, which has no lookarounds (?=...) (?!...) nor backreferences \\1, and "
@@ -62,7 +62,7 @@ def compile_path_regex(pattern: str | re.Pattern[str]) -> Matcher:
         return pattern.match
     try:
         return re2.compile(pattern, _options()).match
-    except Exception as exc:
+    except re2.error as exc:
         logger.warning(
             "corsadmin: url_regex %r runs in Python's backtracking re, not RE2 (%s); rewrite it",
             pattern,

@@ -20,11 +20,11 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
-from django.utils.text import capfirst
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from . import conf, progress
+from .history import change_message
 from .middleware import MAX_ORIGIN_LENGTH
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
 from .origins import NULL, canonical_origin, parse_entry
@@ -109,10 +109,6 @@ def _user_id(user: User) -> int | None:
     return user.pk
 
 
-def _field_label(model: type[models.Model], name: str) -> str:
-    return str(capfirst(model._meta.get_field(name).verbose_name))
-
-
 def field_values(obj: models.Model) -> dict[str, Any]:
     """The editable values of an object, to tell afterwards which ones changed."""
     values = {}
@@ -127,7 +123,13 @@ def changed_fields(before: Mapping[str, Any], obj: models.Model) -> list[str]:
     return [name for name, value in after.items() if before.get(name) != value]
 
 
-def log(user: User, objects: Iterable[models.Model], action: int, fields: Iterable[str] = ()) -> None:
+def log(
+    user: User,
+    objects: Iterable[models.Model],
+    action: int,
+    fields: Iterable[str] = (),
+    before: Mapping[str, Any] | None = None,
+) -> None:
     """Write admin ``LogEntry`` rows (nothing without a user: the table requires one)."""
     user_id = _user_id(user)
     objects = list(objects)
@@ -136,8 +138,7 @@ def log(user: User, objects: Iterable[models.Model], action: int, fields: Iterab
     if action == ADDITION:
         message: Any = [{"added": {}}]
     elif action == CHANGE:
-        labels = [_field_label(type(objects[0]), name) for name in fields]
-        message = [{"changed": {"fields": labels}}] if labels else []
+        message = change_message(type(objects[0]), before or {}, field_values(objects[0]), fields)
     else:
         message = ""
     text = json.dumps(message) if message else ""
@@ -185,7 +186,7 @@ def update(serializer: serializers.ModelSerializer, user: User) -> models.Model:
     try:
         with transaction.atomic():
             obj = serializer.save()
-            log(user, [obj], CHANGE, changed_fields(before, obj))
+            log(user, [obj], CHANGE, changed_fields(before, obj), before)
     except IntegrityError:
         raise _conflict(model) from None
     except DjangoValidationError as exc:
@@ -485,7 +486,7 @@ def import_document(
                     fields = changed_fields(planned.before, policy)
                     if fields:
                         policy.save()
-                        log(user, [policy], CHANGE, fields)
+                        log(user, [policy], CHANGE, fields, planned.before)
                         result.changed["policies"] += 1
                     else:
                         result.unchanged["policies"] += 1
@@ -502,7 +503,7 @@ def import_document(
                     fields = changed_fields(planned_origin.before, obj)
                     if fields:
                         obj.save()
-                        log(user, [obj], CHANGE, fields)
+                        log(user, [obj], CHANGE, fields, planned_origin.before)
                         result.changed["origins"] += 1
                     else:
                         result.unchanged["origins"] += 1

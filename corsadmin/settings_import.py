@@ -126,7 +126,7 @@ def _apply(policy_name: str, changes: dict[str, Any], to_add: list[str], user: A
         for field, value in changes.items():
             setattr(policy, field, value)
         policy.save()
-        log(user, [policy], CHANGE, changed_fields(before, policy))
+        log(user, [policy], CHANGE, changed_fields(before, policy), before)
     progress.stage("adding", total=len(to_add))
     created = []
     for origin in to_add:

@@ -20,10 +20,10 @@ from django.core.exceptions import ValidationError
 
 from .origins import (
     ANY_PORT,
-    NULL,
     DEFAULT_PORTS,
     MAX_LENGTH,
     NON_WEB_SCHEMES,
+    NULL,
     OriginEntry,
     parse_entry,
     split_request_origin,

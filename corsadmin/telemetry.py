@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from django.db import close_old_connections, connection, transaction
@@ -142,7 +142,7 @@ def prune() -> int:
     removed = 0
     days = conf.get("REFUSED_RETENTION_DAYS")
     if days:
-        cutoff = datetime.now(timezone.utc) - timedelta(days=float(days))
+        cutoff = datetime.now(UTC) - timedelta(days=float(days))
         removed += RefusedOrigin.objects.filter(last_seen__lt=cutoff).delete()[0]
     cap = int(conf.get("REFUSED_MAX_ROWS"))
     newest_first = RefusedOrigin.objects.order_by("-last_seen", "-pk")

@@ -122,9 +122,11 @@ def test_an_origin_that_looks_like_a_regex_gets_a_hint_about_wildcards(admin_cli
          "enabled": "on", "note": "", "expires_at_0": "", "expires_at_1": ""},
     )
     assert response.context["adminform"].form.errors["origin"] == [
-        "'^https://.*\\.example\\.com$' looks like a regular expression; entries are origins, not patterns. "
-        "For every subdomain write a wildcard (https://*.example.com), for any port http://localhost:*; "
-        "a regex can stay in CORS_ALLOWED_ORIGIN_REGEXES."
+        (
+            "'^https://.*\\.example\\.com$' looks like a regular expression; entries are origins, not "
+            "patterns. For every subdomain write a wildcard (https://*.example.com), for any port "
+            "http://localhost:*; a regex can stay in CORS_ALLOWED_ORIGIN_REGEXES."
+        )
     ]
     assert not AllowedOrigin.objects.exists()
 

@@ -152,7 +152,7 @@ def test_disable_action_is_recorded_in_history(admin_client):
     assert entry.enabled is False
     log = LogEntry.objects.get(object_id=str(entry.pk))
     assert log.user.username == "admin"
-    assert log.get_change_message() == "Changed enabled."
+    assert log.get_change_message() == "Changed Enabled."  # the API's and the CLI's words
 
 
 def test_move_to_policy_action(admin_client):

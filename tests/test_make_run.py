@@ -19,7 +19,7 @@ def test_a_taken_port_is_one_clear_line():
         port = held.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "project.port_free", "127.0.0.1", str(port)],
-            cwd=ROOT, capture_output=True, text=True, timeout=30,
+            cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
         )
     assert result.returncode == 1
     assert result.stderr == (
@@ -31,7 +31,7 @@ def test_a_free_port_passes():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = subprocess.run([sys.executable, "-m", "project.port_free", "127.0.0.1", str(port)], cwd=ROOT, timeout=30)
+    result = subprocess.run([sys.executable, "-m", "project.port_free", "127.0.0.1", str(port)], cwd=ROOT, timeout=30, check=False)
     assert result.returncode == 0
 
 

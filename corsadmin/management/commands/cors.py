@@ -20,6 +20,7 @@ from rest_framework import serializers
 
 from ... import progress, services
 from ...admin import origin_status
+from ...api.parsers import too_deep
 from ...api.serializers import CheckQuerySerializer, OriginSerializer
 from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
@@ -348,6 +349,8 @@ class Command(BaseCommand):
             raise bad_input(f"Cannot read {path}: {exc.strerror}.") from None
         try:
             document = json.loads(text)
+            if too_deep(document):
+                raise RecursionError
         except RecursionError:
             raise bad_input(f"{path} is nested too deeply to read; nothing imported.") from None
         except ValueError as exc:

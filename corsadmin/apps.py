@@ -9,7 +9,9 @@ class CorsAdminConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from . import checks, refresh  # noqa: F401  (system checks; the refresh layer's receivers)
+        from . import checks, metrics, refresh  # noqa: F401  (system checks; the refresh layer's receivers)
+
+        metrics.configure()  # CORSADMIN["METRICS"]: the middleware's one flag
 
         # "Check an origin" on the admin home, unless the site has its own index page.
         if admin.site.index_template is None:

@@ -35,7 +35,7 @@ from django.core.signals import setting_changed
 from django.db import connection
 from django.dispatch import receiver
 
-from . import conf
+from . import conf, metrics
 from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, settings_snapshot
 from .signals import config_committed
@@ -55,18 +55,27 @@ def _settings_only() -> Snapshot:
 class _Trouble:
     """A service's state: one log line when it starts failing, one when it recovers."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, service: str) -> None:
         self.what = what
+        self.service = service  # the label of the failures metric and the logs' "service" field
         self.failing = False
 
     def failed(self, exc: BaseException, consequence: str) -> None:
+        if metrics.ENABLED:
+            metrics.failed(self.service)
         if not self.failing:
-            logger.warning("corsadmin: %s failed (%s: %s); %s", self.what, type(exc).__name__, exc, consequence)
+            logger.warning(
+                "corsadmin: %s failed (%s: %s); %s", self.what, type(exc).__name__, exc, consequence,
+                extra={"event": "refresh_failed", "service": self.service, "generation": holder.peek().generation},
+            )
         self.failing = True
 
     def ok(self) -> None:
         if self.failing:
-            logger.warning("corsadmin: %s is available again", self.what)
+            logger.warning(
+                "corsadmin: %s is available again", self.what,
+                extra={"event": "refresh_recovered", "service": self.service, "generation": holder.peek().generation},
+            )
         self.failing = False
 
 
@@ -84,8 +93,8 @@ class _Refresh:
         self.db_checks = 0
         self.bus: CacheBus | None = None
         self.bus_ready = False
-        self.database = _Trouble("the database (refreshing the CORS allow-list)")
-        self.cache = _Trouble("the cache (the CORS allow-list's generation stamp)")
+        self.database = _Trouble("the database (refreshing the CORS allow-list)", "database")
+        self.cache = _Trouble("the cache (the CORS allow-list's generation stamp)", "cache")
 
 
 class SnapshotHolder:
@@ -183,7 +192,7 @@ class SnapshotHolder:
             connection.close()
 
     def _listen(self, state: _Refresh, channel: Any) -> None:
-        trouble = _Trouble("listening for CORS allow-list changes")
+        trouble = _Trouble("listening for CORS allow-list changes", "listener")
         while not state.stop.is_set():
             try:
                 channel.listen(
@@ -249,16 +258,21 @@ class SnapshotHolder:
 
     def _update(self, state: _Refresh) -> None:
         state.db_checks += 1
+        started = time.perf_counter()
         try:
             with _deadline():
                 snapshot = state.builder.update()
         except Exception as exc:
+            if metrics.ENABLED:
+                metrics.refreshed(time.perf_counter() - started, ok=False)
             state.database.failed(
                 exc, "keeping the last good allow-list" if self._snapshot else "refusing CORS until it loads"
             )
             if threading.current_thread().name == REFRESHER:
                 connection.close()  # the next try reconnects
             return
+        if metrics.ENABLED:
+            metrics.refreshed(time.perf_counter() - started, ok=True)
         state.database.ok()
         if snapshot is not None:
             with self._lock:

@@ -92,7 +92,12 @@ def _enabled(responses: list[tuple[Any, Any]]) -> bool:
     enabled = False
     for receiver, result in responses:
         if isinstance(result, Exception):
-            logger.error("corsadmin: check_request_enabled receiver %r raised %r", receiver, result)
+            logger.error(
+                "corsadmin: check_request_enabled receiver %r raised %r",
+                receiver,
+                result,
+                extra={"event": "receiver_failed"},
+            )
         elif result:
             enabled = True
     return enabled

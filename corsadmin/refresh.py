@@ -183,7 +183,7 @@ class SnapshotHolder:
                 try:
                     self._cycle(state)
                 except Exception:  # a bug must not end the refresher: log it, try again
-                    logger.exception("corsadmin: the refresher failed unexpectedly; retrying")
+                    logger.exception("corsadmin: the refresher failed unexpectedly; retrying", extra={"event": "refresh_error"})
                 state.loaded.set()
                 state.wake.wait(conf.refresh_interval())
                 state.wake.clear()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,9 @@ from typing import Any
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     _var = Path(os.environ.get("CORSADMIN_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_var / "prometheus")
-shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+for _stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):  # the last run's workers
+    _stale.unlink(missing_ok=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

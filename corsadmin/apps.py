@@ -13,6 +13,7 @@ class CorsAdminConfig(AppConfig):
 
         metrics.configure()  # CORSADMIN["METRICS"]: the middleware's one flag
 
-        # "Check an origin" on the admin home, unless the site has its own index page.
-        if admin.site.index_template is None:
+        # "Check an origin" on the admin home, unless the site has its own index page (or no
+        # admin: the bench site, an API-only host).
+        if self.apps.is_installed("django.contrib.admin") and admin.site.index_template is None:
             admin.site.index_template = "admin/corsadmin/index.html"

@@ -144,7 +144,11 @@ class SnapshotBuilder:
                 logger.warning(
                     "corsadmin: ignoring invalid stored origin %r",
                     text,
-                    extra={"event": "ignored_origin", "origin": text, "policy": self._policies[policy_id]["name"]},
+                    extra={
+                        "event": "ignored_origin",
+                        "origin": text,
+                        "policy": self._policies[policy_id]["name"],
+                    },
                 )
                 continue
             entry = (entry_id, found[2], expires)

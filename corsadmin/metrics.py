@@ -125,7 +125,9 @@ class _Metrics:
         )
         # Each worker has its own snapshot: the stalest one is what an alert wants.
         self.generation = Gauge(
-            "corsadmin_snapshot_generation", "Generation of the allow-list served", multiprocess_mode="livemin"
+            "corsadmin_snapshot_generation",
+            "Generation of the allow-list served",
+            multiprocess_mode="livemin",
         )
         self.age = Gauge(
             "corsadmin_snapshot_age_seconds",
@@ -133,7 +135,9 @@ class _Metrics:
             multiprocess_mode="livemax",
         )
         self.entries = Gauge(
-            "corsadmin_snapshot_entries", "Entries per policy in the allow-list served", ("policy",),
+            "corsadmin_snapshot_entries",
+            "Entries per policy in the allow-list served",
+            ("policy",),
             multiprocess_mode="livemax",
         )
         self.policies: set[str] = set()
@@ -217,7 +221,9 @@ def _run() -> None:
         except Exception as exc:
             if not failing:
                 logger.error(
-                    "corsadmin: could not update the Prometheus metrics (%s)", exc, extra={"event": "metrics_failed"}
+                    "corsadmin: could not update the Prometheus metrics (%s)",
+                    exc,
+                    extra={"event": "metrics_failed"},
                 )
             failing = True
 

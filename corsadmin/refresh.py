@@ -66,18 +66,22 @@ class _Trouble:
             metrics.failed(self.service)
         if not self.failing:
             logger.warning(
-                "corsadmin: %s failed (%s: %s); %s", self.what, type(exc).__name__, exc, consequence,
-                extra={"event": "refresh_failed", "service": self.service, "generation": holder.peek().generation},
+                "corsadmin: %s failed (%s: %s); %s",
+                self.what,
+                type(exc).__name__,
+                exc,
+                consequence,
+                extra=self._fields("refresh_failed"),
             )
         self.failing = True
 
     def ok(self) -> None:
         if self.failing:
-            logger.warning(
-                "corsadmin: %s is available again", self.what,
-                extra={"event": "refresh_recovered", "service": self.service, "generation": holder.peek().generation},
-            )
+            logger.warning("corsadmin: %s is available again", self.what, extra=self._fields("refresh_recovered"))
         self.failing = False
+
+    def _fields(self, event: str) -> dict[str, Any]:
+        return {"event": event, "service": self.service, "generation": holder.peek().generation}
 
 
 class _Refresh:
@@ -184,7 +188,9 @@ class SnapshotHolder:
                 try:
                     self._cycle(state)
                 except Exception:  # a bug must not end the refresher: log it, try again
-                    logger.exception("corsadmin: the refresher failed unexpectedly; retrying", extra={"event": "refresh_error"})
+                    logger.exception(
+                        "corsadmin: the refresher failed unexpectedly; retrying", extra={"event": "refresh_error"}
+                    )
                 state.loaded.set()
                 state.wake.wait(conf.refresh_interval())
                 state.wake.clear()

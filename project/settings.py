@@ -173,8 +173,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"fields": {"()": "corsadmin.logging.DefaultFields"}},
     "formatters": {
-        "corsadmin": {"format": "%(levelname)s %(name)s event=%(event)s generation=%(generation)s %(message)s"}
+        "corsadmin": {
+            "format": "%(levelname)s %(name)s event=%(event)s generation=%(generation)s %(message)s",
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["fields"], "formatter": "corsadmin"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["fields"], "formatter": "corsadmin"},
+    },
     "loggers": {"corsadmin": {"handlers": ["console"], "level": "INFO"}},
 }

@@ -48,7 +48,8 @@ def main() -> None:
         middleware(factory.get("/", HTTP_ORIGIN="https://evil.example.net"))
         if not disabled:
             metrics.flush()
-        print(json.dumps({"prometheus": "prometheus_client" in sys.modules and sys.modules["prometheus_client"] is not None, "counted": len(metrics._decisions)}))
+        imported = sys.modules.get("prometheus_client") is not None
+        print(json.dumps({"prometheus": imported, "counted": len(metrics._decisions)}))
 
 
 if __name__ == "__main__":

@@ -9,4 +9,9 @@ ALLOWED_HOSTS = ["*"]
 
 # Tests flush refused-origin telemetry themselves; no background writer thread.
 # Likewise the metrics (enabled by the demo site): tests call metrics.flush().
-CORSADMIN = {**CORSADMIN, "TELEMETRY_FLUSH": "manual", "METRICS_FLUSH": "manual", "REFRESH": "inline"}  # noqa: F405
+CORSADMIN = {  # noqa: F405
+    **CORSADMIN,  # noqa: F405
+    "TELEMETRY_FLUSH": "manual",
+    "METRICS_FLUSH": "manual",
+    "REFRESH": "inline",
+}

@@ -126,7 +126,8 @@ def test_disabled_counts_nothing_and_hides_the_view(client, settings):
 
 
 def run_process(*args: str, multiproc_dir: str | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    dropped = ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(PYTHONPATH=str(ROOT), DJANGO_SETTINGS_MODULE="tests.settings")
     if multiproc_dir:
         env["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir

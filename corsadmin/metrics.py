@@ -53,6 +53,7 @@ _durations: list[float] = []
 _confirmed_at: float | None = None  # when the database last answered this process's refresher
 _thread_pid: int | None = None
 _flush_lock = threading.Lock()
+_start_lock = threading.Lock()  # not the flush's: a request never waits for a flush
 _metrics: Any = None  # the prometheus_client objects, made on the first flush of the process
 
 
@@ -69,7 +70,7 @@ def count(decision: Any, asked: Any, request: Any) -> None:
     """One decision of the middleware. A refused or uncovered request without an Origin, or
     from the site's own origin, is not a CORS request: it is not counted."""
     if decision.allowed:
-        key = (decision.policy, "preflight" if asked.preflight else "allowed")
+        key = (decision.policy or NO_POLICY, "preflight" if asked.preflight else "allowed")
     elif asked.cross_origin(request):
         key = (NO_POLICY, "refused" if decision.covered else "not_covered")
     else:
@@ -203,7 +204,7 @@ def _entries(policy: Any) -> int:
 
 def _start_thread() -> None:
     global _thread_pid
-    with _flush_lock:
+    with _start_lock:
         if _thread_pid == os.getpid():
             return
         _thread_pid = os.getpid()  # after a fork the child starts its own
@@ -258,8 +259,8 @@ def view(request: Any) -> Any:
 
 def _forked() -> None:
     """In a child process: what the parent counted is the parent's (it is not counted again)."""
-    global _flush_lock
-    _flush_lock = threading.Lock()
+    global _flush_lock, _start_lock
+    _flush_lock, _start_lock = threading.Lock(), threading.Lock()
     _decisions.clear()
     _flushed.clear()
     _failures.clear()

@@ -75,6 +75,23 @@ def test_decisions_are_counted_by_policy_and_outcome_after_a_flush(client, enabl
     assert delta(before, decisions())[("default", "allowed")] == 2
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_the_async_path_counts_the_same(async_client, enabled):
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(AllowedOrigin.objects.create)(origin=APP)
+    before = decisions()
+    await async_client.get(ECHO, headers={"Origin": APP})
+    await async_client.options(ECHO, headers={"Origin": APP, "Access-Control-Request-Method": "PUT"})
+    await async_client.get(ECHO, headers={"Origin": EVIL})
+    await sync_to_async(metrics.flush)()
+    assert delta(before, decisions()) == {
+        ("default", "allowed"): 1,
+        ("default", "preflight"): 1,
+        ("(none)", "refused"): 1,
+    }
+
+
 @pytest.mark.django_db
 def test_the_view_shows_the_samples(client, enabled):
     AllowedOrigin.objects.create(origin=APP)

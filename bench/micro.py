@@ -1,6 +1,6 @@
 """The CORS middleware alone: its cost per request, without the rest of Django.
 
-    python bench/micro.py                 # corsadmin vs django-cors-headers, N=10
+    python bench/micro.py                 # corsadmin (metrics off and on) vs django-cors-headers, N=10
     python bench/micro.py --against HEAD  # also corsadmin's middleware.py + snapshot.py at a git revision
     python bench/micro.py --list wildcard # corsadmin's list of subdomain wildcards (or mixed)
 
@@ -129,6 +129,11 @@ def main() -> None:
     variants = [
         ("cors-headers exact N=10", {"kind": "cors-headers", "list": "exact"}, None),
         (f"corsadmin {args.list} N=10 (working tree)", {"kind": "corsadmin"}, None),
+        (
+            f"corsadmin {args.list} N=10 (working tree, METRICS on)",
+            {"kind": "corsadmin", "corsadmin": {"METRICS": True}},
+            None,
+        ),
     ]
     if args.against:
         variants.append((f"corsadmin {args.list} N=10 ({args.against})", {"kind": "corsadmin"}, args.against))

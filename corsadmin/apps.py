@@ -9,8 +9,11 @@ class CorsAdminConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from . import checks, refresh  # noqa: F401  (system checks; the refresh layer's receivers)
+        from . import checks, metrics, refresh  # noqa: F401  (system checks; the refresh layer's receivers)
 
-        # "Check an origin" on the admin home, unless the site has its own index page.
-        if admin.site.index_template is None:
+        metrics.configure()  # CORSADMIN["METRICS"]: the middleware's one flag
+
+        # "Check an origin" on the admin home, unless the site has its own index page (or no
+        # admin: the bench site, an API-only host).
+        if self.apps.is_installed("django.contrib.admin") and admin.site.index_template is None:
             admin.site.index_template = "admin/corsadmin/index.html"

@@ -36,6 +36,12 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_NULL_WITH_CREDENTIALS": False,
     # The admin and corsadmin's API readable cross-origin with credentials (corsadmin.W006).
     "ALLOW_CREDENTIALS_ON_ADMIN": False,
+    # Prometheus metrics (corsadmin[metrics]): counted in memory per process, moved into
+    # prometheus_client at most once per interval (and before each scrape of the view).
+    "METRICS": False,
+    "METRICS_INTERVAL": 5.0,
+    # "background": a thread per process moves the counts; "manual": call metrics.flush().
+    "METRICS_FLUSH": "background",
     # The largest import body the API reads (a 100,000-origin export is about 21 MB).
     "IMPORT_MAX_BYTES": 32 * 1024 * 1024,
 }

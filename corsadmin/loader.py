@@ -141,7 +141,15 @@ class SnapshotBuilder:
                 continue
             found = entry_key(text)
             if found is None:
-                logger.warning("corsadmin: ignoring invalid stored origin %r", text)
+                logger.warning(
+                    "corsadmin: ignoring invalid stored origin %r",
+                    text,
+                    extra={
+                        "event": "ignored_origin",
+                        "origin": text,
+                        "policy": self._policies[policy_id]["name"],
+                    },
+                )
                 continue
             entry = (entry_id, found[2], expires)
             added[policy_id].append(((found[0], found[1]), entry))
@@ -189,7 +197,11 @@ class SnapshotBuilder:
             table = self._tables[pk]
             if refuse_null and table.exact_value(NULL) is not None:
                 # Written around validation (QuerySet.update, raw SQL, loaddata): never honoured.
-                logger.warning("corsadmin: ignoring null in policy %s, which allows credentials", row["name"])
+                logger.warning(
+                    "corsadmin: ignoring null in policy %s, which allows credentials",
+                    row["name"],
+                    extra={"event": "ignored_origin", "origin": NULL, "policy": row["name"]},
+                )
             try:
                 compiled.append(
                     CompiledPolicy(
@@ -209,7 +221,12 @@ class SnapshotBuilder:
                 )
             except (re.error, TypeError, ValueError) as exc:
                 # Written around validation (raw SQL): skip this policy, keep the others.
-                logger.warning("corsadmin: ignoring policy %s, it cannot be compiled: %s", row["name"], exc)
+                logger.warning(
+                    "corsadmin: ignoring policy %s, it cannot be compiled: %s",
+                    row["name"],
+                    exc,
+                    extra={"event": "ignored_policy", "policy": row["name"]},
+                )
         enabled = {pk for pk, row in self._policies.items() if row["enabled"]}
         csrf = EntryTable.build(entry for policy_id, entry in self._csrf.values() if policy_id in enabled)
         return settings_snapshot(compiled, self.generation, CompiledPolicy(name="(csrf)", table=csrf))

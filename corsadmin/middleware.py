@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
+from . import metrics
 from .protected import guard
 from .refresh import holder
 from .signals import check_request_enabled
@@ -55,11 +56,17 @@ class _Request:
         """Count a refused cross-origin request (a same-origin one is not a refusal)."""
         if decision.allowed or not decision.covered or not self.origin:
             return
+        if self.cross_origin(request):
+            record_refusal(self.origin, self.path)
+
+    def cross_origin(self, request: HttpRequest) -> bool:
+        """An Origin that is not the site's own (a same-origin request is not a refusal)."""
+        if not self.origin:
+            return False
         host = request.META.get("HTTP_HOST")
         if host and not self.origin.endswith(host):  # cannot be our own origin: skip building it
-            record_refusal(self.origin, self.path)
-        elif self.origin != _own_origin(request):
-            record_refusal(self.origin, self.path)
+            return True
+        return self.origin != _own_origin(request)
 
 
 def _own_origin(request: HttpRequest) -> str:
@@ -85,7 +92,12 @@ def _enabled(responses: list[tuple[Any, Any]]) -> bool:
     enabled = False
     for receiver, result in responses:
         if isinstance(result, Exception):
-            logger.error("corsadmin: check_request_enabled receiver %r raised %r", receiver, result)
+            logger.error(
+                "corsadmin: check_request_enabled receiver %r raised %r",
+                receiver,
+                result,
+                extra={"event": "receiver_failed"},
+            )
         elif result:
             enabled = True
     return enabled
@@ -158,6 +170,8 @@ class CorsMiddleware:
             decision = asked.decide_enabled(snapshot)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         asked.note_refusal(request, decision)
+        if metrics.ENABLED:
+            metrics.count(decision, asked, request)
         if asked.preflight and decision.covered:
             return _finish(_preflight_response(), decision, _vary_field(snapshot))
         return _finish(self.get_response(request), decision, _vary_field(snapshot))
@@ -175,6 +189,8 @@ class CorsMiddleware:
             decision = asked.decide_enabled(snapshot)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         asked.note_refusal(request, decision)
+        if metrics.ENABLED:
+            metrics.count(decision, asked, request)
         if asked.preflight and decision.covered:
             return _finish(_preflight_response(), decision, _vary_field(snapshot))
         return _finish(await self.get_response(request), decision, _vary_field(snapshot))

@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+from time import perf_counter  # the refresh duration metric (tests replace this module's time)
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -35,7 +36,7 @@ from django.core.signals import setting_changed
 from django.db import connection
 from django.dispatch import receiver
 
-from . import conf
+from . import conf, metrics
 from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, settings_snapshot
 from .signals import config_committed
@@ -55,19 +56,32 @@ def _settings_only() -> Snapshot:
 class _Trouble:
     """A service's state: one log line when it starts failing, one when it recovers."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, service: str) -> None:
         self.what = what
+        self.service = service  # the label of the failures metric and the logs' "service" field
         self.failing = False
 
     def failed(self, exc: BaseException, consequence: str) -> None:
+        if metrics.ENABLED:
+            metrics.failed(self.service)
         if not self.failing:
-            logger.warning("corsadmin: %s failed (%s: %s); %s", self.what, type(exc).__name__, exc, consequence)
+            logger.warning(
+                "corsadmin: %s failed (%s: %s); %s",
+                self.what,
+                type(exc).__name__,
+                exc,
+                consequence,
+                extra=self._fields("refresh_failed"),
+            )
         self.failing = True
 
     def ok(self) -> None:
         if self.failing:
-            logger.warning("corsadmin: %s is available again", self.what)
+            logger.warning("corsadmin: %s is available again", self.what, extra=self._fields("refresh_recovered"))
         self.failing = False
+
+    def _fields(self, event: str) -> dict[str, Any]:
+        return {"event": event, "service": self.service, "generation": holder.peek().generation}
 
 
 class _Refresh:
@@ -84,8 +98,8 @@ class _Refresh:
         self.db_checks = 0
         self.bus: CacheBus | None = None
         self.bus_ready = False
-        self.database = _Trouble("the database (refreshing the CORS allow-list)")
-        self.cache = _Trouble("the cache (the CORS allow-list's generation stamp)")
+        self.database = _Trouble("the database (refreshing the CORS allow-list)", "database")
+        self.cache = _Trouble("the cache (the CORS allow-list's generation stamp)", "cache")
 
 
 class SnapshotHolder:
@@ -174,7 +188,9 @@ class SnapshotHolder:
                 try:
                     self._cycle(state)
                 except Exception:  # a bug must not end the refresher: log it, try again
-                    logger.exception("corsadmin: the refresher failed unexpectedly; retrying")
+                    logger.exception(
+                        "corsadmin: the refresher failed unexpectedly; retrying", extra={"event": "refresh_error"}
+                    )
                 state.loaded.set()
                 state.wake.wait(conf.refresh_interval())
                 state.wake.clear()
@@ -183,7 +199,7 @@ class SnapshotHolder:
             connection.close()
 
     def _listen(self, state: _Refresh, channel: Any) -> None:
-        trouble = _Trouble("listening for CORS allow-list changes")
+        trouble = _Trouble("listening for CORS allow-list changes", "listener")
         while not state.stop.is_set():
             try:
                 channel.listen(
@@ -249,16 +265,21 @@ class SnapshotHolder:
 
     def _update(self, state: _Refresh) -> None:
         state.db_checks += 1
+        started = perf_counter()
         try:
             with _deadline():
                 snapshot = state.builder.update()
         except Exception as exc:
+            if metrics.ENABLED:
+                metrics.refreshed(perf_counter() - started, ok=False)
             state.database.failed(
                 exc, "keeping the last good allow-list" if self._snapshot else "refusing CORS until it loads"
             )
             if threading.current_thread().name == REFRESHER:
                 connection.close()  # the next try reconnects
             return
+        if metrics.ENABLED:
+            metrics.refreshed(perf_counter() - started, ok=True)
         state.database.ok()
         if snapshot is not None:
             with self._lock:

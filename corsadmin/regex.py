@@ -67,5 +67,6 @@ def compile_path_regex(pattern: str | re.Pattern[str]) -> Matcher:
             "corsadmin: url_regex %r runs in Python's backtracking re, not RE2 (%s); rewrite it",
             pattern,
             _reason(exc),
+            extra={"event": "regex_fallback"},
         )
         return re.compile(pattern).match

@@ -172,7 +172,12 @@ class EntryTable:
         """While building (before ``seal``): add an entry; its canonical text, or None if invalid."""
         found = entry_key(text)
         if found is None:
-            logger.warning("corsadmin: ignoring invalid stored origin %r in policy %s", text, label)
+            logger.warning(
+                "corsadmin: ignoring invalid stored origin %r in policy %s",
+                text,
+                label,
+                extra={"event": "ignored_origin", "origin": text, "policy": label},
+            )
             return None
         where, key, canonical = found
         if where == "exact":

@@ -83,6 +83,7 @@ class Recorder:
                 "corsadmin: telemetry dropped %d refusals (cap of %s distinct origins)",
                 self.dropped,
                 conf.get("TELEMETRY_MAX_ORIGINS"),
+                extra={"event": "telemetry_dropped"},
             )
             self.dropped = 0
         for (origin, prefix), (count, first, last) in counts.items():
@@ -127,7 +128,11 @@ class Recorder:
                 failing = False
             except Exception as exc:
                 if not failing:
-                    logger.error("corsadmin: could not write refused-origin telemetry (%s)", exc)
+                    logger.error(
+                        "corsadmin: could not write refused-origin telemetry (%s)",
+                        exc,
+                        extra={"event": "telemetry_failed"},
+                    )
                 failing = True
             finally:
                 connection.close()
@@ -152,7 +157,12 @@ def prune() -> int:
         older = Q(last_seen__lt=last_seen) | Q(last_seen=last_seen, pk__lte=pk)
         evicted = RefusedOrigin.objects.filter(older).delete()[0]
         removed += evicted
-        logger.info("corsadmin: evicted %d least recently seen refused origins (cap of %d rows)", evicted, cap)
+        logger.info(
+            "corsadmin: evicted %d least recently seen refused origins (cap of %d rows)",
+            evicted,
+            cap,
+            extra={"event": "telemetry_evicted"},
+        )
     return removed
 
 

@@ -3,7 +3,27 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
+
+# Prometheus metrics from every worker (corsadmin.metrics): prometheus_client's multiprocess
+# mode needs a directory that exists and is emptied at each start, known before any worker runs.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _var = Path(os.environ.get("CORSADMIN_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_var / "prometheus")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+for _stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):  # the last run's workers
+    _stale.unlink(missing_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker's live gauges (snapshot generation, age) leave the scrape with it."""
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:
+        return
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def when_ready(server: Any) -> None:

@@ -105,7 +105,12 @@ if os.environ.get("REDIS_URL"):
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CORSADMIN = {"REFRESH_INTERVAL": float(os.environ.get("CORSADMIN_REFRESH_INTERVAL", "1"))}
+CORSADMIN = {
+    "REFRESH_INTERVAL": float(os.environ.get("CORSADMIN_REFRESH_INTERVAL", "1")),
+    # Prometheus metrics at /metrics/ (project/urls.py). Under gunicorn -w N, set
+    # PROMETHEUS_MULTIPROC_DIR to an empty directory (README, "Metrics").
+    "METRICS": True,
+}
 
 # The REST API at /api/cors/ (corsadmin.api). Token first, so an anonymous
 # request gets 401 with "WWW-Authenticate: Token"; session logins keep CSRF.
@@ -166,6 +171,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"fields": {"()": "corsadmin.logging.DefaultFields"}},
+    "formatters": {
+        "corsadmin": {
+            "format": "%(levelname)s %(name)s event=%(event)s generation=%(generation)s %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["fields"], "formatter": "corsadmin"},
+    },
     "loggers": {"corsadmin": {"handlers": ["console"], "level": "INFO"}},
 }

@@ -8,4 +8,10 @@ STORAGES = {
 ALLOWED_HOSTS = ["*"]
 
 # Tests flush refused-origin telemetry themselves; no background writer thread.
-CORSADMIN = {**CORSADMIN, "TELEMETRY_FLUSH": "manual", "REFRESH": "inline"}  # noqa: F405
+# Likewise the metrics (enabled by the demo site): tests call metrics.flush().
+CORSADMIN = {  # noqa: F405
+    **CORSADMIN,  # noqa: F405
+    "TELEMETRY_FLUSH": "manual",
+    "METRICS_FLUSH": "manual",
+    "REFRESH": "inline",
+}

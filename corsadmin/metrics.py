@@ -1,0 +1,278 @@
+"""Prometheus metrics (``CORSADMIN["METRICS"] = True``; needs ``corsadmin[metrics]``).
+
+The request path only adds one to a plain dictionary of this process (no lock, no
+``prometheus_client`` call). A daemon thread per process (or ``flush()``, which the
+metrics view also calls before each scrape) moves the counts into ``prometheus_client``
+metrics at most once per ``METRICS_INTERVAL``, and sets the gauges from this process's
+snapshot. With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn's workers), prometheus_client
+writes each process's values to that directory and the view adds them up; otherwise the
+metrics live in prometheus_client's default registry.
+
+Disabled (the default), nothing here imports ``prometheus_client`` and the middleware
+pays one test of ``ENABLED``.
+
+Series:
+    corsadmin_decisions_total{policy, outcome}  outcome: allowed, refused, preflight, not_covered
+    corsadmin_refresh_duration_seconds           histogram of the refresher's database reads
+    corsadmin_refresh_failures_total{service}    service: database, cache, listener
+    corsadmin_snapshot_generation                the allow-list generation served (lowest worker)
+    corsadmin_snapshot_age_seconds               since the database last confirmed it (oldest worker)
+    corsadmin_snapshot_entries{policy}           entries per policy (exact origins and patterns)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from . import conf
+
+logger = logging.getLogger("corsadmin")
+
+# The middleware's guard: set from CORSADMIN["METRICS"] when the app is ready and when the
+# setting changes (a module-level flag, so a disabled site pays one attribute test).
+ENABLED = False
+
+OUTCOMES = ("allowed", "refused", "preflight", "not_covered")
+NO_POLICY = "(none)"  # the label of refusals and requests no policy covers
+MAX_DURATIONS = 1000  # refresh durations kept between two flushes (a refresh is rare)
+
+# (policy, outcome) -> count since the process started: only ever grows, so a flush takes the
+# difference with what it flushed before and nothing is lost to a swap during a request.
+_decisions: dict[tuple[str, str], int] = {}
+_flushed: dict[tuple[str, str], int] = {}
+_failures: dict[str, int] = {}
+_failures_flushed: dict[str, int] = {}
+_durations: list[float] = []
+_confirmed_at: float | None = None  # when the database last answered this process's refresher
+_thread_pid: int | None = None
+_flush_lock = threading.Lock()
+_start_lock = threading.Lock()  # not the flush's: a request never waits for a flush
+_metrics: Any = None  # the prometheus_client objects, made on the first flush of the process
+
+
+def configure() -> None:
+    """Read ``CORSADMIN["METRICS"]`` (at start-up and when the setting changes)."""
+    global ENABLED
+    ENABLED = bool(conf.get("METRICS"))
+
+
+# --- the request path ------------------------------------------------------------------
+
+
+def count(decision: Any, asked: Any, request: Any) -> None:
+    """One decision of the middleware. A refused or uncovered request without an Origin, or
+    from the site's own origin, is not a CORS request: it is not counted."""
+    if decision.allowed:
+        key = (decision.policy or NO_POLICY, "preflight" if asked.preflight else "allowed")
+    elif asked.cross_origin(request):
+        key = (NO_POLICY, "refused" if decision.covered else "not_covered")
+    else:
+        return
+    counts = _decisions
+    if key in counts:
+        counts[key] += 1  # without a lock: a rare lost increment between threads, never an error
+    else:
+        counts[key] = 1
+        if _thread_pid != os.getpid():
+            _start_thread()
+
+
+# --- the refresher ---------------------------------------------------------------------
+
+
+def refreshed(seconds: float, ok: bool) -> None:
+    """One read of the database by the refresher, successful or not."""
+    global _confirmed_at
+    if len(_durations) < MAX_DURATIONS:
+        _durations.append(seconds)
+    if ok:
+        _confirmed_at = time.time()
+    # No thread started here: gunicorn --preload refreshes in the master, which serves nothing.
+
+
+def failed(service: str) -> None:
+    """A failed call to a service (``database``, ``cache``, ``listener``)."""
+    _failures[service] = _failures.get(service, 0) + 1
+
+
+# --- the move into prometheus_client ---------------------------------------------------
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"))
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.decisions = Counter(
+            "corsadmin_decisions", "CORS decisions by policy and outcome", ("policy", "outcome")
+        )
+        self.duration = Histogram(
+            "corsadmin_refresh_duration_seconds",
+            "How long the refresher's reads of the allow-list took",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.failures = Counter(
+            "corsadmin_refresh_failures", "Failed calls to a service by the refresher", ("service",)
+        )
+        # Each worker has its own snapshot: the stalest one is what an alert wants.
+        self.generation = Gauge(
+            "corsadmin_snapshot_generation",
+            "Generation of the allow-list served",
+            multiprocess_mode="livemin",
+        )
+        self.age = Gauge(
+            "corsadmin_snapshot_age_seconds",
+            "Seconds since the database last confirmed the allow-list served",
+            multiprocess_mode="livemax",
+        )
+        self.entries = Gauge(
+            "corsadmin_snapshot_entries",
+            "Entries per policy in the allow-list served",
+            ("policy",),
+            multiprocess_mode="livemax",
+        )
+        self.policies: set[str] = set()
+
+
+def _get_metrics() -> _Metrics:
+    global _metrics
+    if _metrics is None:
+        _metrics = _Metrics()
+    return _metrics
+
+
+def flush() -> None:
+    """Move this process's counts into prometheus_client and set the gauges."""
+    with _flush_lock:
+        metrics = _get_metrics()
+        for key, total in list(_decisions.items()):
+            delta = total - _flushed.get(key, 0)
+            if delta > 0:
+                metrics.decisions.labels(*key).inc(delta)
+                _flushed[key] = total
+        for service, total in list(_failures.items()):
+            delta = total - _failures_flushed.get(service, 0)
+            if delta > 0:
+                metrics.failures.labels(service).inc(delta)
+                _failures_flushed[service] = total
+        durations = _durations[:]
+        del _durations[: len(durations)]
+        for seconds in durations:
+            metrics.duration.observe(seconds)
+        _set_gauges(metrics)
+
+
+def _set_gauges(metrics: _Metrics) -> None:
+    from .refresh import holder
+
+    snapshot = holder.peek()
+    metrics.generation.set(snapshot.generation or 0)
+    confirmed = _confirmed_at or getattr(snapshot, "built_at", None)
+    if confirmed is not None:
+        metrics.age.set(max(0.0, time.time() - confirmed))
+    seen = set()
+    for policy in snapshot.policies:
+        seen.add(policy.name)
+        metrics.entries.labels(policy.name).set(_entries(policy))
+    for gone in metrics.policies - seen:  # a deleted policy's series goes with it
+        try:
+            metrics.entries.remove(gone)
+        except KeyError:
+            pass
+    metrics.policies = seen
+
+
+def _entries(policy: Any) -> int:
+    table = getattr(policy, "table", None)
+    if table is None:
+        return 0
+    try:
+        return len(table)
+    except TypeError:
+        return 0
+
+
+def _start_thread() -> None:
+    global _thread_pid
+    with _start_lock:
+        if _thread_pid == os.getpid():
+            return
+        _thread_pid = os.getpid()  # after a fork the child starts its own
+    if conf.get("METRICS_FLUSH") == "background":
+        threading.Thread(target=_run, name="corsadmin-metrics", daemon=True).start()
+
+
+def _run() -> None:
+    failing = False
+    while True:
+        time.sleep(float(conf.get("METRICS_INTERVAL")))
+        try:
+            flush()
+            failing = False
+        except Exception as exc:
+            if not failing:
+                logger.error(
+                    "corsadmin: could not update the Prometheus metrics (%s)",
+                    exc,
+                    extra={"event": "metrics_failed"},
+                )
+            failing = True
+
+
+# --- the scrape ------------------------------------------------------------------------
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus' text format: every worker's with ``PROMETHEUS_MULTIPROC_DIR``."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+    flush()
+    if multiprocess():
+        from prometheus_client import multiprocess as mp
+
+        registry = CollectorRegistry()
+        mp.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def view(request: Any) -> Any:
+    """``/metrics``: 404 unless ``CORSADMIN["METRICS"]``. Protect it as any scrape target
+    (network, proxy or the host's own decorator): it names the policies."""
+    from django.http import Http404, HttpResponse
+
+    if not conf.get("METRICS"):
+        raise Http404("metrics are disabled")
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)
+
+
+def _forked() -> None:
+    """In a child process: what the parent counted is the parent's (it is not counted again)."""
+    global _flush_lock, _start_lock
+    _flush_lock, _start_lock = threading.Lock(), threading.Lock()
+    _decisions.clear()
+    _flushed.clear()
+    _failures.clear()
+    _failures_flushed.clear()
+    del _durations[:]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+@receiver(setting_changed)
+def _setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting == "CORSADMIN":
+        configure()

@@ -1,0 +1,56 @@
+"""A process that counts decisions through the middleware and flushes its metrics.
+
+    python -m tests.metrics_process ALLOWED GENERATION [--disabled]
+
+Used by test_metrics.py: two of these with one PROMETHEUS_MULTIPROC_DIR stand for two
+gunicorn workers; ``--disabled`` checks that nothing imports prometheus_client. No database:
+the snapshot is built in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+
+def main() -> None:
+    allowed, generation = int(sys.argv[1]), int(sys.argv[2])
+    disabled = "--disabled" in sys.argv
+    if disabled:
+        sys.modules["prometheus_client"] = None  # type: ignore[assignment]  # any import fails
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.http import HttpResponse
+    from django.test import RequestFactory, override_settings
+
+    from corsadmin import metrics
+    from corsadmin.middleware import CorsMiddleware
+    from corsadmin.refresh import holder
+    from corsadmin.snapshot import CompiledPolicy, Snapshot
+
+    with override_settings(
+        CORSADMIN={**settings.CORSADMIN, "METRICS": not disabled, "TELEMETRY": False, "REFRESH": "background"}
+    ):
+        holder._snapshot = Snapshot(
+            [CompiledPolicy(name="workers", entries=[(1, "https://app.example.com", math.inf)])], generation
+        )
+        holder._running = True  # serve this snapshot; no refresher, no database
+        middleware = CorsMiddleware(lambda request: HttpResponse("ok"))
+        factory = RequestFactory()
+        for _ in range(allowed):
+            middleware(factory.get("/", HTTP_ORIGIN="https://app.example.com"))
+        middleware(factory.get("/", HTTP_ORIGIN="https://evil.example.net"))
+        if not disabled:
+            metrics.flush()
+        imported = sys.modules.get("prometheus_client") is not None
+        print(json.dumps({"prometheus": imported, "counted": len(metrics._decisions)}))
+
+
+if __name__ == "__main__":
+    main()

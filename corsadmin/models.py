@@ -295,13 +295,15 @@ class AllowedOrigin(ConfigModel):
     enabled = models.BooleanField(default=True)
     note = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Leave empty to never expire.")
-    csrf_trusted = models.BooleanField(
-        default=False, help_text="Also trusted by Django's CSRF origin check."
-    )
+    csrf_trusted = models.BooleanField(default=False, help_text="Also trusted by Django's CSRF origin check.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
 
@@ -398,7 +400,9 @@ class Tombstone(models.Model):
             Generation.objects.using(using).filter(pk=1, pruned__lt=newest).update(pruned=newest)
 
 
-def _stamp_raw_save(sender: type[ConfigModel], instance: ConfigModel, raw: bool, using: str, **kwargs: Any) -> None:
+def _stamp_raw_save(
+    sender: type[ConfigModel], instance: ConfigModel, raw: bool, using: str, **kwargs: Any
+) -> None:
     """Fixtures (``loaddata``) save rows without ``save()``: stamp them all the same."""
     if raw:
         with _one_transaction(using):

@@ -77,7 +77,9 @@ class _Trouble:
 
     def ok(self) -> None:
         if self.failing:
-            logger.warning("corsadmin: %s is available again", self.what, extra=self._fields("refresh_recovered"))
+            logger.warning(
+                "corsadmin: %s is available again", self.what, extra=self._fields("refresh_recovered")
+            )
         self.failing = False
 
     def _fields(self, event: str) -> dict[str, Any]:
@@ -189,7 +191,8 @@ class SnapshotHolder:
                     self._cycle(state)
                 except Exception:  # a bug must not end the refresher: log it, try again
                     logger.exception(
-                        "corsadmin: the refresher failed unexpectedly; retrying", extra={"event": "refresh_error"}
+                        "corsadmin: the refresher failed unexpectedly; retrying",
+                        extra={"event": "refresh_error"},
                     )
                 state.loaded.set()
                 state.wake.wait(conf.refresh_interval())
@@ -221,8 +224,7 @@ class SnapshotHolder:
             state.wake.set()
 
     def _heard(self, state: _Refresh, generation: int) -> None:
-        if generation > state.news:
-            state.news = generation
+        state.news = max(state.news, generation)
         state.wake.set()
 
     def refresh(self) -> None:
@@ -441,7 +443,6 @@ def _on_commit(generation: int, **kwargs: Any) -> None:
 config_committed.connect(_on_commit, dispatch_uid="corsadmin_refresh")
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=holder._forked)
-
 
 
 @receiver(setting_changed)

@@ -127,7 +127,7 @@ def entry_key(text: str) -> tuple[str, Any, str] | None:
         except ValidationError:
             return None
         text, quick = entry.text, (entry.scheme, entry.host, entry.port, entry.wildcard)
-    scheme, host, port, wildcard = quick
+    _scheme, _host, port, wildcard = quick
     if not wildcard and port != ANY_PORT:  # OriginEntry.is_exact
         return "exact", text, text
     return "pattern", quick, text

@@ -17,7 +17,6 @@ from corsadmin.models import AllowedOrigin
 from corsadmin.refresh import holder
 
 from .cors_helpers import APP, ECHO, cors_headers
-from .proxy import Proxy
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

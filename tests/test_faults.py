@@ -551,7 +551,9 @@ def latency_p99(probes) -> float:
     return latencies[int(len(latencies) * 0.99) - 1]
 
 
-@pytest.mark.parametrize(("service", "fault"), [("redis", "hang"), ("pg", "hang"), ("redis", "down"), ("pg", "down")])
+@pytest.mark.parametrize(
+    ("service", "fault"), [("redis", "hang"), ("pg", "hang"), ("redis", "down"), ("pg", "down")]
+)
 def test_a_failing_service_never_slows_the_requests(
     deployment, machines, restore, report_line, service, fault
 ):

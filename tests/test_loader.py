@@ -68,7 +68,9 @@ class Writer:
         return self.rng.choice(rows) if rows else None
 
     def expiry(self):
-        return self.rng.choice([None, None, timezone.now() + timedelta(days=1), timezone.now() - timedelta(days=1)])
+        return self.rng.choice(
+            [None, None, timezone.now() + timedelta(days=1), timezone.now() - timedelta(days=1)]
+        )
 
     def write(self) -> None:
         rng = self.rng
@@ -144,7 +146,9 @@ class Writer:
     def policy_create(self) -> None:
         name = f"p{self.rng.randrange(4)}"
         if not Policy.objects.filter(name=name).exists():
-            Policy.objects.create(name=name, url_regex=self.rng.choice(["^/api/", "^/"]), priority=self.rng.randrange(3))
+            Policy.objects.create(
+                name=name, url_regex=self.rng.choice(["^/api/", "^/"]), priority=self.rng.randrange(3)
+            )
 
     def policy_save(self) -> None:
         policy = self.policy()

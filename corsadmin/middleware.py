@@ -169,6 +169,7 @@ class CorsMiddleware:
         if not decision.allowed and asked.origin and _receivers_listening() and _enabled_by_receiver(request):
             decision = asked.decide_enabled(snapshot)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
+        request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
         asked.note_refusal(request, decision)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
@@ -188,6 +189,7 @@ class CorsMiddleware:
         ):
             decision = asked.decide_enabled(snapshot)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
+        request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
         asked.note_refusal(request, decision)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)

@@ -45,7 +45,7 @@ def error(request: HttpRequest) -> JsonResponse:
 
 # --- debug-only counters (CORSADMIN_DEBUG_STATS=1) ----------------------------------
 
-_counts = {"queries": 0}
+_counts = {"queries": 0, "requests": 0}
 _counts_lock = threading.Lock()
 
 
@@ -71,12 +71,20 @@ def install_query_counter() -> None:
 def refresh_stats(request: HttpRequest) -> dict[str, Any]:
     """This process's refresh layer: ``rebuilds`` (snapshots built: full loads and
     incremental updates), ``db_checks`` (reads of the database's generation stamp), the
-    ``generation`` of the current snapshot, and every query the process ran."""
+    ``generation`` of the snapshot that decided this request, every query the process ran,
+    and ``requests``: this request's number in the order the process served them (a client's
+    clock may see two answers in the other order)."""
     from corsadmin.refresh import holder
 
     with _counts_lock:
+        _counts["requests"] += 1  # the order this process served its requests in
         counts = dict(_counts)
     stats = holder.stats()
+    # The snapshot that decided this request: the refresher may have swapped in a newer one
+    # since the middleware asked, and that one must not be reported as the decider.
+    decided = getattr(request, "_cors_snapshot", None)
+    if decided is not None:
+        stats["generation"] = decided.generation
     return {
         **counts,
         **stats,

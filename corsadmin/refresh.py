@@ -367,14 +367,11 @@ class SnapshotHolder:
         self._state = _Refresh(self._state.builder)
         self._running = False
 
-    @property
-    def rebuilds(self) -> int:
-        return self._state.builder.full_loads + self._state.builder.updates
-
     def stats(self) -> dict[str, Any]:
         state = self._state
         return {
             "generation": self.peek().generation,
+            "rebuilds": state.builder.full_loads + state.builder.updates,
             "full_loads": state.builder.full_loads,
             "updates": state.builder.updates,
             "db_checks": state.db_checks,
@@ -430,10 +427,6 @@ def _timeout() -> float:
 
 
 holder = SnapshotHolder()
-
-
-def get_snapshot() -> Snapshot:
-    return holder.get()
 
 
 def _on_commit(generation: int, **kwargs: Any) -> None:

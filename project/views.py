@@ -88,6 +88,5 @@ def refresh_stats(request: HttpRequest) -> dict[str, Any]:
     return {
         **counts,
         **stats,
-        "rebuilds": holder.rebuilds,
         "handler": type(request).__name__,
     }

@@ -142,7 +142,7 @@ class AllowedOriginInline(admin.TabularInline):
     form = AllowedOriginForm
     formset = OriginInlineFormSet
     extra = 1
-    fields = ("origin", "enabled", "expires_at", "csrf_trusted", "note")
+    fields = ("origin", "effect", "enabled", "expires_at", "csrf_trusted", "note")
     show_change_link = True
 
 
@@ -157,14 +157,14 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
     list_display = (
-        "name", "url_regex", "priority", "enabled", "allow_all_origins", "allow_credentials", "active_origins",
-        "updated_at",
+        "name", "url_regex", "hosts_shown", "priority", "mode", "enabled", "allow_all_origins", "allow_credentials",
+        "active_origins", "updated_at",
     )
-    list_filter = ("enabled", "allow_credentials", "allow_all_origins")
+    list_filter = ("enabled", "mode", "allow_credentials", "allow_all_origins")
     search_fields = ("name", "note", "url_regex")
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "url_regex", "priority", "enabled", "note")}),
+        (None, {"fields": ("name", "url_regex", "hosts", "priority", "mode", "enabled", "note")}),
         ("Origins", {"fields": ("allow_all_origins", "allow_credentials")}),
         (
             "Headers",
@@ -178,6 +178,10 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
             Q(origins__expires_at__isnull=True) | Q(origins__expires_at__gt=timezone.now())
         )
         return super().get_queryset(request).annotate(_active=Count("origins", filter=active))
+
+    @admin.display(description="hosts")
+    def hosts_shown(self, obj: Policy) -> str:
+        return ", ".join(obj.hosts) if obj.hosts else "every host"
 
     @admin.display(description="active origins", ordering="_active")
     def active_origins(self, obj: Policy) -> int:
@@ -200,8 +204,8 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = AllowedOriginForm
     # Narrow enough for a 1280 px screen beside the admin's navigation: "status" says
     # disabled/expired, the note is cut (the whole note is its tooltip).
-    list_display = ("origin", "policy", "status", "expires", "csrf", "short_note", "changed")
-    list_filter = ("policy", "enabled", ExpiredFilter, "csrf_trusted")
+    list_display = ("origin", "policy", "effect", "status", "expires", "csrf", "short_note", "changed")
+    list_filter = ("policy", "effect", "enabled", ExpiredFilter, "csrf_trusted")
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
     readonly_fields = ("created_at", "updated_at", "created_by")
@@ -385,7 +389,10 @@ def allowed_now(refused: RefusedOrigin) -> bool:
     """Whether the allow-list allows this origin on this path now (allowed since it was refused)."""
     from .refresh import holder
 
-    return holder.get().decide(refused.origin, refused.path_prefix).allowed
+    snapshot = holder.get()
+    if refused.report:  # would the report-only policy, on its own, allow it now?
+        return bool(snapshot.policy_allows(refused.policy, refused.origin))
+    return snapshot.decide(refused.origin, refused.path_prefix).allowed
 
 
 class AllowedNowFilter(admin.SimpleListFilter):
@@ -399,7 +406,8 @@ class AllowedNowFilter(admin.SimpleListFilter):
         if self.value() not in ("yes", "no"):
             return queryset
         # At most REFUSED_MAX_ROWS rows, each asked of the in-memory snapshot.
-        allowed = [r.pk for r in queryset.only("pk", "origin", "path_prefix") if allowed_now(r)]
+        rows = queryset.only("pk", "origin", "path_prefix", "report", "policy")
+        allowed = [r.pk for r in rows if allowed_now(r)]
         if self.value() == "yes":
             return queryset.filter(pk__in=allowed)
         return queryset.exclude(pk__in=allowed)
@@ -407,11 +415,16 @@ class AllowedNowFilter(admin.SimpleListFilter):
 
 @admin.register(RefusedOrigin)
 class RefusedOriginAdmin(admin.ModelAdmin):
-    list_display = ("origin", "path_prefix", "count", "first_seen", "last_seen", "allowed_now", "dismissed")
-    list_filter = (DismissedFilter, AllowedNowFilter, "path_prefix")
-    search_fields = ("origin", "path_prefix")
+    list_display = (
+        "origin", "path_prefix", "report", "policy", "count", "first_seen", "last_seen", "allowed_now", "dismissed",
+    )
+    list_filter = (DismissedFilter, AllowedNowFilter, "report", "path_prefix")
+    search_fields = ("origin", "path_prefix", "policy")
     actions = ("allow", "dismiss")
-    fields = ("origin", "path_prefix", "count", "first_seen", "last_seen", "dismissed", "allowed_now", "fix")
+    fields = (
+        "origin", "path_prefix", "report", "policy", "count", "first_seen", "last_seen", "dismissed", "allowed_now",
+        "fix",
+    )
     readonly_fields = ("allowed_now", "fix")
 
     @admin.display(description="allowed now", boolean=True)
@@ -423,7 +436,12 @@ class RefusedOriginAdmin(admin.ModelAdmin):
         check = reverse("admin:corsadmin_check") + "?" + urlencode(
             {"origin": obj.origin, "path": obj.path_prefix, "method": "GET"}
         )
-        allow = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode({"origin": obj.origin})
+        query = {"origin": obj.origin}
+        if obj.report:  # allow it where it would be refused: in the report-only policy
+            policy_pk = Policy.objects.filter(name=obj.policy).values_list("pk", flat=True).first()
+            if policy_pk is not None:
+                query["policy"] = str(policy_pk)
+        allow = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query)
         return format_html(
             '<a class="button" id="refused-check" href="{}">Check</a> '
             '<a class="button" id="refused-allow" href="{}">Allow…</a>',

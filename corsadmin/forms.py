@@ -65,6 +65,14 @@ class MethodsWidget(forms.CheckboxSelectMultiple):
         return False  # no box ticked is an empty list, as for any checkbox list
 
 
+def _default_when_left_out(field: Any, default: str) -> None:
+    """A choice posted empty or left out (scripts, older forms) is the model's default, and
+    not a change."""
+    if field is not None:
+        field.required = False
+        field.empty_value = default
+
+
 class PolicyForm(forms.ModelForm):
     # Declared fields do not inherit the model's defaults: give them the same ones, so a
     # policy added with the form as shown answers preflights like one added by the API.
@@ -78,10 +86,18 @@ class PolicyForm(forms.ModelForm):
         required=False, initial=default_headers, help_text="Comma-separated request header names."
     )
     expose_headers = TokenListField(required=False, help_text="Comma-separated response header names.")
+    hosts = TokenListField(
+        required=False,
+        help_text="Comma-separated hosts (api.example.com, *.example.com), without port; empty for every host.",
+    )
 
     class Meta:
         model = Policy
         fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _default_when_left_out(self.fields.get("mode"), Policy.ENFORCE)
 
     def clean_allow_methods(self) -> list[str]:
         return self._default_when_new_and_empty("allow_methods", default_methods)
@@ -110,6 +126,7 @@ class AllowedOriginForm(forms.ModelForm):
             self.fields["expires_at"].help_text = (
                 f"Date and time in {timezone.get_current_timezone_name()}; leave empty to never expire."
             )
+        _default_when_left_out(self.fields.get("effect"), AllowedOrigin.ALLOW)
 
     def clean_origin(self) -> str:
         value = self.cleaned_data["origin"]

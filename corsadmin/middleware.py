@@ -13,11 +13,12 @@ from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddlewar
 from django.utils.cache import patch_vary_headers
 
 from . import metrics
+from .hosts import request_host
 from .protected import guard
 from .refresh import holder
 from .signals import check_request_enabled
 from .snapshot import Decision, Snapshot
-from .telemetry import record_refusal
+from .telemetry import record_refusal, record_report
 
 try:
     from corsheaders.signals import check_request_enabled as corsheaders_check_request_enabled
@@ -34,9 +35,10 @@ MAX_ORIGIN_LENGTH = 2048
 class _Request:
     """What the decision needs from a request."""
 
-    __slots__ = ("origin", "path", "method", "preflight", "private_network")
+    __slots__ = ("origin", "path", "method", "preflight", "private_network", "request")
 
     def __init__(self, request: HttpRequest) -> None:
+        self.request = request
         meta = request.META
         origin = meta.get("HTTP_ORIGIN")
         self.origin = origin if origin is None or len(origin) <= MAX_ORIGIN_LENGTH else None
@@ -46,15 +48,25 @@ class _Request:
         self.private_network = meta.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK") == "true"
 
     def decide(self, snapshot: Snapshot) -> Decision:
-        decision = snapshot.decide(self.origin, self.path, self.method, self.preflight, self.private_network)
+        # The Host only when some policy names hosts (asking Django to validate it costs).
+        host = request_host(self.request.get_host) if snapshot.hosts.scoped else None
+        decision = snapshot.decide(
+            self.origin, self.path, self.method, self.preflight, self.private_network, host
+        )
         return guard(decision, self.path) if decision.allowed else decision
 
     def decide_enabled(self, snapshot: Snapshot) -> Decision:
         return snapshot.allowed_by_receiver(self.origin, self.method, self.preflight, self.private_network)
 
     def note_refusal(self, request: HttpRequest, decision: Decision) -> None:
-        """Count a refused cross-origin request (a same-origin one is not a refusal)."""
-        if decision.allowed or not decision.covered or not self.origin:
+        """Count a refused cross-origin request (a same-origin one is not a refusal), or
+        the report-only policies that would have refused an allowed one."""
+        if decision.allowed:
+            if decision.would_refuse and self.cross_origin(request):
+                for policy in decision.would_refuse:
+                    record_report(self.origin, self.path, policy)  # type: ignore[arg-type]
+            return
+        if not decision.covered or not self.origin:
             return
         if self.cross_origin(request):
             record_refusal(self.origin, self.path)

@@ -14,6 +14,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from . import conf
+from .hosts import clean_hosts
 from .origins import MAX_LENGTH, NULL, canonical_origin
 from .regex import regex_problem
 from .signals import config_committed
@@ -31,6 +32,12 @@ NULL_WITH_CREDENTIALS = (
 NULL_CSRF_TRUSTED = (
     "'null' cannot be CSRF-trusted: every sandboxed iframe and file:// page sends Origin: null, "
     "so trusting it would let any site pass Django's CSRF origin check. Untick 'CSRF trusted'."
+)
+
+
+DENY_CSRF_TRUSTED = (
+    "A deny entry cannot be CSRF-trusted: it refuses the origin. Untick 'CSRF trusted', or make "
+    "the entry an allow entry."
 )
 
 
@@ -213,6 +220,10 @@ class ConfigModel(models.Model):
 
 
 class Policy(ConfigModel):
+    ENFORCE = "enforce"
+    REPORT = "report"
+    MODES = [(ENFORCE, "Enforce"), (REPORT, "Report only")]
+
     name = models.SlugField(max_length=64, unique=True)
     url_regex = models.CharField(
         max_length=512,
@@ -232,6 +243,17 @@ class Policy(ConfigModel):
     allow_private_network = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
     priority = models.IntegerField(default=0, help_text="Higher is tried first; ties by name.")
+    mode = models.CharField(
+        max_length=8,
+        choices=MODES,
+        default=ENFORCE,
+        help_text="Report only: never changes a response; records the origins it would refuse.",
+    )
+    hosts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Exact hosts or *.example.com wildcards, without port; empty for every host.",
+    )
     note = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -265,16 +287,22 @@ class Policy(ConfigModel):
                 setattr(self, field, clean_token_list(getattr(self, field), what, upper))
             except ValidationError as exc:
                 errors[field] = exc.error_list
+        try:
+            self.hosts = clean_hosts(self.hosts)
+        except ValidationError as exc:
+            errors["hosts"] = exc.error_list
         if errors:
             raise ValidationError(errors)
 
         if self.allow_credentials and self.pk and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
-            if AllowedOrigin.objects.filter(policy_id=self.pk, origin=NULL).exists():
+            if AllowedOrigin.objects.filter(policy_id=self.pk, origin=NULL, effect=AllowedOrigin.ALLOW).exists():
                 raise ValidationError({"allow_credentials": NULL_WITH_CREDENTIALS})
 
     def prepare_for_save(self) -> None:
         self.clean()
         validate_url_regex(self.url_regex)
+        if self.mode not in (self.ENFORCE, self.REPORT):
+            raise ValidationError({"mode": f"'{self.mode}' is not a mode: use enforce or report."})
         if self.allow_all_origins and self.allow_credentials:
             raise ValidationError(self._meta.constraints[0].violation_error_message)
 
@@ -285,6 +313,10 @@ def default_policy() -> int | None:
 
 
 class AllowedOrigin(ConfigModel):
+    ALLOW = "allow"
+    DENY = "deny"
+    EFFECTS = [(ALLOW, "Allow"), (DENY, "Deny (an exception)")]
+
     origin = models.CharField(
         max_length=MAX_LENGTH,
         help_text="https://app.example.com, https://*.example.com, http://localhost:* or null.",
@@ -296,6 +328,12 @@ class AllowedOrigin(ConfigModel):
     note = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Leave empty to never expire.")
     csrf_trusted = models.BooleanField(default=False, help_text="Also trusted by Django's CSRF origin check.")
+    effect = models.CharField(
+        max_length=8,
+        choices=EFFECTS,
+        default=ALLOW,
+        help_text="Deny: an exception that refuses this origin in its policy, whatever else it allows.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     created_by = models.ForeignKey(
@@ -336,19 +374,29 @@ class AllowedOrigin(ConfigModel):
                 raise ValidationError({"origin": error.error_list}) from None
 
     def clean(self) -> None:
-        self._refuse_null_csrf_trusted()
+        self._refuse_csrf_trusted()
         self._refuse_null_with_credentials()
 
     def prepare_for_save(self) -> None:
         self.origin = canonical_origin(self.origin)
-        self._refuse_null_csrf_trusted()
+        if self.effect not in (self.ALLOW, self.DENY):
+            raise ValidationError({"effect": f"'{self.effect}' is not an effect: use allow or deny."})
+        self._refuse_csrf_trusted()
         self._refuse_null_with_credentials()
 
-    def _refuse_null_csrf_trusted(self) -> None:
+    @property
+    def is_deny(self) -> bool:
+        return self.effect == self.DENY
+
+    def _refuse_csrf_trusted(self) -> None:
+        if self.csrf_trusted and self.effect == self.DENY:
+            raise ValidationError({"csrf_trusted": DENY_CSRF_TRUSTED})
         if self.origin == NULL and self.csrf_trusted:
             raise ValidationError({"csrf_trusted": NULL_CSRF_TRUSTED})
 
     def _refuse_null_with_credentials(self) -> None:
+        if self.effect == self.DENY:
+            return  # refusing null is never a risk
         if self.origin != NULL or not self.policy_id or conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
             return
         if Policy.objects.filter(pk=self.policy_id, allow_credentials=True).exists():
@@ -356,6 +404,8 @@ class AllowedOrigin(ConfigModel):
 
     def warnings(self) -> list[str]:
         """What is allowed but risky about this entry, for the admin and the API to show."""
+        if self.effect == self.DENY:
+            return []
         if self.origin.startswith("http://") and self.policy_id and self.policy.allow_credentials:
             return [
                 f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
@@ -414,10 +464,18 @@ post_save.connect(_stamp_raw_save, sender=AllowedOrigin, dispatch_uid="corsadmin
 
 
 class RefusedOrigin(models.Model):
-    """An origin the middleware refused, counted in memory and written in the background."""
+    """An origin the middleware refused, counted in memory and written in the background.
+
+    ``report``: a would-be refusal of the report-only ``policy`` (the real decision allowed
+    it). Ordinary refusals have ``report`` False and no ``policy`` (""; null in the API).
+    """
 
     origin = models.CharField(max_length=MAX_LENGTH)
     path_prefix = models.CharField(max_length=100, help_text="The first segment of the refused paths.")
+    report = models.BooleanField(default=False, help_text="A would-be refusal of a report-only policy.")
+    policy = models.CharField(
+        max_length=64, blank=True, default="", help_text="The report-only policy that would refuse it."
+    )
     count = models.BigIntegerField(default=0)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
@@ -426,8 +484,12 @@ class RefusedOrigin(models.Model):
     class Meta:
         ordering = ["-last_seen"]
         constraints = [
-            models.UniqueConstraint(fields=["origin", "path_prefix"], name="corsadmin_refused_unique")
+            models.UniqueConstraint(
+                fields=["origin", "path_prefix", "report", "policy"], name="corsadmin_refused_unique_per_policy"
+            )
         ]
 
     def __str__(self) -> str:
+        if self.report:
+            return f"{self.origin} on {self.path_prefix} (would be refused by {self.policy})"
         return f"{self.origin} on {self.path_prefix}"

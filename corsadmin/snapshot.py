@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from .hosts import HostIndex
 from .origins import (
     ANY_PORT,
     DEFAULT_PORTS,
@@ -93,9 +94,13 @@ def _parse_stored(text: str) -> OriginEntry:
 class Decision:
     """What the allow-list says about one request.
 
-    ``covered``: some enabled policy covers the path (so ``Vary: Origin``).
+    ``covered``: some enabled, enforcing policy covers the path (so ``Vary: Origin``).
     ``policy``/``matched``/``entry_id``: who allowed it, when allowed.
     ``headers``: the ``Access-Control-*`` headers of the response.
+    ``denied_policy``/``denied_by``: the first deny entry (an exception) that matched on
+    the way, and its policy: it refused the origin in that policy.
+    ``would_refuse``: the report-only policies covering the request that would refuse the
+    origin the real decision allowed.
     """
 
     covered: bool
@@ -104,6 +109,9 @@ class Decision:
     matched: str | None = None
     entry_id: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    denied_policy: str | None = None
+    denied_by: str | None = None
+    would_refuse: tuple[str, ...] = ()
 
 
 NOT_COVERED = Decision(covered=False)
@@ -300,6 +308,9 @@ class CompiledPolicy:
     __slots__ = (
         "name",
         "priority",
+        "report",
+        "hosts",
+        "denies",
         "match_path",
         "allow_all",
         "credentials",
@@ -328,9 +339,18 @@ class CompiledPolicy:
         entries: Iterable[tuple[Any, str, float]] = (),
         table: EntryTable | None = None,
         refuse_null: bool = False,
+        mode: str = "enforce",
+        hosts: Iterable[str] = (),
+        denies: EntryTable | Iterable[tuple[Any, str, float]] | None = None,
     ) -> None:
         self.name = name
         self.priority = priority
+        self.report = mode == "report"
+        self.hosts = tuple(hosts)
+        # The deny entries (exceptions): None when there are none, the common case.
+        if denies is not None and not isinstance(denies, EntryTable):
+            denies = EntryTable.build(denies, name)
+        self.denies = denies if denies else None
         self.match_path = compile_path_regex(url_regex)
         self.allow_all = allow_all_origins
         self.credentials = allow_credentials
@@ -350,6 +370,11 @@ class CompiledPolicy:
         if max_age:
             options[MAX_AGE] = str(max_age)
         self._options = options
+
+    def denied(self, origin: str, now: float) -> Entry | None:
+        """The deny entry refusing this origin in this policy, if any."""
+        denies = self.denies
+        return None if denies is None else denies.find(origin, now)
 
     def find(self, origin: str, now: float) -> Entry | None:
         """The entry allowing this origin, if any (``ALL_ORIGINS`` for allow-all)."""
@@ -385,7 +410,16 @@ def header_safe(value: str) -> bool:
 class Snapshot:
     """An immutable, compiled allow-list; ``decide`` is the one decision."""
 
-    __slots__ = ("generation", "policies", "csrf", "fallback", "built_at", "_memo")
+    __slots__ = (
+        "generation",
+        "policies",
+        "csrf",
+        "csrf_denies",
+        "fallback",
+        "built_at",
+        "hosts",
+        "_memo",
+    )
 
     def __init__(
         self,
@@ -393,11 +427,19 @@ class Snapshot:
         generation: Any = None,
         csrf: CompiledPolicy | None = None,
         fallback: CompiledPolicy | None = None,
+        csrf_denies: Iterable[tuple[EntryTable, EntryTable]] = (),
     ) -> None:
         self.generation = generation
         self.policies = tuple(sorted(policies, key=lambda p: (-p.priority, p.name)))
+        # The policies that apply to a request's host, in order; ``hosts.scoped``: some
+        # policy names hosts (else the host is never asked for).
+        self.hosts: HostIndex[CompiledPolicy] = HostIndex(self.policies, lambda p: p.hosts)
         # The origins trusted by the CSRF check (matched like a policy's entries).
         self.csrf = csrf or CompiledPolicy(name="(csrf)")
+        # (CSRF-trusted entries, deny entries) of each policy with both (``csrf`` holds the
+        # trusted entries of the policies without exceptions): a policy's own exceptions
+        # are never trusted through its entries.
+        self.csrf_denies = tuple(csrf_denies)
         # The headers for a request a check_request_enabled receiver allows.
         self.fallback = fallback
         self.built_at = time.time()
@@ -410,13 +452,16 @@ class Snapshot:
         method: str = "GET",
         preflight: bool = False,
         private_network: bool = False,
+        host: str | None = None,
     ) -> Decision:
+        """The decision for a request; ``host`` (port-less, lower case) only matters when
+        some policy names hosts: None (unknown or disallowed) is every-host policies only."""
         # Browsers repeat the same few requests: remember the answers that time cannot
         # change (refusals, and allows by entries that never expire), a bounded number.
-        key = (origin, path, method, preflight, private_network)
+        key = (origin, path, method, preflight, private_network, host)
         decision = self._memo.get(key)
         if decision is None:
-            decision, lasting = self._decide(origin, path, method, preflight, private_network)
+            decision, lasting = self._decide(origin, path, method, preflight, private_network, host)
             if lasting:
                 memo = self._memo
                 if len(memo) >= MEMO_SIZE:
@@ -425,24 +470,46 @@ class Snapshot:
         return decision
 
     def _decide(
-        self, origin: str | None, path: str, method: str, preflight: bool, private_network: bool
+        self,
+        origin: str | None,
+        path: str,
+        method: str,
+        preflight: bool,
+        private_network: bool,
+        host: str | None = None,
     ) -> tuple[Decision, bool]:
-        """The decision, and whether it lasts (no entry that may expire decided it)."""
+        """The decision, and whether it lasts (no entry that may expire decided it).
+
+        Policies are tried by priority; a report-only one never decides. In a policy, a
+        deny entry matching the origin wins over its allow entries and allow-all: that
+        policy does not allow the origin, and the next one is tried.
+        """
+        policies = self.hosts.get(host)
         if not origin:  # the same answer as below, without building the list
-            for policy in self.policies:
-                if policy.match_path(path):
+            for policy in policies:
+                if not policy.report and policy.match_path(path):
                     return REFUSED, True
             return NOT_COVERED, True
-        covering = [p for p in self.policies if p.match_path(path)]
+        covering = [p for p in policies if p.match_path(path)]
         if not covering:
             return NOT_COVERED, True
         now = time.time()
+        lasting = True
+        denied: tuple[str, str] | None = None
+        reporting = 0
         for policy in covering:
-            entry = policy.find(origin, now)
+            if policy.report:
+                reporting += 1
+                continue
+            entry, deny = self._judge(policy, origin, now)
+            if deny is not None:
+                lasting = lasting and deny[2] == math.inf  # when it expires, the answer changes
+                if denied is None:
+                    denied = (policy.name, deny[1])
+                continue
             if entry is None:
                 continue
-            if entry is ALL_ORIGINS and policy.credentials and not header_safe(origin):
-                continue
+            would_refuse, reports_last = self._would_refuse(covering, origin, now) if reporting else ((), True)
             decision = Decision(
                 covered=True,
                 allowed=True,
@@ -450,9 +517,46 @@ class Snapshot:
                 matched=entry[1],
                 entry_id=entry[0],
                 headers=policy.response_headers(origin, method, preflight, private_network),
+                denied_policy=denied[0] if denied else None,
+                denied_by=denied[1] if denied else None,
+                would_refuse=would_refuse,
             )
-            return decision, entry[2] == math.inf
-        return REFUSED, True
+            return decision, lasting and reports_last and entry[2] == math.inf
+        if reporting == len(covering):  # only report-only policies: as if none covered it
+            return NOT_COVERED, True
+        if denied is None:
+            return REFUSED, True
+        return Decision(covered=True, denied_policy=denied[0], denied_by=denied[1]), lasting
+
+    @staticmethod
+    def _judge(policy: CompiledPolicy, origin: str, now: float) -> tuple[Entry | None, Entry | None]:
+        """(the entry by which this policy allows the origin, the deny entry refusing it)."""
+        deny = policy.denied(origin, now)
+        if deny is not None:
+            return None, deny
+        entry = policy.find(origin, now)
+        if entry is ALL_ORIGINS and policy.credentials and not header_safe(origin):
+            return None, None
+        return entry, None
+
+    def _would_refuse(
+        self, covering: list[CompiledPolicy], origin: str, now: float
+    ) -> tuple[tuple[str, ...], bool]:
+        """The report-only policies covering the request that, judged on their own, would
+        not allow the origin; and whether that lasts (no entry that may expire counted)."""
+        reporting = [p for p in covering if p.report]
+        if not reporting:
+            return (), True
+        refusing = []
+        lasting = True
+        for policy in reporting:
+            entry, deny = self._judge(policy, origin, now)
+            decisive = entry if entry is not None else deny
+            if decisive is not None and decisive[2] != math.inf:
+                lasting = False
+            if entry is None:
+                refusing.append(policy.name)
+        return tuple(refusing), lasting
 
     def allowed_by_receiver(
         self, origin: str | None, method: str, preflight: bool, private_network: bool
@@ -471,8 +575,22 @@ class Snapshot:
             headers=policy.response_headers(origin, method, preflight, private_network),
         )
 
+    def policy_allows(self, name: str, origin: str) -> bool | None:
+        """Whether the policy ``name``, judged on its own, allows the origin (None: no such
+        enabled policy). What a report-only policy would answer if it enforced."""
+        for policy in self.policies:
+            if policy.name == name:
+                return self._judge(policy, origin, time.time())[0] is not None
+        return None
+
     def csrf_trusts(self, origin: str) -> bool:
-        return self.csrf.find(origin, time.time()) is not None
+        now = time.time()
+        if self.csrf.find(origin, now) is not None:
+            return True
+        for trusted, denies in self.csrf_denies:  # policies with exceptions: never trusted past them
+            if trusted.find(origin, now) is not None and denies.find(origin, now) is None:
+                return True
+        return False
 
 
 EMPTY = Snapshot(())

@@ -2,9 +2,10 @@
 
 The request path only touches a dictionary. A daemon thread per process (or a
 call to ``flush``) writes the counts at most once per ``TELEMETRY_INTERVAL``.
-Memory is bounded by ``TELEMETRY_MAX_ORIGINS`` distinct (origin, path prefix)
-pairs; what does not fit is counted in ``dropped``. Nothing here raises into a
-request.
+Memory is bounded by ``TELEMETRY_MAX_ORIGINS`` distinct (origin, path prefix,
+report-only policy) keys; what does not fit is counted in ``dropped``. Nothing here
+raises into a request. Ordinary refusals have no policy (""); a report-only policy's
+would-be refusals (the real decision allowed the origin) are counted under its name.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from .origins import MAX_LENGTH
 
 logger = logging.getLogger("corsadmin")
 
-# (origin, path prefix) -> [count, first seen, last seen] (UNIX timestamps)
-Counts = dict[tuple[str, str], list[Any]]
+# (origin, path prefix, report-only policy or "") -> [count, first seen, last seen] (UNIX timestamps)
+Counts = dict[tuple[str, str, str], list[Any]]
 
 
 def path_prefix(path: str) -> str:
@@ -47,9 +48,9 @@ class Recorder:
         self._thread_pid: int | None = None
         self.dropped = 0
 
-    def record(self, origin: str, path: str) -> None:
+    def record(self, origin: str, path: str, policy: str = "") -> None:
         try:
-            key = (origin, path_prefix(path))
+            key = (origin, path_prefix(path), policy)
             now = time.time()
             counts = self._counts
             entry = counts.get(key)
@@ -86,23 +87,23 @@ class Recorder:
                 extra={"event": "telemetry_dropped"},
             )
             self.dropped = 0
-        for (origin, prefix), (count, first, last) in counts.items():
+        for (origin, prefix, policy), (count, first, last) in counts.items():
             origin = printable(origin)
             first_seen = datetime.fromtimestamp(first, timezone.utc)
             last_seen = datetime.fromtimestamp(last, timezone.utc)
+            key = {"origin": origin, "path_prefix": prefix, "report": bool(policy), "policy": policy}
             with transaction.atomic():
                 # A dismissed origin refused again comes back to the list.
-                updated = RefusedOrigin.objects.filter(origin=origin, path_prefix=prefix).update(
+                updated = RefusedOrigin.objects.filter(**key).update(
                     count=F("count") + count, last_seen=last_seen, dismissed=False
                 )
                 if not updated:
                     _, created = RefusedOrigin.objects.get_or_create(
-                        origin=origin,
-                        path_prefix=prefix,
+                        **key,
                         defaults={"count": count, "first_seen": first_seen, "last_seen": last_seen},
                     )
                     if not created:
-                        RefusedOrigin.objects.filter(origin=origin, path_prefix=prefix).update(
+                        RefusedOrigin.objects.filter(**key).update(
                             count=F("count") + count, last_seen=last_seen, dismissed=False
                         )
         if counts:
@@ -172,3 +173,9 @@ recorder = Recorder()
 def record_refusal(origin: str, path: str) -> None:
     if conf.get("TELEMETRY"):
         recorder.record(origin, path)
+
+
+def record_report(origin: str, path: str, policy: str) -> None:
+    """A would-be refusal: the report-only ``policy`` would refuse what was allowed."""
+    if conf.get("TELEMETRY"):
+        recorder.record(origin, path, policy)

@@ -62,7 +62,7 @@ def test_refused_cross_origin_request_is_counted_without_a_write(client, django_
     with django_assert_num_queries(0):
         client.get("/demo/echo/", HTTP_ORIGIN="https://stranger.example.com")
         client.get("/demo/echo/", HTTP_ORIGIN="https://stranger.example.com")
-    assert recorder.pending()[("https://stranger.example.com", "/demo/")][0] == 2
+    assert recorder.pending()[("https://stranger.example.com", "/demo/", "")][0] == 2
 
 
 def test_same_origin_request_is_not_a_refusal(client):

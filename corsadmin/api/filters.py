@@ -40,11 +40,12 @@ class BooleanFilter(django_filters.BooleanFilter):
 class OriginFilter(django_filters.FilterSet):
     policy = django_filters.CharFilter(field_name="policy__name", help_text="The policy's name.")
     enabled = BooleanFilter()
+    effect = django_filters.ChoiceFilter(choices=AllowedOrigin.EFFECTS, help_text="allow or deny.")
     search = django_filters.CharFilter(method="search_text", help_text="Text in the origin or the note.")
 
     class Meta:
         model = AllowedOrigin
-        fields = ("policy", "enabled", "search")
+        fields = ("policy", "enabled", "effect", "search")
 
     def search_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(Q(origin__icontains=value) | Q(note__icontains=value))
@@ -52,11 +53,12 @@ class OriginFilter(django_filters.FilterSet):
 
 class PolicyFilter(django_filters.FilterSet):
     enabled = BooleanFilter()
+    mode = django_filters.ChoiceFilter(choices=Policy.MODES, help_text="enforce or report.")
     search = django_filters.CharFilter(method="search_text", help_text="Text in the name or the note.")
 
     class Meta:
         model = Policy
-        fields = ("enabled", "search")
+        fields = ("enabled", "mode", "search")
 
     def search_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(Q(name__icontains=value) | Q(note__icontains=value))

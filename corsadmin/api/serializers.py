@@ -189,6 +189,19 @@ class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
     priority = IntegerField(
         min_value=INT_MIN, max_value=INT_MAX, required=False, help_text="Higher is tried first; ties by name."
     )
+    hosts = serializers.ListField(
+        child=TextField(max_length=255, trim_whitespace=False),
+        max_length=100,
+        required=False,
+        help_text='Exact hosts or wildcards, e.g. ["api.example.com", "*.example.org"], without port; '
+        "stored lower-case, IDN as punycode. Empty (the default): every host.",
+    )
+    mode = serializers.ChoiceField(
+        choices=Policy.MODES,
+        required=False,
+        help_text="enforce (default), or report: never changes a response; the origins it would refuse "
+        "while the real decision allowed them are listed in blocked/ with report: true.",
+    )
     warnings = WarningsField(policy_warnings)
 
     class Meta:
@@ -196,6 +209,8 @@ class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         fields = (
             "name",
             "url_regex",
+            "hosts",
+            "mode",
             "allow_all_origins",
             "allow_credentials",
             "allow_methods",
@@ -242,6 +257,12 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         "stored in canonical form.",
     )
     policy = PolicyNameField(required=False, help_text="The policy's name; `default` when omitted.")
+    effect = serializers.ChoiceField(
+        choices=AllowedOrigin.EFFECTS,
+        required=False,
+        help_text="allow (default), or deny: an exception; in its policy a matching deny entry wins over "
+        "any allow entry and allow_all_origins. Never csrf_trusted.",
+    )
     created_by = serializers.CharField(
         source="created_by.get_username", read_only=True, allow_null=True, default=None
     )
@@ -257,6 +278,7 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
             "note",
             "expires_at",
             "csrf_trusted",
+            "effect",
             "created_at",
             "updated_at",
             "created_by",
@@ -294,6 +316,7 @@ class OriginDocumentSerializer(OriginSerializer):
             "note",
             "expires_at",
             "csrf_trusted",
+            "effect",
             "created_at",
             "updated_at",
             "created_by",
@@ -374,6 +397,27 @@ class CheckQuerySerializer(serializers.Serializer):
     private_network = serializers.BooleanField(
         default=False, help_text="Access-Control-Request-Private-Network: true."
     )
+    host = serializers.CharField(
+        required=False,
+        max_length=300,
+        help_text="The request's Host (a port is ignored), for policies limited to hosts; "
+        "left out: only the policies for every host apply.",
+    )
+
+    def validate_host(self, value: str) -> str:
+        from django.http.request import split_domain_port
+
+        from ..hosts import canonical_host
+
+        domain, _port = split_domain_port(value.strip())
+        if not domain or "*" in domain:
+            raise serializers.ValidationError(
+                f"'{value}' is not a request host: give e.g. api.example.com or api.example.com:8000."
+            )
+        try:
+            return canonical_host(domain)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
 
     def validate_method(self, value: str) -> str:
         return value.upper()
@@ -398,7 +442,26 @@ class CheckResultSerializer(serializers.Serializer):
     allowed = serializers.BooleanField(help_text="Whether a browser would let the page make this request.")
     covered = serializers.BooleanField(help_text="Whether some enabled policy covers the path.")
     policy = serializers.CharField(allow_null=True)
-    matched = serializers.CharField(allow_null=True, help_text="The entry that matched.")
+    matched = serializers.CharField(
+        allow_null=True,
+        help_text="The entry that matched: the allowing entry, or for a refusal by an exception the deny entry.",
+    )
+    effect = serializers.ChoiceField(
+        choices=AllowedOrigin.EFFECTS,
+        allow_null=True,
+        help_text="allow when an entry allowed, deny when an exception (deny entry) refused; else null.",
+    )
+    exception = serializers.DictField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text='The first deny entry that matched on the way ({"policy", "origin"}), even when a lower '
+        "policy then allowed; null when none.",
+    )
+    would_refuse = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Report-only policies covering the request that would refuse what is allowed.",
+    )
+    host = serializers.CharField(allow_null=True)
     headers = serializers.DictField(
         child=serializers.CharField(), help_text="The Access-Control-* headers the middleware sends."
     )
@@ -409,6 +472,16 @@ class CheckResultSerializer(serializers.Serializer):
 class BlockedOriginSerializer(serializers.Serializer):
     origin = serializers.CharField()
     path_prefix = serializers.CharField(help_text="The first segment of the refused paths, e.g. /api/.")
+    report = serializers.BooleanField(
+        help_text="true: a would-be refusal of the report-only `policy` (the real decision allowed it); "
+        "false: a refusal."
+    )
+    policy = serializers.SerializerMethodField(
+        help_text="The report-only policy that would refuse it; null for a refusal."
+    )
     count = serializers.IntegerField()
     first_seen = serializers.DateTimeField()
     last_seen = serializers.DateTimeField()
+
+    def get_policy(self, obj: Any) -> str | None:
+        return obj.policy or None

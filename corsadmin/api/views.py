@@ -244,8 +244,28 @@ class BlockedView(HardenedView, generics.ListAPIView):
     serializer_class = BlockedOriginSerializer
     pagination_class = Pagination
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "report",
+                bool,
+                description="true: only would-be refusals of report-only policies; false: only refusals.",
+            )
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self) -> Any:
-        return RefusedOrigin.objects.filter(dismissed=False).order_by("-last_seen", "origin")
+        rows = RefusedOrigin.objects.filter(dismissed=False).order_by("-last_seen", "origin", "policy")
+        report = self.request.query_params.get("report")
+        if not report:
+            return rows
+        if report.lower() in TRUE:
+            return rows.filter(report=True)
+        if report.lower() in FALSE:
+            return rows.filter(report=False)
+        raise serializers.ValidationError({"report": ["Give report=true or report=false."]})
 
 
 @extend_schema(exclude=True)

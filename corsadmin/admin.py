@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,29 +17,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import conf
+from .diagnosis import explain
 from .forms import AllowedOriginForm, PolicyForm
-from .history import change_message
-from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
+from .history import change_message, field_values
+from .models import EXPIRES_SOON, NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
 from .origins import NULL
-from .services import field_values
-
-EXPIRES_SOON = timedelta(days=7)
 
 
 def _short_time(value: Any) -> str:
     """"2026-12-02 14:05" in the current time zone; "-" for none."""
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def origin_status(obj: AllowedOrigin) -> str:
-    now = timezone.now()
-    if not obj.enabled:
-        return "disabled"
-    if obj.expires_at is not None and obj.expires_at <= now:
-        return "expired"
-    if obj.expires_at is not None and obj.expires_at <= now + EXPIRES_SOON:
-        return "expires soon"
-    return "active"
 
 
 class ExpiredFilter(admin.SimpleListFilter):
@@ -81,6 +67,22 @@ class CheckForm(forms.Form):
     request_headers = forms.CharField(
         max_length=2048, required=False, help_text="Headers the page sets, comma-separated (e.g. content-type, x-api-key)"
     )
+    host = forms.CharField(
+        max_length=300, required=False, help_text="The request's Host, for policies limited to hosts (e.g. api.example.com)"
+    )
+
+    def clean_host(self) -> str | None:
+        value = self.cleaned_data["host"].strip()
+        if not value:
+            return None
+        from django.http.request import split_domain_port
+
+        from .hosts import canonical_host
+
+        domain, _port = split_domain_port(value)
+        if not domain or "*" in domain:
+            raise ValidationError(f"'{value}' is not a request host: give e.g. api.example.com.")
+        return canonical_host(domain)
 
 
 def _ask_action_form(
@@ -213,7 +215,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
 
     @admin.display(description="status")
     def status(self, obj: AllowedOrigin) -> str:
-        return origin_status(obj)
+        return obj.status()
 
     @admin.display(description="expires", ordering="expires_at")
     def expires(self, obj: AllowedOrigin) -> str:
@@ -243,14 +245,16 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     def check_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from .services import explain
-
         form = CheckForm(request.GET if "origin" in request.GET else None)
         result = allow_url = edit_url = None
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
             result = explain(
-                data["origin"], data["path"], data["method"].upper(), request_headers=data["request_headers"]
+                data["origin"],
+                data["path"],
+                data["method"].upper(),
+                request_headers=data["request_headers"],
+                host=data["host"],
             )
             if not result["allowed"]:
                 allow_url, edit_url = self._fixes(request, result)
@@ -278,8 +282,8 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
             if policy is not None and policy_admin is not None and policy_admin.has_change_permission(request, policy):
                 return None, reverse("admin:corsadmin_policy_change", args=[policy.pk])
             return None, None
-        if not self.has_add_permission(request):
-            return None, None
+        if not self.has_add_permission(request) or result.get("effect") == "deny":
+            return None, None  # refused by an exception: allowing it means changing that entry
         query = {"origin": result["origin"]}
         covering = [p.name for p in holder.get().policies if p.match_path(result["path"])]
         policy_pk = Policy.objects.filter(name__in=covering[:1]).values_list("pk", flat=True).first()

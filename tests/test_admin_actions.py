@@ -9,7 +9,7 @@ from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from corsadmin.models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
-from corsadmin.services import export_document
+from corsadmin.documents import export_document
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.management import CommandError, call_command
 
 from corsadmin.models import AllowedOrigin, Policy
-from corsadmin.services import export_document
+from corsadmin.documents import export_document
 from tests.api_fixtures import *
 from tests.test_cli_errors import manage, site_env
 

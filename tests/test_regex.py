@@ -8,7 +8,7 @@ import pytest
 
 from corsadmin.models import Policy
 from corsadmin.refresh import holder
-from corsadmin.services import export_document
+from corsadmin.documents import export_document
 from tests.api_fixtures import *
 from tests.api_fixtures import API
 

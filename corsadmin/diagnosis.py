@@ -166,9 +166,9 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
                 "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] = True if you really mean it."
             )
     covering, reporting = _covering(snapshot, path, host)
-    where = f"the path {path!r}" + (f" on host {host!r}" if host else "")
+    where = f"{path!r}" + (f" on host {host!r}" if host else "")
     if not decision.covered:
-        reason = f"No enabled policy covers {where}: responses carry no CORS headers."
+        reason = f"No enabled policy covers the path {where}: responses carry no CORS headers."
         if reporting:
             reason += f" (Report-only {', '.join(map(repr, reporting))} never change a response.)"
         return reason

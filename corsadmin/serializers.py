@@ -375,7 +375,7 @@ class CheckQuerySerializer(serializers.Serializer):
     def validate_host(self, value: str) -> str:
         from django.http.request import split_domain_port
 
-        from ..hosts import canonical_host
+        from .hosts import canonical_host
 
         domain, _port = split_domain_port(value.strip())
         if not domain or "*" in domain:

@@ -267,11 +267,10 @@ class BlockedView(CorsAdminAPIView, generics.ListAPIView):
         report = self.request.query_params.get("report")
         if not report:
             return rows
-        if report.lower() in TRUE:
-            return rows.filter(report=True)
-        if report.lower() in FALSE:
-            return rows.filter(report=False)
-        raise serializers.ValidationError({"report": ["Give report=true or report=false."]})
+        wanted = flag(report)
+        if wanted is None:
+            raise serializers.ValidationError({"report": ["Give report=true or report=false."]})
+        return rows.filter(report=wanted)
 
 
 @extend_schema(exclude=True)

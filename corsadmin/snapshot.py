@@ -418,6 +418,7 @@ class Snapshot:
         "fallback",
         "built_at",
         "hosts",
+        "reports",
         "_memo",
     )
 
@@ -434,6 +435,7 @@ class Snapshot:
         # The policies that apply to a request's host, in order; ``hosts.scoped``: some
         # policy names hosts (else the host is never asked for).
         self.hosts: HostIndex[CompiledPolicy] = HostIndex(self.policies, lambda p: p.hosts)
+        self.reports = any(p.report for p in self.policies)  # some policy is report-only
         # The origins trusted by the CSRF check (matched like a policy's entries).
         self.csrf = csrf or CompiledPolicy(name="(csrf)")
         # (CSRF-trusted entries, deny entries) of each policy with both (``csrf`` holds the
@@ -509,7 +511,7 @@ class Snapshot:
                 continue
             if entry is None:
                 continue
-            would_refuse, reports_last = self._would_refuse(covering, origin, now) if reporting else ((), True)
+            would_refuse, reports_last = self._would_refuse(covering, origin, now) if self.reports else ((), True)
             decision = Decision(
                 covered=True,
                 allowed=True,

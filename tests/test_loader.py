@@ -41,6 +41,8 @@ PROBES = [
     "https://evil.example.net",
 ]
 PATHS = ["/", "/api/items/", "/admin/"]
+HOSTS = [None, "api.example.com", "www.example.org"]
+HOST_LISTS = [[], [], ["api.example.com"], ["*.example.org"]]
 
 
 def decisions(snapshot) -> list:
@@ -48,9 +50,15 @@ def decisions(snapshot) -> list:
     for origin in PROBES:
         out.append(snapshot.csrf_trusts(origin))
         for path in PATHS:
-            for method, preflight in (("GET", False), ("OPTIONS", True)):
-                d = snapshot.decide(origin, path, method, preflight)
-                out.append((d.covered, d.allowed, d.policy, d.matched, d.entry_id, dict(d.headers)))
+            for host in HOSTS:
+                for method, preflight in (("GET", False), ("OPTIONS", True)):
+                    d = snapshot.decide(origin, path, method, preflight, host=host)
+                    out.append(
+                        (
+                            d.covered, d.allowed, d.policy, d.matched, d.entry_id, dict(d.headers),
+                            d.denied_policy, d.denied_by, d.would_refuse,
+                        )
+                    )  # fmt: skip
     return out
 
 
@@ -78,25 +86,27 @@ class Writer:
             [
                 "create", "create", "create", "save", "move", "delete", "qs_update", "qs_delete",
                 "bulk_create", "bulk_update", "policy_create", "policy_save", "policy_delete",
-                "policy_qs_update", "raw_save",
+                "policy_qs_update", "raw_save", "qs_effect", "policy_save",
             ]
         )  # fmt: skip
         getattr(self, op)()
 
     def _new(self, policy: Policy) -> AllowedOrigin:
         text = self.rng.choice(TEXTS)
+        deny = self.rng.random() < 0.25
         return AllowedOrigin(
             origin=text,
             policy=policy,
             enabled=self.rng.random() < 0.8,
-            csrf_trusted=text != "null" and self.rng.random() < 0.3,
+            effect="deny" if deny else "allow",
+            csrf_trusted=not deny and text != "null" and self.rng.random() < 0.3,
             expires_at=self.expiry(),
         )
 
     def create(self) -> None:
         policy = self.policy()
         entry = self._new(policy)
-        if policy.allow_credentials and entry.origin == "null":
+        if policy.allow_credentials and entry.origin == "null" and not entry.is_deny:
             return
         if not AllowedOrigin.objects.filter(policy=policy, origin=entry.origin).exists():
             entry.save()
@@ -105,14 +115,16 @@ class Writer:
         entry = self.origin()
         if entry:
             entry.enabled = not entry.enabled
-            entry.csrf_trusted = entry.origin != "null" and self.rng.random() < 0.5
+            if self.rng.random() < 0.3 and not (entry.origin == "null" and entry.policy.allow_credentials):
+                entry.effect = "allow" if entry.is_deny else "deny"
+            entry.csrf_trusted = not entry.is_deny and entry.origin != "null" and self.rng.random() < 0.5
             entry.expires_at = self.expiry()
             entry.save()
 
     def move(self) -> None:
         entry, policy = self.origin(), self.policy()
         if entry and not AllowedOrigin.objects.filter(policy=policy, origin=entry.origin).exists():
-            if not (policy.allow_credentials and entry.origin == "null"):
+            if not (policy.allow_credentials and entry.origin == "null" and not entry.is_deny):
                 entry.policy = policy
                 entry.save()
 
@@ -133,15 +145,19 @@ class Writer:
         new = {}
         for _ in range(3):
             entry = self._new(policy)
-            if entry.origin not in taken and not (policy.allow_credentials and entry.origin == "null"):
+            if entry.origin not in taken and not (
+                policy.allow_credentials and entry.origin == "null" and not entry.is_deny
+            ):
                 new[entry.origin] = entry
         AllowedOrigin.objects.bulk_create(new.values())
 
     def bulk_update(self) -> None:
-        rows = list(AllowedOrigin.objects.all()[:3])
+        rows = list(AllowedOrigin.objects.filter(csrf_trusted=False)[:3])
         for row in rows:
             row.enabled = self.rng.random() < 0.5
-        AllowedOrigin.objects.bulk_update(rows, ["enabled"])
+            if row.origin != "null":
+                row.effect = self.rng.choice(["allow", "deny"])
+        AllowedOrigin.objects.bulk_update(rows, ["enabled", "effect"])
 
     def policy_create(self) -> None:
         name = f"p{self.rng.randrange(4)}"
@@ -155,6 +171,8 @@ class Writer:
         policy.enabled = self.rng.random() < 0.7
         policy.max_age = self.rng.choice([0, 60])
         policy.allow_all_origins = self.rng.random() < 0.2 and not policy.allow_credentials
+        policy.mode = self.rng.choice(["enforce", "enforce", "report"])
+        policy.hosts = self.rng.choice(HOST_LISTS)
         policy.save()
 
     def policy_delete(self) -> None:
@@ -163,7 +181,18 @@ class Writer:
             policy.delete()
 
     def policy_qs_update(self) -> None:
-        Policy.objects.filter(name=self.policy().name).update(priority=self.rng.randrange(3))
+        changes = self.rng.choice(
+            [{"priority": self.rng.randrange(3)}, {"mode": "report"}, {"mode": "enforce"}, {"hosts": ["api.example.com"]}]
+        )
+        Policy.objects.filter(name=self.policy().name).update(**changes)
+
+    def qs_effect(self) -> None:
+        """Turn a policy's entries into exceptions or back in one queryset update."""
+        rows = AllowedOrigin.objects.filter(policy=self.policy(), csrf_trusted=False)
+        if self.rng.random() < 0.5:
+            rows.exclude(origin="null").update(effect="deny")
+        else:
+            rows.filter(policy__allow_credentials=False).update(effect="allow")
 
     def raw_save(self) -> None:
         """What loaddata does: a raw save of a serialized row."""

@@ -146,9 +146,15 @@ class PolicySpec:
     allow_all: bool
     credentials: bool
     entries: tuple[tuple[str, float], ...]  # (canonical text, expiry)
+    denies: tuple[tuple[str, float], ...] = ()  # exceptions (deny entries), none of them in entries
+    report: bool = False  # report-only: never decides
+    hosts: tuple[str, ...] = ()  # exact hosts or "*.base"; empty: every host
 
     def compile(self) -> CompiledPolicy:
         return CompiledPolicy(
+            mode="report" if self.report else "enforce",
+            hosts=self.hosts,
+            denies=[(100 + index, text, expires) for index, (text, expires) in enumerate(self.denies)],
             name=self.name,
             url_regex=self.url_regex,
             priority=self.priority,
@@ -167,20 +173,52 @@ class Expected:
     covered: bool
     policy: PolicySpec | None = None
     matched: frozenset[str] = frozenset()  # the entries that allow it ("*": allow-all)
+    would_refuse: frozenset[str] = frozenset()  # report-only policies that would not allow it
 
 
-def reference_decide(specs: list[PolicySpec], origin: str | None, path: str, now: float) -> Expected:
-    covering = sorted((s for s in specs if re.match(s.url_regex, path)), key=lambda s: (-s.priority, s.name))
-    if not covering:
+def reference_host_applies(hosts: tuple[str, ...], host: str | None) -> bool:
+    """Empty: every host; else the host itself, or for "*.base" a host with more labels before base."""
+    if not hosts:
+        return True
+    for pattern in hosts:
+        if host is None:
+            continue
+        if pattern.startswith("*."):
+            base = pattern[2:]
+            if host.endswith("." + base) and host[: -len(base) - 1]:
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+def reference_policy_allows(spec: PolicySpec, origin: str, now: float) -> frozenset[str]:
+    """The entries by which this policy, on its own, allows the origin (empty: it does not)."""
+    if any(expires > now and reference_allows(text, origin) for text, expires in spec.denies):
+        return frozenset()
+    matched = frozenset(text for text, expires in spec.entries if expires > now and reference_allows(text, origin))
+    if not matched and spec.allow_all and (origin == "null" or browser_origin(origin)):
+        matched = frozenset({"*"})
+    return matched
+
+
+def reference_decide(
+    specs: list[PolicySpec], origin: str | None, path: str, now: float, host: str | None = None
+) -> Expected:
+    covering = sorted(
+        (s for s in specs if re.match(s.url_regex, path) and reference_host_applies(s.hosts, host)),
+        key=lambda s: (-s.priority, s.name),
+    )
+    enforcing = [s for s in covering if not s.report]
+    if not enforcing:
         return Expected(covered=False)
-    for spec in covering if origin else ():
-        matched = frozenset(
-            text for text, expires in spec.entries if expires > now and reference_allows(text, origin)
-        )
-        if not matched and spec.allow_all and (origin == "null" or browser_origin(origin)):
-            matched = frozenset({"*"})
+    for spec in enforcing if origin else ():
+        matched = reference_policy_allows(spec, origin, now)
         if matched:
-            return Expected(covered=True, policy=spec, matched=matched)
+            refusing = frozenset(
+                s.name for s in covering if s.report and not reference_policy_allows(s, origin, now)
+            )
+            return Expected(covered=True, policy=spec, matched=matched, would_refuse=refusing)
     return Expected(covered=True)
 
 
@@ -479,6 +517,8 @@ def origins_for(draw: st.DrawFn, entries: list[str]) -> str:
 
 NOW = time.time()
 expiries = st.sampled_from([FOREVER, FOREVER, FOREVER, NOW - 3600, NOW + 3600])
+HOST_LISTS = [(), (), (), ("api.example.com",), ("*.example.com",), ("api.example.com", "*.example.org")]
+REQUEST_HOSTS = [None, "testserver", "api.example.com", "www.example.com", "a.b.example.org", "example.org"]
 
 
 @st.composite
@@ -490,6 +530,7 @@ def policy_specs(draw: st.DrawFn, allow_all: bool = True) -> list[PolicySpec]:
     for name in names:
         everyone = allow_all and draw(st.integers(0, 5)) == 0
         texts = draw(st.lists(canonical_entries, max_size=8, unique=True))
+        deny = [draw(st.integers(0, 3)) == 0 for _ in texts]
         specs.append(
             PolicySpec(
                 name=name,
@@ -497,7 +538,10 @@ def policy_specs(draw: st.DrawFn, allow_all: bool = True) -> list[PolicySpec]:
                 priority=draw(st.sampled_from([-1, 0, 0, 5])),
                 allow_all=everyone,
                 credentials=not everyone and draw(st.booleans()),  # the model refuses both together
-                entries=tuple((text, draw(expiries)) for text in texts),
+                entries=tuple((text, draw(expiries)) for text, no in zip(texts, deny, strict=True) if not no),
+                denies=tuple((text, draw(expiries)) for text, yes in zip(texts, deny, strict=True) if yes),
+                report=draw(st.integers(0, 4)) == 0,
+                hosts=draw(st.sampled_from(HOST_LISTS)),
             )
         )
     return specs
@@ -526,6 +570,7 @@ def check_decision(decision, expected: Expected, origin: str | None) -> None:
     spec = expected.policy
     assert decision.policy == spec.name
     assert decision.matched in expected.matched
+    assert frozenset(decision.would_refuse) == expected.would_refuse
     event("allowed by allow-all" if decision.matched == "*" else "allowed by an entry")
     allow_origin = headers["Access-Control-Allow-Origin"]
     if spec.allow_all and not spec.credentials:
@@ -544,14 +589,15 @@ def check_decision(decision, expected: Expected, origin: str | None) -> None:
 @given(specs=policy_specs(), data=st.data())
 def test_decision_agrees_with_the_reference(specs, data):
     snapshot = Snapshot([spec.compile() for spec in specs])
-    entries = [text for spec in specs for text, _ in spec.entries]
+    entries = [text for spec in specs for text, _ in (*spec.entries, *spec.denies)]
     for _ in range(8):
         origin = data.draw(origins_for(entries), label="origin")
         path = data.draw(st.sampled_from(PATHS), label="path")
+        host = data.draw(st.sampled_from(REQUEST_HOSTS), label="host")
         now = time.time()
-        expected = reference_decide(specs, origin, path, now)
-        check_decision(snapshot.decide(origin, path), expected, origin)
-        preflight = snapshot.decide(origin, path, "OPTIONS", preflight=True, private_network=True)
+        expected = reference_decide(specs, origin, path, now, host)
+        check_decision(snapshot.decide(origin, path, host=host), expected, origin)
+        preflight = snapshot.decide(origin, path, "OPTIONS", preflight=True, private_network=True, host=host)
         check_decision(preflight, expected, origin)
         if expected.policy is not None:
             assert preflight.headers["Access-Control-Allow-Methods"] == "GET, PUT"
@@ -890,13 +936,17 @@ def store(specs: list[PolicySpec]) -> None:
             priority=spec.priority,
             allow_all_origins=spec.allow_all,
             allow_credentials=spec.credentials,
+            mode="report" if spec.report else "enforce",
+            hosts=list(spec.hosts),
         )
-        for text, expires in spec.entries:
-            AllowedOrigin.objects.create(
-                policy=policy,
-                origin=text,
-                expires_at=None if expires == FOREVER else datetime.fromtimestamp(expires, UTC),
-            )
+        for effect, rows in (("allow", spec.entries), ("deny", spec.denies)):
+            for text, expires in rows:
+                AllowedOrigin.objects.create(
+                    policy=policy,
+                    origin=text,
+                    effect=effect,
+                    expires_at=None if expires == FOREVER else datetime.fromtimestamp(expires, UTC),
+                )
 
 
 def without_null_on_credentials(specs: list[PolicySpec]) -> list[PolicySpec]:
@@ -909,6 +959,9 @@ def without_null_on_credentials(specs: list[PolicySpec]) -> list[PolicySpec]:
             s.allow_all,
             s.credentials,
             tuple(e for e in s.entries if not (s.credentials and e[0] == "null")),
+            s.denies,
+            s.report,
+            s.hosts,
         )
         for s in specs
     ]
@@ -923,16 +976,19 @@ def test_middleware_agrees_with_the_reference_through_the_database(client, specs
     try:
         store(specs)
         holder.reset()
-        entries = [text for spec in specs for text, _ in spec.entries]
+        entries = [text for spec in specs for text, _ in (*spec.entries, *spec.denies)]
         for _ in range(4):
             origin = data.draw(origins_for(entries), label="origin")
             path = data.draw(st.sampled_from(PATHS), label="path")
             preflight = data.draw(st.booleans(), label="preflight")
-            expected = reference_decide(specs, origin, path, time.time())
+            host = data.draw(st.sampled_from(REQUEST_HOSTS[1:]), label="host")
+            expected = reference_decide(specs, origin, path, time.time(), host)
             if preflight:
-                response = client.options(path, HTTP_ORIGIN=origin, HTTP_ACCESS_CONTROL_REQUEST_METHOD="PUT")
+                response = client.options(
+                    path, HTTP_ORIGIN=origin, HTTP_ACCESS_CONTROL_REQUEST_METHOD="PUT", HTTP_HOST=host
+                )
             else:
-                response = client.get(path, HTTP_ORIGIN=origin)
+                response = client.get(path, HTTP_ORIGIN=origin, HTTP_HOST=host)
             assert response.status_code < 500
             headers = cors_headers(response)
             assert ("Origin" in vary(response)) == expected.covered

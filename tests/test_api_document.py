@@ -77,6 +77,7 @@ def test_export_document_shape(reader_client, configuration):
         "note": "app",
         "expires_at": None,
         "csrf_trusted": True,
+        "effect": "allow",
         "created_at": api["origins"][1]["created_at"],
         "updated_at": api["origins"][1]["updated_at"],
         "created_by": "operator",
@@ -298,3 +299,73 @@ def test_import_then_check_sees_the_new_origin(
             format="json",
         )
     assert reader_client.get(API + "check/", {"origin": APP}).json()["allowed"] is True
+
+
+@pytest.fixture
+def hosted(configuration):
+    """A report-only policy for two hosts with an exception under its wildcard."""
+    policy = Policy.objects.create(name="hosted", mode="report", hosts=["api.example.com", "*.example.net"])
+    AllowedOrigin.objects.create(origin="https://*.example.com", policy=policy)
+    AllowedOrigin.objects.create(origin="https://user.example.com", policy=policy, effect="deny")
+
+
+def test_export_wipe_import_restores_mode_hosts_and_effect(full_client, hosted):
+    exported = full_client.get(API + "export/").json()
+    Policy.objects.all().delete()
+    assert full_client.post(API + "import/", exported, format="json").status_code == 200
+    assert configuration_only(full_client.get(API + "export/").json()) == configuration_only(exported)
+
+
+def test_export_carries_mode_hosts_and_effect(reader_client, hosted):
+    document = reader_client.get(API + "export/").json()
+    hosted = next(p for p in document["policies"] if p["name"] == "hosted")
+    assert (hosted["mode"], hosted["hosts"]) == ("report", ["api.example.com", "*.example.net"])
+    assert {o["origin"]: o["effect"] for o in hosted["origins"]} == {
+        "https://*.example.com": "allow",
+        "https://user.example.com": "deny",
+    }
+
+
+def test_a_document_without_the_new_fields_still_imports_with_their_defaults(full_client):
+    document = {
+        "version": 1,
+        "policies": [{"name": "old", "url_regex": "^/old/", "origins": [{"origin": APP}]}],
+    }
+    response = full_client.post(API + "import/", document, format="json")
+    policy = Policy.objects.get(name="old")
+    assert response.status_code == 200
+    assert (policy.mode, policy.hosts, policy.origins.get().effect) == ("enforce", [], "allow")
+
+
+def test_merge_keeps_mode_hosts_and_effect_a_document_leaves_out(full_client, hosted):
+    document = {"version": 1, "policies": [{"name": "hosted", "origins": [{"origin": "https://user.example.com"}]}]}
+    assert full_client.post(API + "import/", document, format="json").status_code == 200
+    hosted = Policy.objects.get(name="hosted")
+    assert (hosted.mode, hosted.hosts) == ("report", ["api.example.com", "*.example.net"])
+    assert hosted.origins.get(origin="https://user.example.com").effect == "deny"
+
+
+@pytest.mark.parametrize(
+    ("policy", "where", "words"),
+    [
+        ({"name": "x", "hosts": ["x.example.com:80"]}, ("policies", "0", "hosts"), "port"),
+        ({"name": "x", "mode": "audit"}, ("policies", "0", "mode"), "not a valid choice"),
+        (
+            {"name": "x", "origins": [{"origin": APP, "effect": "deny", "csrf_trusted": True}]},
+            ("policies", "0", "origins", "0", "csrf_trusted"),
+            "deny entry cannot be CSRF-trusted",
+        ),
+        (
+            {"name": "x", "origins": [{"origin": APP, "effect": "block"}]},
+            ("policies", "0", "origins", "0", "effect"),
+            "not a valid choice",
+        ),
+    ],
+)
+def test_bad_new_fields_refuse_the_import_and_change_nothing(full_client, policy, where, words):
+    response = full_client.post(API + "import/", {"version": 1, "policies": [policy]}, format="json")
+    detail = response.json()
+    for key in where:
+        detail = detail[key]
+    assert response.status_code == 400 and words in detail[0]
+    assert not Policy.objects.filter(name="x").exists()

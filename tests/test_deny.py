@@ -199,3 +199,66 @@ def test_an_exception_in_one_policy_leaves_another_policys_trust():
     entries((UC, "allow"), policy="other", csrf_trusted=True)
     entries(("https://*.example.com", "allow"), (UC, "deny"))
     assert load_snapshot().csrf_trusts(UC) is True
+
+
+# --- API, CLI, admin, history ---------------------------------------------------------
+
+
+def test_api_adds_an_exception_and_lists_it_by_effect(admin_client):
+    added = admin_client.post("/api/cors/origins/", {"origin": UC, "effect": "deny"}, content_type="application/json")
+    listed = admin_client.get("/api/cors/origins/?effect=deny").json()
+    assert (added.status_code, added.json()["effect"]) == (201, "deny")
+    assert [row["origin"] for row in listed["results"]] == [UC]
+
+
+def test_api_refuses_a_csrf_trusted_exception_and_adds_nothing(admin_client):
+    response = admin_client.post(
+        "/api/cors/origins/", {"origin": UC, "effect": "deny", "csrf_trusted": True}, content_type="application/json"
+    )
+    assert (response.status_code, list(response.json())) == (400, ["csrf_trusted"])
+    assert not AllowedOrigin.objects.exists()
+
+
+def test_api_refuses_an_unknown_effect(admin_client):
+    response = admin_client.post("/api/cors/origins/", {"origin": UC, "effect": "block"}, content_type="application/json")
+    assert (response.status_code, list(response.json())) == (400, ["effect"])
+
+
+def test_cli_add_deny_and_effect():
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("cors", "add", UC, "--deny", stdout=out)
+    call_command("cors", "add", APP, "--effect", "deny", stdout=out)
+    assert set(AllowedOrigin.objects.values_list("origin", "effect")) == {(UC, "deny"), (APP, "deny")}
+    assert f"Added an exception (deny) for {UC} to policy 'default'" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "args", [("--deny", "--effect", "allow"), ("--effect", "block"), ("--deny", "--csrf-trusted")]
+)
+def test_cli_add_refuses_contradictions_and_changes_nothing(args):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as refused:
+        call_command("cors", "add", UC, *args)
+    assert (refused.value.returncode, AllowedOrigin.objects.exists()) == (2, False)
+
+
+def test_admin_adds_an_exception(admin_client):
+    policy = Policy.objects.get(name="default")
+    admin_client.post(
+        "/admin/corsadmin/allowedorigin/add/",
+        {"origin": UC, "policy": policy.pk, "effect": "deny", "enabled": "on", "note": ""},
+    )
+    assert AllowedOrigin.objects.get().effect == "deny"
+
+
+def test_turning_an_entry_into_an_exception_is_in_the_history(admin_client):
+    from .test_history import last_change
+
+    entry = AllowedOrigin.objects.create(origin=UC)
+    admin_client.patch(f"/api/cors/origins/{entry.pk}/", {"effect": "deny"}, content_type="application/json")
+    assert last_change() == ("Changed Effect.", "Effect: allow → deny")

@@ -200,3 +200,35 @@ def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
         hint=f"Add {OUR_CSRF} (or {DJANGO_CSRF}) to MIDDLEWARE.",
         id="corsadmin.W007",
     )]
+
+
+@register(Tags.database)
+def check_policy_hosts(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A policy's exact host that ALLOWED_HOSTS refuses: requests for it are answered by the
+    host-less policies only, so the policy never applies there (``check --database default``)."""
+    if not databases or "default" not in databases:
+        return []
+    from django.conf import settings
+    from django.db import DatabaseError
+    from django.http.request import validate_host
+
+    from .models import Policy
+
+    allowed = list(settings.ALLOWED_HOSTS) or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    try:
+        rows = list(Policy.objects.exclude(hosts=[]).values_list("name", "hosts"))
+    except DatabaseError:
+        return []
+    messages: list[CheckMessage] = []
+    for name, hosts in rows:
+        for host in hosts if isinstance(hosts, list) else ():
+            if isinstance(host, str) and not host.startswith("*.") and not validate_host(host, allowed):
+                messages.append(
+                    Warning(
+                        f"Policy {name!r} lists the host {host!r}, which ALLOWED_HOSTS does not allow: "
+                        "the policy never applies to it.",
+                        hint=f"Add {host!r} to ALLOWED_HOSTS, or remove it from the policy's hosts.",
+                        id="corsadmin.W008",
+                    )
+                )
+    return messages

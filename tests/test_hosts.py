@@ -243,3 +243,14 @@ def test_cli_refuses_a_bad_policy_host_and_changes_nothing():
         call_command("cors", "policy", "add", "api", "--hosts", "https://api.example.com", stdout=io.StringIO())
     assert (refused.value.returncode, Policy.objects.filter(name="api").exists()) == (2, False)
     assert str(refused.value).startswith("hosts")
+
+
+@pytest.mark.django_db
+def test_check_warns_about_a_policy_host_allowed_hosts_refuses(settings):
+    from corsadmin.checks import check_policy_hosts
+
+    settings.ALLOWED_HOSTS = ["api.example.com", ".example.org"]
+    Policy.objects.create(name="api", hosts=["api.example.com", "www.example.com", "a.example.org", "*.x.example"])
+    messages = check_policy_hosts(databases=["default"])
+    assert [(m.id, "'www.example.com'" in m.msg) for m in messages] == [("corsadmin.W008", True)]
+    assert check_policy_hosts(databases=None) == []

@@ -434,3 +434,68 @@ def test_origin_list_fits_1280_pixels(site: Site, chromium: object) -> None:
         )
     finally:
         context.close()
+
+
+# -- (9) from allow-all to an allow-list with a report-only policy ------------------------------
+
+TELEMETRY_WAIT = 15.0  # TELEMETRY_INTERVAL (10 s) and a margin: the workers write what they counted
+
+
+@pytest.fixture
+def report_only(site: Site) -> Iterator[str]:
+    """`legacy` allows every origin on /demo/echo/; `strict`, report-only, lists nobody yet. An API
+    token to read /api/cors/blocked/. Both policies go afterwards (the site is shared)."""
+    key = site.orm(
+        "from django.contrib.auth import get_user_model\n"
+        "from rest_framework.authtoken.models import Token\n"
+        f"user = get_user_model().objects.get(username={site.username!r})\n"
+        "print(Token.objects.get_or_create(user=user)[0].key)\n"
+        'Policy.objects.create(name="legacy", url_regex=r"^/demo/echo/", priority=20, allow_all_origins=True)\n'
+        'Policy.objects.create(name="strict", url_regex=r"^/demo/echo/", priority=30, mode="report")\n'
+    ).strip()
+    try:
+        yield key
+    finally:
+        site.orm('Policy.objects.filter(name__in=["legacy", "strict"]).delete()')
+
+
+def blocked(site: Site, token: str) -> list[dict]:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        site.url("/api/cors/blocked/?report=true"), headers={"Authorization": f"Token {token}"}
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=5) as response:
+        return json.load(response)["results"]
+
+
+def test_report_only_policy_to_enforced_allow_list(site: Site, page: FrontPage, report_only: str) -> None:
+    # 1. allow-all decides; the report-only policy would refuse the page's origin.
+    result = page.settles(True, time.monotonic())
+    assert result["status"] == 200
+
+    # 2. The refused origins list that would-be refusal, marked report with its policy.
+    deadline = time.monotonic() + TELEMETRY_WAIT
+    rows: list[dict] = []
+    while not rows and time.monotonic() < deadline:
+        rows = [r for r in blocked(site, report_only) if r["origin"] == page.origin]
+        page.page.wait_for_timeout(250)
+    assert [(r["report"], r["policy"], r["path_prefix"]) for r in rows] == [(True, "strict", "/demo/")], rows
+
+    # 3. Allow that origin in the report-only policy, 4. switch it to enforce and drop allow-all.
+    allow(site, page.origin, "strict")
+    site.orm(
+        'Policy.objects.filter(name="strict").update(mode="enforce")\n'
+        'Policy.objects.filter(name="legacy").update(allow_all_origins=False)'
+    )
+    since = time.monotonic()
+
+    # 5. The browser's fetch still works, now allowed by the list (the origin echoed, not '*').
+    result = page.settles(True, since)
+    assert result["status"] == 200
+    status, headers = raw_get(site.url(ECHO), {"Origin": page.origin})
+    assert cors_headers(headers) == {"access-control-allow-origin": page.origin}
+    # Another origin is now refused: the list is enforced.
+    assert cors_headers(raw_get(site.url(ECHO), {"Origin": "http://other.invalid"})[1]) == {}

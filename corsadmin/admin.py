@@ -206,7 +206,8 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = AllowedOriginForm
     # Narrow enough for a 1280 px screen beside the admin's navigation: "status" says
     # disabled/expired, the note is cut (the whole note is its tooltip).
-    list_display = ("origin", "policy", "effect", "status", "expires", "csrf", "short_note", "changed")
+    # An exception (deny entry) says so in its status: no column of its own (issue 12's width).
+    list_display = ("origin", "policy", "status", "expires", "csrf", "short_note", "changed")
     list_filter = ("policy", "effect", "enabled", ExpiredFilter, "csrf_trusted")
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
@@ -215,7 +216,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
 
     @admin.display(description="status")
     def status(self, obj: AllowedOrigin) -> str:
-        return obj.status()
+        return f"deny: {obj.status()}" if obj.is_deny else obj.status()
 
     @admin.display(description="expires", ordering="expires_at")
     def expires(self, obj: AllowedOrigin) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
 from django.http.request import split_domain_port
 
 from .origins import _canonical_hostname, _canonical_ip
@@ -77,14 +78,44 @@ def clean_hosts(value: Any) -> list[str]:
     return cleaned
 
 
-def request_host(get_host: Any) -> str | None:
-    """The request's host as Django validated it, port-less and lower case; None when Django
-    refuses it (``DisallowedHost``) or cannot tell."""
-    try:
-        domain, _port = split_domain_port(get_host())
-    except Exception:  # DisallowedHost, or a malformed Host header: no host, never a 500
-        return None
-    return domain or None
+_MISSING = object()
+# What ``request.get_host()`` said per raw host fields: asking Django (settings, validation)
+# costs several µs a request. Bounded; cleared when a setting it reads changes.
+_validated: dict[tuple[Any, ...], str | None] = {}
+VALIDATED_SIZE = 1024
+HOST_SETTINGS = frozenset({"ALLOWED_HOSTS", "USE_X_FORWARDED_HOST", "USE_X_FORWARDED_PORT", "DEBUG"})
+
+
+def request_host(request: Any) -> str | None:
+    """The request's host as Django validated it (``get_host()``), port-less and lower case;
+    None when Django refuses it (``DisallowedHost``) or cannot tell."""
+    meta = request.META
+    key = (
+        meta.get("HTTP_X_FORWARDED_HOST"),
+        meta.get("HTTP_HOST"),
+        meta.get("SERVER_NAME"),
+        meta.get("SERVER_PORT"),
+        meta.get("HTTP_X_FORWARDED_PORT"),
+    )
+    found = _validated.get(key, _MISSING)
+    if found is _MISSING:
+        try:
+            domain, _port = split_domain_port(request.get_host())
+            found = domain or None
+        except Exception:  # DisallowedHost, or a malformed Host header: no host, never a 500
+            found = None
+        if len(_validated) >= VALIDATED_SIZE:
+            _validated.clear()
+        _validated[key] = found
+    return found  # type: ignore[return-value]
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in HOST_SETTINGS:
+        _validated.clear()
+
+
+setting_changed.connect(_setting_changed)
 
 
 T = TypeVar("T")

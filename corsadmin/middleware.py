@@ -49,7 +49,7 @@ class _Request:
 
     def decide(self, snapshot: Snapshot) -> Decision:
         # The Host only when some policy names hosts (asking Django to validate it costs).
-        host = request_host(self.request.get_host) if snapshot.hosts.scoped else None
+        host = request_host(self.request) if snapshot.hosts.scoped else None
         decision = snapshot.decide(
             self.origin, self.path, self.method, self.preflight, self.private_network, host
         )

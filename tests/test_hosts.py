@@ -171,7 +171,7 @@ def test_the_host_is_part_of_the_remembered_decision():
 def test_the_host_is_not_read_when_no_policy_names_one(pinned, monkeypatch):  # noqa: F811
     AllowedOrigin.objects.create(origin=APP)
     pinned()
-    monkeypatch.setattr("corsadmin.middleware.request_host", lambda get_host: pytest.fail("host read"))
+    monkeypatch.setattr("corsadmin.middleware.request_host", lambda request: pytest.fail("host read"))
     assert cors_headers(send("sync", APP)) == ALLOWED
 
 
@@ -254,3 +254,12 @@ def test_check_warns_about_a_policy_host_allowed_hosts_refuses(settings):
     messages = check_policy_hosts(databases=["default"])
     assert [(m.id, "'www.example.com'" in m.msg) for m in messages] == [("corsadmin.W008", True)]
     assert check_policy_hosts(databases=None) == []
+
+
+@pytest.mark.django_db
+def test_the_validated_host_is_remembered_until_allowed_hosts_change(pinned, settings):  # noqa: F811
+    per_host()
+    pinned()
+    assert cors_headers(send("sync", APP, host="api.example.com")) == ALLOWED
+    settings.ALLOWED_HOSTS = ["other.example"]
+    assert cors_headers(send("sync", APP, host="api.example.com")) == {}

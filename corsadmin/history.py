@@ -18,7 +18,8 @@ from django.utils.text import capfirst
 
 
 def label(model: type[models.Model], name: str) -> str:
-    return str(capfirst(model._meta.get_field(name).verbose_name))
+    field = model._meta.get_field(name)
+    return str(capfirst(field.verbose_name if isinstance(field, models.Field) else name))
 
 
 def text(value: Any) -> str:
@@ -65,7 +66,7 @@ def values_of(change_message_text: str) -> str:
         message = json.loads(change_message_text or "[]")
     except ValueError:
         return ""
-    parts = []
+    parts: list[str] = []
     for item in message if isinstance(message, list) else []:
         values = item.get("changed", {}).get("values", {}) if isinstance(item, dict) else {}
         parts.extend(f"{name}: {old} → {new}" for name, (old, new) in values.items())

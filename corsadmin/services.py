@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, models, transaction
@@ -182,6 +183,7 @@ def create(serializer: serializers.ModelSerializer, user: User, **extra: Any) ->
 
 def update(serializer: serializers.ModelSerializer, user: User) -> models.Model:
     model = serializer.Meta.model
+    assert serializer.instance is not None  # an update's serializer is bound to its object
     before = field_values(serializer.instance)
     try:
         with transaction.atomic():
@@ -284,7 +286,8 @@ class _PlannedPolicy:
 
 
 def _defaults(model: type[models.Model], names: Iterable[str]) -> dict[str, Any]:
-    return {name: model._meta.get_field(name).get_default() for name in names}
+    fields = (model._meta.get_field(name) for name in names)
+    return {field.name: field.get_default() for field in fields if isinstance(field, models.Field)}
 
 
 def _merge(into: dict[str, Any], detail: Mapping[str, Any]) -> None:
@@ -357,7 +360,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
         ),
     )
     existing = {p.name: p for p in Policy.objects.all()}
-    existing_origins: dict[tuple[int, str], AllowedOrigin] = {
+    existing_origins: dict[tuple[int | None, str], AllowedOrigin] = {
         (o.policy_id, o.origin): o for o in AllowedOrigin.objects.filter(policy__name__in=list(existing))
     }
     plan: list[_PlannedPolicy] = []
@@ -475,7 +478,7 @@ def import_document(
             created_origins: list[AllowedOrigin] = []
             kept_policies: list[int] = []
             kept_origins: list[int] = []
-            creator = user if _user_id(user) is not None else None
+            creator = user if isinstance(user, get_user_model()) and user.is_authenticated else None
             for planned in plan:
                 policy = planned.obj
                 if planned.before is None:

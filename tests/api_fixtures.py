@@ -17,17 +17,17 @@ MODELS = ("policy", "allowedorigin")
 
 __all__ = [
     "API",
+    "admin_user_",
+    "anon_client",
+    "full",
+    "full_client",
     "grant",
     "make_user",
-    "token_client",
-    "admin_user_",
-    "reader",
     "nobody",
-    "full",
-    "reader_client",
     "nobody_client",
-    "full_client",
-    "anon_client",
+    "reader",
+    "reader_client",
+    "token_client",
 ]
 
 

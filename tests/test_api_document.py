@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
@@ -42,7 +42,7 @@ def configuration(full):
     AllowedOrigin.objects.create(
         origin="https://*.example.org",
         policy=api,
-        expires_at=datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone.utc),
+        expires_at=datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC),
     )
     AllowedOrigin.objects.create(origin="http://localhost:*", policy=default, enabled=False)
     AllowedOrigin.objects.create(origin="null", policy=default)

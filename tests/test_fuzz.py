@@ -176,6 +176,7 @@ async def _asgi_call(handler: ASGIHandler, request: dict) -> tuple[int, list[tup
             received = True
             return {"type": "http.request", "body": b"", "more_body": False}
         await asyncio.Event().wait()  # the client stays connected; Django cancels this wait
+        return {"type": "http.disconnect"}
 
     messages = []
 
@@ -234,7 +235,8 @@ paths = st.one_of(
     HUGE.map(lambda text: "/" + text),
 ).filter(lambda path: path != "/demo/error/")  # it raises by design
 
-optional = lambda strategy: st.none() | strategy
+def optional(strategy):
+    return st.none() | strategy
 
 
 @st.composite

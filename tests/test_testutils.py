@@ -167,9 +167,8 @@ def database_lists_other(db):
 
 @pytest.mark.usefixtures("database_lists_other")
 def test_database_allow_list_is_replaced_then_restored(django_assert_num_queries):
-    with override_allowed_origins(APP):
-        with django_assert_num_queries(0):
-            inside = (get(APP), get(OTHER))
+    with override_allowed_origins(APP), django_assert_num_queries(0):
+        inside = (get(APP), get(OTHER))
     after = (get(APP), get(OTHER))
     assert [cors_headers(r) for r in inside] == [{"Access-Control-Allow-Origin": APP}, {}]
     assert [cors_headers(r) for r in after] == [{}, {"Access-Control-Allow-Origin": OTHER}]
@@ -232,7 +231,7 @@ async def test_async_path_as_a_context_manager():
 @override_allowed_origins(APP)
 class DecoratedTestCase(SimpleTestCase):
     def test_decorates_a_test_case(self):
-        self.assertEqual(cors_headers(get(APP)), {"Access-Control-Allow-Origin": APP})
+        assert cors_headers(get(APP)) == {"Access-Control-Allow-Origin": APP}
 
 
 def test_the_decorator_is_undone_after_the_test():

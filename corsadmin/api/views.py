@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.db.models import Prefetch
+from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 from django.utils.log import log_response
 from django_filters.rest_framework import DjangoFilterBackend
@@ -20,6 +22,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from .. import services
@@ -56,7 +59,7 @@ class HardenedView:
     (``ADMINS`` mail). With ``DEBUG`` on, Django's debug page as usual.
     """
 
-    throttle_classes = THROTTLES
+    throttle_classes: Sequence[type[BaseThrottle]] = THROTTLES
 
     def handle_exception(self, exc: Exception) -> Response:
         try:
@@ -255,7 +258,7 @@ class NotFoundView(HardenedView, APIView):
     permission_classes: list[Any] = []
     authentication_classes: list[Any] = []
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         raise NotFound()
 
     get = post = put = patch = delete = head = options = http_method_not_allowed

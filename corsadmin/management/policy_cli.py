@@ -113,5 +113,5 @@ def run(command: Any, options: dict[str, Any]) -> None:
             if not serializer.is_valid():
                 raise bad_input(services.one_line(serializer.errors))
             command.save(lambda: services.update(serializer, user))
-            command.stdout.write(f"Changed policy '{serializer.instance.name}': {', '.join(sorted(data))}.")
+            command.stdout.write(f"Changed policy '{policy.name}': {', '.join(sorted(data))}.")
     command.not_recorded(user)

@@ -17,11 +17,6 @@ CHANGELIST = "/admin/corsadmin/allowedorigin/"
 LONG_AGO = timezone.now() - timedelta(days=30)
 
 
-@pytest.fixture(autouse=True)
-def manual_telemetry(settings):
-    settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY_FLUSH": "manual"}
-
-
 def old_entry(origin: str = "https://app.example.com", **fields) -> AllowedOrigin:
     entry = AllowedOrigin.objects.create(origin=origin, **fields)
     AllowedOrigin.objects.filter(pk=entry.pk).update(updated_at=LONG_AGO)

@@ -11,7 +11,6 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 
 from corsadmin import services
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.api_fixtures import API
 
 pytestmark = pytest.mark.django_db

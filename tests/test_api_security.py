@@ -23,7 +23,6 @@ from corsadmin import conf, services
 from corsadmin.api import throttles
 from corsadmin.api.views import SERVER_ERROR
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.api_fixtures import API, MODELS, make_user, token_client
 
 pytestmark = pytest.mark.django_db

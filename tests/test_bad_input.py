@@ -11,7 +11,6 @@ from django.db import OperationalError
 
 from corsadmin.models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
 from corsadmin.services import export_document
-from tests.api_fixtures import *
 from tests.api_fixtures import API
 from tests.test_admin import policy_form
 

@@ -12,7 +12,6 @@ from django.core.management import CommandError, call_command
 
 from corsadmin.models import AllowedOrigin, Policy
 from corsadmin.services import export_document
-from tests.api_fixtures import *
 from tests.test_cli_errors import manage, site_env
 
 APP = "https://app.example.com"

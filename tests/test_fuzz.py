@@ -37,7 +37,6 @@ from corsadmin.models import AllowedOrigin, Policy, RefusedOrigin
 from corsadmin.refresh import holder
 from corsadmin.telemetry import recorder
 
-from .cors_helpers import manual_telemetry  # noqa: F401  (a fixture)
 from .hypothesis_profiles import profile
 from .test_properties import FOREVER, PolicySpec, origins_for, reference_decide
 

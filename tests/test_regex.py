@@ -9,7 +9,6 @@ import pytest
 from corsadmin.models import Policy
 from corsadmin.refresh import holder
 from corsadmin.services import export_document
-from tests.api_fixtures import *
 from tests.api_fixtures import API
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,29 +19,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import conf
+from .diagnosis import explain
 from .forms import AllowedOriginForm, PolicyForm
-from .history import change_message
-from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
+from .history import change_message, field_values
+from .models import EXPIRES_SOON, NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
 from .origins import NULL
-from .services import field_values
-
-EXPIRES_SOON = timedelta(days=7)
 
 
 def _short_time(value: Any) -> str:
     """"2026-12-02 14:05" in the current time zone; "-" for none."""
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def origin_status(obj: AllowedOrigin) -> str:
-    now = timezone.now()
-    if not obj.enabled:
-        return "disabled"
-    if obj.expires_at is not None and obj.expires_at <= now:
-        return "expired"
-    if obj.expires_at is not None and obj.expires_at <= now + EXPIRES_SOON:
-        return "expires soon"
-    return "active"
 
 
 class ExpiredFilter(admin.SimpleListFilter):
@@ -211,7 +197,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
 
     @admin.display(description="status")
     def status(self, obj: AllowedOrigin) -> str:
-        return origin_status(obj)
+        return obj.status()
 
     @admin.display(description="expires", ordering="expires_at")
     def expires(self, obj: AllowedOrigin) -> str:
@@ -241,8 +227,6 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     def check_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from .services import explain
-
         form = CheckForm(request.GET if "origin" in request.GET else None)
         result = allow_url = edit_url = None
         if form.is_bound and form.is_valid():

@@ -18,7 +18,11 @@ from .origins import MAX_LENGTH, NULL, canonical_origin
 from .regex import regex_problem
 from .signals import config_committed
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# An HTTP token (RFC 9110 5.6.2): a method or a header name.
+TOKEN_PATTERN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TOKEN = re.compile(TOKEN_PATTERN)
+DEFAULT_POLICY = "default"
+EXPIRES_SOON = timedelta(days=7)
 
 
 NULL_WITH_CREDENTIALS = (
@@ -279,9 +283,15 @@ class Policy(ConfigModel):
             raise ValidationError(str(self._meta.constraints[0].violation_error_message))
 
 
-def default_policy() -> int | None:
+def find_default_policy() -> Policy | None:
     """The ``default`` policy, if it exists: never created as a side effect of a form or a save."""
-    return Policy.objects.filter(name="default").values_list("pk", flat=True).first()
+    return Policy.objects.filter(name=DEFAULT_POLICY).first()
+
+
+def default_policy() -> int | None:
+    """An origin's policy when none is given (the field default): ``find_default_policy``'s pk."""
+    policy = find_default_policy()
+    return policy.pk if policy is not None else None
 
 
 class AllowedOrigin(ConfigModel):
@@ -364,6 +374,17 @@ class AllowedOrigin(ConfigModel):
                 )
             ]
         return []
+
+    def status(self) -> str:
+        """In words for a list: disabled, expired, expires soon (within a week) or active."""
+        now = timezone.now()
+        if not self.enabled:
+            return "disabled"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        if self.expires_at is not None and self.expires_at <= now + EXPIRES_SOON:
+            return "expires soon"
+        return "active"
 
 
 class Generation(models.Model):

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
+from corsadmin.documents import export_document
 from corsadmin.models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
-from corsadmin.services import export_document
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,12 @@
 """Rate limits of the REST API: DRF throttles whose rates and cache are read at call time.
 
+The site turns them on (corsadmin's views throttle as the site's other DRF views do)::
+
+    REST_FRAMEWORK = {"DEFAULT_THROTTLE_CLASSES": [
+        "corsadmin.api.throttles.UserThrottle",
+        "corsadmin.api.throttles.AnonThrottle",
+    ]}
+
 Two scopes, set like any DRF scope in ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``:
 ``corsadmin_user`` (per authenticated user) and ``corsadmin_anon`` (per client
 address, for the pages that need no login: the schema and docs). A scope the
@@ -135,5 +142,3 @@ class AnonThrottle(CorsAdminThrottle):
             return request.META.get("REMOTE_ADDR")
         return self.get_ident(request)
 
-
-THROTTLES = [UserThrottle, AnonThrottle]

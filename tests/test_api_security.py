@@ -23,7 +23,6 @@ from corsadmin import conf, diagnosis, documents
 from corsadmin.api import throttles, views
 from corsadmin.api.authentication import SessionAuthentication, TokenAuthentication
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.api_fixtures import API, MODELS, make_user, token_client
 
 pytestmark = pytest.mark.django_db

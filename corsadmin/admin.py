@@ -6,6 +6,8 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
@@ -55,7 +57,7 @@ class PolicyChoiceForm(forms.Form):
 class ExpiryForm(forms.Form):
     expires_at = forms.SplitDateTimeField(
         required=False,
-        widget=admin.widgets.AdminSplitDateTime,
+        widget=AdminSplitDateTime,
         help_text="Leave empty to never expire.",
     )
 
@@ -475,7 +477,7 @@ class RefusedOriginAdmin(admin.ModelAdmin):
         origin_admin = self.admin_site._registry[AllowedOrigin]
         added, problems = [], []
         for refused in queryset:
-            entry = AllowedOrigin(origin=refused.origin, policy=policy, created_by=request.user, note="allowed from refused origins")
+            entry = AllowedOrigin(origin=refused.origin, policy=policy, created_by=request.user if isinstance(request.user, get_user_model()) else None, note="allowed from refused origins")
             try:
                 entry.full_clean()
                 with transaction.atomic():

@@ -91,6 +91,7 @@ def export_document() -> dict[str, Any]:
 
 def _counted_export_serializer() -> Any:
     """``PolicyDocumentSerializer`` whose origins advance the progress bar."""
+
     class CountedOrigin(OriginDocumentSerializer):
         def to_representation(self, instance: Any) -> Any:
             progress.advance()
@@ -148,7 +149,8 @@ class _PlannedPolicy:
 
 
 def _defaults(model: type[models.Model], names: Iterable[str]) -> dict[str, Any]:
-    return {name: model._meta.get_field(name).get_default() for name in names}
+    fields = (model._meta.get_field(name) for name in names)
+    return {field.name: field.get_default() for field in fields if isinstance(field, models.Field)}
 
 
 def _merge(into: dict[str, Any], detail: Mapping[str, Any]) -> None:
@@ -219,7 +221,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
         ),
     )
     existing = {p.name: p for p in Policy.objects.all()}
-    existing_origins: dict[tuple[int, str], AllowedOrigin] = {
+    existing_origins: dict[tuple[int | None, str], AllowedOrigin] = {
         (o.policy_id, o.origin): o for o in AllowedOrigin.objects.filter(policy__name__in=list(existing))
     }
     plan: list[_PlannedPolicy] = []

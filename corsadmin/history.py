@@ -22,7 +22,8 @@ User = Any  # a user model instance, AnonymousUser or None
 
 
 def label(model: type[models.Model], name: str) -> str:
-    return str(capfirst(model._meta.get_field(name).verbose_name))
+    field = model._meta.get_field(name)
+    return str(capfirst(field.verbose_name if isinstance(field, models.Field) else name))
 
 
 def text(value: Any) -> str:
@@ -69,7 +70,7 @@ def values_of(change_message_text: str) -> str:
         message = json.loads(change_message_text or "[]")
     except ValueError:
         return ""
-    parts = []
+    parts: list[str] = []
     for item in message if isinstance(message, list) else []:
         values = item.get("changed", {}).get("values", {}) if isinstance(item, dict) else {}
         parts.extend(f"{name}: {old} → {new}" for name, (old, new) in values.items())

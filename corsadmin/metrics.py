@@ -31,7 +31,8 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from . import conf
+from . import conf, signals
+from .refresh import holder
 
 logger = logging.getLogger("corsadmin")
 
@@ -87,6 +88,18 @@ def count(decision: Any, asked: Any, request: Any) -> None:
 # --- the refresher ---------------------------------------------------------------------
 
 
+@receiver(signals.refreshed)
+def _refreshed(seconds: float, ok: bool, **kwargs: Any) -> None:
+    if ENABLED:
+        refreshed(seconds, ok)
+
+
+@receiver(signals.service_failed)
+def _service_failed(service: str, **kwargs: Any) -> None:
+    if ENABLED:
+        failed(service)
+
+
 def refreshed(seconds: float, ok: bool) -> None:
     """One read of the database by the refresher, successful or not."""
     global _confirmed_at
@@ -106,7 +119,7 @@ def failed(service: str) -> None:
 
 
 def multiprocess() -> bool:
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"))
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"))  # noqa: SIM112  (its old name)
 
 
 class _Metrics:
@@ -173,8 +186,6 @@ def flush() -> None:
 
 
 def _set_gauges(metrics: _Metrics) -> None:
-    from .refresh import holder
-
     snapshot = holder.peek()
     metrics.generation.set(snapshot.generation or 0)
     confirmed = _confirmed_at or getattr(snapshot, "built_at", None)

@@ -204,9 +204,6 @@ class ConfigModel(models.Model):
     class Meta:
         abstract = True
 
-    def prepare_for_save(self) -> None:
-        """Normalise fields; raise ValidationError for what must never be stored."""
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.prepare_for_save()
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
@@ -215,6 +212,9 @@ class ConfigModel(models.Model):
         with _one_transaction(using):
             self.version = next_generation(using)
             super().save(*args, **kwargs)
+
+    def prepare_for_save(self) -> None:
+        """Normalise fields; raise ValidationError for what must never be stored."""
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
@@ -308,7 +308,7 @@ class Policy(ConfigModel):
         if self.mode not in (self.ENFORCE, self.REPORT):
             raise ValidationError({"mode": f"'{self.mode}' is not a mode: use enforce or report."})
         if self.allow_all_origins and self.allow_credentials:
-            raise ValidationError(self._meta.constraints[0].violation_error_message)
+            raise ValidationError(str(self._meta.constraints[0].violation_error_message))
 
 
 def find_default_policy() -> Policy | None:
@@ -418,8 +418,10 @@ class AllowedOrigin(ConfigModel):
             return []
         if self.origin.startswith("http://") and self.policy_id and self.policy.allow_credentials:
             return [
-                f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
-                "anyone on the network path can impersonate it and read your users' data. Prefer https://."
+                (
+                    f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
+                    "anyone on the network path can impersonate it and read your users' data. Prefer https://."
+                )
             ]
         return []
 

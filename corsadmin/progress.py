@@ -1,6 +1,6 @@
 """Progress of long command-line work (``cors import``, ``export``, ``import-settings``).
 
-The work itself (``services``, ``settings_import``) marks its stages with ``stage()`` and
+The work itself (``documents``, ``settings_import``) marks its stages with ``stage()`` and
 its steps with ``advance()``. Both do nothing unless the command line opened ``shown()``
 around the call, which it does only on a terminal and without ``--quiet``: the REST API,
 scripts and pipes never see a bar. The bar is tqdm's, on standard error.
@@ -12,13 +12,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from io import TextIOBase
 from typing import Any, TextIO
 
 
 class _Bars:
     """One tqdm bar per stage, on one stream."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO | TextIOBase) -> None:
         self.stream = stream
         self.bar: Any = None
 
@@ -87,7 +88,7 @@ def wanted(stream: Any, quiet: bool = False) -> bool:
 
 
 @contextmanager
-def shown(stream: TextIO, enabled: bool) -> Iterator[None]:
+def shown(stream: TextIO | TextIOBase, enabled: bool) -> Iterator[None]:
     """Show the stages run inside this block on ``stream`` (when ``enabled``)."""
     if not enabled:
         yield

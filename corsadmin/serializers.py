@@ -66,9 +66,9 @@ class BooleanField(serializers.BooleanField):
     """
 
     def to_internal_value(self, data: Any) -> bool:
-        if isinstance(data, bool) or (isinstance(data, str) and from_form(self)):
-            return super().to_internal_value(data)
-        self.fail("invalid", input=data)
+        if not (isinstance(data, bool) or (isinstance(data, str) and from_form(self))):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
 
 
 class IntegerField(serializers.IntegerField):
@@ -211,7 +211,7 @@ class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
 
     class Meta:
         model = Policy
-        fields = (
+        fields: tuple[str, ...] = (
             "name",
             "url_regex",
             "hosts",
@@ -275,7 +275,7 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
 
     class Meta:
         model = AllowedOrigin
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "origin",
             "policy",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from io import TextIOBase
 from typing import Any, TextIO
 
 from django.core.exceptions import ValidationError
@@ -85,10 +86,13 @@ def plan(policy_name: str) -> tuple[dict[str, Any], list[str], list[str], list[s
     return changes, to_add, skipped, removable
 
 
-def run(stdout: TextIO, dry_run: bool = False, policy_name: str = "default", user: Any = None) -> int:
+def run(stdout: TextIO | TextIOBase, dry_run: bool = False, policy_name: str = "default", user: Any = None) -> int:
     """Import, print what was (or would be) done; returns the number of changes."""
     if not conf.has_settings_policy():
-        stdout.write("No CORS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGIN_REGEXES or CORS_ALLOW_ALL_ORIGINS setting: nothing to import.\n")
+        stdout.write(
+            "No CORS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGIN_REGEXES or CORS_ALLOW_ALL_ORIGINS setting: "
+            "nothing to import.\n"
+        )
         return 0
     with transaction.atomic():
         changes, to_add, skipped, removable = plan(policy_name)

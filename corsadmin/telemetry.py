@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import close_old_connections, connection, transaction
@@ -89,8 +89,8 @@ class Recorder:
             self.dropped = 0
         for (origin, prefix, policy), (count, first, last) in counts.items():
             origin = printable(origin)
-            first_seen = datetime.fromtimestamp(first, timezone.utc)
-            last_seen = datetime.fromtimestamp(last, timezone.utc)
+            first_seen = datetime.fromtimestamp(first, UTC)
+            last_seen = datetime.fromtimestamp(last, UTC)
             key = {"origin": origin, "path_prefix": prefix, "report": bool(policy), "policy": policy}
             with transaction.atomic():
                 # A dismissed origin refused again comes back to the list.

@@ -105,7 +105,7 @@ if os.environ.get("REDIS_URL"):
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CORSADMIN = {
+CORSADMIN: dict[str, object] = {
     "REFRESH_INTERVAL": float(os.environ.get("CORSADMIN_REFRESH_INTERVAL", "1")),
     # Prometheus metrics at /metrics/ (project/urls.py). Under gunicorn -w N, set
     # PROMETHEUS_MULTIPROC_DIR to an empty directory (README, "Metrics").

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 
 from corsadmin import documents
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.api_fixtures import API
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +41,7 @@ def configuration(full):
     AllowedOrigin.objects.create(
         origin="https://*.example.org",
         policy=api,
-        expires_at=datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone.utc),
+        expires_at=datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC),
     )
     AllowedOrigin.objects.create(origin="http://localhost:*", policy=default, enabled=False)
     AllowedOrigin.objects.create(origin="null", policy=default)

@@ -9,9 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
-from corsadmin.models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
 from corsadmin.documents import export_document
-from tests.api_fixtures import *
+from corsadmin.models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
 from tests.api_fixtures import API
 from tests.test_admin import policy_form
 

@@ -23,7 +23,6 @@ from corsadmin.models import AllowedOrigin, Generation
 from .cors_helpers import (
     APP,
     ECHO,
-    manual_telemetry,  # noqa: F401  (a fixture)
 )
 from .e2e import (
     INTERVAL,

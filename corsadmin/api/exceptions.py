@@ -8,7 +8,8 @@ pages. A site may also name it in ``REST_FRAMEWORK["EXCEPTION_HANDLER"]`` for it
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from django.db import InterfaceError, OperationalError
 from rest_framework.exceptions import APIException
@@ -38,7 +39,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             response.data["code"] = code
             response["Retry-After"] = RETRY_AFTER
         return response
-    site_handler = api_settings.EXCEPTION_HANDLER
+    # A dotted path in the settings, a function once DRF has imported it.
+    site_handler = cast(Callable[[Exception, Any], Response | None], api_settings.EXCEPTION_HANDLER)
     if site_handler is exception_handler:  # the site named this one
         site_handler = drf_exception_handler
     return site_handler(exc, context)

@@ -52,7 +52,8 @@ KEY_PREFIX = "corsadmin:v1:throttle"
 def rate_for(scope: str) -> str | None:
     """The scope's rate, from the settings at call time (DRF's class attribute is read at import)."""
     rates = api_settings.DEFAULT_THROTTLE_RATES or {}
-    return rates[scope] if scope in rates else DEFAULT_RATES[scope]
+    rate = rates[scope] if scope in rates else DEFAULT_RATES[scope]
+    return None if rate is None else str(rate)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:

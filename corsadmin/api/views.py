@@ -9,18 +9,20 @@ history (``corsadmin.history``) in the transaction that makes them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
+from django.http import HttpRequest
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import generics, routers, serializers, status, viewsets
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -54,7 +56,7 @@ class CorsAdminAPIView:
     """What every view of the API shares: corsadmin's authentication, and a 503 when the
     database is unavailable (the host's exception handler for everything else)."""
 
-    authentication_classes: list[Any] = [TokenAuthentication, SessionAuthentication]
+    authentication_classes: Sequence[type[BaseAuthentication]] = [TokenAuthentication, SessionAuthentication]
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -278,9 +280,9 @@ class NotFoundView(CorsAdminAPIView, APIView):
     """Any other path under the API: a JSON 404 rather than the site's HTML page."""
 
     permission_classes: list[Any] = []
-    authentication_classes: list[Any] = []
+    authentication_classes: Sequence[type[BaseAuthentication]] = []
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         raise NotFound()
 
     get = post = put = patch = delete = head = options = http_method_not_allowed

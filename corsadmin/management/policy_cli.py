@@ -102,6 +102,7 @@ def run(command: Any, options: dict[str, Any]) -> None:
         command.stdout.write(f"{len(policies)} polic{'y' if len(policies) == 1 else 'ies'}")
         return
     user = command.acting_user(options)
+    policy: Policy | None
     if action == "add":
         serializer = PolicySerializer(data={"name": options["name"], **data_from(options)})
         if not serializer.is_valid():

@@ -65,12 +65,18 @@ def build(variant: str) -> Any:
 
     options = {"allow_methods": ["GET", "POST", "PUT"], "allow_headers": ["content-type"], "max_age": 600}
     if variant == "1 policy":
-        entries = [(h * PER_POLICY + i, origin(h, i), float("inf")) for h in range(POLICIES) for i in range(PER_POLICY)]
+        entries = [
+            (h * PER_POLICY + i, origin(h, i), float("inf"))
+            for h in range(POLICIES)
+            for i in range(PER_POLICY)
+        ]
         return Snapshot([CompiledPolicy(name="default", entries=entries, **options)])
     policies = []
     for h in range(POLICIES):
         entries = [(h * PER_POLICY + i, origin(h, i), float("inf")) for i in range(PER_POLICY)]
-        policies.append(CompiledPolicy(name=f"site{h}", hosts=[f"site{h}.example.com"], entries=entries, **options))
+        policies.append(
+            CompiledPolicy(name=f"site{h}", hosts=[f"site{h}.example.com"], entries=entries, **options)
+        )
         if variant == "20 per-host + 20 report-only":
             policies.append(
                 CompiledPolicy(
@@ -153,10 +159,14 @@ def measure(variant: str, warm: bool, reps: int, n: int) -> dict[str, dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3, help="every variant measured this many times, interleaved")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="every variant measured this many times, interleaved"
+    )
     args = parser.parse_args()
     setup_django()
     from corsadmin.telemetry import recorder
@@ -169,7 +179,10 @@ def main() -> None:
                 results.setdefault((variant, warm), []).append(measure(variant, warm, args.reps, args.n))
                 recorder._take()  # the refusals counted meanwhile: dropped, never written
     view_us = statistics.median(r[c]["view_us"] for rs in results.values() for r in rs for c in CASES)
-    print(f"view alone: {view_us:.2f} µs (median); middleware cost over the view, median of {args.rounds} rounds")
+    print(
+        f"view alone: {view_us:.2f} µs (median); middleware cost over the view, "
+        f"median of {args.rounds} rounds"
+    )
     print(f"{'variant':<32}{'memo':<6}" + "".join(f"{c:>18}" for c in CASES))
     for (variant, warm), runs in results.items():
         cells = []
@@ -177,7 +190,10 @@ def main() -> None:
             rel = statistics.median(r[case]["relative"] for r in runs)
             cells.append(f"{rel * view_us:6.2f} µs ({rel:+.0%})")
         print(f"{variant:<32}{'warm' if warm else 'cold':<6}" + "".join(f"{c:>18}" for c in cells))
-    print(json.dumps({f"{v} / {'warm' if w else 'cold'}": runs for (v, w), runs in results.items()}), file=sys.stderr)
+    print(
+        json.dumps({f"{v} / {'warm' if w else 'cold'}": runs for (v, w), runs in results.items()}),
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ class CheckForm(forms.Form):
         max_length=2048, required=False, help_text="Headers the page sets, comma-separated (e.g. content-type, x-api-key)"
     )
     host = forms.CharField(
-        max_length=300, required=False, help_text="The request's Host, for policies limited to hosts (e.g. api.example.com)"
+        max_length=300,
+        required=False,
+        help_text="The request's Host, for policies limited to hosts (e.g. api.example.com)",
     )
 
     def clean_host(self) -> str | None:

@@ -175,7 +175,8 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
     exception = ""
     if decision.denied_by:
         exception = (
-            f"policy {decision.denied_policy!r} refuses it by its exception (deny entry) {decision.denied_by!r}"
+            f"policy {decision.denied_policy!r} refuses it by its exception (deny entry) "
+            f"{decision.denied_by!r}"
         )
     if decision.allowed:
         reason = f"Allowed by policy {decision.policy!r} (entry {decision.matched!r})."

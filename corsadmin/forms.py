@@ -89,7 +89,8 @@ class PolicyForm(forms.ModelForm):
     expose_headers = TokenListField(required=False, help_text="Comma-separated response header names.")
     hosts = TokenListField(
         required=False,
-        help_text="Comma-separated hosts (api.example.com, *.example.com), without port; empty for every host.",
+        help_text="Comma-separated hosts (api.example.com, *.example.com), without port; "
+        "empty for every host.",
     )
 
     class Meta:

@@ -18,7 +18,9 @@ from django.http.request import split_domain_port
 from .origins import _canonical_hostname, _canonical_ip
 
 MAX_HOSTS = 100
-HOSTS_HINT = "Write a host name (api.example.com), a wildcard (*.example.com) or an IP address, without a port."
+HOSTS_HINT = (
+    "Write a host name (api.example.com), a wildcard (*.example.com) or an IP address, without a port."
+)
 
 
 def _fail(message: str) -> ValidationError:

@@ -273,7 +273,8 @@ class SnapshotBuilder:
             else:
                 plain.append(entry)
         csrf = CompiledPolicy(name="(csrf)", table=EntryTable.build(plain))
-        return csrf, [(EntryTable.build(entries), self._tables[pk, True]) for pk, entries in with_denies.items()]
+        pairs = [(EntryTable.build(entries), self._tables[pk, True]) for pk, entries in with_denies.items()]
+        return csrf, pairs
 
 
 def settings_snapshot(
@@ -288,7 +289,9 @@ def settings_snapshot(
     policies = list(policies or ())
     if conf.has_settings_policy():
         policies.append(fallback)
-    return Snapshot(policies, generation=generation, csrf=csrf, fallback=fallback, csrf_denies=csrf_denies or ())
+    return Snapshot(
+        policies, generation=generation, csrf=csrf, fallback=fallback, csrf_denies=csrf_denies or ()
+    )
 
 
 def load_snapshot() -> Snapshot:

@@ -299,7 +299,8 @@ class Policy(ConfigModel):
             raise ValidationError(errors)
 
         if self.allow_credentials and self.pk and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
-            if AllowedOrigin.objects.filter(policy_id=self.pk, origin=NULL, effect=AllowedOrigin.ALLOW).exists():
+            listed = AllowedOrigin.objects.filter(policy_id=self.pk, origin=NULL, effect=AllowedOrigin.ALLOW)
+            if listed.exists():
                 raise ValidationError({"allow_credentials": NULL_WITH_CREDENTIALS})
 
     def prepare_for_save(self) -> None:

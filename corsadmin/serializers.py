@@ -412,7 +412,8 @@ class CheckResultSerializer(serializers.Serializer):
     policy = serializers.CharField(allow_null=True)
     matched = serializers.CharField(
         allow_null=True,
-        help_text="The entry that matched: the allowing entry, or for a refusal by an exception the deny entry.",
+        help_text="The entry that matched: the allowing entry, or for a refusal by an exception "
+        "the deny entry.",
     )
     effect = serializers.ChoiceField(
         choices=AllowedOrigin.EFFECTS,

@@ -501,7 +501,9 @@ class Snapshot:
                 continue
             if entry is None:
                 continue
-            would_refuse, reports_last = self._would_refuse(covering, origin, now) if self.reports else ((), True)
+            would_refuse, reports_last = (
+                self._would_refuse(covering, origin, now) if self.reports else ((), True)
+            )
             decision = Decision(
                 covered=True,
                 allowed=True,

@@ -337,7 +337,8 @@ def test_a_document_without_the_new_fields_still_imports_with_their_defaults(ful
 
 
 def test_merge_keeps_mode_hosts_and_effect_a_document_leaves_out(full_client, hosted):
-    document = {"version": 1, "policies": [{"name": "hosted", "origins": [{"origin": "https://user.example.com"}]}]}
+    origins = [{"origin": "https://user.example.com"}]
+    document = {"version": 1, "policies": [{"name": "hosted", "origins": origins}]}
     assert full_client.post(API + "import/", document, format="json").status_code == 200
     hosted = Policy.objects.get(name="hosted")
     assert (hosted.mode, hosted.hosts) == ("report", ["api.example.com", "*.example.net"])

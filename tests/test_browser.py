@@ -450,7 +450,8 @@ def report_only(site: Site) -> Iterator[str]:
         "from rest_framework.authtoken.models import Token\n"
         f"user = get_user_model().objects.get(username={site.username!r})\n"
         "print(Token.objects.get_or_create(user=user)[0].key)\n"
-        'Policy.objects.create(name="legacy", url_regex=r"^/demo/echo/", priority=20, allow_all_origins=True)\n'
+        'Policy.objects.create(name="legacy", url_regex=r"^/demo/echo/", priority=20,\n'
+        "                      allow_all_origins=True)\n"
         'Policy.objects.create(name="strict", url_regex=r"^/demo/echo/", priority=30, mode="report")\n'
     ).strip()
     try:
@@ -495,7 +496,7 @@ def test_report_only_policy_to_enforced_allow_list(site: Site, page: FrontPage, 
     # 5. The browser's fetch still works, now allowed by the list (the origin echoed, not '*').
     result = page.settles(True, since)
     assert result["status"] == 200
-    status, headers = raw_get(site.url(ECHO), {"Origin": page.origin})
+    _status, headers = raw_get(site.url(ECHO), {"Origin": page.origin})
     assert cors_headers(headers) == {"access-control-allow-origin": page.origin}
     # Another origin is now refused: the list is enforced.
     assert cors_headers(raw_get(site.url(ECHO), {"Origin": "http://other.invalid"})[1]) == {}

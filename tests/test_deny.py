@@ -85,12 +85,16 @@ def exception_elsewhere() -> None:
 CASES = {
     "deny beats a wildcard allowing it": (wildcard_with_exception, UC, {}),
     "the wildcard still allows the others": (
-        wildcard_with_exception, APP, {"Access-Control-Allow-Origin": APP}
+        wildcard_with_exception,
+        APP,
+        {"Access-Control-Allow-Origin": APP},
     ),
     "a deny wildcard beats an exact allow": (exact_allowed_wildcard_denied, APP, {}),
     "deny beats allow_all_origins": (allow_all_with_exception, UC, {}),
     "allow_all_origins still allows the others": (
-        allow_all_with_exception, APP, {"Access-Control-Allow-Origin": "*"}
+        allow_all_with_exception,
+        APP,
+        {"Access-Control-Allow-Origin": "*"},
     ),
     "a port-wildcard deny refuses every port": (allow_all_denying_local_ports, "http://localhost:3000", {}),
     "a port-wildcard deny refuses the default port": (allow_all_denying_local_ports, "http://localhost", {}),
@@ -99,7 +103,9 @@ CASES = {
     "a disabled exception refuses nothing": (disabled_exception, UC, {"Access-Control-Allow-Origin": UC}),
     "an expired exception refuses nothing": (expired_exception, UC, {"Access-Control-Allow-Origin": UC}),
     "an exception on other paths refuses nothing here": (
-        exception_elsewhere, UC, {"Access-Control-Allow-Origin": UC}
+        exception_elsewhere,
+        UC,
+        {"Access-Control-Allow-Origin": UC},
     ),
 }
 
@@ -118,7 +124,10 @@ def test_check_names_the_exception_that_refused():
     wildcard_with_exception()
     result = explain(UC, "/demo/echo/")
     assert (result["allowed"], result["policy"], result["matched"], result["effect"]) == (
-        False, "default", UC, "deny"
+        False,
+        "default",
+        UC,
+        "deny",
     )
     assert result["reason"].startswith(
         f"Refused: policy 'default' refuses it by its exception (deny entry) '{UC}'"
@@ -129,7 +138,10 @@ def test_check_of_an_allowed_origin_has_effect_allow_and_no_exception():
     wildcard_with_exception()
     result = explain(APP, "/demo/echo/")
     assert (result["allowed"], result["matched"], result["effect"], result["exception"]) == (
-        True, "https://*.example.com", "allow", None
+        True,
+        "https://*.example.com",
+        "allow",
+        None,
     )
 
 
@@ -137,7 +149,9 @@ def test_check_tells_the_exception_a_lower_policy_overruled():
     denied_first_allowed_below()
     result = explain(UC, "/demo/echo/")
     assert (result["allowed"], result["policy"], result["exception"]) == (
-        True, "default", {"policy": "strict", "origin": UC}
+        True,
+        "default",
+        {"policy": "strict", "origin": UC},
     )
 
 
@@ -155,7 +169,9 @@ def test_an_expiring_exception_is_not_remembered_past_its_expiry(monkeypatch):
 
 
 def test_a_deny_entry_cannot_be_csrf_trusted():
-    entry = AllowedOrigin(origin=UC, effect="deny", csrf_trusted=True, policy=Policy.objects.get(name="default"))
+    entry = AllowedOrigin(
+        origin=UC, effect="deny", csrf_trusted=True, policy=Policy.objects.get(name="default")
+    )
     with pytest.raises(ValidationError) as caught:
         entry.full_clean()
     assert list(caught.value.message_dict) == ["csrf_trusted"]
@@ -173,7 +189,9 @@ def test_an_unknown_effect_is_refused_on_save():
 
 
 def test_a_deny_wildcard_on_a_public_suffix_is_refused_like_an_allow():
-    entry = AllowedOrigin(origin="https://*.github.io", effect="deny", policy=Policy.objects.get(name="default"))
+    entry = AllowedOrigin(
+        origin="https://*.github.io", effect="deny", policy=Policy.objects.get(name="default")
+    )
     with pytest.raises(ValidationError) as caught:
         entry.full_clean()
     assert "public suffix" in caught.value.message_dict["origin"][0]
@@ -205,7 +223,9 @@ def test_an_exception_in_one_policy_leaves_another_policys_trust():
 
 
 def test_api_adds_an_exception_and_lists_it_by_effect(admin_client):
-    added = admin_client.post("/api/cors/origins/", {"origin": UC, "effect": "deny"}, content_type="application/json")
+    added = admin_client.post(
+        "/api/cors/origins/", {"origin": UC, "effect": "deny"}, content_type="application/json"
+    )
     listed = admin_client.get("/api/cors/origins/?effect=deny").json()
     assert (added.status_code, added.json()["effect"]) == (201, "deny")
     assert [row["origin"] for row in listed["results"]] == [UC]
@@ -213,14 +233,18 @@ def test_api_adds_an_exception_and_lists_it_by_effect(admin_client):
 
 def test_api_refuses_a_csrf_trusted_exception_and_adds_nothing(admin_client):
     response = admin_client.post(
-        "/api/cors/origins/", {"origin": UC, "effect": "deny", "csrf_trusted": True}, content_type="application/json"
+        "/api/cors/origins/",
+        {"origin": UC, "effect": "deny", "csrf_trusted": True},
+        content_type="application/json",
     )
     assert (response.status_code, list(response.json())) == (400, ["csrf_trusted"])
     assert not AllowedOrigin.objects.exists()
 
 
 def test_api_refuses_an_unknown_effect(admin_client):
-    response = admin_client.post("/api/cors/origins/", {"origin": UC, "effect": "block"}, content_type="application/json")
+    response = admin_client.post(
+        "/api/cors/origins/", {"origin": UC, "effect": "block"}, content_type="application/json"
+    )
     assert (response.status_code, list(response.json())) == (400, ["effect"])
 
 

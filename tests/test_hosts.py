@@ -67,7 +67,10 @@ def test_bad_hosts_are_refused_with_a_clear_message(value, words):
 
 
 def test_hosts_are_deduplicated_in_order():
-    assert clean_hosts(["B.example.com", "a.example.com", "b.example.com"]) == ["b.example.com", "a.example.com"]
+    assert clean_hosts(["B.example.com", "a.example.com", "b.example.com"]) == [
+        "b.example.com",
+        "a.example.com",
+    ]
 
 
 @pytest.mark.django_db
@@ -91,9 +94,10 @@ def test_a_policy_with_hosts_written_around_validation_is_ignored_not_widened(ca
     Policy.objects.filter(name="api").update(hosts=["bad host:1"])
     AllowedOrigin.objects.create(origin=APP, policy=Policy.objects.get(name="api"))
     snapshot = load_snapshot()
-    assert ([p.name for p in snapshot.policies], snapshot.decide(APP, "/", host="api.example.com").allowed) == (
-        ["default"], False
-    )
+    assert (
+        [p.name for p in snapshot.policies],
+        snapshot.decide(APP, "/", host="api.example.com").allowed,
+    ) == (["default"], False)
 
 
 # --- the decision ------------------------------------------------------------------------
@@ -126,7 +130,11 @@ CASES = {
     "another host": (per_host, "www.example.com", APP, {}, True),
     "a subdomain of its host": (per_host, "x.api.example.com", APP, {}, True),
     "every-host policies still apply on its host": (
-        per_host, "api.example.com", OTHER, {"Access-Control-Allow-Origin": OTHER}, True
+        per_host,
+        "api.example.com",
+        OTHER,
+        {"Access-Control-Allow-Origin": OTHER},
+        True,
     ),
     "a wildcard host: one label below": (per_wildcard_host, "a.example.org", APP, ALLOWED, True),
     "a wildcard host: two labels below": (per_wildcard_host, "a.b.example.org", APP, ALLOWED, True),
@@ -163,7 +171,9 @@ def test_a_disallowed_host_is_no_host_not_a_500(twin, pinned, settings):  # noqa
 def test_the_host_is_part_of_the_remembered_decision():
     per_host()
     snapshot = load_snapshot()
-    answers = [snapshot.decide(APP, "/", host=h).allowed for h in ("api.example.com", None, "api.example.com")]
+    answers = [
+        snapshot.decide(APP, "/", host=h).allowed for h in ("api.example.com", None, "api.example.com")
+    ]
     assert answers == [True, False, True]
 
 
@@ -181,7 +191,11 @@ def test_the_host_index_returns_policies_in_order_and_is_bounded(monkeypatch):
     hosts = {"a": ["*.example.com"], "b": [], "c": ["x.example.com"], "d": ["other.example"]}
     index = HostIndex(items, hosts.get)
     assert [index.get(h) for h in ("x.example.com", "y.example.com", None, "other.example", "z.example")] == [
-        ("a", "b", "c"), ("a", "b"), ("b",), ("b", "d"), ("b",)
+        ("a", "b", "c"),
+        ("a", "b"),
+        ("b",),
+        ("b", "d"),
+        ("b",),
     ]
     assert len(index._memo) <= 2
 
@@ -216,10 +230,14 @@ def test_api_policy_hosts_round_trip_and_refusal(admin_client):
         "/api/cors/policies/", {"name": "api", "hosts": ["API.example.com"]}, content_type="application/json"
     )
     refused = admin_client.post(
-        "/api/cors/policies/", {"name": "bad", "hosts": ["api.example.com:80"]}, content_type="application/json"
+        "/api/cors/policies/",
+        {"name": "bad", "hosts": ["api.example.com:80"]},
+        content_type="application/json",
     )
     assert (created.status_code, created.json()["hosts"], created.json()["mode"]) == (
-        201, ["api.example.com"], "enforce"
+        201,
+        ["api.example.com"],
+        "enforce",
     )
     assert refused.status_code == 400 and "port" in refused.json()["hosts"][0]
     assert not Policy.objects.filter(name="bad").exists()
@@ -240,7 +258,9 @@ def test_cli_policy_hosts_and_check_host():
 @pytest.mark.django_db
 def test_cli_refuses_a_bad_policy_host_and_changes_nothing():
     with pytest.raises(CommandError) as refused:
-        call_command("cors", "policy", "add", "api", "--hosts", "https://api.example.com", stdout=io.StringIO())
+        call_command(
+            "cors", "policy", "add", "api", "--hosts", "https://api.example.com", stdout=io.StringIO()
+        )
     assert (refused.value.returncode, Policy.objects.filter(name="api").exists()) == (2, False)
     assert str(refused.value).startswith("hosts")
 
@@ -250,7 +270,9 @@ def test_check_warns_about_a_policy_host_allowed_hosts_refuses(settings):
     from corsadmin.checks import check_policy_hosts
 
     settings.ALLOWED_HOSTS = ["api.example.com", ".example.org"]
-    Policy.objects.create(name="api", hosts=["api.example.com", "www.example.com", "a.example.org", "*.x.example"])
+    Policy.objects.create(
+        name="api", hosts=["api.example.com", "www.example.com", "a.example.org", "*.x.example"]
+    )
     messages = check_policy_hosts(databases=["default"])
     assert [(m.id, "'www.example.com'" in m.msg) for m in messages] == [("corsadmin.W008", True)]
     assert check_policy_hosts(databases=None) == []

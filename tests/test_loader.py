@@ -182,7 +182,12 @@ class Writer:
 
     def policy_qs_update(self) -> None:
         changes = self.rng.choice(
-            [{"priority": self.rng.randrange(3)}, {"mode": "report"}, {"mode": "enforce"}, {"hosts": ["api.example.com"]}]
+            [
+                {"priority": self.rng.randrange(3)},
+                {"mode": "report"},
+                {"mode": "enforce"},
+                {"hosts": ["api.example.com"]},
+            ]
         )
         Policy.objects.filter(name=self.policy().name).update(**changes)
 

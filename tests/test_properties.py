@@ -196,7 +196,9 @@ def reference_policy_allows(spec: PolicySpec, origin: str, now: float) -> frozen
     """The entries by which this policy, on its own, allows the origin (empty: it does not)."""
     if any(expires > now and reference_allows(text, origin) for text, expires in spec.denies):
         return frozenset()
-    matched = frozenset(text for text, expires in spec.entries if expires > now and reference_allows(text, origin))
+    matched = frozenset(
+        text for text, expires in spec.entries if expires > now and reference_allows(text, origin)
+    )
     if not matched and spec.allow_all and (origin == "null" or browser_origin(origin)):
         matched = frozenset({"*"})
     return matched

@@ -50,7 +50,9 @@ def strict_with_credentials_over_allow_all() -> None:
 def strict_with_an_exception() -> None:
     Policy.objects.filter(name="default").update(allow_all_origins=True)
     AllowedOrigin.objects.create(origin="https://*.example.com", policy=strict())
-    AllowedOrigin.objects.create(origin="https://user.example.com", effect="deny", policy=Policy.objects.get(name="strict"))
+    AllowedOrigin.objects.create(
+        origin="https://user.example.com", effect="deny", policy=Policy.objects.get(name="strict")
+    )
 
 
 def strict_over_a_list() -> None:
@@ -66,28 +68,69 @@ def strict_for_another_host() -> None:
 # name: (set-up, origin, path, expected Access-Control-* headers, Vary: Origin?, would-be refusals recorded)
 CASES = {
     "allowed by the enforcing policy, refused by the report-only one": (
-        allow_all_and_strict, EVIL, "/demo/echo/", STAR, True, {(EVIL, "/demo/", "strict")}
+        allow_all_and_strict,
+        EVIL,
+        "/demo/echo/",
+        STAR,
+        True,
+        {(EVIL, "/demo/", "strict")},
     ),
     "allowed by both: nothing recorded": (allow_all_and_strict, APP, "/demo/echo/", STAR, True, set()),
     "outside the report-only policy's paths: nothing recorded": (
-        allow_all_and_strict, EVIL, "/other/", STAR, True, set()
+        allow_all_and_strict,
+        EVIL,
+        "/other/",
+        STAR,
+        True,
+        set(),
     ),
-    "a report-only policy alone adds no header and no Vary": (strict_alone, APP, "/demo/echo/", {}, False, set()),
+    "a report-only policy alone adds no header and no Vary": (
+        strict_alone,
+        APP,
+        "/demo/echo/",
+        {},
+        False,
+        set(),
+    ),
     "a report-only policy's options never reach the response": (
-        strict_with_credentials_over_allow_all, APP, "/demo/echo/", STAR, True, set()
+        strict_with_credentials_over_allow_all,
+        APP,
+        "/demo/echo/",
+        STAR,
+        True,
+        set(),
     ),
     "an exception of the report-only policy counts as a would-be refusal": (
-        strict_with_an_exception, "https://user.example.com", "/demo/echo/", STAR, True,
+        strict_with_an_exception,
+        "https://user.example.com",
+        "/demo/echo/",
+        STAR,
+        True,
         {("https://user.example.com", "/demo/", "strict")},
     ),
     "a real refusal is an ordinary refusal, not a report": (
-        strict_over_a_list, EVIL, "/demo/echo/", {}, True, {(EVIL, "/demo/", "")}
+        strict_over_a_list,
+        EVIL,
+        "/demo/echo/",
+        {},
+        True,
+        {(EVIL, "/demo/", "")},
     ),
     "a same-origin request is never a would-be refusal": (
-        allow_all_and_strict, "http://testserver", "/demo/echo/", STAR, True, set()
+        allow_all_and_strict,
+        "http://testserver",
+        "/demo/echo/",
+        STAR,
+        True,
+        set(),
     ),
     "a report-only policy for another host records nothing": (
-        strict_for_another_host, EVIL, "/demo/echo/", STAR, True, set()
+        strict_for_another_host,
+        EVIL,
+        "/demo/echo/",
+        STAR,
+        True,
+        set(),
     ),
 }
 
@@ -100,7 +143,9 @@ def test_decision_table(name, twin, pinned):  # noqa: F811
     pinned()
     response = send(twin, origin, path)
     assert (cors_headers(response), "Origin" in vary(response), set(recorder.pending())) == (
-        expected, varies, recorded
+        expected,
+        varies,
+        recorded,
     )
 
 

@@ -59,7 +59,8 @@ def add_arguments(sub: Any) -> None:
         q.add_argument("--mode", help="enforce (default) or report: report-only never changes a response")
         q.add_argument(
             "--hosts",
-            help='comma-separated hosts it applies to, e.g. api.example.com,*.example.org ("" for every host)',
+            help='comma-separated hosts it applies to, e.g. api.example.com,*.example.org '
+            '("" for every host)',
         )
         for flag in FLAGS:
             q.add_argument(f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None)

@@ -91,7 +91,9 @@ class Command(BaseCommand):
         )
         p.add_argument("--request-headers", help="comma-separated request header names")
         p.add_argument("--private-network", action="store_true", help="a private-network request")
-        p.add_argument("--host", help="the request's Host, for policies limited to hosts (e.g. api.example.com)")
+        p.add_argument(
+            "--host", help="the request's Host, for policies limited to hosts (e.g. api.example.com)"
+        )
         p.add_argument("--json", action="store_true", help="print the decision as JSON")
 
         p = sub.add_parser(
@@ -315,7 +317,8 @@ class Command(BaseCommand):
         show("method", result["method"])
         show("allowed", "yes" if result["allowed"] else "no")
         show("policy", result["policy"] or "-")
-        show("matched", (result["matched"] or "-") + (" (exception: deny)" if result["effect"] == "deny" else ""))
+        exception = " (exception: deny)" if result["effect"] == "deny" else ""
+        show("matched", (result["matched"] or "-") + exception)
         if result["host"]:
             show("host", result["host"])
         if result["would_refuse"]:

@@ -149,7 +149,8 @@ def _reason(snapshot: Any, decision: Any, origin: str, path: str, host: str | No
 
 def _covering(snapshot: Any, path: str, host: str | None) -> tuple[list[str], list[str]]:
     """(enforcing, report-only) names of the enabled policies covering this path and host."""
-    enforcing, reporting = [], []
+    enforcing: list[str] = []
+    reporting: list[str] = []
     for policy in snapshot.hosts.get(host):
         if policy.match_path(path):
             (reporting if policy.report else enforcing).append(policy.name)

@@ -285,3 +285,26 @@ def test_the_validated_host_is_remembered_until_allowed_hosts_change(pinned, set
     assert cors_headers(send("sync", APP, host="api.example.com")) == ALLOWED
     settings.ALLOWED_HOSTS = ["other.example"]
     assert cors_headers(send("sync", APP, host="api.example.com")) == {}
+
+
+@pytest.mark.django_db
+def test_admin_policy_form_saves_hosts_and_mode(admin_client):
+    from .test_admin import policy_form
+
+    admin_client.post(
+        "/admin/corsadmin/policy/add/",
+        policy_form(name="api", hosts="API.example.com, *.example.org", mode="report"),
+    )
+    policy = Policy.objects.get(name="api")
+    assert (policy.hosts, policy.mode) == (["api.example.com", "*.example.org"], "report")
+
+
+@pytest.mark.django_db
+def test_admin_policy_form_shows_a_bad_host_and_saves_nothing(admin_client):
+    from .test_admin import policy_form
+
+    response = admin_client.post(
+        "/admin/corsadmin/policy/add/", policy_form(name="api", hosts="api.example.com:80")
+    )
+    assert "has a port" in response.content.decode()
+    assert not Policy.objects.filter(name="api").exists()

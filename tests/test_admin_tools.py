@@ -272,7 +272,10 @@ def test_blocked_api_lists_refused_origins(client, admin_user):
     client.force_login(admin_user)
     body = client.get("/api/cors/blocked/").json()
     assert [(r["origin"], r["count"]) for r in body["results"]] == [("https://stranger.example.com", 3)]
-    assert set(body["results"][0]) == {"origin", "path_prefix", "count", "first_seen", "last_seen"}
+    assert set(body["results"][0]) == {
+        "origin", "path_prefix", "report", "policy", "count", "first_seen", "last_seen"
+    }  # fmt: skip
+    assert (body["results"][0]["report"], body["results"][0]["policy"]) == (False, None)
 
 
 def test_blocked_api_hides_dismissed(client, admin_user):

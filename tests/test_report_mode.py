@@ -15,10 +15,10 @@ from corsadmin.diagnosis import explain
 from corsadmin.models import AllowedOrigin, Policy, RefusedOrigin
 from corsadmin.telemetry import record_refusal, recorder
 
-from .cors_helpers import cors_headers, manual_telemetry, vary  # noqa: F401  (a fixture)
+from .cors_helpers import cors_headers, vary
 from .twin_requests import PATHS, pinned, send  # noqa: F401  (pinned is a fixture)
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("manual_telemetry")]
+pytestmark = pytest.mark.django_db  # telemetry stays in memory: the autouse manual_telemetry
 
 APP = "https://app.example.com"
 EVIL = "https://evil.example.net"

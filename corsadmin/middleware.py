@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
-from . import metrics
+from . import metrics, usage
 from .protected import guard
 from .refresh import holder
 from .signals import check_request_enabled
@@ -52,12 +52,14 @@ class _Request:
     def decide_enabled(self, snapshot: Snapshot) -> Decision:
         return snapshot.allowed_by_receiver(self.origin, self.method, self.preflight, self.private_network)
 
-    def note_refusal(self, request: HttpRequest, decision: Decision) -> None:
+    def note_refusal(self, request: HttpRequest, decision: Decision, snapshot: Snapshot) -> None:
         """Count a refused cross-origin request (a same-origin one is not a refusal)."""
         if decision.allowed or not decision.covered or not self.origin:
             return
         if self.cross_origin(request):
             record_refusal(self.origin, self.path)
+            if usage.ENABLED:
+                usage.refused(snapshot.policies, self.path)
 
     def cross_origin(self, request: HttpRequest) -> bool:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""
@@ -170,7 +172,9 @@ class CorsMiddleware:
             decision = asked.decide_enabled(snapshot)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
-        asked.note_refusal(request, decision)
+        asked.note_refusal(request, decision, snapshot)
+        if decision.allowed and usage.ENABLED:
+            usage.allowed(decision.policy, decision.entry_id)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
         if asked.preflight and decision.covered:
@@ -190,7 +194,9 @@ class CorsMiddleware:
             decision = asked.decide_enabled(snapshot)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
-        asked.note_refusal(request, decision)
+        asked.note_refusal(request, decision, snapshot)
+        if decision.allowed and usage.ENABLED:
+            usage.allowed(decision.policy, decision.entry_id)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
         if asked.preflight and decision.covered:

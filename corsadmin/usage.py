@@ -1,0 +1,322 @@
+"""Usage per allowed entry (``hits``, ``last_seen``) and allowed/refused requests per policy.
+
+The request path adds one to plain dictionaries of this process: no lock, no I/O (a
+rare increment lost between two threads is the price). A daemon thread per process
+(``corsadmin.flusher``; or a call to ``flush()``) swaps them for empty ones at most once
+per ``USAGE_INTERVAL`` and adds them to the database as increments, so every worker's
+counts add up: one row per entry (``OriginUsage``), one per entry and hour
+(``OriginHour``) and one per policy and hour (``PolicyHour``), upserted with
+``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n`` on PostgreSQL and SQLite.
+Hourly rows older than ``USAGE_RETENTION_DAYS`` are pruned by the flush. Usage is not
+configuration: no generation moves, no snapshot is rebuilt, and exports leave it out.
+
+Disabled (``CORSADMIN["USAGE"] = False``), the middleware pays one test of ``ENABLED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.db import connection, transaction
+from django.db.models import F, IntegerField, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
+from django.dispatch import receiver
+
+from . import conf
+from .flusher import Flusher
+
+logger = logging.getLogger("corsadmin")
+
+# The middleware's guard, set from CORSADMIN["USAGE"] when the app is ready and when the
+# setting changes.
+ENABLED = False
+HOUR = 3600
+BATCH = 500  # rows per INSERT and ids per IN (...)
+# Counts kept for the next flush when the database cannot take them (keys, not requests).
+MAX_PENDING = 100_000
+PRUNE_EVERY = 3600.0  # seconds between two prunes by one process
+
+clock = time.time  # tests replace it with a fake clock
+
+# (entry id, hour number since the epoch) -> [count, last seen as a UNIX time]
+_entries: dict[tuple[Any, int], list[Any]] = {}
+# (policy name, hour number) -> [allowed, refused]
+_policies: dict[tuple[str, int], list[int]] = {}
+_flush_lock = threading.Lock()
+_pruned_at: float | None = None
+
+
+def configure() -> None:
+    """Read ``CORSADMIN["USAGE"]`` (at start-up and when the setting changes)."""
+    global ENABLED
+    ENABLED = bool(conf.get("USAGE"))
+
+
+def now() -> datetime:
+    """The usage clock's time (aware, UTC): the filters' "unused for N days" reads it."""
+    return datetime.fromtimestamp(clock(), UTC)
+
+
+# --- the request path ------------------------------------------------------------------
+
+
+def allowed(policy: str | None, entry_id: Any) -> None:
+    """One request allowed by ``policy`` through the entry ``entry_id`` (None: allow-all,
+    the settings policy or a receiver)."""
+    at = clock()
+    hour = int(at) // HOUR
+    if entry_id is not None:
+        key = (entry_id, hour)
+        slot = _entries.get(key)
+        if slot is None:
+            _entries[key] = [1, at]
+        else:
+            slot[0] += 1
+            slot[1] = at
+    pkey = (policy or "", hour)
+    counts = _policies.get(pkey)
+    if counts is None:
+        _policies[pkey] = [1, 0]
+        _ensure_flusher()
+    else:
+        counts[0] += 1
+
+
+def refused(policies: Iterable[Any], path: str) -> None:
+    """One cross-origin request refused on ``path``: counted for the first of ``policies``
+    (a snapshot's, by priority) that covers it."""
+    for policy in policies:
+        if policy.match_path(path):
+            name = policy.name
+            break
+    else:
+        return
+    pkey = (name, int(clock()) // HOUR)
+    counts = _policies.get(pkey)
+    if counts is None:
+        _policies[pkey] = [0, 1]
+        _ensure_flusher()
+    else:
+        counts[1] += 1
+
+
+def _ensure_flusher() -> None:
+    if flusher._pid != os.getpid() and conf.get("USAGE_FLUSH") == "background":
+        flusher.ensure_started()
+
+
+def pending() -> bool:
+    return bool(_entries or _policies)
+
+
+# --- the flush -------------------------------------------------------------------------
+
+
+def flush() -> int:
+    """Add this process's counts to the database; returns how many rows were written."""
+    global _entries, _policies
+    with _flush_lock:
+        entries, _entries = _entries, {}
+        policies, _policies = _policies, {}
+        written = 0
+        if entries or policies:
+            try:
+                written = _write(entries, policies)
+            except Exception:
+                _keep(entries, policies)
+                raise
+        if _pruned_at is None or clock() - _pruned_at >= PRUNE_EVERY:
+            prune()
+        return written
+
+
+def _keep(entries: dict[tuple[Any, int], list[Any]], policies: dict[tuple[str, int], list[int]]) -> None:
+    """Put counts the database refused back for the next flush (up to MAX_PENDING keys)."""
+    for key, (count, last) in entries.items():
+        slot = _entries.get(key)
+        if slot is not None:
+            slot[0] += count
+            slot[1] = max(slot[1], last)
+        elif len(_entries) < MAX_PENDING:
+            _entries[key] = [count, last]
+    for pkey, (allowed_count, refused_count) in policies.items():
+        counts = _policies.get(pkey)
+        if counts is not None:
+            counts[0] += allowed_count
+            counts[1] += refused_count
+        elif len(_policies) < MAX_PENDING:
+            _policies[pkey] = [allowed_count, refused_count]
+
+
+def _hour_start(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * HOUR, UTC)
+
+
+def _write(entries: dict[tuple[Any, int], list[Any]], policies: dict[tuple[str, int], list[int]]) -> int:
+    from .models import AllowedOrigin, OriginHour, OriginUsage, PolicyHour
+
+    ids = sorted({entry_id for entry_id, _ in entries})
+    existing: set[Any] = set()
+    for start in range(0, len(ids), BATCH):  # an entry deleted since the snapshot was built
+        chunk = ids[start : start + BATCH]
+        existing.update(AllowedOrigin.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+    totals: dict[Any, list[Any]] = {}
+    hours: list[tuple[Any, ...]] = []
+    for (entry_id, hour), (count, last) in sorted(entries.items()):  # one lock order for every writer
+        if entry_id not in existing:
+            continue
+        hours.append((entry_id, _hour_start(hour), count))
+        total = totals.setdefault(entry_id, [0, last])
+        total[0] += count
+        total[1] = max(total[1], last)
+    usage = [
+        (entry_id, hits, datetime.fromtimestamp(last, UTC))
+        for entry_id, (hits, last) in sorted(totals.items())
+    ]
+    per_policy = [(name, _hour_start(hour), a, r) for (name, hour), (a, r) in sorted(policies.items())]
+    with transaction.atomic():
+        _upsert(OriginUsage, ("origin_id", "hits", "last_seen"), ("origin_id",), usage)
+        _upsert(OriginHour, ("origin_id", "hour", "count"), ("origin_id", "hour"), hours)
+        _upsert(PolicyHour, ("policy", "hour", "allowed", "refused"), ("policy", "hour"), per_policy)
+    return len(usage) + len(hours) + len(per_policy)
+
+
+def _upsert(model: Any, columns: Sequence[str], keys: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert the rows; where one exists, add the counts to it (``last_seen``: the later)."""
+    if not rows:
+        return
+    if connection.vendor not in ("postgresql", "sqlite"):
+        _upsert_orm(model, columns, keys, rows)
+        return
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    sets = []
+    for column in columns:
+        if column in keys:
+            continue
+        mine, theirs = f"{table}.{qn(column)}", f"excluded.{qn(column)}"
+        if column == "last_seen":
+            sets.append(
+                f"{qn(column)} = CASE WHEN {mine} IS NULL OR {theirs} > {mine} THEN {theirs} ELSE {mine} END"
+            )
+        else:
+            sets.append(f"{qn(column)} = {mine} + {theirs}")
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start : start + BATCH]
+            params: list[Any] = []
+            for row in chunk:
+                params.extend(
+                    fields[c].get_db_prep_value(v, connection) for c, v in zip(columns, row, strict=True)
+                )
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES "
+                + ", ".join([one] * len(chunk))
+                + f" ON CONFLICT ({', '.join(qn(k) for k in keys)}) DO UPDATE SET {', '.join(sets)}",
+                params,
+            )
+
+
+def _upsert_orm(model: Any, columns: Sequence[str], keys: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Other databases: update by increments, else create (a concurrent create: update again)."""
+    from django.db import IntegrityError
+
+    for row in rows:
+        values = dict(zip(columns, row, strict=True))
+        lookup = {k: values[k] for k in keys}
+        changes = {c: F(c) + values[c] for c in columns if c not in keys and c != "last_seen"}
+        if "last_seen" in values:
+            changes["last_seen"] = values["last_seen"]  # a flush carries the latest it saw
+        for _ in range(2):
+            if model.objects.filter(**lookup).update(**changes):
+                break
+            try:
+                with transaction.atomic():
+                    model.objects.create(**values)
+                break
+            except IntegrityError:
+                continue
+
+
+def prune() -> int:
+    """Drop hourly rows older than ``USAGE_RETENTION_DAYS`` and the usage of deleted entries."""
+    from .models import AllowedOrigin, OriginHour, OriginUsage, PolicyHour
+
+    global _pruned_at
+    _pruned_at = clock()
+    cutoff = now() - timedelta(days=float(conf.get("USAGE_RETENTION_DAYS")))
+    removed = OriginHour.objects.filter(hour__lt=cutoff).delete()[0]
+    removed += PolicyHour.objects.filter(hour__lt=cutoff).delete()[0]
+    alive = AllowedOrigin.objects.values("pk")
+    removed += OriginUsage.objects.exclude(origin_id__in=alive).delete()[0]
+    removed += OriginHour.objects.exclude(origin_id__in=alive).delete()[0]
+    return removed
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def with_usage(queryset: QuerySet) -> QuerySet:
+    """Allowed origins annotated with ``hits`` and ``last_seen`` (one join, no query per row)."""
+    return queryset.annotate(
+        hits=Coalesce(F("usage__hits"), Value(0), output_field=IntegerField()),
+        last_seen=F("usage__last_seen"),
+    )
+
+
+def unused(days: float) -> Q:
+    """Allowed origins never seen, or not seen for ``days`` days (by the usage clock)."""
+    cutoff = now() - timedelta(days=days)
+    return Q(usage__last_seen__isnull=True) | Q(usage__last_seen__lt=cutoff)
+
+
+def hits_of(obj: Any) -> tuple[int, datetime | None]:
+    """(hits, last_seen) of one origin: annotated by ``with_usage``, else read."""
+    if hasattr(obj, "hits"):
+        return obj.hits, obj.last_seen
+    from .models import OriginUsage
+
+    row = (
+        OriginUsage.objects.filter(origin_id=obj.pk).values_list("hits", "last_seen").first()
+        if obj.pk
+        else None
+    )
+    return row if row is not None else (0, None)
+
+
+flusher = Flusher(
+    "corsadmin-usage",
+    flush,
+    interval=lambda: float(conf.get("USAGE_INTERVAL")),
+    pending=pending,
+    what="usage counts",
+    event="usage_failed",
+)
+
+
+def _forked() -> None:
+    """In a child process: what the parent counted is the parent's to write."""
+    global _flush_lock
+    _flush_lock = threading.Lock()
+    _entries.clear()
+    _policies.clear()
+    flusher.forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+@receiver(setting_changed)
+def _setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting == "CORSADMIN":
+        configure()

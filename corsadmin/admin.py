@@ -23,8 +23,11 @@ from .history import change_message
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
 from .origins import NULL
 from .services import field_values
+from .usage import hits_of, unused, with_usage
 
 EXPIRES_SOON = timedelta(days=7)
+UNUSED_CHOICES = (30, 90)
+UNUSED_DAYS = 30  # the "disable unused" action's
 
 
 def _short_time(value: Any) -> str:
@@ -59,6 +62,21 @@ class ExpiredFilter(admin.SimpleListFilter):
             return queryset.filter(expires_at__gt=now, expires_at__lte=now + EXPIRES_SOON)
         if self.value() == "no":
             return queryset.exclude(expired)
+        return queryset
+
+
+class UnusedFilter(admin.SimpleListFilter):
+    """Never seen, or not seen for 30 / 90 days (by the usage counts)."""
+
+    title = "usage"
+    parameter_name = "unused"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(days), f"Unused for {days} days") for days in UNUSED_CHOICES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in {str(days) for days in UNUSED_CHOICES}:
+            return queryset.filter(unused(int(self.value())))  # type: ignore[arg-type]
         return queryset
 
 
@@ -200,12 +218,24 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = AllowedOriginForm
     # Narrow enough for a 1280 px screen beside the admin's navigation: "status" says
     # disabled/expired, the note is cut (the whole note is its tooltip).
-    list_display = ("origin", "policy", "status", "expires", "csrf", "short_note", "changed")
-    list_filter = ("policy", "enabled", ExpiredFilter, "csrf_trusted")
+    list_display = ("origin", "policy", "status", "expires", "csrf", "hits", "last_seen", "short_note", "changed")
+    list_filter = ("policy", "enabled", ExpiredFilter, UnusedFilter, "csrf_trusted")
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
-    readonly_fields = ("created_at", "updated_at", "created_by")
-    actions = ("enable", "disable", "move_to_policy", "set_expiry")
+    readonly_fields = ("created_at", "updated_at", "created_by", "hits", "last_seen")
+    actions = ("enable", "disable", "disable_unused", "move_to_policy", "set_expiry")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_usage(super().get_queryset(request))
+
+    @admin.display(description="hits", ordering="hits")
+    def hits(self, obj: AllowedOrigin) -> int:
+        return hits_of(obj)[0]
+
+    @admin.display(description="last seen", ordering="last_seen")
+    def last_seen(self, obj: AllowedOrigin) -> str:
+        when = _short_time(hits_of(obj)[1])
+        return format_html('<span title="{}">{}</span>', when, when.split(" ")[0]) if when != "-" else "never"
 
     @admin.display(description="status")
     def status(self, obj: AllowedOrigin) -> str:
@@ -339,6 +369,19 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         count = self._update_each(request, queryset, enabled=False)
         if count is not None:
             self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
+
+    @admin.action(description=f"Disable selected origins unused for {UNUSED_DAYS} days", permissions=["change"])
+    def disable_unused(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Of the selection, disable those never seen or not seen for UNUSED_DAYS days (the
+        others are kept and counted in the message); each with a history entry."""
+        idle = queryset.filter(unused(UNUSED_DAYS), enabled=True)
+        kept = queryset.filter(enabled=True).count() - idle.count()
+        count = self._update_each(request, idle, enabled=False)
+        if count is not None:
+            message = f"Disabled {count} origin(s) unused for {UNUSED_DAYS} days."
+            if kept:
+                message += f" Kept {kept} used within {UNUSED_DAYS} days."
+            self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description="Move selected origins to a policy", permissions=["change"])
     def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:

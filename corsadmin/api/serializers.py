@@ -20,6 +20,7 @@ from ..middleware import MAX_ORIGIN_LENGTH
 from ..models import AllowedOrigin, Policy
 from ..origins import MAX_LENGTH
 from ..services import drf_errors
+from ..usage import hits_of
 
 TOKEN_MAX_LENGTH = 128
 TOKEN_LIST_MAX_ITEMS = 100
@@ -232,6 +233,17 @@ class PolicyNameField(serializers.SlugRelatedField):
         super().__init__(slug_field="name", queryset=Policy.objects.all(), **kwargs)
 
 
+def UsageField(index: int, field_class: type[serializers.Field], **kwargs: Any) -> serializers.Field:  # noqa: N802
+    """Read-only ``hits`` (index 0) or ``last_seen`` (1): annotated by the API's queryset
+    (``usage.with_usage``), read for a single object otherwise."""
+
+    class Field(field_class):  # type: ignore[valid-type,misc]
+        def get_attribute(self, instance: Any) -> Any:
+            return hits_of(instance)[index]
+
+    return Field(read_only=True, **kwargs)
+
+
 class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer):
     """An origin allowed by a policy."""
 
@@ -246,6 +258,18 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         source="created_by.get_username", read_only=True, allow_null=True, default=None
     )
     warnings = WarningsField(AllowedOrigin.warnings)
+    hits = UsageField(
+        0,
+        serializers.IntegerField,
+        help_text="Requests this entry allowed (preflights included) since usage counting began; "
+        "written by each server process every few seconds.",
+    )
+    last_seen = UsageField(
+        1,
+        serializers.DateTimeField,
+        allow_null=True,
+        help_text="When this entry last allowed a request; null if never.",
+    )
 
     class Meta:
         model = AllowedOrigin
@@ -260,6 +284,8 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
             "created_at",
             "updated_at",
             "created_by",
+            "hits",
+            "last_seen",
             "warnings",
         )
         read_only_fields = ("id", "created_at", "updated_at", "created_by")
@@ -282,7 +308,9 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
 
 
 class OriginDocumentSerializer(OriginSerializer):
-    """An origin inside its policy in the document (the policy is the enclosing one)."""
+    """An origin inside its policy in the document (the policy is the enclosing one).
+
+    No ``hits`` or ``last_seen``: usage is not configuration, and an import leaves it alone."""
 
     clean_with_model = False  # the import validates against the database as a whole
     boolean_defaults = False

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import services
+from ..usage import with_usage
 from ..models import AllowedOrigin, Policy, RefusedOrigin
 from . import permissions
 from .filters import OriginFilter, PolicyFilter
@@ -163,7 +164,7 @@ class PolicyViewSet(RecordedModelViewSet):
     destroy=extend_schema(summary="Remove an allowed origin"),
 )
 class OriginViewSet(RecordedModelViewSet):
-    queryset = AllowedOrigin.objects.select_related("policy", "created_by")
+    queryset = with_usage(AllowedOrigin.objects.select_related("policy", "created_by"))
     serializer_class = OriginSerializer
     lookup_value_regex = r"[^/]+"
     filterset_class = OriginFilter

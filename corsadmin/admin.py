@@ -263,6 +263,12 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         return [
             path("check/", self.admin_site.admin_view(self.check_view), name="corsadmin_check"),
+            path("overview/", self.admin_site.admin_view(self.overview_view), name="corsadmin_overview"),
+            path(
+                "overview/allow/",
+                self.admin_site.admin_view(self.overview_allow),
+                name="corsadmin_overview_allow",
+            ),
             *super().get_urls(),
         ]
 
@@ -290,6 +296,55 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/corsadmin/check.html", context)
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """Allowed vs refused requests per policy, the most refused origins, what expires or
+        is unused, and recent changes: one page to look at."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        from . import overview, usage
+
+        context = {
+            **self.admin_site.each_context(request),
+            **overview.context(usage.now()),
+            "title": "CORS overview",
+            "opts": self.model._meta,
+            "can_allow": self.has_add_permission(request),
+        }
+        return TemplateResponse(request, "admin/corsadmin/overview.html", context)
+
+    def overview_allow(self, request: HttpRequest) -> HttpResponse:
+        """The overview's Allow button: add a refused origin to the policy covering its path."""
+        from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+
+        from .overview import covering_policy
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        origin = request.POST.get("origin", "")
+        path_prefix = request.POST.get("path", "/") or "/"
+        policy = covering_policy(path_prefix)
+        back = HttpResponseRedirect(reverse("admin:corsadmin_overview"))
+        if policy is None:
+            self.message_user(request, "Not allowed: there is no policy to add it to.", messages.ERROR)
+            return back
+        entry = AllowedOrigin(
+            origin=origin, policy=policy, created_by=request.user, note="allowed from the overview"
+        )
+        try:
+            entry.full_clean()
+            with transaction.atomic():
+                entry.save()
+                self.log_addition(request, entry, [{"added": {}}])
+        except (ValidationError, IntegrityError) as exc:
+            reason = "; ".join(getattr(exc, "messages", [str(exc)]))
+            self.message_user(request, f"Not allowed: {origin}: {reason}", messages.ERROR)
+            return back
+        RefusedOrigin.objects.filter(origin=entry.origin).update(dismissed=True)
+        self.message_user(request, f"Allowed {entry.origin} in policy {policy.name}.", messages.SUCCESS)
+        return back
 
     def _fixes(self, request: HttpRequest, result: dict[str, Any]) -> tuple[str | None, str | None]:
         """(Allow link, Edit-policy link) for a refusal: editing the policy when the origin is

@@ -233,7 +233,7 @@ class PolicyNameField(serializers.SlugRelatedField):
         super().__init__(slug_field="name", queryset=Policy.objects.all(), **kwargs)
 
 
-def UsageField(index: int, field_class: type[serializers.Field], **kwargs: Any) -> serializers.Field:  # noqa: N802
+def UsageField(index: int, field_class: type[serializers.Field], **kwargs: Any) -> serializers.Field:
     """Read-only ``hits`` (index 0) or ``last_seen`` (1): annotated by the API's queryset
     (``usage.with_usage``), read for a single object otherwise."""
 

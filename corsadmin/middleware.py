@@ -59,7 +59,7 @@ class _Request:
         if self.cross_origin(request):
             record_refusal(self.origin, self.path)
             if usage.ENABLED:
-                usage.refused(snapshot.policies, self.path)
+                usage.refused(snapshot, self.path)
 
     def cross_origin(self, request: HttpRequest) -> bool:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""

@@ -45,10 +45,22 @@ PRUNE_EVERY = 3600.0  # seconds between two prunes by one process
 
 clock = time.time  # tests replace it with a fake clock
 
-# (entry id, hour number since the epoch) -> [count, last seen as a UNIX time]
-_entries: dict[tuple[Any, int], list[Any]] = {}
-# (policy name, hour number) -> [allowed, refused]
-_policies: dict[tuple[str, int], list[int]] = {}
+# hour number since the epoch -> {entry id: [count, last seen as a UNIX time]}
+_entries: dict[int, dict[Any, list[Any]]] = {}
+# hour number -> {policy name: [allowed, refused]}
+_policies: dict[int, dict[str, list[int]]] = {}
+# The current hour's dictionaries, so a request builds no key: renewed when the clock passes
+# _hour_end or the flush swaps the dictionaries above.
+_hour_end = 0.0
+_hour = 0
+_cur_entries: dict[Any, list[Any]] = {}
+_cur_policies: dict[str, list[int]] = {}
+# The covering policy of refused paths, for the snapshot it was computed with (a path
+# regex may cost microseconds; refusals repeat the same few paths).
+_covering: dict[str, str | None] = {}
+_covering_for: tuple[int, float] = (0, 0.0)
+MEMO_SIZE = 4096
+_MISSING = object()
 _flush_lock = threading.Lock()
 _pruned_at: float | None = None
 
@@ -67,42 +79,57 @@ def now() -> datetime:
 # --- the request path ------------------------------------------------------------------
 
 
+def _new_hour(at: float) -> None:
+    global _hour, _hour_end, _cur_entries, _cur_policies
+    hour = int(at) // HOUR
+    _cur_entries = _entries.setdefault(hour, {})
+    _cur_policies = _policies.setdefault(hour, {})
+    _hour, _hour_end = hour, (hour + 1) * HOUR
+    _ensure_flusher()
+
+
 def allowed(policy: str | None, entry_id: Any) -> None:
     """One request allowed by ``policy`` through the entry ``entry_id`` (None: allow-all,
     the settings policy or a receiver)."""
     at = clock()
-    hour = int(at) // HOUR
+    if at >= _hour_end or at < _hour_end - HOUR:
+        _new_hour(at)
     if entry_id is not None:
-        key = (entry_id, hour)
-        slot = _entries.get(key)
+        slot = _cur_entries.get(entry_id)
         if slot is None:
-            _entries[key] = [1, at]
+            _cur_entries[entry_id] = [1, at]
         else:
             slot[0] += 1
             slot[1] = at
-    pkey = (policy or "", hour)
-    counts = _policies.get(pkey)
+    counts = _cur_policies.get(policy or "")
     if counts is None:
-        _policies[pkey] = [1, 0]
-        _ensure_flusher()
+        _cur_policies[policy or ""] = [1, 0]
     else:
         counts[0] += 1
 
 
-def refused(policies: Iterable[Any], path: str) -> None:
-    """One cross-origin request refused on ``path``: counted for the first of ``policies``
-    (a snapshot's, by priority) that covers it."""
-    for policy in policies:
-        if policy.match_path(path):
-            name = policy.name
-            break
-    else:
+def refused(snapshot: Any, path: str) -> None:
+    """One cross-origin request refused on ``path``: counted for the first policy of the
+    snapshot (by priority) that covers it."""
+    global _covering, _covering_for
+    at = clock()
+    if at >= _hour_end or at < _hour_end - HOUR:
+        _new_hour(at)
+    stamp = (id(snapshot), snapshot.built_at)
+    if stamp != _covering_for:
+        _covering, _covering_for = {}, stamp
+    name = _covering.get(path, _MISSING)
+    if name is _MISSING:
+        name = next((p.name for p in snapshot.policies if p.match_path(path)), None)
+        memo = _covering
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[path] = name
+    if name is None:
         return
-    pkey = (name, int(clock()) // HOUR)
-    counts = _policies.get(pkey)
+    counts = _cur_policies.get(name)  # type: ignore[arg-type]
     if counts is None:
-        _policies[pkey] = [0, 1]
-        _ensure_flusher()
+        _cur_policies[name] = [0, 1]  # type: ignore[index]
     else:
         counts[1] += 1
 
@@ -113,7 +140,7 @@ def _ensure_flusher() -> None:
 
 
 def pending() -> bool:
-    return bool(_entries or _policies)
+    return any(_entries.values()) or any(_policies.values())
 
 
 # --- the flush -------------------------------------------------------------------------
@@ -121,12 +148,13 @@ def pending() -> bool:
 
 def flush() -> int:
     """Add this process's counts to the database; returns how many rows were written."""
-    global _entries, _policies
+    global _entries, _policies, _hour_end
     with _flush_lock:
         entries, _entries = _entries, {}
         policies, _policies = _policies, {}
+        _hour_end = 0.0  # the next request takes new current-hour dictionaries
         written = 0
-        if entries or policies:
+        if any(entries.values()) or any(policies.values()):
             try:
                 written = _write(entries, policies)
             except Exception:
@@ -137,39 +165,39 @@ def flush() -> int:
         return written
 
 
-def _keep(entries: dict[tuple[Any, int], list[Any]], policies: dict[tuple[str, int], list[int]]) -> None:
-    """Put counts the database refused back for the next flush (up to MAX_PENDING keys)."""
-    for key, (count, last) in entries.items():
-        slot = _entries.get(key)
-        if slot is not None:
+def _keep(entries: dict[int, dict[Any, list[Any]]], policies: dict[int, dict[str, list[int]]]) -> None:
+    """Put counts the database refused back for the next flush (up to MAX_PENDING hours)."""
+    for hour, counts in entries.items():
+        mine = _entries.setdefault(hour, {}) if len(_entries) < MAX_PENDING else {}
+        for entry_id, (count, last) in counts.items():
+            slot = mine.setdefault(entry_id, [0, last])
             slot[0] += count
             slot[1] = max(slot[1], last)
-        elif len(_entries) < MAX_PENDING:
-            _entries[key] = [count, last]
-    for pkey, (allowed_count, refused_count) in policies.items():
-        counts = _policies.get(pkey)
-        if counts is not None:
-            counts[0] += allowed_count
-            counts[1] += refused_count
-        elif len(_policies) < MAX_PENDING:
-            _policies[pkey] = [allowed_count, refused_count]
+    for hour, per_policy in policies.items():
+        mine_p = _policies.setdefault(hour, {}) if len(_policies) < MAX_PENDING else {}
+        for name, (allowed_count, refused_count) in per_policy.items():
+            slot = mine_p.setdefault(name, [0, 0])
+            slot[0] += allowed_count
+            slot[1] += refused_count
 
 
 def _hour_start(hour: int) -> datetime:
     return datetime.fromtimestamp(hour * HOUR, UTC)
 
 
-def _write(entries: dict[tuple[Any, int], list[Any]], policies: dict[tuple[str, int], list[int]]) -> int:
+def _write(entries: dict[int, dict[Any, list[Any]]], policies: dict[int, dict[str, list[int]]]) -> int:
     from .models import AllowedOrigin, OriginHour, OriginUsage, PolicyHour
 
-    ids = sorted({entry_id for entry_id, _ in entries})
+    flat = {(entry_id, hour): slot for hour, counts in entries.items() for entry_id, slot in counts.items()}
+    per_name = {(name, hour): slot for hour, counts in policies.items() for name, slot in counts.items()}
+    ids = sorted({entry_id for entry_id, _ in flat})
     existing: set[Any] = set()
     for start in range(0, len(ids), BATCH):  # an entry deleted since the snapshot was built
         chunk = ids[start : start + BATCH]
         existing.update(AllowedOrigin.objects.filter(pk__in=chunk).values_list("pk", flat=True))
     totals: dict[Any, list[Any]] = {}
     hours: list[tuple[Any, ...]] = []
-    for (entry_id, hour), (count, last) in sorted(entries.items()):  # one lock order for every writer
+    for (entry_id, hour), (count, last) in sorted(flat.items()):  # one lock order for every writer
         if entry_id not in existing:
             continue
         hours.append((entry_id, _hour_start(hour), count))
@@ -180,7 +208,9 @@ def _write(entries: dict[tuple[Any, int], list[Any]], policies: dict[tuple[str, 
         (entry_id, hits, datetime.fromtimestamp(last, UTC))
         for entry_id, (hits, last) in sorted(totals.items())
     ]
-    per_policy = [(name, _hour_start(hour), a, r) for (name, hour), (a, r) in sorted(policies.items())]
+    per_policy = [
+        (name, _hour_start(hour), a, r) for (name, hour), (a, r) in sorted(per_name.items()) if a or r
+    ]
     with transaction.atomic():
         _upsert(OriginUsage, ("origin_id", "hits", "last_seen"), ("origin_id",), usage)
         _upsert(OriginHour, ("origin_id", "hour", "count"), ("origin_id", "hour"), hours)
@@ -305,10 +335,11 @@ flusher = Flusher(
 
 def _forked() -> None:
     """In a child process: what the parent counted is the parent's to write."""
-    global _flush_lock
+    global _flush_lock, _hour_end
     _flush_lock = threading.Lock()
     _entries.clear()
     _policies.clear()
+    _hour_end = 0.0
     flusher.forked()
 
 

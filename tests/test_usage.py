@@ -43,6 +43,8 @@ def fresh_counts(monkeypatch):
     monkeypatch.setattr(usage, "_entries", {})
     monkeypatch.setattr(usage, "_policies", {})
     monkeypatch.setattr(usage, "_pruned_at", None)
+    monkeypatch.setattr(usage, "_hour_end", 0.0)
+    monkeypatch.setattr(usage, "_covering_for", (0, 0.0))
     yield
 
 
@@ -75,8 +77,8 @@ async def test_the_async_path_counts_the_same(async_client, clock):
     entry = await sync_to_async(AllowedOrigin.objects.create)(origin=APP)
     await async_client.get(ECHO, headers={"Origin": APP})
     await async_client.get(ECHO, headers={"Origin": "https://evil.example.net"})
-    assert usage._entries == {(entry.pk, int(T0) // 3600): [1, T0]}
-    assert usage._policies == {("default", int(T0) // 3600): [1, 1]}
+    assert usage._entries == {int(T0) // 3600: {entry.pk: [1, T0]}}
+    assert usage._policies == {int(T0) // 3600: {"default": [1, 1]}}
 
 
 def test_a_refused_cross_origin_request_counts_for_the_covering_policy(client, entry, clock):
@@ -153,8 +155,8 @@ def test_the_request_path_runs_no_query_with_counting_on(client, entry, clock, d
         response = middleware(factory.get(ECHO, HTTP_ORIGIN=APP))
         middleware(factory.get(ECHO, HTTP_ORIGIN="https://evil.example.net"))
     assert response["Access-Control-Allow-Origin"] == APP
-    assert usage._entries == {(entry.pk, int(T0) // 3600): [2, T0]}
-    assert usage._policies == {("default", int(T0) // 3600): [2, 1]}
+    assert usage._entries == {int(T0) // 3600: {entry.pk: [2, T0]}}
+    assert usage._policies == {int(T0) // 3600: {"default": [2, 1]}}
 
 
 def test_disabled_counts_nothing(client, entry, clock, settings):
@@ -201,7 +203,7 @@ def test_counts_the_database_refused_are_kept_for_the_next_flush(entry, clock, m
 def test_the_flush_prunes_hours_beyond_the_retention(entry, clock, settings):
     settings.CORSADMIN = {**settings.CORSADMIN, "USAGE_RETENTION_DAYS": 2}
     usage.allowed("default", entry.pk)
-    usage.refused(holder.get().policies, "/")
+    usage.refused(holder.get(), "/")
     usage.flush()
     clock.at += 2 * 86400  # the 10:00 hour is now exactly 2 days and 15 minutes old
     usage.allowed("default", entry.pk)
@@ -251,3 +253,34 @@ def test_the_upsert_adds_on_conflict_in_one_statement_per_table(entry, clock):
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     assert len(inserts) == 3 and all("ON CONFLICT" in sql for sql in inserts)
     assert OriginUsage.objects.get().hits == 2
+
+
+def test_requests_either_side_of_an_hour_count_in_their_own_hours(entry, clock):
+    clock.at = hour(10).timestamp() + 3599.5
+    usage.allowed("default", entry.pk)
+    clock.at = hour(11).timestamp()
+    usage.allowed("default", entry.pk)
+    usage.allowed("default", entry.pk)
+    usage.flush()
+    assert per_hour() == {(entry.pk, hour(10)): 1, (entry.pk, hour(11)): 2}
+
+
+def test_a_clock_set_back_counts_in_the_earlier_hour(entry, clock):
+    usage.allowed("default", entry.pk)
+    clock.at -= 3600
+    usage.allowed("default", entry.pk)
+    usage.flush()
+    assert per_hour() == {(entry.pk, hour(9)): 1, (entry.pk, hour(10)): 1}
+
+
+def test_the_covering_policy_of_a_refused_path_is_remembered_per_snapshot(
+    client, entry, clock, django_capture_on_commit_callbacks
+):
+    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")
+    assert usage._covering == {ECHO: "default"}
+    with django_capture_on_commit_callbacks(execute=True):
+        Policy.objects.create(name="api", url_regex="^/demo/", priority=10)
+    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")  # a new snapshot: asked again
+    assert usage._covering == {ECHO: "api"}
+    usage.flush()
+    assert sorted(PolicyHour.objects.values_list("policy", "refused")) == [("api", 1), ("default", 1)]

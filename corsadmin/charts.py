@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 WIDTH = 720
 PLOT_HEIGHT = 120
-LEFT = 48  # room for the y ticks and the axis label
+LEFT = 60  # room for the y ticks (up to 6 digits) and the axis label
 TOP = 28  # room for the legend
 BOTTOM = 34  # room for the x labels and the axis label
 RIGHT = 8

@@ -34,13 +34,20 @@ def listed(response) -> list[str]:
     return [str(obj) for obj in response.context["cl"].result_list]
 
 
-def test_the_list_shows_hits_and_last_seen(admin_client):
+def test_the_list_shows_hits_with_last_seen_on_hover(admin_client):
     entry("https://app.example.com", seen_days_ago=1, hits=1234)
+    entry("https://b.example.com", seen_days_ago=1, hits=999)
     entry("https://never.example.com")
     html = admin_client.get(CHANGELIST).content.decode()
-    assert '<td class="field-hits">1234</td>' in html
-    assert '<td class="field-last_seen"><span title="2026-11-25 10:15">2026-11-25</span></td>' in html
-    assert '<td class="field-hits">0</td><td class="field-last_seen">never</td>' in html
+    assert (
+        '<td class="field-hits"><span title="1234 requests, last seen 2026-11-25 10:15">1.2k</span></td>'
+        in html
+    )
+    assert (
+        '<td class="field-hits"><span title="999 requests, last seen 2026-11-25 10:15">999</span></td>'
+        in html
+    )
+    assert '<td class="field-hits"><span title="0 requests, never seen">0</span></td>' in html
 
 
 def test_the_list_sorts_by_hits(admin_client):
@@ -54,7 +61,10 @@ def test_the_list_sorts_by_hits(admin_client):
 def test_the_change_form_shows_the_usage_read_only(admin_client):
     obj = entry("https://app.example.com", seen_days_ago=1, hits=77)
     html = admin_client.get(f"{CHANGELIST}{obj.pk}/change/").content.decode()
-    assert '<div class="readonly">77</div>' in html
+    assert (
+        '<div class="readonly"><span title="77 requests, last seen 2026-11-25 10:15">77</span></div>' in html
+    )
+    assert '<div class="readonly"><span title="2026-11-25 10:15">2026-11-25</span></div>' in html
 
 
 @pytest.mark.parametrize(

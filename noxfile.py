@@ -1,5 +1,7 @@
 """The Django matrix. ``make test`` (and so ``.ci/run``) runs the default sessions.
 
+- ``lint`` (first): ``ruff check``, ``ruff format --check`` and ``mypy corsadmin`` (django-stubs
+  and djangorestframework-stubs; the configuration is in pyproject.toml), on Python 3.11.
 - ``django61``: Django 6.1 on Python 3.13, the newest pair. The whole suite on the
   embedded defaults (SQLite, local-memory cache; the package test included), then, when
   ``DATABASE_URL`` or ``REDIS_URL`` is set, the whole suite again on those services.
@@ -27,7 +29,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["django61", "django52"]
+nox.options.sessions = ["lint", "django61", "django52"]
 
 EMBEDDED = {"DATABASE_URL": None, "REDIS_URL": None}  # None: removed from the environment
 
@@ -66,6 +68,14 @@ def _install(session: nox.Session, django: str) -> None:
 
 def _services_set() -> bool:
     return bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("-r", "requirements-test.txt")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "corsadmin", env=EMBEDDED)
 
 
 @nox.session(python="3.13")

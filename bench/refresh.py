@@ -37,8 +37,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +69,15 @@ def listed(i: int) -> str:
 
 
 def load_average() -> str:
-    return "load average %.2f, %.2f, %.2f" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 # --- deployments -----------------------------------------------------------------------
@@ -165,7 +166,7 @@ class Deployment:
                 conn.execute("VACUUM ANALYZE corsadmin_allowedorigin")
                 count = conn.execute("SELECT count(*) FROM corsadmin_allowedorigin").fetchone()[0]
         else:
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+            now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
             conn = sqlite3.connect(self.var_dir / "db.sqlite3")
             try:
                 conn.execute(

@@ -38,7 +38,7 @@ except ImportError:  # run with the system python: use the project's virtualenv
 
 sys.path.insert(0, str(ROOT))
 
-from bench import origins
+from bench import origins  # noqa: E402  (after the sys.path entry above)
 
 PYTHON = sys.executable
 CASES = ("allowed", "refused", "none", "preflight")
@@ -554,11 +554,11 @@ def http_bench(plan: Plan, sites: list[SiteSpec]) -> dict[str, Any]:
             out[name] = {
                 "rps": statistics.median(r["rps"] for r in rs),
                 "p99_ms": statistics.median(r["p99_ms"] for r in rs),
-                "ratio": statistics.median(r["rps"] / b["rps"] for r, b in zip(rs, bare)),
+                "ratio": statistics.median(r["rps"] / b["rps"] for r, b in zip(rs, bare, strict=False)),
                 # Server CPU per request (gunicorn master + workers): what throughput is made of, and
                 # unlike requests/s, hardly moved by other work on the machine.
                 "cpu_ms": statistics.median(cpu[name]),
-                "capacity_ratio": statistics.median(b / c for c, b in zip(cpu[name], cpu["bare"])),
+                "capacity_ratio": statistics.median(b / c for c, b in zip(cpu[name], cpu["bare"], strict=False)),
                 "cpu_runs": cpu[name],
                 "non2xx": sum(r["non2xx"] for r in rs),
                 "socket_errors": sorted({r["socket_errors"] for r in rs if r["socket_errors"]}),

@@ -289,9 +289,9 @@ def populate(migrate: bool) -> None:
 def snapshot() -> None:
     """Build time (3 builds) and resident memory added by the first, kept, snapshot."""
     django.setup()
+    from corsadmin.loader import load_snapshot
     from corsadmin.models import Policy
     from corsadmin.origins import parse_entry
-    from corsadmin.loader import load_snapshot
 
     parse_entry("https://*.warm.example.com")  # public suffix list, loaded once per process
     Policy.objects.count()

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
@@ -18,14 +19,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import conf
+from .diagnosis import explain
 from .forms import AllowedOriginForm, PolicyForm
-from .history import change_message
-from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
+from .history import change_message, field_values
+from .models import EXPIRES_SOON, NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
 from .origins import NULL
-from .services import field_values
 from .usage import hits_of, unused, with_usage
 
-EXPIRES_SOON = timedelta(days=7)
 UNUSED_CHOICES = (30, 90)
 UNUSED_DAYS = 30  # the "disable unused" action's
 
@@ -41,17 +41,6 @@ def _compact(number: int) -> str:
         if number >= limit:
             return f"{number / limit:.1f}".rstrip("0").rstrip(".") + suffix
     return str(number)
-
-
-def origin_status(obj: AllowedOrigin) -> str:
-    now = timezone.now()
-    if not obj.enabled:
-        return "disabled"
-    if obj.expires_at is not None and obj.expires_at <= now:
-        return "expired"
-    if obj.expires_at is not None and obj.expires_at <= now + EXPIRES_SOON:
-        return "expires soon"
-    return "active"
 
 
 class ExpiredFilter(admin.SimpleListFilter):
@@ -95,7 +84,7 @@ class PolicyChoiceForm(forms.Form):
 class ExpiryForm(forms.Form):
     expires_at = forms.SplitDateTimeField(
         required=False,
-        widget=admin.widgets.AdminSplitDateTime,
+        widget=AdminSplitDateTime,
         help_text="Leave empty to never expire.",
     )
 
@@ -250,7 +239,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
 
     @admin.display(description="status")
     def status(self, obj: AllowedOrigin) -> str:
-        return origin_status(obj)
+        return obj.status()
 
     @admin.display(description="expires", ordering="expires_at")
     def expires(self, obj: AllowedOrigin) -> str:
@@ -286,8 +275,6 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     def check_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from .services import explain
-
         form = CheckForm(request.GET if "origin" in request.GET else None)
         result = allow_url = edit_url = None
         if form.is_bound and form.is_valid():
@@ -561,7 +548,7 @@ class RefusedOriginAdmin(admin.ModelAdmin):
         origin_admin = self.admin_site._registry[AllowedOrigin]
         added, problems = [], []
         for refused in queryset:
-            entry = AllowedOrigin(origin=refused.origin, policy=policy, created_by=request.user, note="allowed from refused origins")
+            entry = AllowedOrigin(origin=refused.origin, policy=policy, created_by=request.user if isinstance(request.user, get_user_model()) else None, note="allowed from refused origins")
             try:
                 entry.full_clean()
                 with transaction.atomic():

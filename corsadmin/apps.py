@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class CorsAdminConfig(AppConfig):
@@ -16,5 +16,5 @@ class CorsAdminConfig(AppConfig):
 
         # "Check an origin" on the admin home, unless the site has its own index page (or no
         # admin: the bench site, an API-only host).
-        if self.apps.is_installed("django.contrib.admin") and admin.site.index_template is None:
+        if apps.is_installed("django.contrib.admin") and admin.site.index_template is None:
             admin.site.index_template = "admin/corsadmin/index.html"

@@ -83,7 +83,7 @@ class RedisBus(CacheBus):
         self.key = cache.make_and_validate_key(STAMP_KEY)
         self.channel = cache.make_and_validate_key(CHANNEL_KEY)
         self.client = redis.Redis.from_url(
-            cache._servers[0],
+            cache._servers[0],  # type: ignore[attr-defined]  # RedisCache's LOCATION, as a list
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=max(1, int(conf.refresh_interval() * 3)),

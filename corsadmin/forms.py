@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
 from .models import AllowedOrigin, Policy, default_headers, default_methods
 from .origins import canonical_origin
@@ -22,7 +23,7 @@ class TokenListField(forms.CharField):
         if isinstance(value, list):
             return value
         text = super().to_python(value)
-        return [item for item in re.split(r"[\s,]+", text) if item]
+        return [item for item in re.split(r"[\s,]+", text or "") if item]
 
 
 STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -42,7 +43,7 @@ class MethodsWidget(forms.CheckboxSelectMultiple):
             value = [item for item in re.split(r"[\s,]+", value) if item]
         return [str(v).upper() for v in value or []]
 
-    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> str:
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
         from django.utils.html import format_html
 
         html = super().render(name, value, attrs, renderer)
@@ -81,7 +82,7 @@ class PolicyForm(forms.ModelForm):
 
     class Meta:
         model = Policy
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007  (the admin's fieldsets choose them)
 
     def clean_allow_methods(self) -> list[str]:
         return self._default_when_new_and_empty("allow_methods", default_methods)
@@ -102,7 +103,7 @@ class AllowedOriginForm(forms.ModelForm):
 
     class Meta:
         model = AllowedOrigin
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007  (the admin's fieldsets choose them)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

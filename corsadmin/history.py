@@ -1,6 +1,7 @@
-"""Old -> new values in the admin history, in the same words for admin, API and CLI changes.
+"""The admin history of every write: admin, API, command line, import alike.
 
-Each change's ``LogEntry.change_message`` is Django's JSON (``[{"changed": {"fields":
+Rows are Django's ``LogEntry`` (written with ``LogEntry.objects.log_actions``), so
+each change shows in the object's admin history. Each change's ``LogEntry.change_message`` is Django's JSON (``[{"changed": {"fields":
 [...]}}]``) with one more key, ``"values": {label: [old, new]}``, which Django's own
 ``get_change_message`` ignores; the history page shows it (``corsadmin_history`` filter).
 """
@@ -12,13 +13,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.db import models
 from django.utils import timezone
 from django.utils.text import capfirst
 
+User = Any  # a user model instance, AnonymousUser or None
+
 
 def label(model: type[models.Model], name: str) -> str:
-    return str(capfirst(model._meta.get_field(name).verbose_name))
+    field = model._meta.get_field(name)
+    return str(capfirst(field.verbose_name if isinstance(field, models.Field) else name))
 
 
 def text(value: Any) -> str:
@@ -65,8 +70,54 @@ def values_of(change_message_text: str) -> str:
         message = json.loads(change_message_text or "[]")
     except ValueError:
         return ""
-    parts = []
+    parts: list[str] = []
     for item in message if isinstance(message, list) else []:
         values = item.get("changed", {}).get("values", {}) if isinstance(item, dict) else {}
         parts.extend(f"{name}: {old} → {new}" for name, (old, new) in values.items())
     return "; ".join(parts)
+
+
+# --- recording -------------------------------------------------------------------------
+
+
+def user_id(user: User) -> int | None:
+    """Whom to record a change under: None for nobody (the table requires a user)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user.pk
+
+
+def field_values(obj: models.Model) -> dict[str, Any]:
+    """The editable values of an object, to tell afterwards which ones changed."""
+    values = {}
+    for f in obj._meta.concrete_fields:
+        if f.editable and not f.primary_key:
+            values[f.name] = f.value_from_object(obj)
+    return values
+
+
+def changed_fields(before: Mapping[str, Any], obj: models.Model) -> list[str]:
+    after = field_values(obj)
+    return [name for name, value in after.items() if before.get(name) != value]
+
+
+def _log(user: User, objects: Iterable[models.Model], action: int, message: Any = "") -> None:
+    uid = user_id(user)
+    objects = list(objects)
+    if uid is None or not objects:
+        return
+    LogEntry.objects.log_actions(uid, objects, action, message or "")
+
+
+def log_addition(user: User, objects: Iterable[models.Model]) -> None:
+    _log(user, objects, ADDITION, [{"added": {}}])
+
+
+def log_change(user: User, obj: models.Model, before: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """One change of ``obj`` from ``before`` (``field_values`` taken before the change)."""
+    _log(user, [obj], CHANGE, change_message(type(obj), before, field_values(obj), fields))
+
+
+def log_deletion(user: User, objects: Iterable[models.Model]) -> None:
+    """Before the delete: the rows still have their primary keys."""
+    _log(user, objects, DELETION)

@@ -13,22 +13,21 @@ from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddlewar
 from django.utils.cache import patch_vary_headers
 
 from . import metrics, usage
+from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
 from .refresh import holder
 from .signals import check_request_enabled
 from .snapshot import Decision, Snapshot
 from .telemetry import record_refusal
 
+SIGNALS: tuple[Signal, ...] = (check_request_enabled,)
 try:
     from corsheaders.signals import check_request_enabled as corsheaders_check_request_enabled
 except ImportError:
-    corsheaders_check_request_enabled = None
-
-SIGNALS: tuple[Signal, ...] = tuple(
-    s for s in (check_request_enabled, corsheaders_check_request_enabled) if s is not None
-)
+    pass
+else:
+    SIGNALS += (corsheaders_check_request_enabled,)
 logger = logging.getLogger("corsadmin")
-MAX_ORIGIN_LENGTH = 2048
 
 
 class _Request:
@@ -83,7 +82,7 @@ def _own_origin(request: HttpRequest) -> str:
 
 
 def _receivers_listening() -> bool:
-    for signal in SIGNALS:  # a loop, not any(generator): this runs on every request
+    for signal in SIGNALS:  # noqa: SIM110  (a loop, not any(generator): this runs on every request)
         if signal.receivers:
             return True
     return False
@@ -211,58 +210,8 @@ class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
     """
 
     def _origin_verified(self, request: HttpRequest) -> bool:
-        if super()._origin_verified(request):
+        if super()._origin_verified(request):  # type: ignore[misc]  # not in django-stubs
             return True
         origin = request.META.get("HTTP_ORIGIN")
         # Never "null" (any sandboxed page sends it), even if a row says so.
-        return bool(origin) and origin != "null" and holder.get().csrf_trusts(origin)
-
-
-class DatabaseUnavailableMiddleware:
-    """A 503 instead of a traceback when a view fails because the database is unreachable.
-
-    E.g. an admin save while PostgreSQL is down: the page says so, and nothing was
-    changed. HTML for browsers, JSON for clients that ask for it. (The REST API has its
-    own handler: ``corsadmin.api.exceptions``.) Anywhere in ``MIDDLEWARE``.
-    """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        return self.get_response(request)
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        import logging
-
-        from django.db import InterfaceError, OperationalError
-        from django.http import JsonResponse
-
-        if not isinstance(exception, (OperationalError, InterfaceError)):
-            return None
-        from .db_errors import describe
-
-        detail, code = describe(exception)
-        logging.getLogger("corsadmin").warning(
-            "corsadmin: answered 503 to %s %s, %s (%s)",
-            request.method,
-            request.path,
-            code.replace("_", " "),
-            str(exception).strip(),
-        )
-        accept = request.headers.get("Accept", "")
-        response: HttpResponse
-        if "json" in accept and "html" not in accept:
-            response = JsonResponse({"detail": detail, "code": code}, status=503)
-        else:
-            response = HttpResponse(
-                f"<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1><p>{detail}</p>",
-                status=503,
-            )
-        response["Retry-After"] = "5"
-        return response
+        return bool(origin and origin != "null" and holder.get().csrf_trusts(origin))

@@ -18,7 +18,11 @@ from .origins import MAX_LENGTH, NULL, canonical_origin
 from .regex import regex_problem
 from .signals import config_committed
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# An HTTP token (RFC 9110 5.6.2): a method or a header name.
+TOKEN_PATTERN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TOKEN = re.compile(TOKEN_PATTERN)
+DEFAULT_POLICY = "default"
+EXPIRES_SOON = timedelta(days=7)
 
 
 NULL_WITH_CREDENTIALS = (
@@ -193,9 +197,6 @@ class ConfigModel(models.Model):
     class Meta:
         abstract = True
 
-    def prepare_for_save(self) -> None:
-        """Normalise fields; raise ValidationError for what must never be stored."""
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.prepare_for_save()
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
@@ -204,6 +205,9 @@ class ConfigModel(models.Model):
         with _one_transaction(using):
             self.version = next_generation(using)
             super().save(*args, **kwargs)
+
+    def prepare_for_save(self) -> None:
+        """Normalise fields; raise ValidationError for what must never be stored."""
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
@@ -276,12 +280,18 @@ class Policy(ConfigModel):
         self.clean()
         validate_url_regex(self.url_regex)
         if self.allow_all_origins and self.allow_credentials:
-            raise ValidationError(self._meta.constraints[0].violation_error_message)
+            raise ValidationError(str(self._meta.constraints[0].violation_error_message))
+
+
+def find_default_policy() -> Policy | None:
+    """The ``default`` policy, if it exists: never created as a side effect of a form or a save."""
+    return Policy.objects.filter(name=DEFAULT_POLICY).first()
 
 
 def default_policy() -> int | None:
-    """The ``default`` policy, if it exists: never created as a side effect of a form or a save."""
-    return Policy.objects.filter(name="default").values_list("pk", flat=True).first()
+    """An origin's policy when none is given (the field default): ``find_default_policy``'s pk."""
+    policy = find_default_policy()
+    return policy.pk if policy is not None else None
 
 
 class AllowedOrigin(ConfigModel):
@@ -358,10 +368,23 @@ class AllowedOrigin(ConfigModel):
         """What is allowed but risky about this entry, for the admin and the API to show."""
         if self.origin.startswith("http://") and self.policy_id and self.policy.allow_credentials:
             return [
-                f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
-                "anyone on the network path can impersonate it and read your users' data. Prefer https://."
+                (
+                    f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
+                    "anyone on the network path can impersonate it and read your users' data. Prefer https://."
+                )
             ]
         return []
+
+    def status(self) -> str:
+        """In words for a list: disabled, expired, expires soon (within a week) or active."""
+        now = timezone.now()
+        if not self.enabled:
+            return "disabled"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        if self.expires_at is not None and self.expires_at <= now + EXPIRES_SOON:
+            return "expires soon"
+        return "active"
 
 
 class Generation(models.Model):

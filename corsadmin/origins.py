@@ -19,7 +19,9 @@ from publicsuffixlist import PublicSuffixList
 NULL = "null"
 ANY_PORT = "*"
 DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
-MAX_LENGTH = 300
+MAX_LENGTH = 300  # a stored entry
+# A request's Origin header longer than this is ignored (no browser sends one).
+MAX_ORIGIN_LENGTH = 2048
 MAX_HOST_LENGTH = 253
 # Schemes no browser ever puts in an Origin header: pages of these schemes send
 # "null" (or the origin of the page that made them), and ws/wss connections carry

@@ -12,13 +12,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from io import TextIOBase
 from typing import Any, TextIO
 
 
 class _Bars:
     """One tqdm bar per stage, on one stream."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO | TextIOBase) -> None:
         self.stream = stream
         self.bar: Any = None
 
@@ -87,7 +88,7 @@ def wanted(stream: Any, quiet: bool = False) -> bool:
 
 
 @contextmanager
-def shown(stream: TextIO, enabled: bool) -> Iterator[None]:
+def shown(stream: TextIO | TextIOBase, enabled: bool) -> Iterator[None]:
     """Show the stages run inside this block on ``stream`` (when ``enabled``)."""
     if not enabled:
         yield

@@ -117,16 +117,21 @@ class SnapshotHolder:
         self._state = _Refresh()
         self._next_check = 0.0
         self._dirty = False
+        self._override: Snapshot | None = None  # corsadmin.testutils: served instead, while set
 
     # --- the request path -------------------------------------------------------
 
     def get(self) -> Snapshot:
+        if self._override is not None:
+            return self._override
         snapshot = self._snapshot
         if snapshot is not None and self._running:
             return snapshot
         return self._get_slow()
 
     async def aget(self) -> Snapshot:
+        if self._override is not None:
+            return self._override
         snapshot = self._snapshot
         if snapshot is not None and self._running:
             return snapshot
@@ -334,6 +339,14 @@ class SnapshotHolder:
         return True
 
     # --- tests, settings changes, forks ----------------------------------------------
+
+    def override(self, snapshot: Snapshot | None) -> Snapshot | None:
+        """Serve ``snapshot`` to every request (``get``/``aget``) until overridden again;
+        None goes back to the refreshed snapshot. Returns the override it replaces, so
+        that overrides nest. The refresh state underneath is left alone (``reset`` keeps
+        the override). The hook of ``corsadmin.testutils``; not for production code."""
+        previous, self._override = self._override, snapshot
+        return previous
 
     def mark_dirty(self) -> None:
         self._dirty = True

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from io import TextIOBase
 from typing import Any, TextIO
 
-from django.contrib.admin.models import ADDITION, CHANGE
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from . import conf, progress
+from .history import changed_fields, field_values, log_addition, log_change
 from .models import AllowedOrigin, Policy
 from .origins import canonical_origin
 
@@ -85,10 +86,13 @@ def plan(policy_name: str) -> tuple[dict[str, Any], list[str], list[str], list[s
     return changes, to_add, skipped, removable
 
 
-def run(stdout: TextIO, dry_run: bool = False, policy_name: str = "default", user: Any = None) -> int:
+def run(stdout: TextIO | TextIOBase, dry_run: bool = False, policy_name: str = "default", user: Any = None) -> int:
     """Import, print what was (or would be) done; returns the number of changes."""
     if not conf.has_settings_policy():
-        stdout.write("No CORS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGIN_REGEXES or CORS_ALLOW_ALL_ORIGINS setting: nothing to import.\n")
+        stdout.write(
+            "No CORS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGIN_REGEXES or CORS_ALLOW_ALL_ORIGINS setting: "
+            "nothing to import.\n"
+        )
         return 0
     with transaction.atomic():
         changes, to_add, skipped, removable = plan(policy_name)
@@ -115,18 +119,16 @@ def run(stdout: TextIO, dry_run: bool = False, policy_name: str = "default", use
 
 def _apply(policy_name: str, changes: dict[str, Any], to_add: list[str], user: Any) -> None:
     """Write the plan, recorded in the admin history as the API and the CLI record theirs."""
-    from .services import changed_fields, field_values, log
-
     policy = Policy.objects.filter(name=policy_name).first()
     if policy is None:
         policy = Policy.objects.create(name=policy_name, **changes)
-        log(user, [policy], ADDITION)
+        log_addition(user, [policy])
     elif changes:
         before = field_values(policy)
         for field, value in changes.items():
             setattr(policy, field, value)
         policy.save()
-        log(user, [policy], CHANGE, changed_fields(before, policy), before)
+        log_change(user, policy, before, changed_fields(before, policy))
     progress.stage("adding", total=len(to_add))
     created = []
     for origin in to_add:
@@ -137,4 +139,4 @@ def _apply(policy_name: str, changes: dict[str, Any], to_add: list[str], user: A
         )
         progress.advance()
     progress.done()
-    log(user, created, ADDITION)
+    log_addition(user, created)

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -96,8 +96,8 @@ class Recorder:
             self.dropped = 0
         for (origin, prefix), (count, first, last) in counts.items():
             origin = printable(origin)
-            first_seen = datetime.fromtimestamp(first, timezone.utc)
-            last_seen = datetime.fromtimestamp(last, timezone.utc)
+            first_seen = datetime.fromtimestamp(first, UTC)
+            last_seen = datetime.fromtimestamp(last, UTC)
             with transaction.atomic():
                 # A dismissed origin refused again comes back to the list.
                 updated = RefusedOrigin.objects.filter(origin=origin, path_prefix=prefix).update(

@@ -47,7 +47,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "corsadmin.middleware.CorsMiddleware",
-    "corsadmin.middleware.DatabaseUnavailableMiddleware",
+    "project.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -105,24 +105,23 @@ if os.environ.get("REDIS_URL"):
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CORSADMIN = {
+CORSADMIN: dict[str, object] = {
     "REFRESH_INTERVAL": float(os.environ.get("CORSADMIN_REFRESH_INTERVAL", "1")),
     # Prometheus metrics at /metrics/ (project/urls.py). Under gunicorn -w N, set
     # PROMETHEUS_MULTIPROC_DIR to an empty directory (README, "Metrics").
     "METRICS": True,
 }
 
-# The REST API at /api/cors/ (corsadmin.api). Token first, so an anonymous
-# request gets 401 with "WWW-Authenticate: Token"; session logins keep CSRF.
-# corsadmin's classes are DRF's, with one message for every refused token (no user
-# enumeration) and the site's CSRF trust (csrf_trusted entries) for session writes.
+# The REST API at /api/cors/ (corsadmin.api) names its own authentication and permissions.
+# The site's choices: throttling and the error pages.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "corsadmin.api.authentication.TokenAuthentication",
-        "corsadmin.api.authentication.SessionAuthentication",
+    # corsadmin's throttles: requests per user (per client address when anonymous) and minute,
+    # counted in the cache CORSADMIN["CACHE_ALIAS"] names; a 429 with Retry-After beyond.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "corsadmin.api.throttles.UserThrottle",
+        "corsadmin.api.throttles.AnonThrottle",
     ],
-    # Requests per user (per client address when anonymous) and minute, counted in the cache
-    # CORSADMIN["CACHE_ALIAS"] names; a 429 with Retry-After beyond. None: no limit.
+    # None: no limit.
     "DEFAULT_THROTTLE_RATES": {
         "corsadmin_user": "10000/minute",
         "corsadmin_anon": "120/minute",
@@ -131,8 +130,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    # A database outage answers 503 JSON, not a 500.
-    "EXCEPTION_HANDLER": "corsadmin.api.exceptions.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

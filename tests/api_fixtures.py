@@ -1,34 +1,16 @@
 """Users, tokens and clients for the API and command-line tests.
 
-Import the fixtures into a test module: ``from tests.api_fixtures import *``.
+The fixtures made of them (``reader``, ``full_client``, ...) are in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
 from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 API = "/api/cors/"
 MODELS = ("policy", "allowedorigin")
-
-__all__ = [
-    "API",
-    "grant",
-    "make_user",
-    "token_client",
-    "admin_user_",
-    "reader",
-    "nobody",
-    "full",
-    "reader_client",
-    "nobody_client",
-    "full_client",
-    "anon_client",
-]
 
 
 def grant(user: User, *codenames: str) -> User:
@@ -49,43 +31,3 @@ def token_client(user: User) -> APIClient:
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
-
-
-@pytest.fixture
-def admin_user_(db: Any) -> User:
-    return User.objects.create_superuser("root", password="pw-root")
-
-
-@pytest.fixture
-def reader(db: Any) -> User:
-    return make_user("reader", *(f"view_{m}" for m in MODELS))
-
-
-@pytest.fixture
-def nobody(db: Any) -> User:
-    return make_user("nobody")
-
-
-@pytest.fixture
-def full(db: Any) -> User:
-    return make_user("operator", *(f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in MODELS))
-
-
-@pytest.fixture
-def reader_client(reader: User) -> APIClient:
-    return token_client(reader)
-
-
-@pytest.fixture
-def nobody_client(nobody: User) -> APIClient:
-    return token_client(nobody)
-
-
-@pytest.fixture
-def full_client(full: User) -> APIClient:
-    return token_client(full)
-
-
-@pytest.fixture
-def anon_client() -> APIClient:
-    return APIClient()

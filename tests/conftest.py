@@ -1,8 +1,21 @@
+"""Fixtures shared by the whole suite: a fresh snapshot, throttles and telemetry per test,
+the API's users and clients, the production tests' deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
 import pytest
+from django.contrib.auth.models import User
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from rest_framework.test import APIClient
 
-from corsadmin import bus
+from corsadmin import bus, conf
 from corsadmin.refresh import holder
+from corsadmin.telemetry import recorder
 
+from .api_fixtures import MODELS, make_user, token_client
 from .e2e import deployment, report_line, start_server  # noqa: F401  (fixtures of the production tests)
 
 
@@ -23,6 +36,32 @@ def fresh_snapshot():
     forget_shared_generation()
     yield
     holder.reset()
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """The API's throttle counts live in the cache, which outlives each test, and user ids
+    repeat once a test's rows are rolled back: an earlier test's requests must not count
+    against this one's. The local-memory cache only (a Redis database may also hold a
+    running deployment's keys; counts there last a minute)."""
+    cache = caches[conf.cache_alias()]
+    if isinstance(cache, LocMemCache):
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def manual_telemetry():
+    """Each test starts and ends with no refused-origin telemetry in memory (tests/settings.py
+    flushes it by hand: no background writer)."""
+    recorder._take()
+    yield
+    recorder._take()
+
+
+@pytest.fixture
+def long_interval(settings):
+    """Only invalidation, not the interval, can make a change visible."""
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH_INTERVAL": 3600}
 
 
 def pytest_collection_modifyitems(items):
@@ -47,3 +86,46 @@ def in_process_wsgi():
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
+
+
+# --- the API's users and clients (tests/api_fixtures.py) ---------------------------
+
+
+@pytest.fixture
+def admin_user_(db: Any) -> User:
+    return User.objects.create_superuser("root", password="pw-root")
+
+
+@pytest.fixture
+def reader(db: Any) -> User:
+    return make_user("reader", *(f"view_{m}" for m in MODELS))
+
+
+@pytest.fixture
+def nobody(db: Any) -> User:
+    return make_user("nobody")
+
+
+@pytest.fixture
+def full(db: Any) -> User:
+    return make_user("operator", *(f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in MODELS))
+
+
+@pytest.fixture
+def reader_client(reader: User) -> APIClient:
+    return token_client(reader)
+
+
+@pytest.fixture
+def nobody_client(nobody: User) -> APIClient:
+    return token_client(nobody)
+
+
+@pytest.fixture
+def full_client(full: User) -> APIClient:
+    return token_client(full)
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 APP = "https://app.example.com"
 ECHO = "/demo/echo/"
 
@@ -25,14 +23,3 @@ def vary(response: Any) -> list[str]:
     if not response.has_header("Vary"):
         return []
     return [item.strip() for item in response["Vary"].split(",") if item.strip()]
-
-
-@pytest.fixture
-def manual_telemetry(settings):
-    """Keep refused-origin telemetry in memory: no background thread writing to the test database."""
-    from corsadmin.telemetry import recorder
-
-    settings.CORSADMIN = {**getattr(settings, "CORSADMIN", {}), "TELEMETRY_FLUSH": "manual"}
-    recorder._take()
-    yield
-    recorder._take()

@@ -9,7 +9,7 @@ ALLOWED_HOSTS = ["*"]
 
 # Tests flush refused-origin telemetry themselves; no background writer thread.
 # Likewise the metrics (enabled by the demo site): tests call metrics.flush().
-CORSADMIN = {  # noqa: F405
+CORSADMIN = {
     **CORSADMIN,  # noqa: F405
     "TELEMETRY_FLUSH": "manual",
     "METRICS_FLUSH": "manual",

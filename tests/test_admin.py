@@ -13,7 +13,6 @@ from .cors_helpers import (
     APP,
     ECHO,
     cors_headers,
-    manual_telemetry,  # noqa: F401  (a fixture)
 )
 from .test_origins import REJECTED
 
@@ -26,12 +25,6 @@ POLICIES = "/admin/corsadmin/policy/"
 @pytest.fixture
 def default_policy():
     return Policy.objects.get(name="default")
-
-
-@pytest.fixture
-def long_interval(settings):
-    """Only invalidation, not the interval, can make a change visible."""
-    settings.CORSADMIN = {**getattr(settings, "CORSADMIN", {}), "REFRESH_INTERVAL": 3600}
 
 
 def origin_form(policy: Policy, origin: str, **extra) -> dict[str, str]:

@@ -8,18 +8,13 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
+from corsadmin.documents import export_document
 from corsadmin.models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
-from corsadmin.services import export_document
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/corsadmin/allowedorigin/"
 LONG_AGO = timezone.now() - timedelta(days=30)
-
-
-@pytest.fixture(autouse=True)
-def manual_telemetry(settings):
-    settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY_FLUSH": "manual"}
 
 
 def old_entry(origin: str = "https://app.example.com", **fields) -> AllowedOrigin:

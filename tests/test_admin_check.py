@@ -13,11 +13,6 @@ CHECK = "/admin/corsadmin/allowedorigin/check/"
 APP = "https://app.example.com"
 
 
-@pytest.fixture(autouse=True)
-def manual_telemetry(settings):
-    settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY_FLUSH": "manual"}
-
-
 def test_check_is_linked_from_the_admin_home(admin_client):
     assert f'href="{CHECK}"'.encode() in admin_client.get("/admin/").content
 

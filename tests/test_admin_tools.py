@@ -13,14 +13,6 @@ CHANGELIST = "/admin/corsadmin/allowedorigin/"
 REFUSED = "/admin/corsadmin/refusedorigin/"
 
 
-@pytest.fixture(autouse=True)
-def manual_telemetry(settings):
-    settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY_FLUSH": "manual"}
-    recorder._take()
-    yield
-    recorder._take()
-
-
 def test_check_page_is_linked_from_the_app_index(admin_client):
     response = admin_client.get("/admin/corsadmin/")
     assert b'href="/admin/corsadmin/allowedorigin/check/"' in response.content

@@ -13,7 +13,6 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.api_fixtures import API, make_user, token_client
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,6 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.api_fixtures import API
 from tests.cors_helpers import cors_headers, vary
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 
-from corsadmin import services
+from corsadmin import documents
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.api_fixtures import API
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +41,7 @@ def configuration(full):
     AllowedOrigin.objects.create(
         origin="https://*.example.org",
         policy=api,
-        expires_at=datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone.utc),
+        expires_at=datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC),
     )
     AllowedOrigin.objects.create(origin="http://localhost:*", policy=default, enabled=False)
     AllowedOrigin.objects.create(origin="null", policy=default)
@@ -117,7 +116,7 @@ def test_import_through_the_command_line_round_trip(configuration, tmp_path):
     exported = json.loads(path.read_text())
     Policy.objects.all().delete()
     call_command("cors", "import", str(path), "--user", "operator")
-    assert configuration_only(services.export_document()) == configuration_only(exported)
+    assert configuration_only(documents.export_document()) == configuration_only(exported)
 
 
 def test_merge_updates_and_adds_but_deletes_nothing(full_client, configuration):
@@ -190,7 +189,7 @@ def test_import_is_recorded_in_the_admin_history(full_client, full, configuratio
 
 
 def test_bad_document_changes_nothing_and_reports_every_error(full_client, configuration):
-    before = services.export_document()
+    before = documents.export_document()
     document = {
         "version": 1,
         "policies": [
@@ -224,7 +223,7 @@ def test_bad_document_changes_nothing_and_reports_every_error(full_client, confi
     assert "cannot allow all origins and credentials" in policies["3"]["non_field_errors"][0]
     assert "already in this document (policies[0])" in policies["4"]["name"][0]
     assert policies["5"] == {"non_field_errors": ["Expected a policy object."]}
-    assert configuration_only(services.export_document()) == configuration_only(before)
+    assert configuration_only(documents.export_document()) == configuration_only(before)
 
 
 def test_one_bad_origin_among_many_changes_nothing(full_client):
@@ -240,7 +239,7 @@ def test_one_bad_origin_among_many_changes_nothing(full_client):
 
 
 def test_database_failure_during_import_rolls_everything_back(full_client, configuration, monkeypatch):
-    before = services.export_document()
+    before = documents.export_document()
     real_save = Policy.save
 
     def failing_save(self, *args, **kwargs):
@@ -256,7 +255,7 @@ def test_database_failure_during_import_rolls_everything_back(full_client, confi
     assert response.status_code == 400
     assert "nothing was changed" in response.json()["non_field_errors"][0]
     assert not Policy.objects.filter(name="first").exists()
-    assert configuration_only(services.export_document()) == configuration_only(before)
+    assert configuration_only(documents.export_document()) == configuration_only(before)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import pytest
 from django.contrib.admin.models import LogEntry
 
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.api_fixtures import API
 from tests.test_origins import NORMALISED, REJECTED
 

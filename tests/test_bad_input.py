@@ -9,9 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
+from corsadmin.documents import export_document
 from corsadmin.models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
-from corsadmin.services import export_document
-from tests.api_fixtures import *
 from tests.api_fixtures import API
 from tests.test_admin import policy_form
 
@@ -119,12 +118,12 @@ def test_admin_ticking_credentials_with_a_new_inline_null_is_a_form_error(admin_
 
 
 def test_a_locked_database_is_reported_as_locked(full_client, monkeypatch):
-    from corsadmin import services
+    from corsadmin.api.views import RecordedModelViewSet
 
     def locked(*args, **kwargs):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(services, "create", locked)
+    monkeypatch.setattr(RecordedModelViewSet, "perform_create", locked)
     response = full_client.post(API + "origins/", {"origin": "https://app.example.com"}, format="json")
     assert (response.status_code, response.json()) == (
         503,

@@ -158,7 +158,7 @@ def test_origin_added_through_the_orm_is_allowed_within_the_interval(site: Site,
     # X-Request-Id was sent but `default` does not expose it: the page cannot read it.
     assert result["headers"]["X-Request-Id"] is None
     assert "x-request-id" not in result["headerNames"]
-    status, headers = raw_get(site.url(ECHO), {"Origin": page.origin})
+    _status, headers = raw_get(site.url(ECHO), {"Origin": page.origin})
     assert "X-Request-Id" in headers and "Access-Control-Expose-Headers" not in headers
 
     # Removed through the ORM: refused again within the interval.
@@ -248,7 +248,7 @@ def test_credentials_fail_against_allow_all_origins(site: Site, page: FrontPage)
     try:
         result = page.settles(True, since)  # this origin is listed nowhere
         assert result["body"]["origin"] == page.origin
-        status, headers = raw_get(site.url(ECHO), {"Origin": page.origin})
+        _status, headers = raw_get(site.url(ECHO), {"Origin": page.origin})
         assert headers.get("Access-Control-Allow-Origin") == "*"
         assert "Access-Control-Allow-Credentials" not in headers
 

@@ -14,7 +14,6 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.management import CommandError, call_command
 
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *  # noqa: F403
 from tests.test_origins import REJECTED
 
 APP = "https://app.example.com"

@@ -15,7 +15,6 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.management import call_command
 
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *
 from tests.api_fixtures import API
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,8 @@ import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.management import CommandError, call_command
 
+from corsadmin.documents import export_document
 from corsadmin.models import AllowedOrigin, Policy
-from corsadmin.services import export_document
-from tests.api_fixtures import *
 from tests.test_cli_errors import manage, site_env
 
 APP = "https://app.example.com"

@@ -102,7 +102,7 @@ def generated_settings():
     for parts in itertools.product(GRANTING, CREDENTIALS, OPTIONS, URLS, PRIVATE_NETWORK):
         tables = (GRANTING, CREDENTIALS, OPTIONS, URLS, PRIVATE_NETWORK)
         values = {}
-        for table, key in zip(tables, parts):
+        for table, key in zip(tables, parts, strict=True):
             values.update(table[key])
         yield pytest.param(values, id="+".join(part for part in parts if part))
 

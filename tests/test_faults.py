@@ -23,7 +23,6 @@ from corsadmin.models import AllowedOrigin, Generation
 from .cors_helpers import (
     APP,
     ECHO,
-    manual_telemetry,  # noqa: F401  (a fixture)
 )
 from .e2e import (
     INTERVAL,
@@ -63,11 +62,11 @@ def generation() -> int:
 
 @pytest.mark.django_db
 def test_api_write_with_the_database_down_is_a_503(monkeypatch):
-    from corsadmin import services
+    from corsadmin.api.views import RecordedModelViewSet
     from tests.api_fixtures import make_user, token_client
 
     client = token_client(make_user("writer", "add_allowedorigin", "view_allowedorigin"))
-    monkeypatch.setattr(services, "create", database_down)
+    monkeypatch.setattr(RecordedModelViewSet, "perform_create", database_down)
     response = client.post("/api/cors/origins/", {"origin": APP}, format="json")
     assert response.status_code == 503
     assert response["Content-Type"] == "application/json"

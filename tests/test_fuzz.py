@@ -37,7 +37,6 @@ from corsadmin.models import AllowedOrigin, Policy, RefusedOrigin
 from corsadmin.refresh import holder
 from corsadmin.telemetry import recorder
 
-from .cors_helpers import manual_telemetry  # noqa: F401  (a fixture)
 from .hypothesis_profiles import profile
 from .test_properties import FOREVER, PolicySpec, origins_for, reference_decide
 
@@ -176,6 +175,7 @@ async def _asgi_call(handler: ASGIHandler, request: dict) -> tuple[int, list[tup
             received = True
             return {"type": "http.request", "body": b"", "more_body": False}
         await asyncio.Event().wait()  # the client stays connected; Django cancels this wait
+        return {"type": "http.disconnect"}
 
     messages = []
 
@@ -234,7 +234,8 @@ paths = st.one_of(
     HUGE.map(lambda text: "/" + text),
 ).filter(lambda path: path != "/demo/error/")  # it raises by design
 
-optional = lambda strategy: st.none() | strategy
+def optional(strategy):
+    return st.none() | strategy
 
 
 @st.composite

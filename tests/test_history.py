@@ -10,7 +10,6 @@ from django.core.management import call_command
 
 from corsadmin.history import values_of
 from corsadmin.models import AllowedOrigin, Policy
-from tests.api_fixtures import *
 from tests.api_fixtures import API
 from tests.test_admin import origin_form
 
@@ -18,11 +17,6 @@ pytestmark = pytest.mark.django_db
 
 APP = "https://app.example.com"
 WORDS = ("Changed Enabled.", "Enabled: yes → no")
-
-
-@pytest.fixture(autouse=True)
-def manual_telemetry(settings):
-    settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY_FLUSH": "manual"}
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from corsadmin import metrics
 from corsadmin.loader import SnapshotBuilder
 from corsadmin.models import AllowedOrigin, Policy
 
-from .cors_helpers import APP, ECHO, manual_telemetry  # noqa: F401  (a fixture)
+from .cors_helpers import APP, ECHO
 
 pytestmark = pytest.mark.usefixtures("manual_telemetry")
 prometheus_client = pytest.importorskip("prometheus_client")

@@ -28,7 +28,6 @@ from .cors_helpers import (
     DEFAULT_METHODS,
     ECHO,
     cors_headers,
-    manual_telemetry,  # noqa: F401  (a fixture)
     vary,
 )
 
@@ -345,11 +344,6 @@ REQUESTS = {
     "no origin": ("GET", {}),
     "wildcard": ("GET", {"Origin": "https://a.example.com"}),
 }
-
-
-@pytest.fixture
-def long_interval(settings):
-    settings.CORSADMIN = {**getattr(settings, "CORSADMIN", {}), "REFRESH_INTERVAL": 3600}
 
 
 @pytest.mark.django_db

@@ -280,7 +280,7 @@ def test_bulk_create_rejects(default_policy):
 def test_bulk_update_rejects(default_policy):
     entry = AllowedOrigin.objects.create(origin="https://a.example.com", policy=default_policy)
     entry.origin = "https://*.co.uk"
-    with pytest.raises(ValidationError, match="public suffix 'co.uk'"):
+    with pytest.raises(ValidationError, match=r"public suffix 'co\.uk'"):
         AllowedOrigin.objects.bulk_update([entry], ["origin"])
     assert AllowedOrigin.objects.get().origin == "https://a.example.com"
 

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 import zipfile
@@ -99,6 +100,7 @@ def test_the_wheel_carries_templates_migrations_and_py_typed(dist):
     names = set(zipfile.ZipFile(only(dist, "*.whl")).namelist())
     expected = {
         "corsadmin/py.typed",
+        "corsadmin/testutils.py",
         "corsadmin/templates/admin/corsadmin/check.html",
         "corsadmin/migrations/0001_initial.py",
         "corsadmin/migrations/0002_default_policy.py",
@@ -106,6 +108,13 @@ def test_the_wheel_carries_templates_migrations_and_py_typed(dist):
         f"corsadmin-{corsadmin.__version__}.dist-info/METADATA",
     }
     assert expected - names == set()
+
+
+def test_the_sdist_carries_py_typed_and_no_tests(dist):
+    with tarfile.open(only(dist, "corsadmin-*.tar.gz")) as sdist:
+        names = {name.partition("/")[2] for name in sdist.getnames()}
+    assert {"corsadmin/py.typed", "corsadmin/testutils.py", "pyproject.toml"} - names == set()
+    assert not [name for name in names if name.startswith(("tests/", "bench/", "project/"))]
 
 
 def test_the_version_comes_from_corsadmin_init(dist):

@@ -48,7 +48,7 @@ from corsadmin.origins import parse_entry
 from corsadmin.refresh import holder
 from corsadmin.snapshot import CompiledPolicy, Snapshot
 
-from .cors_helpers import cors_headers, manual_telemetry, vary  # noqa: F401  (a fixture)
+from .cors_helpers import cors_headers, vary
 from .hypothesis_profiles import profile
 
 # Django 6.1 renamed transaction.savepoint() (deprecated there) to savepoint_create().

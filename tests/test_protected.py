@@ -7,7 +7,6 @@ from django.core.checks import run_checks
 
 from corsadmin.models import AllowedOrigin, Policy
 from corsadmin.refresh import holder
-from tests.api_fixtures import *
 from tests.api_fixtures import API
 
 pytestmark = pytest.mark.django_db

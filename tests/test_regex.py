@@ -6,10 +6,9 @@ import time
 
 import pytest
 
+from corsadmin.documents import export_document
 from corsadmin.models import Policy
 from corsadmin.refresh import holder
-from corsadmin.services import export_document
-from tests.api_fixtures import *
 from tests.api_fixtures import API
 
 pytestmark = pytest.mark.django_db

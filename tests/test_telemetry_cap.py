@@ -13,14 +13,6 @@ from corsadmin.telemetry import recorder
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def manual_telemetry(settings):
-    settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY_FLUSH": "manual"}
-    recorder._take()
-    yield
-    recorder._take()
-
-
 def row(origin: str, days_ago: float, **fields) -> RefusedOrigin:
     seen = timezone.now() - timedelta(days=days_ago)
     return RefusedOrigin.objects.create(

@@ -24,7 +24,6 @@ from django.db import IntegrityError, connection, transaction
 
 from corsadmin.models import NULL_CSRF_TRUSTED, AllowedOrigin, Policy
 from corsadmin.refresh import holder
-from tests.api_fixtures import *
 from tests.api_fixtures import API
 
 pytestmark = pytest.mark.django_db

@@ -1,18 +1,20 @@
-"""The REST API's exception handler: DRF's own, plus a 503 when the database is unreachable.
+"""The exception handler of corsadmin's API views: a 503 when the database is unreachable.
 
-Wired by the host site: ``REST_FRAMEWORK["EXCEPTION_HANDLER"] =
-"corsadmin.api.exceptions.exception_handler"``. Without it a write during a
-database outage is a 500 with Django's error page instead of a JSON answer.
+corsadmin's views use it by themselves (``get_exception_handler``); everything else goes
+to the site's own handler (DRF's ``EXCEPTION_HANDLER``), so the site keeps its error
+pages. A site may also name it in ``REST_FRAMEWORK["EXCEPTION_HANDLER"]`` for its own views.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from django.db import InterfaceError, OperationalError
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..db_errors import describe
@@ -37,4 +39,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             response.data["code"] = code
             response["Retry-After"] = RETRY_AFTER
         return response
-    return drf_exception_handler(exc, context)
+    # A dotted path in the settings, a function once DRF has imported it.
+    site_handler = cast(Callable[[Exception, Any], Response | None], api_settings.EXCEPTION_HANDLER)
+    if site_handler is exception_handler:  # the site named this one
+        site_handler = drf_exception_handler
+    return site_handler(exc, context)

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from ..models import AllowedOrigin, Policy
+from .params import flag
 from ..usage import unused
 
 MAX_DAYS = 36500
@@ -19,15 +20,13 @@ class StrictBooleanField(forms.NullBooleanField):
 
     widget = forms.TextInput
 
-    def to_python(self, value: Any) -> bool | None:
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]  # None: no filter
         if value in (None, ""):
             return None
-        text = str(value).lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ValidationError("Give true or false.", code="invalid")
+        answer = flag(str(value))
+        if answer is None:
+            raise ValidationError("Give true or false.", code="invalid")
+        return answer
 
     def validate(self, value: Any) -> None:
         pass

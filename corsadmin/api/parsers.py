@@ -39,7 +39,7 @@ def loads(raw: bytes | str) -> Any:
     """``json.loads``, with a document nested too deeply as a ``ParseError``."""
     parse_constant = json.strict_constant if api_settings.STRICT_JSON else None
     try:
-        value = json.loads(raw, parse_constant=parse_constant)
+        value = json.loads(raw, parse_constant=parse_constant)  # type: ignore[arg-type]  # bytes too
     except RecursionError:
         raise ParseError(TOO_DEEP) from None
     except ValueError as exc:

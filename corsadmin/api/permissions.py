@@ -11,6 +11,8 @@ from typing import Any
 from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 from rest_framework.request import Request
 
+from .params import flag
+
 VIEW_ORIGINS = "corsadmin.view_allowedorigin"
 VIEW_POLICIES = "corsadmin.view_policy"
 
@@ -66,4 +68,4 @@ class CanImport(RequirePerms):
 
 
 def replace_requested(request: Request) -> bool:
-    return request.query_params.get("replace", "").lower() in ("true", "1", "yes", "on")
+    return flag(request.query_params.get("replace", "")) is True

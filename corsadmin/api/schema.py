@@ -3,7 +3,7 @@ and the links between operations (create a policy, then add an origin to it, ...
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema
@@ -109,7 +109,7 @@ class CorsAdminSchema(AutoSchema):
             schema.pop("required", None)
         return schema
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses

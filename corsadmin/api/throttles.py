@@ -1,5 +1,12 @@
 """Rate limits of the REST API: DRF throttles whose rates and cache are read at call time.
 
+The site turns them on (corsadmin's views throttle as the site's other DRF views do)::
+
+    REST_FRAMEWORK = {"DEFAULT_THROTTLE_CLASSES": [
+        "corsadmin.api.throttles.UserThrottle",
+        "corsadmin.api.throttles.AnonThrottle",
+    ]}
+
 Two scopes, set like any DRF scope in ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``:
 ``corsadmin_user`` (per authenticated user) and ``corsadmin_anon`` (per client
 address, for the pages that need no login: the schema and docs). A scope the
@@ -45,7 +52,8 @@ KEY_PREFIX = "corsadmin:v1:throttle"
 def rate_for(scope: str) -> str | None:
     """The scope's rate, from the settings at call time (DRF's class attribute is read at import)."""
     rates = api_settings.DEFAULT_THROTTLE_RATES or {}
-    return rates[scope] if scope in rates else DEFAULT_RATES[scope]
+    rate = rates[scope] if scope in rates else DEFAULT_RATES[scope]
+    return None if rate is None else str(rate)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -134,5 +142,3 @@ class AnonThrottle(CorsAdminThrottle):
             return request.META.get("REMOTE_ADDR")
         return self.get_ident(request)
 
-
-THROTTLES = [UserThrottle, AnonThrottle]

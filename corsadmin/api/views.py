@@ -1,20 +1,28 @@
-"""Views of the REST API. Writes go through ``corsadmin.services``."""
+"""Views of the REST API.
+
+Each view names its own authentication (corsadmin's token and session classes) and
+permissions, and turns a database outage into a 503 (``exceptions.exception_handler``);
+throttling and the pages of unexpected errors are the host's (DRF's
+``DEFAULT_THROTTLE_CLASSES``, Django's ``handler500``). Writes are recorded in the admin
+history (``corsadmin.history``) in the transaction that makes them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from django.conf import settings
-from django.core import signals
-from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
-from django.http.multipartparser import MultiPartParserError
-from django.utils.log import log_response
+from django.http import HttpRequest
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import generics, routers, serializers, status, viewsets
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -22,60 +30,37 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import services
+from .. import diagnosis, documents, history
+from ..documents import DocumentSerializer
+from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..usage import with_usage
 from ..models import AllowedOrigin, Policy, RefusedOrigin
-from . import permissions
-from .filters import OriginFilter, PolicyFilter
-from .parsers import SafeJSONParser, read_document
-from .schema import CorsAdminSchema
-from .serializers import (
+from ..serializers import (
     BlockedOriginSerializer,
     CheckQuerySerializer,
     CheckResultSerializer,
-    DocumentSerializer,
     ImportResultSerializer,
     OriginSerializer,
     PolicySerializer,
+    drf_errors,
 )
-from .throttles import THROTTLES
+from . import permissions
+from .authentication import SessionAuthentication, TokenAuthentication
+from .exceptions import exception_handler
+from .filters import OriginFilter, PolicyFilter
+from .params import flag
+from .parsers import SafeJSONParser, read_document
+from .schema import CorsAdminSchema
 
-TRUE = ("true", "1", "yes", "on")
-FALSE = ("", "false", "0", "no", "off")
-SERVER_ERROR = "A server error occurred. It has been logged."
-# Django answers these itself with a bare 400 (and logs the suspicious ones).
-DJANGO_400 = (BadRequest, SuspiciousOperation, MultiPartParserError)
 
+class CorsAdminAPIView:
+    """What every view of the API shares: corsadmin's authentication, and a 503 when the
+    database is unavailable (the host's exception handler for everything else)."""
 
-class HardenedView:
-    """What every view of the API shares: throttles, and no internals in a 500.
+    authentication_classes: Sequence[type[BaseAuthentication]] = [TokenAuthentication, SessionAuthentication]
 
-    With ``DEBUG`` off, an unexpected error is ``{"detail": "A server error
-    occurred..."}`` with status 500 and nothing else; it is reported as Django
-    reports its own: the ``got_request_exception`` signal (error trackers) and
-    an ERROR record with the traceback on the ``django.request`` logger
-    (``ADMINS`` mail). With ``DEBUG`` on, Django's debug page as usual.
-    """
-
-    throttle_classes = THROTTLES
-
-    def handle_exception(self, exc: Exception) -> Response:
-        try:
-            return super().handle_exception(exc)  # type: ignore[misc]
-        except Exception as uncaught:
-            if settings.DEBUG or isinstance(uncaught, DJANGO_400):
-                raise
-            request = self.request._request  # type: ignore[attr-defined]
-            signals.got_request_exception.send(sender=type(self), request=request)
-            response = Response({"detail": SERVER_ERROR}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
-            log_response(
-                "Internal Server Error: %s",
-                request.path,
-                response=response,
-                request=request,
-                exception=uncaught,
-            )
-            return response
+    def get_exception_handler(self) -> Any:
+        return exception_handler
 
 
 class Pagination(PageNumberPagination):
@@ -113,8 +98,8 @@ class Pagination(PageNumberPagination):
         return parameters
 
 
-class RecordedModelViewSet(HardenedView, viewsets.ModelViewSet):
-    """Create, change and delete through the services: one transaction with an admin LogEntry."""
+class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
+    """Create, change and delete: each in one transaction with its admin ``LogEntry``."""
 
     schema = CorsAdminSchema()
     permission_classes = [permissions.ModelPermissions]
@@ -124,13 +109,37 @@ class RecordedModelViewSet(HardenedView, viewsets.ModelViewSet):
     filter_backends = [DjangoFilterBackend]
 
     def perform_create(self, serializer: Any) -> None:
-        services.create(serializer, self.request.user)
+        user = self.request.user
+        extra = {}
+        if serializer.Meta.model is AllowedOrigin:
+            extra["created_by"] = user if history.user_id(user) is not None else None
+        with refused_as_field_errors(serializer.Meta.model), transaction.atomic():
+            obj = serializer.save(**extra)
+            history.log_addition(user, [obj])
 
     def perform_update(self, serializer: Any) -> None:
-        services.update(serializer, self.request.user)
+        before = history.field_values(serializer.instance)
+        with refused_as_field_errors(serializer.Meta.model), transaction.atomic():
+            obj = serializer.save()
+            history.log_change(self.request.user, obj, before, history.changed_fields(before, obj))
 
     def perform_destroy(self, instance: Any) -> None:
-        services.delete(instance, self.request.user)
+        with transaction.atomic():
+            history.log_deletion(self.request.user, [instance])
+            instance.delete()
+
+
+@contextmanager
+def refused_as_field_errors(model: type[Any]) -> Iterator[None]:
+    """What the database or a model's save refuses (a concurrent duplicate): a 400 with field errors."""
+    try:
+        yield
+    except IntegrityError:
+        if model is AllowedOrigin:
+            raise serializers.ValidationError({"origin": [DUPLICATE_ORIGIN]}) from None
+        raise serializers.ValidationError({"name": [DUPLICATE_POLICY]}) from None
+    except DjangoValidationError as exc:
+        raise drf_errors(exc) from None
 
 
 @extend_schema_view(
@@ -170,7 +179,7 @@ class OriginViewSet(RecordedModelViewSet):
     filterset_class = OriginFilter
 
 
-class CheckView(HardenedView, APIView):
+class CheckView(CorsAdminAPIView, APIView):
     """Would the middleware allow this origin? The same snapshot, the same headers."""
 
     schema = CorsAdminSchema()
@@ -186,28 +195,27 @@ class CheckView(HardenedView, APIView):
         # field); here an empty value is a bad one, as for the command line (found by the stateful run).
         query = CheckQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        return Response(services.explain(**query.validated_data))
+        return Response(diagnosis.explain(**query.validated_data))
 
 
-class ExportView(HardenedView, APIView):
+class ExportView(CorsAdminAPIView, APIView):
     schema = CorsAdminSchema()
     permission_classes = [permissions.CanExport]
 
     @extend_schema(summary="Export every policy with its origins", responses={200: DocumentSerializer})
     def get(self, request: Request) -> Response:
-        return Response(services.export_document())
+        return Response(documents.export_document())
 
 
 def _replace_flag(request: Request) -> bool:
-    value = request.query_params.get("replace", "").lower()
-    if value in TRUE:
-        return True
-    if value in FALSE:
-        return False
-    raise serializers.ValidationError({"replace": ["Give replace=true or replace=false."]})
+    value = request.query_params.get("replace", "")
+    answer = flag(value) if value else False
+    if answer is None:
+        raise serializers.ValidationError({"replace": ["Give replace=true or replace=false."]})
+    return answer
 
 
-class ImportView(HardenedView, APIView):
+class ImportView(CorsAdminAPIView, APIView):
     schema = CorsAdminSchema()
     permission_classes = [permissions.CanImport]
     parser_classes = [SafeJSONParser]  # for the schema: post() reads the body itself
@@ -227,8 +235,8 @@ class ImportView(HardenedView, APIView):
     def post(self, request: Request) -> Response:
         replace = _replace_flag(request)
         try:
-            result = services.import_document(read_document(request), replace=replace, user=request.user)
-        except services.ImportRefused as exc:
+            result = documents.import_document(read_document(request), replace=replace, user=request.user)
+        except documents.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
         body: dict[str, Any] = {"replace": replace, **result.as_dict()}
         if result.warnings:
@@ -237,7 +245,7 @@ class ImportView(HardenedView, APIView):
 
 
 @extend_schema_view(get=extend_schema(summary="Origins recently refused"))
-class BlockedView(HardenedView, generics.ListAPIView):
+class BlockedView(CorsAdminAPIView, generics.ListAPIView):
     """Origins the middleware refused recently: origin, count, first and last seen."""
 
     schema = CorsAdminSchema()
@@ -250,30 +258,30 @@ class BlockedView(HardenedView, generics.ListAPIView):
 
 
 @extend_schema(exclude=True)
-class NotFoundView(HardenedView, APIView):
+class NotFoundView(CorsAdminAPIView, APIView):
     """Any other path under the API: a JSON 404 rather than the site's HTML page."""
 
     permission_classes: list[Any] = []
-    authentication_classes: list[Any] = []
+    authentication_classes: Sequence[type[BaseAuthentication]] = []
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         raise NotFound()
 
     get = post = put = patch = delete = head = options = http_method_not_allowed
 
 
-class RootView(HardenedView, routers.APIRootView):
+class RootView(CorsAdminAPIView, routers.APIRootView):
     pass
 
 
-# drf-spectacular's pages, throttled like the rest of the API.
-class SchemaView(HardenedView, SpectacularAPIView):
+# drf-spectacular's pages, with the rest of the API's authentication.
+class SchemaView(CorsAdminAPIView, SpectacularAPIView):
     pass
 
 
-class SwaggerView(HardenedView, SpectacularSwaggerView):
+class SwaggerView(CorsAdminAPIView, SpectacularSwaggerView):
     pass
 
 
-class RedocView(HardenedView, SpectacularRedocView):
+class RedocView(CorsAdminAPIView, SpectacularRedocView):
     pass

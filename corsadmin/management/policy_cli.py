@@ -1,6 +1,7 @@
 """``manage.py cors policy list|add|edit|remove``: policies from the command line.
 
-The API's serializer and services: the same validation, messages and admin history.
+The API's serializer reads the options (the same types and messages); the write is the
+model's validation and a save recorded in the admin history (``cli``).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ import argparse
 import json
 from typing import Any
 
-from ..api.serializers import PolicySerializer
+from ..errors import one_line
 from ..models import Policy
+from ..serializers import PolicySerializer
+from . import cli
+from .cli import bad_input
 
 
 # option -> (serializer field, how to read the text)
@@ -72,9 +76,6 @@ def data_from(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(command: Any, options: dict[str, Any]) -> None:
-    from .. import services
-    from .commands.cors import bad_input
-
     action = options["policy_action"]
     if action == "list":
         policies = Policy.objects.all()
@@ -91,11 +92,12 @@ def run(command: Any, options: dict[str, Any]) -> None:
         command.stdout.write(f"{len(policies)} polic{'y' if len(policies) == 1 else 'ies'}")
         return
     user = command.acting_user(options)
+    policy: Policy | None
     if action == "add":
         serializer = PolicySerializer(data={"name": options["name"], **data_from(options)})
         if not serializer.is_valid():
-            raise bad_input(services.one_line(serializer.errors))
-        policy = command.save(lambda: services.create(serializer, user))
+            raise bad_input(one_line(serializer.errors))
+        policy = cli.add(Policy(**serializer.validated_data), user)
         command.stdout.write(f"Added policy '{policy.name}' for {policy.url_regex}.")
     else:
         policy = Policy.objects.filter(name=options["name"]).first()
@@ -103,7 +105,7 @@ def run(command: Any, options: dict[str, Any]) -> None:
             raise bad_input(f"policy: There is no policy named '{options['name']}'.")
         if action == "remove":
             count = policy.origins.count()
-            services.delete(policy, user)
+            cli.remove(policy, user)
             command.stdout.write(f"Removed policy '{policy.name}' and its {count} origin(s).")
         else:
             data = data_from(options)
@@ -111,7 +113,7 @@ def run(command: Any, options: dict[str, Any]) -> None:
                 raise bad_input("Nothing to change: give at least one option (see cors policy edit --help).")
             serializer = PolicySerializer(policy, data=data, partial=True)
             if not serializer.is_valid():
-                raise bad_input(services.one_line(serializer.errors))
-            command.save(lambda: services.update(serializer, user))
-            command.stdout.write(f"Changed policy '{serializer.instance.name}': {', '.join(sorted(data))}.")
+                raise bad_input(one_line(serializer.errors))
+            cli.change(policy, serializer.validated_data, user)
+            command.stdout.write(f"Changed policy '{policy.name}': {', '.join(sorted(data))}.")
     command.not_recorded(user)

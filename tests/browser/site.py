@@ -147,7 +147,7 @@ class Site:
         processes = [self._spawn(args) for args in steps]
         self._worker()  # let the ORM process start up meanwhile
         try:
-            for process, args in zip(processes, steps):
+            for process, args in zip(processes, steps, strict=False):
                 self._finish(process, args)
         finally:
             for process in processes:
@@ -159,7 +159,7 @@ class Site:
             f"get_user_model().objects.create_superuser({self.username!r}, '', {self.password!r})\n"
             + setup_code
         )
-        log = open(self.error_log, "ab")
+        log = open(self.error_log, "ab")  # noqa: SIM115  (the server's stderr while it runs)
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "gunicorn", "project.wsgi",

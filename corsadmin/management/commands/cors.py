@@ -1,40 +1,36 @@
 """``manage.py cors``: the allow-list from the command line.
 
-The same serializers and services as the REST API, so the same validation,
-messages and admin history. Exit status: 0 success (``check``: allowed),
-1 ``check`` refused, 2 bad input (nothing changed).
+The models' validation and the admin history, as the admin and the REST API (whose
+serializers read the typed input of ``check`` and show ``--json``). Exit status:
+0 success (``check``: allowed), 1 ``check`` refused, 2 bad input (nothing changed).
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from rest_framework import serializers
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from ... import progress, services
-from ...admin import origin_status
+from ... import diagnosis, documents, history, progress
 from ...api.filters import DAYS_MESSAGE, MAX_DAYS
 from ...api.parsers import too_deep
-from ...api.serializers import CheckQuerySerializer, OriginSerializer
+from ...errors import error_lines, one_line
 from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
+from ...serializers import CheckQuerySerializer, OriginSerializer
 from ...usage import unused, with_usage
-from .. import policy_cli
+from .. import cli, policy_cli
+from ..cli import BAD_INPUT, REFUSED, bad_input, os_user
 
-BAD_INPUT = 2
 QUIET_HELP = "no progress bar (there is none anyway when standard error is not a terminal)"
-REFUSED = 1
-
-
-def bad_input(message: str) -> CommandError:
-    return CommandError(message.replace("\n", " "), returncode=BAD_INPUT)
 
 
 class ErrorLines(CommandError):
@@ -50,13 +46,6 @@ class ErrorLines(CommandError):
 class QuietExit(CommandError):
     """An exit status whose reason is already on standard output (e.g. ``check --json``):
     a process exits with it and prints nothing more; ``call_command`` raises it."""
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
 
 
 class Command(BaseCommand):
@@ -233,7 +222,7 @@ class Command(BaseCommand):
                     str(e.pk),
                     e.policy.name,
                     e.origin,
-                    origin_status(e),
+                    e.status(),
                     e.expires_at.isoformat() if e.expires_at else "-",
                     "yes" if e.csrf_trusted else "no",
                     str(e.hits),  # type: ignore[attr-defined]  # with_usage
@@ -258,19 +247,20 @@ class Command(BaseCommand):
         if user is None:
             mark = f"added with manage.py cors by OS user {os_user()}"
             note = f"{note} ({mark})" if note else mark[0].upper() + mark[1:]
-        data: dict[str, Any] = {
-            "origin": options["origin"],
-            "policy": options["policy"],
-            "note": note,
-            "csrf_trusted": options["csrf_trusted"],
-            "enabled": not options["disabled"],
-        }
-        if options["expires"]:
-            data["expires_at"] = options["expires"]
-        serializer = OriginSerializer(data=data)
-        if not serializer.is_valid():
-            raise bad_input(services.one_line(serializer.errors))
-        entry = self.save(lambda: services.create(serializer, user))
+        name = options["policy"]
+        policy = Policy.objects.filter(name=name).first()
+        if policy is None:
+            raise bad_input(f"policy: There is no policy named '{name}'.")
+        entry = AllowedOrigin(
+            origin=options["origin"],
+            policy=policy,
+            note=note,
+            csrf_trusted=options["csrf_trusted"],
+            enabled=not options["disabled"],
+            expires_at=expiry(options["expires"]),
+            created_by=user if history.user_id(user) is not None else None,
+        )
+        cli.add(entry, user)
         self.stdout.write(f"Added {entry.origin} to policy '{entry.policy.name}' (id {entry.pk}).")
         self.warn(entry.warnings())
         self.not_recorded(user)
@@ -278,7 +268,7 @@ class Command(BaseCommand):
     def do_remove(self, options: dict[str, Any]) -> None:
         user = self.acting_user(options)
         entry = self.find(options)
-        services.delete(entry, user)
+        cli.remove(entry, user)
         self.stdout.write(f"Removed {entry.origin} from policy '{entry.policy.name}'.")
         self.not_recorded(user)
 
@@ -289,10 +279,7 @@ class Command(BaseCommand):
         if entry.enabled == enabled:
             self.stdout.write(f"{entry.origin} in policy '{entry.policy.name}' is already {word}.")
             return
-        serializer = OriginSerializer(entry, data={"enabled": enabled}, partial=True)
-        if not serializer.is_valid():
-            raise bad_input(services.one_line(serializer.errors))
-        self.save(lambda: services.update(serializer, user))
+        cli.change(entry, {"enabled": enabled}, user)
         self.stdout.write(f"{word.capitalize()} {entry.origin} in policy '{entry.policy.name}'.")
         if enabled:
             self.warn(entry.warnings())
@@ -300,12 +287,6 @@ class Command(BaseCommand):
 
     def do_disable(self, options: dict[str, Any]) -> None:
         self.do_enable(options, enabled=False)
-
-    def save(self, write: Any) -> Any:
-        try:
-            return write()
-        except serializers.ValidationError as exc:
-            raise bad_input(services.one_line(exc.detail)) from None
 
     def do_check(self, options: dict[str, Any]) -> None:
         query = {
@@ -319,8 +300,8 @@ class Command(BaseCommand):
                 query[name] = options[name]
         serializer = CheckQuerySerializer(data=query)
         if not serializer.is_valid():
-            raise bad_input(services.one_line(serializer.errors))
-        result = services.explain(**serializer.validated_data)
+            raise bad_input(one_line(serializer.errors))
+        result = diagnosis.explain(**serializer.validated_data)
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
             if not result["allowed"]:
@@ -375,7 +356,7 @@ class Command(BaseCommand):
         replace, dry_run = options["replace"], options["dry_run"]
         try:
             if replace and not dry_run and not options["yes"] and path != "-" and sys.stdin.isatty():
-                planned = services.import_document(document, replace=True, user=user, dry_run=True)
+                planned = documents.import_document(document, replace=True, user=user, dry_run=True)
                 deleted = planned.deleted
                 answer = input(
                     f"--replace deletes {deleted['policies']} policies and {deleted['origins']} origins "
@@ -383,9 +364,9 @@ class Command(BaseCommand):
                 )
                 if answer.strip().lower() not in ("y", "yes"):
                     raise bad_input("Nothing imported: not confirmed (give --yes to skip the question).")
-            result = services.import_document(document, replace=replace, user=user, dry_run=dry_run)
-        except services.ImportRefused as exc:
-            lines = services.error_lines(exc.errors)
+            result = documents.import_document(document, replace=replace, user=user, dry_run=dry_run)
+        except documents.ImportRefused as exc:
+            lines = error_lines(exc.errors)
             raise ErrorLines(
                 f"Nothing imported: {'; '.join(lines)}",
                 heading=f"Nothing imported: {len(lines)} error(s) in {path}:",
@@ -402,7 +383,7 @@ class Command(BaseCommand):
         policy_cli.run(self, options)
 
     def do_export(self, options: dict[str, Any]) -> None:
-        text = json.dumps(services.export_document(), indent=2) + "\n"
+        text = json.dumps(documents.export_document(), indent=2) + "\n"
         path = options["file"]
         if not path or path == "-":
             self.stdout.write(text, ending="")
@@ -428,3 +409,19 @@ class Command(BaseCommand):
             raise bad_input(str(exc)) from None
         if not options["dry_run"]:
             self.not_recorded(user)
+
+
+def expiry(text: str | None) -> datetime | None:
+    """``--expires``: an ISO 8601 date-time (in the current time zone when it names none)."""
+    if not text:
+        return None
+    try:
+        value = parse_datetime(text)
+    except ValueError:
+        value = None
+    if value is None:
+        raise bad_input(
+            f"expires_at: Datetime has wrong format: {text!r}. Give an ISO 8601 date-time, "
+            "e.g. 2030-01-31T12:00:00Z."
+        )
+    return timezone.make_aware(value) if settings.USE_TZ and timezone.is_naive(value) else value

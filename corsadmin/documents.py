@@ -1,22 +1,17 @@
-"""Writes and questions shared by the REST API and the ``cors`` command.
+"""The allow-list as one JSON document: export, and import all or nothing.
 
-Both front ends validate with the same serializers (which call the models'
-``full_clean``), save through ``create``/``update``/``delete`` here (one
-transaction with an admin ``LogEntry``, so the change shows in the object's
-admin history), and explain decisions with ``explain`` (the snapshot's
-``decide``, asked exactly as the middleware asks it).
+``{"version": 1, "exported_at": ..., "policies": [{..., "origins": [...]}]}`` with the
+API's field names. Used by the REST API (``/export/``, ``/import/``) and the ``cors``
+command alike; every write is recorded in the admin history (``corsadmin.history``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
@@ -24,191 +19,63 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from . import conf, progress
-from .history import change_message
-from .middleware import MAX_ORIGIN_LENGTH
+from .errors import one_line
+from .history import User, changed_fields, field_values, log_addition, log_change, log_deletion, user_id
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
-from .origins import NULL, canonical_origin, parse_entry
-from .protected import guard, is_protected
-from .refresh import holder
-from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS
+from .origins import NULL, canonical_origin
+from .serializers import OriginSerializer, PolicySerializer, SlugField, drf_errors
 
 DOCUMENT_VERSION = 1
-SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
-# Request headers a browser sends without a preflight (Content-Type only for
-# form and text bodies, so a listed content-type is treated as needing one).
-SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language"})
-
-User = AbstractBaseUser | AnonymousUser | None
 
 logger = logging.getLogger("corsadmin")
 
 
-# --- validation errors -------------------------------------------------------
+# --- the document's serializers ------------------------------------------------------
 
 
-def drf_errors(exc: DjangoValidationError, non_field: str | None = None) -> serializers.ValidationError:
-    """A model ``ValidationError`` as DRF field errors.
+class OriginDocumentSerializer(OriginSerializer):
+    """An origin inside its policy in the document (the policy is the enclosing one).
 
-    ``__all__`` (e.g. a constraint) becomes ``non_field_errors``, or ``non_field``
-    when the caller knows which field it is about.
-    """
-    if hasattr(exc, "error_dict"):
-        detail: dict[str, list[str]] = {}
-        for name, messages in exc.message_dict.items():
-            key = name
-            if name == "__all__":
-                key = non_field or api_settings.NON_FIELD_ERRORS_KEY
-            detail.setdefault(key, []).extend(messages)
-        return serializers.ValidationError(detail)
-    return serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
+    No ``hits`` or ``last_seen``: usage is not configuration, and an import leaves it alone."""
 
+    clean_with_model = False  # the import validates against the database as a whole
+    boolean_defaults = False
 
-DUPLICATE_ORIGIN = "This origin is already listed in this policy."
-
-
-def _conflict(model: type[models.Model]) -> serializers.ValidationError:
-    if model is AllowedOrigin:
-        return serializers.ValidationError({"origin": [DUPLICATE_ORIGIN]})
-    return serializers.ValidationError({"name": ["A policy with this name already exists."]})
-
-
-def error_lines(detail: Any, path: str = "") -> list[str]:
-    """Flatten DRF error details into ``path: message`` lines."""
-    if isinstance(detail, Mapping):
-        lines = []
-        for key, value in detail.items():
-            if key == api_settings.NON_FIELD_ERRORS_KEY:
-                sub = path
-            elif str(key).isdigit():
-                sub = f"{path}[{key}]"
-            else:
-                sub = f"{path}.{key}" if path else str(key)
-            lines.extend(error_lines(value, sub))
-        return lines
-    if isinstance(detail, list):
-        if all(isinstance(item, str) for item in detail):
-            return [f"{path}: {item}" if path else str(item) for item in detail]
-        lines = []
-        for index, item in enumerate(detail):
-            if item:
-                lines.extend(error_lines(item, f"{path}[{index}]"))
-        return lines
-    return [f"{path}: {detail}" if path else str(detail)]
-
-
-def one_line(detail: Any) -> str:
-    return "; ".join(error_lines(detail))
-
-
-# --- history -----------------------------------------------------------------
-
-
-def _user_id(user: User) -> int | None:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None
-    return user.pk
-
-
-def field_values(obj: models.Model) -> dict[str, Any]:
-    """The editable values of an object, to tell afterwards which ones changed."""
-    values = {}
-    for f in obj._meta.concrete_fields:
-        if f.editable and not f.primary_key:
-            values[f.name] = f.value_from_object(obj)
-    return values
-
-
-def changed_fields(before: Mapping[str, Any], obj: models.Model) -> list[str]:
-    after = field_values(obj)
-    return [name for name, value in after.items() if before.get(name) != value]
-
-
-def log(
-    user: User,
-    objects: Iterable[models.Model],
-    action: int,
-    fields: Iterable[str] = (),
-    before: Mapping[str, Any] | None = None,
-) -> None:
-    """Write admin ``LogEntry`` rows (nothing without a user: the table requires one)."""
-    user_id = _user_id(user)
-    objects = list(objects)
-    if user_id is None or not objects:
-        return
-    if action == ADDITION:
-        message: Any = [{"added": {}}]
-    elif action == CHANGE:
-        message = change_message(type(objects[0]), before or {}, field_values(objects[0]), fields)
-    else:
-        message = ""
-    text = json.dumps(message) if message else ""
-    model = type(objects[0])
-    # ``log_actions`` wants a queryset; deleted rows have none, so build the rows here.
-    from django.contrib.contenttypes.models import ContentType
-
-    content_type = ContentType.objects.get_for_model(model, for_concrete_model=False)
-    LogEntry.objects.bulk_create(
-        LogEntry(
-            user_id=user_id,
-            content_type=content_type,
-            object_id=str(obj.pk),
-            object_repr=str(obj)[:200],
-            action_flag=action,
-            change_message=text,
-            action_time=timezone.now(),
+    class Meta(OriginSerializer.Meta):
+        fields = (
+            "origin",
+            "enabled",
+            "note",
+            "expires_at",
+            "csrf_trusted",
+            "created_at",
+            "updated_at",
+            "created_by",
         )
-        for obj in objects
-    )
 
 
-# --- single writes -----------------------------------------------------------
+class PolicyDocumentSerializer(PolicySerializer):
+    clean_with_model = False
+    boolean_defaults = False
+    # Matched by name on import, so no uniqueness check here.
+    name = SlugField(max_length=64)
+    origins = OriginDocumentSerializer(many=True, required=False)
+
+    class Meta(PolicySerializer.Meta):
+        fields = (*(f for f in PolicySerializer.Meta.fields if f != "warnings"), "origins")
 
 
-def create(serializer: serializers.ModelSerializer, user: User, **extra: Any) -> models.Model:
-    """Save a validated serializer as a new object, recorded in the admin history."""
-    model = serializer.Meta.model
-    if model is AllowedOrigin:
-        extra.setdefault("created_by", user if _user_id(user) is not None else None)
-    try:
-        with transaction.atomic():
-            obj = serializer.save(**extra)
-            log(user, [obj], ADDITION)
-    except IntegrityError:
-        raise _conflict(model) from None
-    except DjangoValidationError as exc:
-        raise drf_errors(exc) from None
-    return obj
+class DocumentSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=1, help_text="Always 1.")
+    exported_at = serializers.DateTimeField(read_only=True)
+    policies = PolicyDocumentSerializer(many=True)
 
 
-def update(serializer: serializers.ModelSerializer, user: User) -> models.Model:
-    model = serializer.Meta.model
-    before = field_values(serializer.instance)
-    try:
-        with transaction.atomic():
-            obj = serializer.save()
-            log(user, [obj], CHANGE, changed_fields(before, obj), before)
-    except IntegrityError:
-        raise _conflict(model) from None
-    except DjangoValidationError as exc:
-        raise drf_errors(exc) from None
-    return obj
-
-
-def delete(obj: models.Model, user: User) -> None:
-    with transaction.atomic():
-        pk = obj.pk
-        log(user, [obj], DELETION)
-        obj.delete()
-        obj.pk = pk
-
-
-# --- export and import -------------------------------------------------------
+# --- export --------------------------------------------------------------------------
 
 
 def export_document() -> dict[str, Any]:
     """Every policy with its origins: ``{"version": 1, "policies": [...]}``."""
-    from .api.serializers import PolicyDocumentSerializer
-
     policies = Policy.objects.prefetch_related("origins__created_by").order_by("-priority", "name")
     serializer_class = PolicyDocumentSerializer
     if progress.active():  # the command line on a terminal: count the origins as they are written
@@ -225,8 +92,6 @@ def export_document() -> dict[str, Any]:
 
 def _counted_export_serializer() -> Any:
     """``PolicyDocumentSerializer`` whose origins advance the progress bar."""
-    from .api.serializers import OriginDocumentSerializer, PolicyDocumentSerializer
-
     class CountedOrigin(OriginDocumentSerializer):
         def to_representation(self, instance: Any) -> Any:
             progress.advance()
@@ -284,7 +149,8 @@ class _PlannedPolicy:
 
 
 def _defaults(model: type[models.Model], names: Iterable[str]) -> dict[str, Any]:
-    return {name: model._meta.get_field(name).get_default() for name in names}
+    fields = (model._meta.get_field(name) for name in names)
+    return {field.name: field.get_default() for field in fields if isinstance(field, models.Field)}
 
 
 def _merge(into: dict[str, Any], detail: Mapping[str, Any]) -> None:
@@ -326,8 +192,6 @@ def writable_fields(serializer_class: type[serializers.Serializer]) -> list[str]
 
 def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
     """Validate the whole document against the database; raise ``ImportRefused`` with every error."""
-    from .api.serializers import OriginDocumentSerializer, PolicyDocumentSerializer
-
     errors: dict[str, Any] = {}
     if not isinstance(document, Mapping):
         raise ImportRefused(
@@ -357,7 +221,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
         ),
     )
     existing = {p.name: p for p in Policy.objects.all()}
-    existing_origins: dict[tuple[int, str], AllowedOrigin] = {
+    existing_origins: dict[tuple[int | None, str], AllowedOrigin] = {
         (o.policy_id, o.origin): o for o in AllowedOrigin.objects.filter(policy__name__in=list(existing))
     }
     plan: list[_PlannedPolicy] = []
@@ -475,18 +339,18 @@ def import_document(
             created_origins: list[AllowedOrigin] = []
             kept_policies: list[int] = []
             kept_origins: list[int] = []
-            creator = user if _user_id(user) is not None else None
+            creator = user if user_id(user) is not None else None
             for planned in plan:
                 policy = planned.obj
                 if planned.before is None:
                     policy.save()
-                    log(user, [policy], ADDITION)
+                    log_addition(user, [policy])
                     result.created["policies"] += 1
                 else:
                     fields = changed_fields(planned.before, policy)
                     if fields:
                         policy.save()
-                        log(user, [policy], CHANGE, fields, planned.before)
+                        log_change(user, policy, planned.before, fields)
                         result.changed["policies"] += 1
                     else:
                         result.unchanged["policies"] += 1
@@ -503,7 +367,7 @@ def import_document(
                     fields = changed_fields(planned_origin.before, obj)
                     if fields:
                         obj.save()
-                        log(user, [obj], CHANGE, fields, planned_origin.before)
+                        log_change(user, obj, planned_origin.before, fields)
                         result.changed["origins"] += 1
                     else:
                         result.unchanged["origins"] += 1
@@ -512,9 +376,9 @@ def import_document(
                     AllowedOrigin.objects.filter(policy_id__in=kept_policies).exclude(pk__in=kept_origins)
                 )
                 gone_policies = list(Policy.objects.exclude(pk__in=kept_policies).prefetch_related("origins"))
-                log(user, gone_origins, DELETION)
-                log(user, [o for p in gone_policies for o in p.origins.all()], DELETION)
-                log(user, gone_policies, DELETION)
+                log_deletion(user, gone_origins)
+                log_deletion(user, [o for p in gone_policies for o in p.origins.all()])
+                log_deletion(user, gone_policies)
                 result.deleted["origins"] = len(gone_origins) + sum(
                     len(p.origins.all()) for p in gone_policies
                 )
@@ -527,7 +391,7 @@ def import_document(
                 else:
                     for obj in created_origins:
                         obj.save()
-                log(user, created_origins, ADDITION)
+                log_addition(user, created_origins)
                 result.created["origins"] = len(created_origins)
                 progress.advance(len(created_origins))
             progress.done()
@@ -559,169 +423,3 @@ def origin_warnings(policy_ids: Iterable[int]) -> list[str]:
         "policy"
     )
     return [warning for entry in risky.order_by("policy__name", "origin") for warning in entry.warnings()]
-
-
-# --- the decision, explained --------------------------------------------------
-
-
-def _token_list(value: str) -> list[str]:
-    return [item.strip().lower() for item in value.split(",") if item.strip()]
-
-
-def explain(
-    origin: str,
-    path: str = "/",
-    method: str = "GET",
-    request_method: str | None = None,
-    request_headers: str | None = None,
-    private_network: bool = False,
-) -> dict[str, Any]:
-    """The middleware's decision for a request, with the reason in words.
-
-    ``method`` is the request's method; with ``OPTIONS`` and a
-    ``request_method`` the request is a preflight, exactly as the middleware
-    tells. ``headers`` are what the middleware sends for that request. For an
-    actual request that a browser would preflight (a method other than
-    GET/HEAD/POST, non-safelisted headers, or a private-network request),
-    ``preflight`` holds that preflight's headers and whether they let the
-    request through; ``allowed`` is the verdict a browser would reach.
-    """
-    # An HTTP server strips the spaces and tabs around a header's value before the
-    # middleware sees it (RFC 9110 5.5): ask about the same value.
-    origin = origin.strip(" \t")
-    method = method.upper()
-    snapshot = holder.get()
-    asked_origin = origin if len(origin) <= MAX_ORIGIN_LENGTH else None
-    is_preflight = method == "OPTIONS" and request_method is not None
-    decision = guard(snapshot.decide(asked_origin, path, method, is_preflight, private_network), path)
-    result: dict[str, Any] = {
-        "origin": origin,
-        "path": path,
-        "method": method,
-        "allowed": decision.allowed,
-        "covered": decision.covered,
-        "policy": decision.policy,
-        "matched": decision.matched,
-        "headers": dict(decision.headers),
-        "preflight": None,
-        "reason": _reason(snapshot, decision, origin, path),
-    }
-    wanted_headers = _token_list(request_headers or "")
-    actual_method = (request_method or "").upper() if is_preflight else method
-    needs_preflight = not is_preflight and (
-        method not in SIMPLE_METHODS
-        or any(h not in SAFELISTED_HEADERS for h in wanted_headers)
-        or private_network
-    )
-    if is_preflight or needs_preflight:
-        pre = (
-            decision
-            if is_preflight
-            else guard(snapshot.decide(asked_origin, path, "OPTIONS", True, private_network), path)
-        )
-        headers = dict(pre.headers)
-        credentials = ALLOW_CREDENTIALS in headers
-        listed_methods = {m.strip() for m in headers.get(ALLOW_METHODS, "").split(",") if m.strip()}
-        listed_headers = set(_token_list(headers.get(ALLOW_HEADERS, "")))
-        any_method = "*" in listed_methods and not credentials
-        any_header = "*" in listed_headers and not credentials
-        method_ok = pre.allowed and (
-            actual_method in SIMPLE_METHODS or actual_method in listed_methods or any_method
-        )
-        missing = [
-            h
-            for h in wanted_headers
-            if h not in SAFELISTED_HEADERS
-            and h not in listed_headers
-            and not (any_header and h != "authorization")
-        ]
-        result["preflight"] = {
-            "request_method": actual_method,
-            "request_headers": wanted_headers,
-            "allowed": pre.allowed and method_ok and not missing,
-            "method_allowed": method_ok,
-            "missing_headers": missing,
-            "headers": headers,
-        }
-        result["allowed"] = result["allowed"] and result["preflight"]["allowed"]
-        gaps = []
-        if pre.allowed and not method_ok:
-            gaps.append(f"the method {actual_method}")
-        if pre.allowed and missing:
-            gaps.append(f"the request header(s) {', '.join(missing)}")
-        if gaps:
-            result["reason"] = (
-                f"{result['reason'].rstrip('.')}, but its preflight answer does not list "
-                f"{' nor '.join(gaps)}, so a browser refuses the request."
-            )
-    return result
-
-
-def _reason(snapshot: Any, decision: Any, origin: str, path: str) -> str:
-    if not decision.allowed and decision.covered and is_protected(path):
-        raw = snapshot.decide(origin if len(origin) <= MAX_ORIGIN_LENGTH else None, path)
-        if raw.allowed:
-            return (
-                f"Policy {raw.policy!r} allows {origin!r} with credentials, but {path!r} is the admin or "
-                "corsadmin's API, which no other site may read with the user's cookies. Set "
-                "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] = True if you really mean it."
-            )
-    if not decision.covered:
-        return f"No enabled policy covers the path {path!r}: responses carry no CORS headers."
-    if decision.allowed:
-        return f"Allowed by policy {decision.policy!r} (entry {decision.matched!r})."
-    covering = [p.name for p in snapshot.policies if p.match_path(path)]
-    reason = f"No policy covering {path!r} ({', '.join(covering)}) allows {origin!r}."
-    if len(origin) > MAX_ORIGIN_LENGTH:
-        return reason + f" The origin is longer than {MAX_ORIGIN_LENGTH} characters, so it is ignored."
-    try:
-        text = canonical_origin(origin)
-    except DjangoValidationError as exc:
-        return f"{reason} {exc.messages[0]}"
-    if text != origin:
-        return (
-            f"{reason} Browsers send origins in canonical form ({text!r}); origins are "
-            "compared byte for byte."
-        )
-    listed = list(AllowedOrigin.objects.filter(origin=text).select_related("policy"))
-    notes = []
-    now = timezone.now()
-    for entry in listed:
-        if not entry.enabled:
-            notes.append(f"it is listed in policy {entry.policy.name!r} but disabled")
-        elif entry.expires_at is not None and entry.expires_at <= now:
-            notes.append(
-                f"it is listed in policy {entry.policy.name!r} but expired at {entry.expires_at.isoformat()}"
-            )
-        elif not entry.policy.enabled:
-            notes.append(f"it is listed in policy {entry.policy.name!r}, which is disabled")
-        elif entry.policy.name not in covering:
-            notes.append(f"it is listed in policy {entry.policy.name!r}, which does not cover {path!r}")
-    if not listed:
-        notes = _near_misses(text) or ["there is no entry for this origin"]
-    if notes:
-        reason += " Note: " + "; ".join(notes) + "."
-    return reason
-
-
-def _near_misses(text: str) -> list[str]:
-    """Entries that look like the origin but do not match it: why not, in words."""
-    if text == "null":
-        return []
-    asked = parse_entry(text)
-    notes = []
-    for entry in AllowedOrigin.objects.filter(origin__contains=asked.host).select_related("policy")[:20]:
-        try:
-            listed = parse_entry(entry.origin)
-        except DjangoValidationError:
-            continue
-        where = f"entry {entry.origin!r} in policy {entry.policy.name!r}"
-        if listed.wildcard and listed.host == asked.host:
-            notes.append(f"{where} matches subdomains only, not {asked.host} itself")
-        elif listed.host != asked.host:
-            continue
-        elif listed.scheme != asked.scheme:
-            notes.append(f"scheme differs: {where} is {listed.scheme}://, the request is {asked.scheme}://")
-        elif listed.port != asked.port and listed.port != "*":
-            notes.append(f"port differs: {where} is for port {listed.port or 'default'}")
-    return notes

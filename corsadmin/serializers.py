@@ -1,4 +1,5 @@
-"""Serializers of the REST API (and of the ``cors`` command, which shares them).
+"""The models in DRF's terms: the serializers of the REST API, the ``cors`` command and the
+export/import document (``corsadmin.documents``), and the API's answers.
 
 Validation is the models': every write serializer ends with the model's
 ``full_clean`` (origin canonical form, token lists, the all-origins +
@@ -16,11 +17,10 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
 from rest_framework import serializers
 
-from ..middleware import MAX_ORIGIN_LENGTH
-from ..models import AllowedOrigin, Policy
-from ..origins import MAX_LENGTH
-from ..services import drf_errors
-from ..usage import hits_of
+from .errors import model_errors
+from .models import TOKEN_PATTERN, AllowedOrigin, Policy, find_default_policy
+from .origins import MAX_LENGTH, MAX_ORIGIN_LENGTH
+from .usage import hits_of
 
 TOKEN_MAX_LENGTH = 128
 TOKEN_LIST_MAX_ITEMS = 100
@@ -44,6 +44,11 @@ class SlugField(TextField, serializers.SlugField):
     pass
 
 
+def drf_errors(exc: DjangoValidationError, non_field: str | None = None) -> serializers.ValidationError:
+    """A model ``ValidationError`` as DRF field errors (``__all__`` under ``non_field``, if given)."""
+    return serializers.ValidationError(model_errors(exc, non_field))
+
+
 FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -62,9 +67,9 @@ class BooleanField(serializers.BooleanField):
     """
 
     def to_internal_value(self, data: Any) -> bool:
-        if isinstance(data, bool) or (isinstance(data, str) and from_form(self)):
-            return super().to_internal_value(data)
-        self.fail("invalid", input=data)
+        if not (isinstance(data, bool) or (isinstance(data, str) and from_form(self))):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
 
 
 class IntegerField(serializers.IntegerField):
@@ -194,7 +199,7 @@ class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
 
     class Meta:
         model = Policy
-        fields = (
+        fields: tuple[str, ...] = (
             "name",
             "url_regex",
             "allow_all_origins",
@@ -273,7 +278,7 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
 
     class Meta:
         model = AllowedOrigin
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "origin",
             "policy",
@@ -296,7 +301,7 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         if self.instance is None and "policy" in self.fields and "policy" not in attrs:
             # The existing `default` policy, never a new one: the model's field default would
             # create it again, unrecorded, after an operator deleted it (found by the stateful run).
-            attrs["policy"] = Policy.objects.filter(name="default").first()
+            attrs["policy"] = find_default_policy()
             if attrs["policy"] is None:
                 raise serializers.ValidationError(
                     {"policy": ["There is no policy named 'default'. Name the policy to add the origin to."]}
@@ -304,45 +309,7 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         return super().validate(attrs)
 
 
-# --- the export/import document ----------------------------------------------
-
-
-class OriginDocumentSerializer(OriginSerializer):
-    """An origin inside its policy in the document (the policy is the enclosing one).
-
-    No ``hits`` or ``last_seen``: usage is not configuration, and an import leaves it alone."""
-
-    clean_with_model = False  # the import validates against the database as a whole
-    boolean_defaults = False
-
-    class Meta(OriginSerializer.Meta):
-        fields = (
-            "origin",
-            "enabled",
-            "note",
-            "expires_at",
-            "csrf_trusted",
-            "created_at",
-            "updated_at",
-            "created_by",
-        )
-
-
-class PolicyDocumentSerializer(PolicySerializer):
-    clean_with_model = False
-    boolean_defaults = False
-    # Matched by name on import, so no uniqueness check here.
-    name = SlugField(max_length=64)
-    origins = OriginDocumentSerializer(many=True, required=False)
-
-    class Meta(PolicySerializer.Meta):
-        fields = (*(f for f in PolicySerializer.Meta.fields if f != "warnings"), "origins")
-
-
-class DocumentSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, max_value=1, help_text="Always 1.")
-    exported_at = serializers.DateTimeField(read_only=True)
-    policies = PolicyDocumentSerializer(many=True)
+# --- API answers ----------------------------------------------------------------------
 
 
 class CountsSerializer(serializers.Serializer):
@@ -382,13 +349,13 @@ class CheckQuerySerializer(serializers.Serializer):
         help_text="The request path (path_info), starting with '/'.",
     )
     method = serializers.RegexField(
-        r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z",
+        rf"^{TOKEN_PATTERN}\Z",
         default="GET",
         max_length=32,
         help_text="The request's method; OPTIONS with request_method asks about a preflight.",
     )
     request_method = serializers.RegexField(
-        r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z",
+        rf"^{TOKEN_PATTERN}\Z",
         required=False,
         max_length=32,
         help_text="Access-Control-Request-Method of a preflight (with method=OPTIONS).",

@@ -1,0 +1,189 @@
+"""A decision of the middleware, explained: what it answers for a request, and why in words.
+
+Asks the snapshot exactly as the middleware asks it (``Snapshot.decide`` and the
+admin/API guard), then tells what a browser makes of the answer (a preflight's
+methods and headers) and, for a refusal, what comes close: a disabled or expired
+entry, another policy, another scheme or port. Used by the admin's check page, the
+API's ``/check/`` and ``cors check``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+
+from .models import AllowedOrigin
+from .origins import MAX_ORIGIN_LENGTH, canonical_origin, parse_entry
+from .protected import guard, is_protected
+from .refresh import holder
+from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS
+
+SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
+# Request headers a browser sends without a preflight (Content-Type only for
+# form and text bodies, so a listed content-type is treated as needing one).
+SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language"})
+
+
+def _token_list(value: str) -> list[str]:
+    return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
+def explain(
+    origin: str,
+    path: str = "/",
+    method: str = "GET",
+    request_method: str | None = None,
+    request_headers: str | None = None,
+    private_network: bool = False,
+) -> dict[str, Any]:
+    """The middleware's decision for a request, with the reason in words.
+
+    ``method`` is the request's method; with ``OPTIONS`` and a
+    ``request_method`` the request is a preflight, exactly as the middleware
+    tells. ``headers`` are what the middleware sends for that request. For an
+    actual request that a browser would preflight (a method other than
+    GET/HEAD/POST, non-safelisted headers, or a private-network request),
+    ``preflight`` holds that preflight's headers and whether they let the
+    request through; ``allowed`` is the verdict a browser would reach.
+    """
+    # An HTTP server strips the spaces and tabs around a header's value before the
+    # middleware sees it (RFC 9110 5.5): ask about the same value.
+    origin = origin.strip(" \t")
+    method = method.upper()
+    snapshot = holder.get()
+    asked_origin = origin if len(origin) <= MAX_ORIGIN_LENGTH else None
+    is_preflight = method == "OPTIONS" and request_method is not None
+    decision = guard(snapshot.decide(asked_origin, path, method, is_preflight, private_network), path)
+    result: dict[str, Any] = {
+        "origin": origin,
+        "path": path,
+        "method": method,
+        "allowed": decision.allowed,
+        "covered": decision.covered,
+        "policy": decision.policy,
+        "matched": decision.matched,
+        "headers": dict(decision.headers),
+        "preflight": None,
+        "reason": _reason(snapshot, decision, origin, path),
+    }
+    wanted_headers = _token_list(request_headers or "")
+    actual_method = (request_method or "").upper() if is_preflight else method
+    needs_preflight = not is_preflight and (
+        method not in SIMPLE_METHODS
+        or any(h not in SAFELISTED_HEADERS for h in wanted_headers)
+        or private_network
+    )
+    if is_preflight or needs_preflight:
+        pre = (
+            decision
+            if is_preflight
+            else guard(snapshot.decide(asked_origin, path, "OPTIONS", True, private_network), path)
+        )
+        headers = dict(pre.headers)
+        credentials = ALLOW_CREDENTIALS in headers
+        listed_methods = {m.strip() for m in headers.get(ALLOW_METHODS, "").split(",") if m.strip()}
+        listed_headers = set(_token_list(headers.get(ALLOW_HEADERS, "")))
+        any_method = "*" in listed_methods and not credentials
+        any_header = "*" in listed_headers and not credentials
+        method_ok = pre.allowed and (
+            actual_method in SIMPLE_METHODS or actual_method in listed_methods or any_method
+        )
+        missing = [
+            h
+            for h in wanted_headers
+            if h not in SAFELISTED_HEADERS
+            and h not in listed_headers
+            and not (any_header and h != "authorization")
+        ]
+        result["preflight"] = {
+            "request_method": actual_method,
+            "request_headers": wanted_headers,
+            "allowed": pre.allowed and method_ok and not missing,
+            "method_allowed": method_ok,
+            "missing_headers": missing,
+            "headers": headers,
+        }
+        result["allowed"] = result["allowed"] and result["preflight"]["allowed"]
+        gaps = []
+        if pre.allowed and not method_ok:
+            gaps.append(f"the method {actual_method}")
+        if pre.allowed and missing:
+            gaps.append(f"the request header(s) {', '.join(missing)}")
+        if gaps:
+            result["reason"] = (
+                f"{result['reason'].rstrip('.')}, but its preflight answer does not list "
+                f"{' nor '.join(gaps)}, so a browser refuses the request."
+            )
+    return result
+
+
+def _reason(snapshot: Any, decision: Any, origin: str, path: str) -> str:
+    if not decision.allowed and decision.covered and is_protected(path):
+        raw = snapshot.decide(origin if len(origin) <= MAX_ORIGIN_LENGTH else None, path)
+        if raw.allowed:
+            return (
+                f"Policy {raw.policy!r} allows {origin!r} with credentials, but {path!r} is the admin or "
+                "corsadmin's API, which no other site may read with the user's cookies. Set "
+                "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] = True if you really mean it."
+            )
+    if not decision.covered:
+        return f"No enabled policy covers the path {path!r}: responses carry no CORS headers."
+    if decision.allowed:
+        return f"Allowed by policy {decision.policy!r} (entry {decision.matched!r})."
+    covering = [p.name for p in snapshot.policies if p.match_path(path)]
+    reason = f"No policy covering {path!r} ({', '.join(covering)}) allows {origin!r}."
+    if len(origin) > MAX_ORIGIN_LENGTH:
+        return reason + f" The origin is longer than {MAX_ORIGIN_LENGTH} characters, so it is ignored."
+    try:
+        text = canonical_origin(origin)
+    except DjangoValidationError as exc:
+        return f"{reason} {exc.messages[0]}"
+    if text != origin:
+        return (
+            f"{reason} Browsers send origins in canonical form ({text!r}); origins are "
+            "compared byte for byte."
+        )
+    listed = list(AllowedOrigin.objects.filter(origin=text).select_related("policy"))
+    notes = []
+    now = timezone.now()
+    for entry in listed:
+        if not entry.enabled:
+            notes.append(f"it is listed in policy {entry.policy.name!r} but disabled")
+        elif entry.expires_at is not None and entry.expires_at <= now:
+            notes.append(
+                f"it is listed in policy {entry.policy.name!r} but expired at {entry.expires_at.isoformat()}"
+            )
+        elif not entry.policy.enabled:
+            notes.append(f"it is listed in policy {entry.policy.name!r}, which is disabled")
+        elif entry.policy.name not in covering:
+            notes.append(f"it is listed in policy {entry.policy.name!r}, which does not cover {path!r}")
+    if not listed:
+        notes = _near_misses(text) or ["there is no entry for this origin"]
+    if notes:
+        reason += " Note: " + "; ".join(notes) + "."
+    return reason
+
+
+def _near_misses(text: str) -> list[str]:
+    """Entries that look like the origin but do not match it: why not, in words."""
+    if text == "null":
+        return []
+    asked = parse_entry(text)
+    notes = []
+    for entry in AllowedOrigin.objects.filter(origin__contains=asked.host).select_related("policy")[:20]:
+        try:
+            listed = parse_entry(entry.origin)
+        except DjangoValidationError:
+            continue
+        where = f"entry {entry.origin!r} in policy {entry.policy.name!r}"
+        if listed.wildcard and listed.host == asked.host:
+            notes.append(f"{where} matches subdomains only, not {asked.host} itself")
+        elif listed.host != asked.host:
+            continue
+        elif listed.scheme != asked.scheme:
+            notes.append(f"scheme differs: {where} is {listed.scheme}://, the request is {asked.scheme}://")
+        elif listed.port != asked.port and listed.port != "*":
+            notes.append(f"port differs: {where} is for port {listed.port or 'default'}")
+    return notes

@@ -14,7 +14,7 @@ from django.db import connection
 
 from corsadmin.models import AllowedOrigin, OriginHour, OriginUsage, PolicyHour
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 26, 10, 15, tzinfo=UTC)

@@ -92,6 +92,7 @@ def export_document() -> dict[str, Any]:
 
 def _counted_export_serializer() -> Any:
     """``PolicyDocumentSerializer`` whose origins advance the progress bar."""
+
     class CountedOrigin(OriginDocumentSerializer):
         def to_representation(self, instance: Any) -> Any:
             progress.advance()

@@ -31,7 +31,8 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from . import conf
+from . import conf, signals
+from .refresh import holder
 
 logger = logging.getLogger("corsadmin")
 
@@ -85,6 +86,18 @@ def count(decision: Any, asked: Any, request: Any) -> None:
 
 
 # --- the refresher ---------------------------------------------------------------------
+
+
+@receiver(signals.refreshed)
+def _refreshed(seconds: float, ok: bool, **kwargs: Any) -> None:
+    if ENABLED:
+        refreshed(seconds, ok)
+
+
+@receiver(signals.service_failed)
+def _service_failed(service: str, **kwargs: Any) -> None:
+    if ENABLED:
+        failed(service)
 
 
 def refreshed(seconds: float, ok: bool) -> None:
@@ -173,8 +186,6 @@ def flush() -> None:
 
 
 def _set_gauges(metrics: _Metrics) -> None:
-    from .refresh import holder
-
     snapshot = holder.peek()
     metrics.generation.set(snapshot.generation or 0)
     confirmed = _confirmed_at or getattr(snapshot, "built_at", None)

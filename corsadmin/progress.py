@@ -1,6 +1,6 @@
 """Progress of long command-line work (``cors import``, ``export``, ``import-settings``).
 
-The work itself (``services``, ``settings_import``) marks its stages with ``stage()`` and
+The work itself (``documents``, ``settings_import``) marks its stages with ``stage()`` and
 its steps with ``advance()``. Both do nothing unless the command line opened ``shown()``
 around the call, which it does only on a terminal and without ``--quiet``: the REST API,
 scripts and pipes never see a bar. The bar is tqdm's, on standard error.

@@ -36,10 +36,10 @@ from django.core.signals import setting_changed
 from django.db import connection
 from django.dispatch import receiver
 
-from . import conf, metrics
+from . import conf
 from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, settings_snapshot
-from .signals import config_committed
+from .signals import config_committed, refreshed, service_failed
 from .snapshot import EMPTY, Snapshot
 
 logger = logging.getLogger("corsadmin")
@@ -62,8 +62,7 @@ class _Trouble:
         self.failing = False
 
     def failed(self, exc: BaseException, consequence: str) -> None:
-        if metrics.ENABLED:
-            metrics.failed(self.service)
+        service_failed.send(sender=_Trouble, service=self.service)
         if not self.failing:
             logger.warning(
                 "corsadmin: %s failed (%s: %s); %s",
@@ -277,16 +276,14 @@ class SnapshotHolder:
             with _deadline():
                 snapshot = state.builder.update()
         except Exception as exc:
-            if metrics.ENABLED:
-                metrics.refreshed(perf_counter() - started, ok=False)
+            refreshed.send(sender=SnapshotHolder, seconds=perf_counter() - started, ok=False)
             state.database.failed(
                 exc, "keeping the last good allow-list" if self._snapshot else "refusing CORS until it loads"
             )
             if threading.current_thread().name == REFRESHER:
                 connection.close()  # the next try reconnects
             return
-        if metrics.ENABLED:
-            metrics.refreshed(perf_counter() - started, ok=True)
+        refreshed.send(sender=SnapshotHolder, seconds=perf_counter() - started, ok=True)
         state.database.ok()
         if snapshot is not None:
             with self._lock:

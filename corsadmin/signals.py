@@ -10,3 +10,9 @@ check_request_enabled = Signal()
 # Sent after a configuration change commits, with ``generation=`` (the number it
 # moved to) and ``using=`` (the database alias).
 config_committed = Signal()
+
+# The refresher's reports (``corsadmin.metrics`` listens): ``refreshed`` after each read of
+# the database, with ``seconds=`` and ``ok=``; ``service_failed`` with ``service=``
+# (database, cache or listener) each time a call to a service fails.
+refreshed = Signal()
+service_failed = Signal()

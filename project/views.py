@@ -2,8 +2,8 @@
 
 With ``CORSADMIN_DEBUG_STATS=1`` in the environment (the multi-worker tests set it;
 never in production), ``/demo/echo/`` also reports what this process's refresh layer
-did: snapshot rebuilds and generation, and the database queries it issued, counted
-by a wrapper on every database connection of the process (see ``install_query_counter``).
+did: the counters of the snapshot holder's ``stats()`` (rebuilds, reads of the
+database's generation stamp, the generation served).
 """
 
 import os
@@ -11,8 +11,6 @@ import threading
 import uuid
 from typing import Any
 
-from django.db import connections
-from django.db.backends.signals import connection_created
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -45,34 +43,14 @@ def error(request: HttpRequest) -> JsonResponse:
 
 # --- debug-only counters (CORSADMIN_DEBUG_STATS=1) ----------------------------------
 
-_counts = {"queries": 0, "requests": 0}
+_counts = {"requests": 0}
 _counts_lock = threading.Lock()
-
-
-def _count_query(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-    """Count every query this process runs."""
-    with _counts_lock:
-        _counts["queries"] += 1
-    return execute(sql, params, many, context)
-
-
-def _wrap(connection: Any, **kwargs: Any) -> None:
-    if _count_query not in connection.execute_wrappers:
-        connection.execute_wrappers.append(_count_query)
-
-
-def install_query_counter() -> None:
-    """Count every query of this process: wrap each database connection as it opens."""
-    connection_created.connect(_wrap, dispatch_uid="project-debug-stats")
-    for connection in connections.all(initialized_only=True):
-        _wrap(connection)
 
 
 def refresh_stats(request: HttpRequest) -> dict[str, Any]:
     """This process's refresh layer: ``rebuilds`` (snapshots built: full loads and
     incremental updates), ``db_checks`` (reads of the database's generation stamp), the
-    ``generation`` of the snapshot that decided this request, every query the process ran,
-    and ``requests``: this request's number in the order the process served them (a client's
+    ``generation`` of the snapshot that decided this request, and ``requests``: this request's number in the order the process served them (a client's
     clock may see two answers in the other order)."""
     from corsadmin.refresh import holder
 

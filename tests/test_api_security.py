@@ -216,6 +216,34 @@ def test_with_debug_on_the_developer_gets_the_debug_page(settings, monkeypatch, 
         client.get(API + "check/?origin=https://a.example.com")
 
 
+def site_exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
+    from rest_framework.views import exception_handler
+
+    response = exception_handler(exc, context)
+    if response is not None:
+        response["X-Site-Handler"] = "yes"
+    return response
+
+
+def test_the_sites_exception_handler_answers_everything_but_a_database_outage(settings, reader):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "EXCEPTION_HANDLER": "tests.test_api_security.site_exception_handler",
+    }
+    response = token_client(reader).get(API + "origins/999/")
+    assert (response.status_code, response["X-Site-Handler"]) == (404, "yes")
+
+
+def test_without_throttle_classes_the_site_does_not_throttle_corsadmins_views(settings, monkeypatch, reader):
+    monkeypatch.setattr(views.PolicyViewSet, "throttle_classes", [])  # the site's DEFAULT_THROTTLE_CLASSES: none
+    rates(settings, corsadmin_user="1/day")
+    forget_throttling(reader)
+    client = token_client(reader)
+    assert [client.get(API + "policies/").status_code for _ in range(3)] == [200] * 3
+    schema = client.get(API + "schema/?format=json").json()
+    assert "429" not in schema["paths"]["/api/cors/policies/"]["get"]["responses"]
+
+
 BAD_REQUESTS = [
     ("post", "origins/", "{not json", "application/json", 400),
     ("post", "origins/", "<origin/>", "application/xml", 415),

@@ -94,7 +94,8 @@ class CorsAdminSessionScheme(SessionScheme):
 
 
 class CorsAdminSchema(AutoSchema):
-    """Documents 400 (field errors), 401, 403, 404 and 429 answers next to the success, and links."""
+    """Documents 400 (field errors), 401, 403, 404 and (when throttled) 429 answers next to the
+    success, and links."""
 
     def map_parsers(self) -> list[str]:
         # Form fields are accepted too (for curl -d), but JSON is the documented body.
@@ -126,11 +127,12 @@ class CorsAdminSchema(AutoSchema):
         responses.setdefault("403", _response("Missing permission (or CSRF token with a session).", DETAIL))
         if "{" in self.path or self._is_list_view():
             responses.setdefault("404", _response("No such object (or page).", DETAIL))
-        responses.setdefault(
-            "429",
-            {
-                **_response("Too many requests: see REST_FRAMEWORK throttle rates.", DETAIL),
-                "headers": RETRY_AFTER,
-            },
-        )
+        if getattr(self.view, "throttle_classes", None):  # the site's DEFAULT_THROTTLE_CLASSES
+            responses.setdefault(
+                "429",
+                {
+                    **_response("Too many requests: see REST_FRAMEWORK throttle rates.", DETAIL),
+                    "headers": RETRY_AFTER,
+                },
+            )
         return responses

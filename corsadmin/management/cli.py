@@ -33,7 +33,7 @@ def bad_input(message: str) -> CommandError:
 def os_user() -> str:
     try:
         return getpass.getuser()
-    except Exception:
+    except Exception:  # noqa: BLE001  (no such user in the password database: KeyError or OSError)
         return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
 
 

@@ -31,7 +31,7 @@ UNUSED_DAYS = 30  # the "disable unused" action's
 
 
 def _short_time(value: Any) -> str:
-    """"2026-12-02 14:05" in the current time zone; "-" for none."""
+    """ "2026-12-02 14:05" in the current time zone; "-" for none."""
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
@@ -90,17 +90,25 @@ class ExpiryForm(forms.Form):
 
 
 class CheckForm(forms.Form):
-    origin = forms.CharField(max_length=2048, help_text="As the browser sends it, e.g. https://app.example.com")
+    origin = forms.CharField(
+        max_length=2048, help_text="As the browser sends it, e.g. https://app.example.com"
+    )
     path = forms.CharField(max_length=2048, initial="/", help_text="The request path, e.g. /api/items/")
     method = forms.CharField(max_length=20, initial="GET")
     request_headers = forms.CharField(
-        max_length=2048, required=False, help_text="Headers the page sets, comma-separated (e.g. content-type, x-api-key)"
+        max_length=2048,
+        required=False,
+        help_text="Headers the page sets, comma-separated (e.g. content-type, x-api-key)",
     )
 
 
 def _ask_action_form(
-    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, form_class: type[forms.Form],
-    title: str, action: str,
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    form_class: type[forms.Form],
+    title: str,
+    action: str,
 ) -> tuple[dict[str, Any] | None, HttpResponse | None]:
     """An intermediate page for an admin action: the cleaned form, or the page to show."""
     form = form_class(request.POST if "apply" in request.POST else None)
@@ -122,7 +130,9 @@ def _ask_action_form(
 class HistoryValuesMixin:
     """Admin change messages with old -> new values, as the API and the CLI write them."""
 
-    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> Any:
         message = super().construct_change_message(request, form, formsets, add)  # type: ignore[misc]
         model = form._meta.model
         concrete = {f.name for f in model._meta.concrete_fields}
@@ -172,7 +182,13 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
     list_display = (
-        "name", "url_regex", "priority", "enabled", "allow_all_origins", "allow_credentials", "active_origins",
+        "name",
+        "url_regex",
+        "priority",
+        "enabled",
+        "allow_all_origins",
+        "allow_credentials",
+        "active_origins",
         "updated_at",
     )
     list_filter = ("enabled", "allow_credentials", "allow_all_origins")
@@ -183,7 +199,15 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
         ("Origins", {"fields": ("allow_all_origins", "allow_credentials")}),
         (
             "Headers",
-            {"fields": ("allow_methods", "allow_headers", "expose_headers", "max_age", "allow_private_network")},
+            {
+                "fields": (
+                    "allow_methods",
+                    "allow_headers",
+                    "expose_headers",
+                    "max_age",
+                    "allow_private_network",
+                )
+            },
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
@@ -198,7 +222,9 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
     def active_origins(self, obj: Policy) -> int:
         return obj._active  # type: ignore[attr-defined]
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "settings_policy": settings_policy_rows()}
         return super().changelist_view(request, extra_context)
 
@@ -329,7 +355,10 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
             self.message_user(request, "Not allowed: there is no policy to add it to.", messages.ERROR)
             return back
         entry = AllowedOrigin(
-            origin=origin, policy=policy, created_by=request.user, note="allowed from the overview"
+            origin=origin,
+            policy=policy,
+            created_by=request.user if isinstance(request.user, get_user_model()) else None,
+            note="allowed from the overview",
         )
         try:
             entry.full_clean()
@@ -354,7 +383,11 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         policy_admin = self.admin_site._registry.get(Policy)
         if preflight and result["policy"] and preflight["headers"] and not preflight["allowed"]:
             policy = Policy.objects.filter(name=result["policy"]).first()
-            if policy is not None and policy_admin is not None and policy_admin.has_change_permission(request, policy):
+            if (
+                policy is not None
+                and policy_admin is not None
+                and policy_admin.has_change_permission(request, policy)
+            ):
                 return None, reverse("admin:corsadmin_policy_change", args=[policy.pk])
             return None, None
         if not self.has_add_permission(request):
@@ -403,7 +436,9 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
                 for obj, fields, before in changed:
                     obj.save()
                     # The API's and the CLI's words: labels and old -> new values.
-                    self.log_change(request, obj, change_message(AllowedOrigin, before, field_values(obj), fields))
+                    self.log_change(
+                        request, obj, change_message(AllowedOrigin, before, field_values(obj), fields)
+                    )
         if problems:
             self.message_user(request, f"Nothing changed: {len(problems)} origin(s) refused.", messages.ERROR)
             for problem in problems:
@@ -423,7 +458,9 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         if count is not None:
             self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
 
-    @admin.action(description=f"Disable selected origins unused for {UNUSED_DAYS} days", permissions=["change"])
+    @admin.action(
+        description=f"Disable selected origins unused for {UNUSED_DAYS} days", permissions=["change"]
+    )
     def disable_unused(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Of the selection, disable those never seen or not seen for UNUSED_DAYS days (the
         others are kept and counted in the message); each with a history entry."""
@@ -438,7 +475,9 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
 
     @admin.action(description="Move selected origins to a policy", permissions=["change"])
     def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        data, page = _ask_action_form(self, request, queryset, PolicyChoiceForm, "Move to policy", "move_to_policy")
+        data, page = _ask_action_form(
+            self, request, queryset, PolicyChoiceForm, "Move to policy", "move_to_policy"
+        )
         if page is not None:
             return page
         count = self._update_each(request, queryset, policy=data["policy"])  # type: ignore[index]
@@ -516,8 +555,10 @@ class RefusedOriginAdmin(admin.ModelAdmin):
 
     @admin.display(description="fix")
     def fix(self, obj: RefusedOrigin) -> str:
-        check = reverse("admin:corsadmin_check") + "?" + urlencode(
-            {"origin": obj.origin, "path": obj.path_prefix, "method": "GET"}
+        check = (
+            reverse("admin:corsadmin_check")
+            + "?"
+            + urlencode({"origin": obj.origin, "path": obj.path_prefix, "method": "GET"})
         )
         allow = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode({"origin": obj.origin})
         return format_html(
@@ -548,7 +589,12 @@ class RefusedOriginAdmin(admin.ModelAdmin):
         origin_admin = self.admin_site._registry[AllowedOrigin]
         added, problems = [], []
         for refused in queryset:
-            entry = AllowedOrigin(origin=refused.origin, policy=policy, created_by=request.user if isinstance(request.user, get_user_model()) else None, note="allowed from refused origins")
+            entry = AllowedOrigin(
+                origin=refused.origin,
+                policy=policy,
+                created_by=request.user if isinstance(request.user, get_user_model()) else None,
+                note="allowed from refused origins",
+            )
             try:
                 entry.full_clean()
                 with transaction.atomic():

@@ -60,7 +60,7 @@ _cur_policies: dict[str, list[int]] = {}
 _covering: dict[str, str | None] = {}
 _covering_for: tuple[int, float] = (0, 0.0)
 MEMO_SIZE = 4096
-_MISSING = object()
+_UNKNOWN = "\x00"  # never a policy's name (a slug)
 _flush_lock = threading.Lock()
 _pruned_at: float | None = None
 
@@ -118,8 +118,8 @@ def refused(snapshot: Any, path: str) -> None:
     stamp = (id(snapshot), snapshot.built_at)
     if stamp != _covering_for:
         _covering, _covering_for = {}, stamp
-    name = _covering.get(path, _MISSING)
-    if name is _MISSING:
+    name = _covering.get(path, _UNKNOWN)  # one get: another thread may clear the memo meanwhile
+    if name == _UNKNOWN:
         name = next((p.name for p in snapshot.policies if p.match_path(path)), None)
         memo = _covering
         if len(memo) >= MEMO_SIZE:
@@ -127,9 +127,9 @@ def refused(snapshot: Any, path: str) -> None:
         memo[path] = name
     if name is None:
         return
-    counts = _cur_policies.get(name)  # type: ignore[arg-type]
+    counts = _cur_policies.get(name)
     if counts is None:
-        _cur_policies[name] = [0, 1]  # type: ignore[index]
+        _cur_policies[name] = [0, 1]
     else:
         counts[1] += 1
 

@@ -39,9 +39,7 @@ class DaysField(forms.IntegerField):
         kwargs.pop("step_size", None)
         kwargs.update(min_value=1, max_value=MAX_DAYS)
         super().__init__(*args, **kwargs)
-        self.error_messages.update(
-            invalid=DAYS_MESSAGE, min_value=DAYS_MESSAGE, max_value=DAYS_MESSAGE
-        )
+        self.error_messages.update(invalid=DAYS_MESSAGE, min_value=DAYS_MESSAGE, max_value=DAYS_MESSAGE)
 
 
 class DaysFilter(django_filters.NumberFilter):

@@ -225,14 +225,16 @@ class Command(BaseCommand):
                     e.status(),
                     e.expires_at.isoformat() if e.expires_at else "-",
                     "yes" if e.csrf_trusted else "no",
-                    str(e.hits),  # type: ignore[attr-defined]  # with_usage
-                    e.last_seen.isoformat(timespec="seconds") if e.last_seen else "-",  # type: ignore[attr-defined]
+                    str(e.hits),  # with_usage
+                    e.last_seen.isoformat(timespec="seconds") if e.last_seen else "-",
                     e.note.replace("\n", " ")[:60],
                 )
             )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+            self.stdout.write(
+                "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            )
         self.stdout.write(f"{len(rows) - 1} origin(s)")
 
     @staticmethod

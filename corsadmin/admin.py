@@ -24,11 +24,23 @@ from .forms import AllowedOriginForm, PolicyForm
 from .history import change_message, field_values
 from .models import EXPIRES_SOON, NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
 from .origins import NULL
+from .usage import hits_of, unused, with_usage
+
+UNUSED_CHOICES = (30, 90)
+UNUSED_DAYS = 30  # the "disable unused" action's
 
 
 def _short_time(value: Any) -> str:
-    """"2026-12-02 14:05" in the current time zone; "-" for none."""
+    """ "2026-12-02 14:05" in the current time zone; "-" for none."""
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _compact(number: int) -> str:
+    """1234 -> "1.2k", 5600000 -> "5.6M"."""
+    for limit, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if number >= limit:
+            return f"{number / limit:.1f}".rstrip("0").rstrip(".") + suffix
+    return str(number)
 
 
 class ExpiredFilter(admin.SimpleListFilter):
@@ -50,6 +62,21 @@ class ExpiredFilter(admin.SimpleListFilter):
         return queryset
 
 
+class UnusedFilter(admin.SimpleListFilter):
+    """Never seen, or not seen for 30 / 90 days (by the usage counts)."""
+
+    title = "usage"
+    parameter_name = "unused"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(days), f"Unused for {days} days") for days in UNUSED_CHOICES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in {str(days) for days in UNUSED_CHOICES}:
+            return queryset.filter(unused(int(self.value())))  # type: ignore[arg-type]
+        return queryset
+
+
 class PolicyChoiceForm(forms.Form):
     policy = forms.ModelChoiceField(Policy.objects.all(), to_field_name="name", initial="default")
 
@@ -63,11 +90,15 @@ class ExpiryForm(forms.Form):
 
 
 class CheckForm(forms.Form):
-    origin = forms.CharField(max_length=2048, help_text="As the browser sends it, e.g. https://app.example.com")
+    origin = forms.CharField(
+        max_length=2048, help_text="As the browser sends it, e.g. https://app.example.com"
+    )
     path = forms.CharField(max_length=2048, initial="/", help_text="The request path, e.g. /api/items/")
     method = forms.CharField(max_length=20, initial="GET")
     request_headers = forms.CharField(
-        max_length=2048, required=False, help_text="Headers the page sets, comma-separated (e.g. content-type, x-api-key)"
+        max_length=2048,
+        required=False,
+        help_text="Headers the page sets, comma-separated (e.g. content-type, x-api-key)",
     )
     host = forms.CharField(
         max_length=300,
@@ -90,8 +121,12 @@ class CheckForm(forms.Form):
 
 
 def _ask_action_form(
-    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, form_class: type[forms.Form],
-    title: str, action: str,
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    form_class: type[forms.Form],
+    title: str,
+    action: str,
 ) -> tuple[dict[str, Any] | None, HttpResponse | None]:
     """An intermediate page for an admin action: the cleaned form, or the page to show."""
     form = form_class(request.POST if "apply" in request.POST else None)
@@ -113,7 +148,9 @@ def _ask_action_form(
 class HistoryValuesMixin:
     """Admin change messages with old -> new values, as the API and the CLI write them."""
 
-    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> Any:
         message = super().construct_change_message(request, form, formsets, add)  # type: ignore[misc]
         model = form._meta.model
         concrete = {f.name for f in model._meta.concrete_fields}
@@ -163,8 +200,16 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
     list_display = (
-        "name", "url_regex", "hosts_shown", "priority", "mode", "enabled", "allow_all_origins", "allow_credentials",
-        "active_origins", "updated_at",
+        "name",
+        "url_regex",
+        "hosts_shown",
+        "priority",
+        "mode",
+        "enabled",
+        "allow_all_origins",
+        "allow_credentials",
+        "active_origins",
+        "updated_at",
     )
     list_filter = ("enabled", "mode", "allow_credentials", "allow_all_origins")
     search_fields = ("name", "note", "url_regex")
@@ -174,7 +219,15 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
         ("Origins", {"fields": ("allow_all_origins", "allow_credentials")}),
         (
             "Headers",
-            {"fields": ("allow_methods", "allow_headers", "expose_headers", "max_age", "allow_private_network")},
+            {
+                "fields": (
+                    "allow_methods",
+                    "allow_headers",
+                    "expose_headers",
+                    "max_age",
+                    "allow_private_network",
+                )
+            },
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
@@ -193,7 +246,9 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
     def active_origins(self, obj: Policy) -> int:
         return obj._active  # type: ignore[attr-defined]
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "settings_policy": settings_policy_rows()}
         return super().changelist_view(request, extra_context)
 
@@ -210,13 +265,28 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     form = AllowedOriginForm
     # Narrow enough for a 1280 px screen beside the admin's navigation: "status" says
     # disabled/expired, the note is cut (the whole note is its tooltip).
-    # An exception (deny entry) says so in its status: no column of its own (issue 12's width).
-    list_display = ("origin", "policy", "status", "expires", "csrf", "short_note", "changed")
-    list_filter = ("policy", "effect", "enabled", ExpiredFilter, "csrf_trusted")
+    # Usage is one narrow column (requests; when last seen on hover) to keep the 1280 px fit;
+    # an exception (deny entry) says so in its status, no column of its own.
+    list_display = ("origin", "policy", "status", "expires", "csrf", "hits", "short_note", "changed")
+    list_filter = ("policy", "effect", "enabled", ExpiredFilter, UnusedFilter, "csrf_trusted")
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
-    readonly_fields = ("created_at", "updated_at", "created_by")
-    actions = ("enable", "disable", "move_to_policy", "set_expiry")
+    readonly_fields = ("created_at", "updated_at", "created_by", "hits", "last_seen")
+    actions = ("enable", "disable", "disable_unused", "move_to_policy", "set_expiry")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_usage(super().get_queryset(request))
+
+    @admin.display(description="hits", ordering="hits")
+    def hits(self, obj: AllowedOrigin) -> str:
+        hits, last_seen = hits_of(obj)
+        seen = f"last seen {_short_time(last_seen)}" if last_seen else "never seen"
+        return format_html('<span title="{} requests, {}">{}</span>', hits, seen, _compact(hits))
+
+    @admin.display(description="last seen", ordering="last_seen")
+    def last_seen(self, obj: AllowedOrigin) -> str:
+        when = _short_time(hits_of(obj)[1])
+        return format_html('<span title="{}">{}</span>', when, when.split(" ")[0]) if when != "-" else "never"
 
     @admin.display(description="status")
     def status(self, obj: AllowedOrigin) -> str:
@@ -244,6 +314,12 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         return [
             path("check/", self.admin_site.admin_view(self.check_view), name="corsadmin_check"),
+            path("overview/", self.admin_site.admin_view(self.overview_view), name="corsadmin_overview"),
+            path(
+                "overview/allow/",
+                self.admin_site.admin_view(self.overview_allow),
+                name="corsadmin_overview_allow",
+            ),
             *super().get_urls(),
         ]
 
@@ -274,6 +350,58 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/corsadmin/check.html", context)
 
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """Allowed vs refused requests per policy, the most refused origins, what expires or
+        is unused, and recent changes: one page to look at."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        from . import overview, usage
+
+        context = {
+            **self.admin_site.each_context(request),
+            **overview.context(usage.now()),
+            "title": "CORS overview",
+            "opts": self.model._meta,
+            "can_allow": self.has_add_permission(request),
+        }
+        return TemplateResponse(request, "admin/corsadmin/overview.html", context)
+
+    def overview_allow(self, request: HttpRequest) -> HttpResponse:
+        """The overview's Allow button: add a refused origin to the policy covering its path."""
+        from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+
+        from .overview import covering_policy
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        origin = request.POST.get("origin", "")
+        path_prefix = request.POST.get("path", "/") or "/"
+        policy = covering_policy(path_prefix)
+        back = HttpResponseRedirect(reverse("admin:corsadmin_overview"))
+        if policy is None:
+            self.message_user(request, "Not allowed: there is no policy to add it to.", messages.ERROR)
+            return back
+        entry = AllowedOrigin(
+            origin=origin,
+            policy=policy,
+            created_by=request.user if isinstance(request.user, get_user_model()) else None,
+            note="allowed from the overview",
+        )
+        try:
+            entry.full_clean()
+            with transaction.atomic():
+                entry.save()
+                self.log_addition(request, entry, [{"added": {}}])
+        except (ValidationError, IntegrityError) as exc:
+            reason = "; ".join(getattr(exc, "messages", [str(exc)]))
+            self.message_user(request, f"Not allowed: {origin}: {reason}", messages.ERROR)
+            return back
+        RefusedOrigin.objects.filter(origin=entry.origin).update(dismissed=True)
+        self.message_user(request, f"Allowed {entry.origin} in policy {policy.name}.", messages.SUCCESS)
+        return back
+
     def _fixes(self, request: HttpRequest, result: dict[str, Any]) -> tuple[str | None, str | None]:
         """(Allow link, Edit-policy link) for a refusal: editing the policy when the origin is
         allowed but its preflight lists too few methods or headers; else allowing the origin
@@ -284,7 +412,11 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         policy_admin = self.admin_site._registry.get(Policy)
         if preflight and result["policy"] and preflight["headers"] and not preflight["allowed"]:
             policy = Policy.objects.filter(name=result["policy"]).first()
-            if policy is not None and policy_admin is not None and policy_admin.has_change_permission(request, policy):
+            if (
+                policy is not None
+                and policy_admin is not None
+                and policy_admin.has_change_permission(request, policy)
+            ):
                 return None, reverse("admin:corsadmin_policy_change", args=[policy.pk])
             return None, None
         if not self.has_add_permission(request) or result.get("effect") == "deny":
@@ -333,7 +465,9 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
                 for obj, fields, before in changed:
                     obj.save()
                     # The API's and the CLI's words: labels and old -> new values.
-                    self.log_change(request, obj, change_message(AllowedOrigin, before, field_values(obj), fields))
+                    self.log_change(
+                        request, obj, change_message(AllowedOrigin, before, field_values(obj), fields)
+                    )
         if problems:
             self.message_user(request, f"Nothing changed: {len(problems)} origin(s) refused.", messages.ERROR)
             for problem in problems:
@@ -353,9 +487,26 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         if count is not None:
             self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
 
+    @admin.action(
+        description=f"Disable selected origins unused for {UNUSED_DAYS} days", permissions=["change"]
+    )
+    def disable_unused(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Of the selection, disable those never seen or not seen for UNUSED_DAYS days (the
+        others are kept and counted in the message); each with a history entry."""
+        idle = queryset.filter(unused(UNUSED_DAYS), enabled=True)
+        kept = queryset.filter(enabled=True).count() - idle.count()
+        count = self._update_each(request, idle, enabled=False)
+        if count is not None:
+            message = f"Disabled {count} origin(s) unused for {UNUSED_DAYS} days."
+            if kept:
+                message += f" Kept {kept} used within {UNUSED_DAYS} days."
+            self.message_user(request, message, messages.SUCCESS)
+
     @admin.action(description="Move selected origins to a policy", permissions=["change"])
     def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        data, page = _ask_action_form(self, request, queryset, PolicyChoiceForm, "Move to policy", "move_to_policy")
+        data, page = _ask_action_form(
+            self, request, queryset, PolicyChoiceForm, "Move to policy", "move_to_policy"
+        )
         if page is not None:
             return page
         count = self._update_each(request, queryset, policy=data["policy"])  # type: ignore[index]
@@ -442,8 +593,10 @@ class RefusedOriginAdmin(admin.ModelAdmin):
 
     @admin.display(description="fix")
     def fix(self, obj: RefusedOrigin) -> str:
-        check = reverse("admin:corsadmin_check") + "?" + urlencode(
-            {"origin": obj.origin, "path": obj.path_prefix, "method": "GET"}
+        check = (
+            reverse("admin:corsadmin_check")
+            + "?"
+            + urlencode({"origin": obj.origin, "path": obj.path_prefix, "method": "GET"})
         )
         query = {"origin": obj.origin}
         if obj.report:  # allow it where it would be refused: in the report-only policy
@@ -479,7 +632,12 @@ class RefusedOriginAdmin(admin.ModelAdmin):
         origin_admin = self.admin_site._registry[AllowedOrigin]
         added, problems = [], []
         for refused in queryset:
-            entry = AllowedOrigin(origin=refused.origin, policy=policy, created_by=request.user if isinstance(request.user, get_user_model()) else None, note="allowed from refused origins")
+            entry = AllowedOrigin(
+                origin=refused.origin,
+                policy=policy,
+                created_by=request.user if isinstance(request.user, get_user_model()) else None,
+                note="allowed from refused origins",
+            )
             try:
                 entry.full_clean()
                 with transaction.atomic():

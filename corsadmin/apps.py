@@ -9,9 +9,10 @@ class CorsAdminConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from . import checks, metrics, refresh  # noqa: F401  (system checks; the refresh layer's receivers)
+        from . import checks, metrics, refresh, usage  # noqa: F401  (system checks; the refresh layer's receivers)
 
         metrics.configure()  # CORSADMIN["METRICS"]: the middleware's one flag
+        usage.configure()  # CORSADMIN["USAGE"]: likewise
 
         # "Check an origin" on the admin home, unless the site has its own index page (or no
         # admin: the bench site, an API-only host).

@@ -32,6 +32,14 @@ DEFAULTS: dict[str, Any] = {
     "REFUSED_RETENTION_DAYS": 30,
     # "background": a thread per process writes the counts; "manual": call telemetry.flush().
     "TELEMETRY_FLUSH": "background",
+    # Usage per entry and allowed/refused requests per policy: counted in memory, written at
+    # most once per interval in hourly buckets kept USAGE_RETENTION_DAYS (the overview's
+    # 30-day charts need 30).
+    "USAGE": True,
+    "USAGE_INTERVAL": 10.0,
+    "USAGE_RETENTION_DAYS": 35,
+    # "background": a thread per process writes the counts; "manual": call usage.flush().
+    "USAGE_FLUSH": "background",
     # The documented override for the one refused-by-default combination that can be intended.
     "ALLOW_NULL_WITH_CREDENTIALS": False,
     # The admin and corsadmin's API readable cross-origin with credentials (corsadmin.W006).

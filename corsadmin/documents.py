@@ -34,7 +34,9 @@ logger = logging.getLogger("corsadmin")
 
 
 class OriginDocumentSerializer(OriginSerializer):
-    """An origin inside its policy in the document (the policy is the enclosing one)."""
+    """An origin inside its policy in the document (the policy is the enclosing one).
+
+    No ``hits`` or ``last_seen``: usage is not configuration, and an import leaves it alone."""
 
     clean_with_model = False  # the import validates against the database as a whole
     boolean_defaults = False

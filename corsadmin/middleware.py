@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
-from . import metrics
+from . import metrics, usage
 from .hosts import request_host
 from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
@@ -57,7 +57,7 @@ class _Request:
     def decide_enabled(self, snapshot: Snapshot) -> Decision:
         return snapshot.allowed_by_receiver(self.origin, self.method, self.preflight, self.private_network)
 
-    def note_refusal(self, request: HttpRequest, decision: Decision) -> None:
+    def note_refusal(self, request: HttpRequest, decision: Decision, snapshot: Snapshot) -> None:
         """Count a refused cross-origin request (a same-origin one is not a refusal), or
         the report-only policies that would have refused an allowed one."""
         if decision.allowed:
@@ -69,6 +69,8 @@ class _Request:
             return
         if self.cross_origin(request):
             record_refusal(self.origin, self.path)
+            if usage.ENABLED:
+                usage.refused(snapshot, self.path)
 
     def cross_origin(self, request: HttpRequest) -> bool:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""
@@ -181,7 +183,9 @@ class CorsMiddleware:
             decision = asked.decide_enabled(snapshot)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
-        asked.note_refusal(request, decision)
+        asked.note_refusal(request, decision, snapshot)
+        if decision.allowed and usage.ENABLED:
+            usage.allowed(decision.policy, decision.entry_id)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
         if asked.preflight and decision.covered:
@@ -201,7 +205,9 @@ class CorsMiddleware:
             decision = asked.decide_enabled(snapshot)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
-        asked.note_refusal(request, decision)
+        asked.note_refusal(request, decision, snapshot)
+        if decision.allowed and usage.ENABLED:
+            usage.allowed(decision.policy, decision.entry_id)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
         if asked.preflight and decision.covered:

@@ -517,3 +517,65 @@ class RefusedOrigin(models.Model):
         if self.report:
             return f"{self.origin} on {self.path_prefix} (would be refused by {self.policy})"
         return f"{self.origin} on {self.path_prefix}"
+
+
+# --- Usage (not configuration: never stamped with a generation, never exported) ------
+#
+# Written only by ``corsadmin.usage``'s flush, as increments (several processes flush
+# into the same rows). The foreign keys have no database constraint: a flush may count
+# for an entry deleted meanwhile; such rows are dropped by the flush's prune.
+
+
+class OriginUsage(models.Model):
+    """An allowed origin's requests since usage counting began, and the last one's time."""
+
+    origin = models.OneToOneField(
+        AllowedOrigin,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="usage",
+        db_constraint=False,
+    )
+    hits = models.BigIntegerField(default=0)
+    last_seen = models.DateTimeField(null=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "origin usage"
+
+    def __str__(self) -> str:
+        return f"{self.origin_id}: {self.hits}"
+
+
+class OriginHour(models.Model):
+    """Requests an allowed origin allowed within one hour (UTC, the hour's start)."""
+
+    origin = models.ForeignKey(
+        AllowedOrigin, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    hour = models.DateTimeField(db_index=True)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["origin", "hour"], name="corsadmin_originhour_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.origin_id} at {self.hour}: {self.count}"
+
+
+class PolicyHour(models.Model):
+    """Requests a policy allowed and refused within one hour (UTC, the hour's start).
+
+    By the policy's name: the built-in ``(settings)`` policy has no row, and a deleted
+    policy's history stays on the charts until it ages out. A refusal counts for the
+    highest-priority policy covering the path."""
+
+    policy = models.CharField(max_length=64)
+    hour = models.DateTimeField(db_index=True)
+    allowed = models.BigIntegerField(default=0)
+    refused = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["policy", "hour"], name="corsadmin_policyhour_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.policy} at {self.hour}: {self.allowed}/{self.refused}"

@@ -20,6 +20,7 @@ from rest_framework import serializers
 from .errors import model_errors
 from .models import TOKEN_PATTERN, AllowedOrigin, Policy, find_default_policy
 from .origins import MAX_LENGTH, MAX_ORIGIN_LENGTH
+from .usage import hits_of
 
 TOKEN_MAX_LENGTH = 128
 TOKEN_LIST_MAX_ITEMS = 100
@@ -252,6 +253,17 @@ class PolicyNameField(serializers.SlugRelatedField):
         super().__init__(slug_field="name", queryset=Policy.objects.all(), **kwargs)
 
 
+def UsageField(index: int, field_class: type[serializers.Field], **kwargs: Any) -> serializers.Field:
+    """Read-only ``hits`` (index 0) or ``last_seen`` (1): annotated by the API's queryset
+    (``usage.with_usage``), read for a single object otherwise."""
+
+    class Field(field_class):  # type: ignore[valid-type,misc]
+        def get_attribute(self, instance: Any) -> Any:
+            return hits_of(instance)[index]
+
+    return Field(read_only=True, **kwargs)
+
+
 class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer):
     """An origin allowed by a policy."""
 
@@ -272,6 +284,18 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         source="created_by.get_username", read_only=True, allow_null=True, default=None
     )
     warnings = WarningsField(AllowedOrigin.warnings)
+    hits = UsageField(
+        0,
+        serializers.IntegerField,
+        help_text="Requests this entry allowed (preflights included) since usage counting began; "
+        "written by each server process every few seconds.",
+    )
+    last_seen = UsageField(
+        1,
+        serializers.DateTimeField,
+        allow_null=True,
+        help_text="When this entry last allowed a request; null if never.",
+    )
 
     class Meta:
         model = AllowedOrigin
@@ -287,6 +311,8 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
             "created_at",
             "updated_at",
             "created_by",
+            "hits",
+            "last_seen",
             "warnings",
         )
         read_only_fields = ("id", "created_at", "updated_at", "created_by")

@@ -17,10 +17,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 
 from . import conf
+from .flusher import Flusher
 from .origins import MAX_LENGTH
 
 logger = logging.getLogger("corsadmin")
@@ -45,8 +46,15 @@ class Recorder:
     def __init__(self) -> None:
         self._counts: Counts = {}
         self._lock = threading.Lock()
-        self._thread_pid: int | None = None
         self.dropped = 0
+        self.flusher = Flusher(
+            "corsadmin-telemetry",
+            self.flush,
+            interval=lambda: float(conf.get("TELEMETRY_INTERVAL")),
+            pending=lambda: bool(self._counts or self.dropped),
+            what="refused-origin telemetry",
+            event="telemetry_failed",
+        )
 
     def record(self, origin: str, path: str, policy: str = "") -> None:
         try:
@@ -61,8 +69,8 @@ class Recorder:
                 counts[key] = [1, now, now]
             else:
                 self.dropped += 1
-            if self._thread_pid != os.getpid() and conf.get("TELEMETRY_FLUSH") == "background":
-                self._start_thread()
+            if self.flusher._pid != os.getpid() and conf.get("TELEMETRY_FLUSH") == "background":
+                self.flusher.ensure_started()
         except Exception:  # never let telemetry reach a request
             pass
 
@@ -109,34 +117,6 @@ class Recorder:
         if counts:
             prune()
         return len(counts)
-
-    def _start_thread(self) -> None:
-        with self._lock:
-            if self._thread_pid == os.getpid():
-                return
-            self._thread_pid = os.getpid()  # after a fork the child starts its own
-        threading.Thread(target=self._run, name="corsadmin-telemetry", daemon=True).start()
-
-    def _run(self) -> None:
-        failing = False
-        while True:
-            time.sleep(float(conf.get("TELEMETRY_INTERVAL")))
-            if not self._counts and not self.dropped:
-                continue
-            try:
-                close_old_connections()
-                self.flush()
-                failing = False
-            except Exception as exc:
-                if not failing:
-                    logger.error(
-                        "corsadmin: could not write refused-origin telemetry (%s)",
-                        exc,
-                        extra={"event": "telemetry_failed"},
-                    )
-                failing = True
-            finally:
-                connection.close()
 
 
 def prune() -> int:

@@ -13,5 +13,6 @@ CORSADMIN = {
     **CORSADMIN,  # noqa: F405
     "TELEMETRY_FLUSH": "manual",
     "METRICS_FLUSH": "manual",
+    "USAGE_FLUSH": "manual",
     "REFRESH": "inline",
 }

@@ -190,6 +190,8 @@ def test_create_origin_defaults_to_default_policy(full_client, full):
         "created_at",
         "updated_at",
         "created_by",
+        "hits",
+        "last_seen",
     }
     entry = AllowedOrigin.objects.get(pk=body["id"])
     assert entry.created_by == full

@@ -165,7 +165,7 @@ def test_list_table_and_json():
     cors("disable", "https://b.example.com", "--policy", "api")
     table = cors("list")
     lines = table.splitlines()
-    assert lines[0].split() == ["ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "NOTE"]
+    assert lines[0].split() == ["ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "HITS", "LAST_SEEN", "NOTE"]
     assert lines[1].split()[1:5] == ["api", "https://b.example.com", "disabled", "-"]
     assert lines[2].split()[1:5] == ["default", APP, "active", "-"]
     assert lines[-1] == "2 origin(s)"

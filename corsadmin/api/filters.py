@@ -9,6 +9,10 @@ from django.db.models import Q, QuerySet
 
 from ..models import AllowedOrigin, Policy
 from .params import flag
+from ..usage import unused
+
+MAX_DAYS = 36500
+DAYS_MESSAGE = f"Give a whole number of days from 1 to {MAX_DAYS}."
 
 
 class StrictBooleanField(forms.NullBooleanField):
@@ -28,6 +32,20 @@ class StrictBooleanField(forms.NullBooleanField):
         pass
 
 
+class DaysField(forms.IntegerField):
+    """A whole number of days, 1 to 36500 ("1.5", "-1", "x": a 400)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("step_size", None)
+        kwargs.update(min_value=1, max_value=MAX_DAYS)
+        super().__init__(*args, **kwargs)
+        self.error_messages.update(invalid=DAYS_MESSAGE, min_value=DAYS_MESSAGE, max_value=DAYS_MESSAGE)
+
+
+class DaysFilter(django_filters.NumberFilter):
+    field_class = DaysField
+
+
 class BooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
@@ -41,10 +59,17 @@ class OriginFilter(django_filters.FilterSet):
     enabled = BooleanFilter()
     effect = django_filters.ChoiceFilter(choices=AllowedOrigin.EFFECTS, help_text="allow or deny.")
     search = django_filters.CharFilter(method="search_text", help_text="Text in the origin or the note.")
+    unused_days = DaysFilter(
+        method="unused_for",
+        help_text="Only entries never seen, or not seen for this many days (1 to 36500).",
+    )
 
     class Meta:
         model = AllowedOrigin
-        fields = ("policy", "enabled", "effect", "search")
+        fields = ("policy", "enabled", "effect", "search", "unused_days")
+
+    def unused_for(self, queryset: QuerySet, name: str, value: int) -> QuerySet:
+        return queryset.filter(unused(value))
 
     def search_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(Q(origin__icontains=value) | Q(note__icontains=value))

@@ -33,6 +33,7 @@ from rest_framework.views import APIView
 from .. import diagnosis, documents, history
 from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
+from ..usage import with_usage
 from ..models import AllowedOrigin, Policy, RefusedOrigin
 from ..serializers import (
     BlockedOriginSerializer,
@@ -172,7 +173,7 @@ class PolicyViewSet(RecordedModelViewSet):
     destroy=extend_schema(summary="Remove an allowed origin"),
 )
 class OriginViewSet(RecordedModelViewSet):
-    queryset = AllowedOrigin.objects.select_related("policy", "created_by")
+    queryset = with_usage(AllowedOrigin.objects.select_related("policy", "created_by"))
     serializer_class = OriginSerializer
     lookup_value_regex = r"[^/]+"
     filterset_class = OriginFilter

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corsadmin', '0004_change_log'),
+        ('corsadmin', '0005_usage'),
     ]
 
     operations = [

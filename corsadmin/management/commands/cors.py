@@ -20,11 +20,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ... import diagnosis, documents, history, progress
+from ...api.filters import DAYS_MESSAGE, MAX_DAYS
 from ...api.parsers import too_deep
 from ...errors import error_lines, one_line
 from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
 from ...serializers import CheckQuerySerializer, OriginSerializer
+from ...usage import unused, with_usage
 from .. import cli, policy_cli
 from ..cli import BAD_INPUT, REFUSED, bad_input, os_user
 
@@ -63,6 +65,11 @@ class Command(BaseCommand):
         p = sub.add_parser("list", help="list allowed origins", description="List allowed origins.")
         p.add_argument("--policy", help="only this policy's origins")
         p.add_argument("--json", action="store_true", help="print JSON, as the API shows origins")
+        p.add_argument(
+            "--unused-days",
+            metavar="N",
+            help="only origins never seen, or not seen for N days (a whole number, 1 to 36500)",
+        )
 
         p = origin_action("add", "allow an origin")
         p.add_argument("--note", default="", help="a note, e.g. who asked for it")
@@ -203,9 +210,11 @@ class Command(BaseCommand):
     # --- actions -------------------------------------------------------------
 
     def do_list(self, options: dict[str, Any]) -> None:
-        entries = AllowedOrigin.objects.select_related("policy", "created_by").order_by(
+        entries = with_usage(AllowedOrigin.objects.select_related("policy", "created_by")).order_by(
             "policy__name", "origin"
         )
+        if options.get("unused_days") is not None:
+            entries = entries.filter(unused(self.days(options["unused_days"])))
         if options["policy"]:
             if not Policy.objects.filter(name=options["policy"]).exists():
                 raise bad_input(f"policy: There is no policy named '{options['policy']}'.")
@@ -213,7 +222,7 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(OriginSerializer(entries, many=True).data, indent=2))
             return
-        rows = [("ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "NOTE")]
+        rows = [("ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "HITS", "LAST_SEEN", "NOTE")]
         for e in entries:
             rows.append(
                 (
@@ -223,13 +232,23 @@ class Command(BaseCommand):
                     e.status() + (", deny" if e.is_deny else ""),
                     e.expires_at.isoformat() if e.expires_at else "-",
                     "yes" if e.csrf_trusted else "no",
+                    str(e.hits),  # with_usage
+                    e.last_seen.isoformat(timespec="seconds") if e.last_seen else "-",
                     e.note.replace("\n", " ")[:60],
                 )
             )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+            self.stdout.write(
+                "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            )
         self.stdout.write(f"{len(rows) - 1} origin(s)")
+
+    @staticmethod
+    def days(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_DAYS):
+            raise bad_input(f"--unused-days: {DAYS_MESSAGE}")
+        return int(text)
 
     def do_add(self, options: dict[str, Any]) -> None:
         user = self.acting_user(options)

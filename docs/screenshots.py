@@ -1,0 +1,171 @@
+"""Take the README's screenshots of the admin overview page.
+
+    python docs/screenshots.py        # writes docs/overview.png and docs/overview-charts.png
+
+A throw-away site (SQLite in a temporary directory) with demo data: three policies, a
+few dozen origins, 30 days of hourly counts, refused origins and admin history. It is
+served by ``manage.py runserver`` on a free port and photographed by headless Chromium
+(``/usr/bin/chromium``, through Playwright).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "screenshots-only"
+
+
+def demo_data() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+    from django.contrib.auth.models import User
+    from django.contrib.contenttypes.models import ContentType
+
+    from corsadmin.models import AllowedOrigin, OriginHour, OriginUsage, Policy, PolicyHour, RefusedOrigin
+
+    rng = random.Random(15)
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    admin = User.objects.get(username="admin")
+    alice = User.objects.create_user("alice", is_staff=True)
+    api = Policy.objects.create(name="api", url_regex="^/api/", priority=10, allow_credentials=True)
+    widgets = Policy.objects.create(name="widgets", url_regex="^/widgets/", priority=5)
+    default = Policy.objects.get(name="default")
+    origins = []
+    for i, (name, policy) in enumerate(
+        [
+            ("app", api),
+            ("admin", api),
+            ("partner", api),
+            ("shop", widgets),
+            ("blog", widgets),
+            ("docs", default),
+        ]
+        + [(f"tenant{i}", api) for i in range(12)]
+    ):
+        expires = now + timedelta(days=2 + i) if name in ("partner", "tenant3") else None
+        origins.append(
+            AllowedOrigin.objects.create(
+                origin=f"https://{name}.example.com", policy=policy, expires_at=expires
+            )
+        )
+    for entry in origins[:10]:
+        hits = rng.randint(200, 90000)
+        seen = now - timedelta(minutes=rng.randint(1, 600))
+        OriginUsage.objects.create(origin=entry, hits=hits, last_seen=seen)
+        OriginHour.objects.create(origin=entry, hour=hour, count=hits // 700)
+    OriginUsage.objects.create(origin=origins[10], hits=12, last_seen=now - timedelta(days=44))
+    rows = []
+    for h in range(30 * 24):
+        at = hour - timedelta(hours=h)
+        daily = 0.5 + 0.5 * math.sin((at.hour - 9) / 24 * 2 * math.pi)
+        for name, scale, refusals in (("api", 900, 40), ("widgets", 300, 8), ("default", 60, 15)):
+            allowed = int(scale * daily * rng.uniform(0.8, 1.2))
+            refused = int(refusals * rng.uniform(0.2, 1.4) * (3 if h in (5, 6, 7) and name == "api" else 1))
+            rows.append(PolicyHour(policy=name, hour=at, allowed=allowed, refused=refused))
+    PolicyHour.objects.bulk_create(rows)
+    for origin, prefix, count in [
+        ("https://tenant-new.example.com", "/api/", 1843),
+        ("https://evil.example.net", "/api/", 412),
+        ("http://localhost:3000", "/api/", 97),
+        ("https://staging.shop.example.com", "/widgets/", 55),
+    ]:
+        RefusedOrigin.objects.create(
+            origin=origin, path_prefix=prefix, count=count, first_seen=now - timedelta(days=3), last_seen=now
+        )
+    origin_type = ContentType.objects.get_for_model(AllowedOrigin)
+    for user, entry, flag, message in [
+        (admin, origins[0], ADDITION, '[{"added": {}}]'),
+        (alice, origins[2], CHANGE, '[{"changed": {"fields": ["Expires at"]}}]'),
+        (alice, origins[5], ADDITION, '[{"added": {}}]'),
+    ]:
+        LogEntry.objects.create(
+            user=user,
+            content_type=origin_type,
+            object_id=str(entry.pk),
+            object_repr=entry.origin,
+            action_flag=flag,
+            change_message=message,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--demo-data":
+        import django
+
+        django.setup()
+        demo_data()
+        return
+    var = Path(tempfile.mkdtemp(prefix="corsadmin-shots-"))
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="project.settings",
+        CORSADMIN_VAR_DIR=str(var),
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+        DJANGO_DEBUG="1",  # runserver serves the admin's static files
+        PYTHONPATH=str(ROOT),
+    )
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+
+    def manage(*args: str) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+
+    manage("migrate", "--noinput")
+    manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
+    subprocess.run([sys.executable, __file__, "--demo-data"], cwd=ROOT, env=env, check=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/admin/login/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(base + "/admin/login/")
+            page.fill("#id_username", "admin")
+            page.fill("#id_password", PASSWORD)
+            page.click("input[type=submit]")
+            page.goto(base + "/admin/corsadmin/allowedorigin/overview/")
+            page.screenshot(path=str(ROOT / "docs" / "overview.png"), full_page=True)
+            page.locator("#overview-charts").screenshot(path=str(ROOT / "docs" / "overview-charts.png"))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

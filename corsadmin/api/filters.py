@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from ..models import AllowedOrigin, Policy
-from .params import flag
 from ..usage import unused
+from .params import flag
 
 MAX_DAYS = 36500
 DAYS_MESSAGE = f"Give a whole number of days from 1 to {MAX_DAYS}."

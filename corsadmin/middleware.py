@@ -34,7 +34,7 @@ logger = logging.getLogger("corsadmin")
 class _Request:
     """What the decision needs from a request."""
 
-    __slots__ = ("origin", "path", "method", "preflight", "private_network", "request")
+    __slots__ = ("origin", "path", "method", "preflight", "private_network", "request", "host")
 
     def __init__(self, request: HttpRequest) -> None:
         self.request = request
@@ -45,10 +45,11 @@ class _Request:
         self.method = request.method or "GET"
         self.preflight = self.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta
         self.private_network = meta.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK") == "true"
+        self.host: str | None = None
 
     def decide(self, snapshot: Snapshot) -> Decision:
         # The Host only when some policy names hosts (asking Django to validate it costs).
-        host = request_host(self.request) if snapshot.hosts.scoped else None
+        self.host = host = request_host(self.request) if snapshot.hosts.scoped else None
         decision = snapshot.decide(
             self.origin, self.path, self.method, self.preflight, self.private_network, host
         )
@@ -70,7 +71,7 @@ class _Request:
         if self.cross_origin(request):
             record_refusal(self.origin, self.path)
             if usage.ENABLED:
-                usage.refused(snapshot, self.path)
+                usage.refused(snapshot, self.path, self.host)
 
     def cross_origin(self, request: HttpRequest) -> bool:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""

@@ -57,7 +57,7 @@ _cur_entries: dict[Any, list[Any]] = {}
 _cur_policies: dict[str, list[int]] = {}
 # The covering policy of refused paths, for the snapshot it was computed with (a path
 # regex may cost microseconds; refusals repeat the same few paths).
-_covering: dict[str, str | None] = {}
+_covering: dict[tuple[str | None, str], str | None] = {}
 _covering_for: tuple[int, float] = (0, 0.0)
 MEMO_SIZE = 4096
 _UNKNOWN = "\x00"  # never a policy's name (a slug)
@@ -108,9 +108,9 @@ def allowed(policy: str | None, entry_id: Any) -> None:
         counts[0] += 1
 
 
-def refused(snapshot: Any, path: str) -> None:
-    """One cross-origin request refused on ``path``: counted for the first policy of the
-    snapshot (by priority) that covers it."""
+def refused(snapshot: Any, path: str, host: str | None = None) -> None:
+    """One cross-origin request refused on ``path`` (at ``host``): counted for the first
+    enforcing policy of the snapshot (by priority) that covers it."""
     global _covering, _covering_for
     at = clock()
     if at >= _hour_end or at < _hour_end - HOUR:
@@ -118,14 +118,16 @@ def refused(snapshot: Any, path: str) -> None:
     stamp = (id(snapshot), snapshot.built_at)
     if stamp != _covering_for:
         _covering, _covering_for = {}, stamp
-    name = _covering.get(path, _UNKNOWN)  # one get: another thread may clear the memo meanwhile
+    key = (host, path)
+    name = _covering.get(key, _UNKNOWN)  # one get: another thread may clear the memo meanwhile
     if name == _UNKNOWN:
-        # (report-only policies never decide; a per-host policy is counted by its path alone)
-        name = next((p.name for p in snapshot.policies if not p.report and p.match_path(path)), None)
+        # (report-only policies never decide; per-host policies only for their hosts)
+        applying = snapshot.hosts.get(host)
+        name = next((p.name for p in applying if not p.report and p.match_path(path)), None)
         memo = _covering
         if len(memo) >= MEMO_SIZE:
             memo.clear()
-        memo[path] = name
+        memo[key] = name
     if name is None:
         return
     counts = _cur_policies.get(name)

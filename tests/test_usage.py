@@ -98,6 +98,15 @@ def test_a_refusal_counts_for_the_highest_priority_covering_policy(client, entry
     assert list(PolicyHour.objects.values_list("policy", "refused")) == [("api", 1)]
 
 
+def test_a_refusal_counts_for_a_per_host_policy_only_on_its_hosts(client, entry, clock, settings):
+    settings.ALLOWED_HOSTS = ["testserver", "api.example.com"]
+    Policy.objects.create(name="api", url_regex="^/demo/", priority=10, hosts=["api.example.com"])
+    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net", HTTP_HOST="api.example.com")
+    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")  # Host: testserver
+    usage.flush()
+    assert sorted(PolicyHour.objects.values_list("policy", "refused")) == [("api", 1), ("default", 1)]
+
+
 def test_a_same_origin_request_is_not_a_refusal(client, entry, clock):
     client.get(ECHO, HTTP_ORIGIN="http://testserver")
     usage.flush()
@@ -277,10 +286,10 @@ def test_the_covering_policy_of_a_refused_path_is_remembered_per_snapshot(
     client, entry, clock, django_capture_on_commit_callbacks
 ):
     client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")
-    assert usage._covering == {ECHO: "default"}
+    assert usage._covering == {(None, ECHO): "default"}
     with django_capture_on_commit_callbacks(execute=True):
         Policy.objects.create(name="api", url_regex="^/demo/", priority=10)
     client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")  # a new snapshot: asked again
-    assert usage._covering == {ECHO: "api"}
+    assert usage._covering == {(None, ECHO): "api"}
     usage.flush()
     assert sorted(PolicyHour.objects.values_list("policy", "refused")) == [("api", 1), ("default", 1)]

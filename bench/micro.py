@@ -108,7 +108,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--against", help="a git revision of corsadmin/middleware.py and snapshot.py")
-    parser.add_argument("--list", default="exact", choices=("exact", "wildcard", "mixed"), help="corsadmin's list")
+    parser.add_argument(
+        "--list", default="exact", choices=("exact", "wildcard", "mixed"), help="corsadmin's list"
+    )
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument(

@@ -192,7 +192,9 @@ class Deployment:
 
 
 def api(site: Deployment, port: int, method: str, path: str, body: Any = None) -> Any:
-    return request(port, method, f"/api/cors/{path}", {"Authorization": f"Token {site.token}"}, body, timeout=30)
+    return request(
+        port, method, f"/api/cors/{path}", {"Authorization": f"Token {site.token}"}, body, timeout=30
+    )
 
 
 # --- servers and clients ---------------------------------------------------------------
@@ -283,7 +285,9 @@ class Load:
         return [p for p in probes[first:] if start <= p.sent < end]
 
 
-def start_server(name: str, env: dict[str, str], log_dir: Path, known: str, timeout: float) -> tuple[Server, dict]:
+def start_server(
+    name: str, env: dict[str, str], log_dir: Path, known: str, timeout: float
+) -> tuple[Server, dict]:
     """Start gunicorn -w 3 and hit it until every worker allows ``known`` (the cold start)."""
     server = Server(name, "gunicorn", WORKERS, env, log_dir)
     logfile = server.log_path.open("ab")
@@ -355,7 +359,9 @@ def stop_server(server: Server) -> dict:
 # --- measurements ----------------------------------------------------------------------
 
 
-def agreement(load: Load, workers: set[int], origin: str, allowed: bool, sent: float, received: float) -> dict:
+def agreement(
+    load: Load, workers: set[int], origin: str, allowed: bool, sent: float, received: float
+) -> dict:
     """Per worker: from the API answer received to its first answer in agreement."""
     first: dict[int, Probe] = {}
     for p in sorted(load.window(sent, time.monotonic() + 1), key=lambda p: p.received):
@@ -377,7 +383,9 @@ def agreement(load: Load, workers: set[int], origin: str, allowed: bool, sent: f
     }
 
 
-def wait_agreement(load: Load, workers: set[int], origin: str, allowed: bool, sent: float, received: float, limit: float) -> dict:
+def wait_agreement(
+    load: Load, workers: set[int], origin: str, allowed: bool, sent: float, received: float, limit: float
+) -> dict:
     deadline = received + limit
     while time.monotonic() < deadline:
         found = agreement(load, workers, origin, allowed, sent, received)
@@ -388,7 +396,9 @@ def wait_agreement(load: Load, workers: set[int], origin: str, allowed: bool, se
     return agreement(load, workers, origin, allowed, sent, received)
 
 
-def change(site: Deployment, port: int, origin: str, entry_id: int | None) -> tuple[float, float, int | None, int]:
+def change(
+    site: Deployment, port: int, origin: str, entry_id: int | None
+) -> tuple[float, float, int | None, int]:
     """Add (entry_id None) or remove an origin through the API; retried for up to 10 s."""
     deadline = time.monotonic() + 10
     while True:
@@ -404,7 +414,9 @@ def change(site: Deployment, port: int, origin: str, entry_id: int | None) -> tu
         time.sleep(0.5)
 
 
-def propagation(site: Deployment, server: Server, changes: int, spacing: float, window: float, tag: str) -> dict:
+def propagation(
+    site: Deployment, server: Server, changes: int, spacing: float, window: float, tag: str
+) -> dict:
     """~`changes` changes through the API while CLIENTS threads call; every `spacing` s."""
     known = listed(site.n // 2)
     rows = []
@@ -446,24 +458,32 @@ def propagation(site: Deployment, server: Server, changes: int, spacing: float, 
                     # refresh) or later (the machine's noise), and which worker answered it
                     "after_first_s_max_ms": max(
                         (p.latency for p in after if p.sent < sent + 1.0), default=float("nan")
-                    ) * 1000,
+                    )
+                    * 1000,
                     "after_rest_max_ms": max(
                         (p.latency for p in after if p.sent >= sent + 1.0), default=float("nan")
-                    ) * 1000,
+                    )
+                    * 1000,
                     "after_worst_at_s": max(after, key=lambda p: p.latency).sent - sent if after else None,
                     "after_worst_pid": max(after, key=lambda p: p.latency).pid if after else None,
                     "before_n": len(before),
                     "after_n": len(after),
                 }
             )
-            log(f"  {tag} change {k} ({rows[-1]['kind']}): api {rows[-1]['api_s'] * 1000:.0f} ms, "
+            log(
+                f"  {tag} change {k} ({rows[-1]['kind']}): api {rows[-1]['api_s'] * 1000:.0f} ms, "
                 f"workers {sorted(round(s * 1000) for s in found['seconds'].values())} ms, "
                 f"missing {found['missing']}, max latency {rows[-1]['before_max_ms']:.0f} -> "
-                f"{rows[-1]['after_max_ms']:.0f} ms")
+                f"{rows[-1]['after_max_ms']:.0f} ms"
+            )
         probes = list(load.probes)
     delays = [s for r in rows for s in r.get("per_worker_s", {}).values()]
     missing = sum(len(r.get("missing", [])) for r in rows) + sum(1 for r in rows if "api_status" in r)
-    wrong = [p for p in probes if p.status == 200 and p.origin in (known, UNKNOWN) and p.allowed != (p.origin == known)]
+    wrong = [
+        p
+        for p in probes
+        if p.status == 200 and p.origin in (known, UNKNOWN) and p.allowed != (p.origin == known)
+    ]
     return {
         "changes": rows,
         "p50_s": statistics.median(delays) if delays else float("nan"),
@@ -472,9 +492,12 @@ def propagation(site: Deployment, server: Server, changes: int, spacing: float, 
         "missing": missing,
         "went_back": sum(r.get("went_back", 0) for r in rows),
         "latency_worst_excess_ms": max(
-            (r["after_max_ms"] - r["before_max_ms"] for r in rows if "after_max_ms" in r), default=float("nan")
+            (r["after_max_ms"] - r["before_max_ms"] for r in rows if "after_max_ms" in r),
+            default=float("nan"),
         ),
-        "latency_changes_met": sum(1 for r in rows if r.get("after_max_ms", 1e9) <= r.get("before_max_ms", 0) + 50),
+        "latency_changes_met": sum(
+            1 for r in rows if r.get("after_max_ms", 1e9) <= r.get("before_max_ms", 0) + 50
+        ),
         "requests": len(probes),
         "errors_5xx": sum(1 for p in probes if p.status >= 500),
         "errors_conn": sum(1 for p in probes if p.status == 0),
@@ -496,7 +519,9 @@ def window_stats(probes: list[Probe], seconds: float, known: str) -> dict:
         "errors_5xx": sum(1 for p in probes if p.status >= 500),
         "errors_conn": sum(1 for p in probes if p.status == 0),
         "wrong_decisions": sum(
-            1 for p in probes if p.status == 200 and p.origin in (known, UNKNOWN) and p.allowed != (p.origin == known)
+            1
+            for p in probes
+            if p.status == 200 and p.origin in (known, UNKNOWN) and p.allowed != (p.origin == known)
         ),
     }
 
@@ -513,7 +538,9 @@ def faults(site: Deployment, log_dir: Path, duration: float, settle: float) -> d
     try:
         with Load(server.port, known) as load:
             time.sleep(settle)
-            for k, (service, fault) in enumerate((("redis", "hang"), ("redis", "down"), ("pg", "hang"), ("pg", "down"))):
+            for k, (service, fault) in enumerate(
+                (("redis", "hang"), ("redis", "down"), ("pg", "hang"), ("pg", "down"))
+            ):
                 proxy = redis if service == "redis" else pg
                 t0 = time.monotonic()
                 time.sleep(duration)
@@ -548,11 +575,13 @@ def faults(site: Deployment, log_dir: Path, duration: float, settle: float) -> d
                     "load": load_average(),
                 }
                 results["faults"].append(row)
-                log(f"  {service} {fault}: {during['rps']:.0f} vs {base['rps']:.0f} req/s "
+                log(
+                    f"  {service} {fault}: {during['rps']:.0f} vs {base['rps']:.0f} req/s "
                     f"({row['throughput_x']:.2f}x), p99 {during['p99_ms']:.0f} vs {base['p99_ms']:.0f} ms "
                     f"({row['p99_x']:.2f}x), 5xx {during['errors_5xx']}, conn errors {during['errors_conn']}, "
                     f"wrong {during['wrong_decisions']}; after recovery a change reached every worker in "
-                    f"{row['recovery_max_s']:.3f} s (missing {found['missing']})")
+                    f"{row['recovery_max_s']:.3f} s (missing {found['missing']})"
+                )
                 time.sleep(settle)
     finally:
         results["server"] = stop_server(server)
@@ -595,16 +624,22 @@ def run_size(n: int, root: Path, prefix: str, quick: bool, parts: set[str]) -> d
                 continue
             log(f"N={n} {name}: cold start ({load_average()})")
             server, cold = start_server(f"{name}-{n}", env, log_dir, known, timeout=180)
-            log(f"  cold start {cold['seconds']:.2f} s, per worker {cold['per_worker']}, RSS {cold['rss_mb']} MB")
+            log(
+                f"  cold start {cold['seconds']:.2f} s, per worker {cold['per_worker']}, RSS {cold['rss_mb']} MB"
+            )
             try:
                 result = {"cold_start": cold}
                 if cold["complete"]:
                     time.sleep(1)
-                    result["propagation"] = propagation(site, server, changes, every, window, f"{name}-{n}".replace("+", ""))
+                    result["propagation"] = propagation(
+                        site, server, changes, every, window, f"{name}-{n}".replace("+", "")
+                    )
                     prop = result["propagation"]
-                    log(f"  {name}: p50 {prop['p50_s'] * 1000:.0f} ms, max {prop['max_s'] * 1000:.0f} ms over "
+                    log(
+                        f"  {name}: p50 {prop['p50_s'] * 1000:.0f} ms, max {prop['max_s'] * 1000:.0f} ms over "
                         f"{prop['samples']} (worker, change); missing {prop['missing']}; latency worst excess "
-                        f"{prop['latency_worst_excess_ms']:.0f} ms; 5xx {prop['errors_5xx']}; RSS {prop['rss_mb_after']}")
+                        f"{prop['latency_worst_excess_ms']:.0f} ms; 5xx {prop['errors_5xx']}; RSS {prop['rss_mb_after']}"
+                    )
             finally:
                 result["server"] = stop_server(server)
             out[name] = result
@@ -629,9 +664,13 @@ def summary(results: list[dict]) -> str:
         main = r.get("pg+redis", {})
         cold = main.get("cold_start", {})
         if cold:
-            lines.append(f"| {n} | cold start ≤ 10 s (PG+Redis) | {cold['seconds']:.2f} s (per worker {sorted(cold['per_worker'].values())}; first answer of any kind {sorted(cold['first_answer'].values())}) | {verdict(cold['seconds'] <= 10)} |")
+            lines.append(
+                f"| {n} | cold start ≤ 10 s (PG+Redis) | {cold['seconds']:.2f} s (per worker {sorted(cold['per_worker'].values())}; first answer of any kind {sorted(cold['first_answer'].values())}) | {verdict(cold['seconds'] <= 10)} |"
+            )
             rss = max(cold["rss_mb"].values(), default=float("nan"))
-            lines.append(f"| {n} | RSS per worker ≤ 300 MB | {rss:.0f} MB after load (HWM {max(cold['hwm_mb'].values(), default=float('nan')):.0f}) | {verdict(rss <= 300)} |")
+            lines.append(
+                f"| {n} | RSS per worker ≤ 300 MB | {rss:.0f} MB after load (HWM {max(cold['hwm_mb'].values(), default=float('nan')):.0f}) | {verdict(rss <= 300)} |"
+            )
         for name, p50_target in (("pg+redis", 0.150), ("pg", 0.150), ("sqlite", INTERVAL)):
             if name not in r:
                 continue
@@ -639,7 +678,11 @@ def summary(results: list[dict]) -> str:
             if not prop:
                 lines.append(f"| {n} | propagation {name} | not measured | NOT met |")
                 continue
-            ok = prop["p50_s"] <= p50_target and (name == "sqlite" or prop["max_s"] <= 1.0) and not prop["missing"]
+            ok = (
+                prop["p50_s"] <= p50_target
+                and (name == "sqlite" or prop["max_s"] <= 1.0)
+                and not prop["missing"]
+            )
             target = f"p50 ≤ {p50_target * 1000:.0f} ms" + ("" if name == "sqlite" else ", max ≤ 1 s")
             lines.append(
                 f"| {n} | propagation {name}: {target} | p50 {prop['p50_s'] * 1000:.0f} ms, max {prop['max_s'] * 1000:.0f} ms "
@@ -669,7 +712,9 @@ def summary(results: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--quick", action="store_true", help="4 changes, 5 s fault windows")
     parser.add_argument("--json", default="", help="write every figure to this file")
@@ -696,14 +741,22 @@ def main() -> None:
         ).stdout.strip()
         SRC = root / "src"
         SRC.mkdir()
-        archive = subprocess.run(["git", "archive", args.commit], cwd=BASE, capture_output=True, check=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", args.commit], cwd=BASE, capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(SRC)], input=archive, check=True)
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=BASE, capture_output=True, text=True
+    ).stdout.strip()
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "corsadmin", "project"], cwd=BASE, capture_output=True, text=True
     ).stdout.split()
-    log(f"code under test: {'commit ' + args.commit if args.commit else f'working tree at {head}, modified: {dirty[1::2]}'}")
-    log(f"start: {' '.join(sys.argv)}; uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    log(
+        f"code under test: {'commit ' + args.commit if args.commit else f'working tree at {head}, modified: {dirty[1::2]}'}"
+    )
+    log(
+        f"start: {' '.join(sys.argv)}; uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}"
+    )
     try:
         for n in sizes:
             results.append(run_size(n, root, prefix, args.quick, parts))

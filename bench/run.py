@@ -558,7 +558,9 @@ def http_bench(plan: Plan, sites: list[SiteSpec]) -> dict[str, Any]:
                 # Server CPU per request (gunicorn master + workers): what throughput is made of, and
                 # unlike requests/s, hardly moved by other work on the machine.
                 "cpu_ms": statistics.median(cpu[name]),
-                "capacity_ratio": statistics.median(b / c for c, b in zip(cpu[name], cpu["bare"], strict=False)),
+                "capacity_ratio": statistics.median(
+                    b / c for c, b in zip(cpu[name], cpu["bare"], strict=False)
+                ),
                 "cpu_runs": cpu[name],
                 "non2xx": sum(r["non2xx"] for r in rs),
                 "socket_errors": sorted({r["socket_errors"] for r in rs if r["socket_errors"]}),

@@ -576,13 +576,29 @@ class AllowedNowFilter(admin.SimpleListFilter):
 @admin.register(RefusedOrigin)
 class RefusedOriginAdmin(admin.ModelAdmin):
     list_display = (
-        "origin", "path_prefix", "report", "policy", "count", "first_seen", "last_seen", "allowed_now", "dismissed",
+        "origin",
+        "path_prefix",
+        "report",
+        "policy",
+        "count",
+        "first_seen",
+        "last_seen",
+        "allowed_now",
+        "dismissed",
     )
     list_filter = (DismissedFilter, AllowedNowFilter, "report", "path_prefix")
     search_fields = ("origin", "path_prefix", "policy")
     actions = ("allow", "dismiss")
     fields = (
-        "origin", "path_prefix", "report", "policy", "count", "first_seen", "last_seen", "dismissed", "allowed_now",
+        "origin",
+        "path_prefix",
+        "report",
+        "policy",
+        "count",
+        "first_seen",
+        "last_seen",
+        "dismissed",
+        "allowed_now",
         "fix",
     )
     readonly_fields = ("allowed_now", "fix")

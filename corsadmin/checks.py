@@ -28,7 +28,9 @@ ANSWERING_MIDDLEWARE = (
 
 
 def _is_str_sequence(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(v, str) for v in value)
+    return (
+        isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(v, str) for v in value)
+    )
 
 
 def _setting_name(name: str) -> str:
@@ -70,21 +72,35 @@ def _check_origins() -> list[CheckMessage]:
             continue
         url = urlsplit(origin)
         if url.scheme == "" or (url.netloc == "" and url.scheme != "file"):
-            errors.append(Error(f"Origin {origin!r} in {name} is missing scheme or netloc.", id="corsadmin.E006",
-                                hint="Add a scheme (e.g. https://) or netloc (e.g. example.com)."))
+            errors.append(
+                Error(
+                    f"Origin {origin!r} in {name} is missing scheme or netloc.",
+                    id="corsadmin.E006",
+                    hint="Add a scheme (e.g. https://) or netloc (e.g. example.com).",
+                )
+            )
         elif any((url.path, url.query, url.fragment)):
-            errors.append(Error(f"Origin {origin!r} in {name} should not have path, query or fragment.",
-                                id="corsadmin.E007", hint=f"Write it as {url.scheme}://{url.netloc}."))
+            errors.append(
+                Error(
+                    f"Origin {origin!r} in {name} should not have path, query or fragment.",
+                    id="corsadmin.E007",
+                    hint=f"Write it as {url.scheme}://{url.netloc}.",
+                )
+            )
     return errors
 
 
 def _check_regexes() -> list[CheckMessage]:
     name = _setting_name("CORS_ALLOWED_ORIGIN_REGEXES")
     regexes = conf.cors_setting("CORS_ALLOWED_ORIGIN_REGEXES")
-    if not isinstance(regexes, Sequence) or isinstance(regexes, str) or not all(
-        isinstance(r, (str, re.Pattern)) for r in regexes
+    if (
+        not isinstance(regexes, Sequence)
+        or isinstance(regexes, str)
+        or not all(isinstance(r, (str, re.Pattern)) for r in regexes)
     ):
-        return [Error(f"{name} should be a sequence of strings and/or compiled regexes.", id="corsadmin.E008")]
+        return [
+            Error(f"{name} should be a sequence of strings and/or compiled regexes.", id="corsadmin.E008")
+        ]
     messages: list[CheckMessage] = []
     for pattern in regexes:
         text = getattr(pattern, "pattern", pattern)
@@ -94,31 +110,39 @@ def _check_regexes() -> list[CheckMessage]:
             messages.append(Error(f"{text!r} in {name} is not a valid regex: {exc}.", id="corsadmin.E009"))
             continue
         if isinstance(compiled, re.Pattern):
-            messages.append(Warning(
-                f"{text!r} in {name} runs in Python's backtracking regex engine, not RE2.",
-                hint="Rewrite it without backreferences, lookarounds or flags, so a crafted Origin "
-                     "cannot make it take exponential time.",
-                id="corsadmin.W005",
-            ))
+            messages.append(
+                Warning(
+                    f"{text!r} in {name} runs in Python's backtracking regex engine, not RE2.",
+                    hint="Rewrite it without backreferences, lookarounds or flags, so a crafted Origin "
+                    "cannot make it take exponential time.",
+                    id="corsadmin.W005",
+                )
+            )
     return messages
 
 
 def _check_corsadmin_settings() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     if conf.get("ALLOW_CREDENTIALS_ON_ADMIN"):
-        errors.append(Warning(
-            "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] is True: every origin a credentials policy "
-            "allows can read the admin and corsadmin's API with the user's cookies (and write, if "
-            "the entry is CSRF-trusted).",
-            hint="Remove the setting unless another site really must use the admin or this API "
-                 "as the logged-in user.",
-            id="corsadmin.W006",
-        ))
+        errors.append(
+            Warning(
+                "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] is True: every origin a credentials policy "
+                "allows can read the admin and corsadmin's API with the user's cookies (and write, if "
+                "the entry is CSRF-trusted).",
+                hint="Remove the setting unless another site really must use the admin or this API "
+                "as the logged-in user.",
+                id="corsadmin.W006",
+            )
+        )
     interval = conf.get("REFRESH_INTERVAL")
     if not isinstance(interval, Real) or isinstance(interval, bool) or interval <= 0:
-        errors.append(Error("CORSADMIN['REFRESH_INTERVAL'] should be a number of seconds > 0.", id="corsadmin.E010"))
+        errors.append(
+            Error("CORSADMIN['REFRESH_INTERVAL'] should be a number of seconds > 0.", id="corsadmin.E010")
+        )
     if conf.cache_alias() not in settings.CACHES:
-        errors.append(Error(f"CORSADMIN['CACHE_ALIAS'] {conf.cache_alias()!r} is not in CACHES.", id="corsadmin.E011"))
+        errors.append(
+            Error(f"CORSADMIN['CACHE_ALIAS'] {conf.cache_alias()!r} is not in CACHES.", id="corsadmin.E011")
+        )
     return errors
 
 
@@ -128,29 +152,39 @@ def check_credentials(**kwargs: Any) -> list[CheckMessage]:
     if not conf.cors_setting("CORS_ALLOW_CREDENTIALS") or not conf.has_settings_policy():
         return messages
     if conf.cors_setting("CORS_ALLOW_ALL_ORIGINS") is True:
-        messages.append(Error(
-            "CORS_ALLOW_ALL_ORIGINS with CORS_ALLOW_CREDENTIALS lets every site read your users' "
-            "logged-in data.",
-            hint="List the origins in CORS_ALLOWED_ORIGINS (or in the database) instead.",
-            id="corsadmin.E012",
-        ))
+        messages.append(
+            Error(
+                "CORS_ALLOW_ALL_ORIGINS with CORS_ALLOW_CREDENTIALS lets every site read your users' "
+                "logged-in data.",
+                hint="List the origins in CORS_ALLOWED_ORIGINS (or in the database) instead.",
+                id="corsadmin.E012",
+            )
+        )
     if getattr(settings, "SESSION_COOKIE_SAMESITE", "Lax") != "None":
-        messages.append(Warning(
-            "CORS_ALLOW_CREDENTIALS is on but SESSION_COOKIE_SAMESITE is not 'None': browsers will "
-            "not send the session cookie on cross-site requests.",
-            hint="Set SESSION_COOKIE_SAMESITE = 'None' and SESSION_COOKIE_SECURE = True if the "
-                 "cross-site client must be logged in.",
-            id="corsadmin.W003",
-        ))
+        messages.append(
+            Warning(
+                "CORS_ALLOW_CREDENTIALS is on but SESSION_COOKIE_SAMESITE is not 'None': browsers will "
+                "not send the session cookie on cross-site requests.",
+                hint="Set SESSION_COOKIE_SAMESITE = 'None' and SESSION_COOKIE_SECURE = True if the "
+                "cross-site client must be logged in.",
+                id="corsadmin.W003",
+            )
+        )
     origins = conf.cors_setting("CORS_ALLOWED_ORIGINS")
-    insecure = [o for o in origins if isinstance(o, str) and o.startswith("http://")] if _is_str_sequence(origins) else []
+    insecure = (
+        [o for o in origins if isinstance(o, str) and o.startswith("http://")]
+        if _is_str_sequence(origins)
+        else []
+    )
     if insecure:
-        messages.append(Warning(
-            f"CORS_ALLOW_CREDENTIALS is on and these origins are plain http://: {', '.join(insecure)}. "
-            "Anyone on the network path can impersonate them.",
-            hint="Use https:// origins for credentialed requests.",
-            id="corsadmin.W004",
-        ))
+        messages.append(
+            Warning(
+                f"CORS_ALLOW_CREDENTIALS is on and these origins are plain http://: {', '.join(insecure)}. "
+                "Anyone on the network path can impersonate them.",
+                hint="Use https:// origins for credentialed requests.",
+                id="corsadmin.W004",
+            )
+        )
     return messages
 
 
@@ -159,28 +193,37 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
     messages: list[CheckMessage] = []
     if OUR_MIDDLEWARE in middleware and CORSHEADERS_MIDDLEWARE in middleware:
-        messages.append(Error(
-            "Both corsheaders.middleware.CorsMiddleware and corsadmin.middleware.CorsMiddleware are "
-            "installed; they would both add CORS headers.",
-            hint="Remove corsheaders.middleware.CorsMiddleware from MIDDLEWARE.",
-            id="corsadmin.E013",
-        ))
+        messages.append(
+            Error(
+                "Both corsheaders.middleware.CorsMiddleware and corsadmin.middleware.CorsMiddleware are "
+                "installed; they would both add CORS headers.",
+                hint="Remove corsheaders.middleware.CorsMiddleware from MIDDLEWARE.",
+                id="corsadmin.E013",
+            )
+        )
     if OUR_MIDDLEWARE in middleware:
         position = middleware.index(OUR_MIDDLEWARE)
         before = [m for m in middleware[:position] if m in ANSWERING_MIDDLEWARE]
         if before:
-            messages.append(Warning(
-                f"{OUR_MIDDLEWARE} comes after {', '.join(before)}, which can answer a request "
-                "before it, so those responses carry no CORS headers.",
-                hint=f"Move {OUR_MIDDLEWARE} above them, as high in MIDDLEWARE as possible.",
-                id="corsadmin.W002",
-            ))
-    if "django.middleware.csrf.CsrfViewMiddleware" in middleware and "corsadmin.middleware.CsrfViewMiddleware" in middleware:
-        messages.append(Error(
-            "Both Django's and corsadmin's CsrfViewMiddleware are installed.",
-            hint="Keep only corsadmin.middleware.CsrfViewMiddleware.",
-            id="corsadmin.E014",
-        ))
+            messages.append(
+                Warning(
+                    f"{OUR_MIDDLEWARE} comes after {', '.join(before)}, which can answer a request "
+                    "before it, so those responses carry no CORS headers.",
+                    hint=f"Move {OUR_MIDDLEWARE} above them, as high in MIDDLEWARE as possible.",
+                    id="corsadmin.W002",
+                )
+            )
+    if (
+        "django.middleware.csrf.CsrfViewMiddleware" in middleware
+        and "corsadmin.middleware.CsrfViewMiddleware" in middleware
+    ):
+        messages.append(
+            Error(
+                "Both Django's and corsadmin's CsrfViewMiddleware are installed.",
+                hint="Keep only corsadmin.middleware.CsrfViewMiddleware.",
+                id="corsadmin.E014",
+            )
+        )
     return messages
 
 
@@ -195,11 +238,13 @@ def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
     if DJANGO_CSRF in middleware or OUR_CSRF in middleware:
         return []
-    return [Warning(
-        "Neither Django's nor corsadmin's CsrfViewMiddleware is in MIDDLEWARE: no CSRF protection.",
-        hint=f"Add {OUR_CSRF} (or {DJANGO_CSRF}) to MIDDLEWARE.",
-        id="corsadmin.W007",
-    )]
+    return [
+        Warning(
+            "Neither Django's nor corsadmin's CsrfViewMiddleware is in MIDDLEWARE: no CSRF protection.",
+            hint=f"Add {OUR_CSRF} (or {DJANGO_CSRF}) to MIDDLEWARE.",
+            id="corsadmin.W007",
+        )
+    ]
 
 
 @register(Tags.database)

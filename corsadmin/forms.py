@@ -125,7 +125,9 @@ class AllowedOriginForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "expires_at" in self.fields:
-            self.fields["expires_at"].help_text = (
+            self.fields[
+                "expires_at"
+            ].help_text = (
                 f"Date and time in {timezone.get_current_timezone_name()}; leave empty to never expire."
             )
         _default_when_left_out(self.fields.get("effect"), AllowedOrigin.ALLOW)

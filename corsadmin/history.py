@@ -65,7 +65,7 @@ def change_message(
 
 
 def values_of(change_message_text: str) -> str:
-    """"Enabled: yes → no; Note: - → hello" from a LogEntry's change_message ('' if none)."""
+    """ "Enabled: yes → no; Note: - → hello" from a LogEntry's change_message ('' if none)."""
     try:
         message = json.loads(change_message_text or "[]")
     except ValueError:

@@ -509,7 +509,8 @@ class RefusedOrigin(models.Model):
         ordering = ["-last_seen"]
         constraints = [
             models.UniqueConstraint(
-                fields=["origin", "path_prefix", "report", "policy"], name="corsadmin_refused_unique_per_policy"
+                fields=["origin", "path_prefix", "report", "policy"],
+                name="corsadmin_refused_unique_per_policy",
             )
         ]
 
@@ -549,9 +550,7 @@ class OriginUsage(models.Model):
 class OriginHour(models.Model):
     """Requests an allowed origin allowed within one hour (UTC, the hour's start)."""
 
-    origin = models.ForeignKey(
-        AllowedOrigin, on_delete=models.CASCADE, related_name="+", db_constraint=False
-    )
+    origin = models.ForeignKey(AllowedOrigin, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     hour = models.DateTimeField(db_index=True)
     count = models.BigIntegerField(default=0)
 

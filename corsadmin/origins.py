@@ -29,8 +29,22 @@ MAX_HOST_LENGTH = 253
 # safari-web-extension, ms-browser-extension, ...) are real origins and are kept.
 NON_WEB_SCHEMES = frozenset(
     {
-        "about", "blob", "chrome", "data", "edge", "filesystem", "ftp", "javascript", "mailto",
-        "resource", "sms", "tel", "view-source", "vbscript", "ws", "wss",
+        "about",
+        "blob",
+        "chrome",
+        "data",
+        "edge",
+        "filesystem",
+        "ftp",
+        "javascript",
+        "mailto",
+        "resource",
+        "sms",
+        "tel",
+        "view-source",
+        "vbscript",
+        "ws",
+        "wss",
     }
 )
 
@@ -180,10 +194,7 @@ def _check_authority(value: str, scheme: str, rest: str) -> None:
     for char, part in (("/", "a path"), ("?", "a query"), ("#", "a fragment")):
         if char in rest:
             authority = rest.split("/")[0].split("?")[0].split("#")[0]
-            raise _fail(
-                f"'{value}' has {part}; an origin has none. "
-                f"Write it as {scheme}://{authority}."
-            )
+            raise _fail(f"'{value}' has {part}; an origin has none. Write it as {scheme}://{authority}.")
     if "@" in rest:
         raise _fail(
             f"'{value}' has user information (user@); an origin has none. "

@@ -86,7 +86,9 @@ def plan(policy_name: str) -> tuple[dict[str, Any], list[str], list[str], list[s
     return changes, to_add, skipped, removable
 
 
-def run(stdout: TextIO | TextIOBase, dry_run: bool = False, policy_name: str = "default", user: Any = None) -> int:
+def run(
+    stdout: TextIO | TextIOBase, dry_run: bool = False, policy_name: str = "default", user: Any = None
+) -> int:
     """Import, print what was (or would be) done; returns the number of changes."""
     if not conf.has_settings_policy():
         stdout.write(
@@ -112,7 +114,8 @@ def run(stdout: TextIO | TextIOBase, dry_run: bool = False, policy_name: str = "
     elif removable:
         stdout.write(
             "Imported. These settings are now in the database and can be removed from settings.py: "
-            + ", ".join(removable) + "\n"
+            + ", ".join(removable)
+            + "\n"
         )
     return len(changes) + len(to_add)
 

@@ -38,7 +38,11 @@ def path_prefix(path: str) -> str:
 
 
 def printable(origin: str) -> str:
-    text = origin if origin.isascii() and origin.isprintable() else origin.encode("unicode_escape").decode("ascii")
+    text = (
+        origin
+        if origin.isascii() and origin.isprintable()
+        else origin.encode("unicode_escape").decode("ascii")
+    )
     return text[:MAX_LENGTH]
 
 

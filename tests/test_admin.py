@@ -188,11 +188,11 @@ def test_policy_added_with_the_form_as_shown_answers_preflights(
     form = admin_client.get(POLICIES + "add/").context["adminform"].form
     shown = {name: form[name].value() or "" for name in ("allow_methods", "allow_headers", "expose_headers")}
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(POLICIES + "add/", policy_form(name="api", url_regex="^/api/", priority="5", **shown))
+        admin_client.post(
+            POLICIES + "add/", policy_form(name="api", url_regex="^/api/", priority="5", **shown)
+        )
         AllowedOrigin.objects.create(origin=APP, policy=Policy.objects.get(name="api"))
-    response = admin_client.options(
-        "/api/x", headers={"Origin": APP, "Access-Control-Request-Method": "PUT"}
-    )
+    response = admin_client.options("/api/x", headers={"Origin": APP, "Access-Control-Request-Method": "PUT"})
     assert cors_headers(response) == {
         "Access-Control-Allow-Origin": APP,
         "Access-Control-Allow-Methods": "DELETE, GET, OPTIONS, PATCH, POST, PUT",

@@ -25,7 +25,10 @@ def test_check_is_linked_from_every_cors_list(admin_client, changelist):
     assert f'<a href="{CHECK}" id="corsadmin-check-link">'.encode() in admin_client.get(changelist).content
 
 
-@pytest.mark.parametrize(("origin", "css_class"), [(APP, b'<h2 class="allowed">'), ("https://evil.example", b'<h2 class="refused">')])
+@pytest.mark.parametrize(
+    ("origin", "css_class"),
+    [(APP, b'<h2 class="allowed">'), ("https://evil.example", b'<h2 class="refused">')],
+)
 def test_check_result_is_coloured_by_the_verdict(admin_client, origin, css_class):
     AllowedOrigin.objects.create(origin=APP)
     holder.reset()
@@ -37,7 +40,9 @@ def test_check_result_is_coloured_by_the_verdict(admin_client, origin, css_class
 def test_a_listed_origin_refused_for_a_header_is_fixed_by_editing_the_policy(admin_client):
     AllowedOrigin.objects.create(origin=APP)
     holder.reset()
-    response = admin_client.get(CHECK, {"origin": APP, "path": "/", "method": "PUT", "request_headers": "x-api-key"})
+    response = admin_client.get(
+        CHECK, {"origin": APP, "path": "/", "method": "PUT", "request_headers": "x-api-key"}
+    )
     default = Policy.objects.get(name="default")
     assert (response.context["edit_url"], response.context["allow_url"]) == (
         f"/admin/corsadmin/policy/{default.pk}/change/",
@@ -70,7 +75,9 @@ def refused_rows():
 
     now = timezone.now()
     rows = {
-        origin: RefusedOrigin.objects.create(origin=origin, path_prefix="/demo/", count=count, first_seen=now, last_seen=now)
+        origin: RefusedOrigin.objects.create(
+            origin=origin, path_prefix="/demo/", count=count, first_seen=now, last_seen=now
+        )
         for origin, count in ((APP, 5), ("https://evil.example", 9))
     }
     AllowedOrigin.objects.create(origin=APP)  # allowed since it was refused
@@ -80,7 +87,10 @@ def refused_rows():
 
 def test_refused_list_marks_origins_allowed_since(admin_client, refused_rows):
     response = admin_client.get(REFUSED)
-    marks = {row.origin: response.context["cl"].model_admin.allowed_now(row) for row in response.context["cl"].result_list}
+    marks = {
+        row.origin: response.context["cl"].model_admin.allowed_now(row)
+        for row in response.context["cl"].result_list
+    }
     assert marks == {APP: True, "https://evil.example": False}
 
 
@@ -113,8 +123,14 @@ def test_refused_detail_page_offers_check_and_allow(admin_client, refused_rows):
 def test_an_origin_that_looks_like_a_regex_gets_a_hint_about_wildcards(admin_client):
     response = admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": "^https://.*\\.example\\.com$", "policy": str(Policy.objects.get(name="default").pk),
-         "enabled": "on", "note": "", "expires_at_0": "", "expires_at_1": ""},
+        {
+            "origin": "^https://.*\\.example\\.com$",
+            "policy": str(Policy.objects.get(name="default").pk),
+            "enabled": "on",
+            "note": "",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
     )
     assert response.context["adminform"].form.errors["origin"] == [
         (
@@ -132,7 +148,14 @@ def test_a_bare_star_on_a_credentials_policy_gets_advice_that_is_not_circular(ad
     creds = Policy.objects.create(name="creds", allow_credentials=True)
     response = admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": "*", "policy": str(creds.pk), "enabled": "on", "note": "", "expires_at_0": "", "expires_at_1": ""},
+        {
+            "origin": "*",
+            "policy": str(creds.pk),
+            "enabled": "on",
+            "note": "",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
     )
     assert response.context["adminform"].form.errors["origin"] == [EVERY_ORIGIN_WITH_CREDENTIALS]
     assert "allow all origins" not in EVERY_ORIGIN_WITH_CREDENTIALS
@@ -164,7 +187,8 @@ def test_policy_methods_from_the_checkboxes_and_the_other_box(admin_client):
     data = policy_form()
     data.pop("allow_methods")
     response = admin_client.post(
-        "/admin/corsadmin/policy/add/", {**data, "allow_methods": ["GET", "PUT"], "allow_methods_other": "propfind"}
+        "/admin/corsadmin/policy/add/",
+        {**data, "allow_methods": ["GET", "PUT"], "allow_methods_other": "propfind"},
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Policy.objects.get(name="new").allow_methods == ["GET", "PUT", "PROPFIND"]

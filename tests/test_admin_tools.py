@@ -21,7 +21,8 @@ def test_check_page_is_linked_from_the_app_index(admin_client):
 def test_check_page_shows_an_allowed_origin_with_its_headers(admin_client):
     AllowedOrigin.objects.create(origin="https://app.example.com")
     response = admin_client.get(
-        "/admin/corsadmin/allowedorigin/check/", {"origin": "https://app.example.com", "path": "/api/", "method": "GET"}
+        "/admin/corsadmin/allowedorigin/check/",
+        {"origin": "https://app.example.com", "path": "/api/", "method": "GET"},
     )
     assert response.context["result"]["allowed"] is True
     assert response.context["result"]["policy"] == "default"
@@ -31,7 +32,8 @@ def test_check_page_shows_an_allowed_origin_with_its_headers(admin_client):
 def test_check_page_explains_a_disabled_entry(admin_client):
     AllowedOrigin.objects.create(origin="https://app.example.com", enabled=False)
     response = admin_client.get(
-        "/admin/corsadmin/allowedorigin/check/", {"origin": "https://app.example.com", "path": "/", "method": "GET"}
+        "/admin/corsadmin/allowedorigin/check/",
+        {"origin": "https://app.example.com", "path": "/", "method": "GET"},
     )
     assert response.context["result"]["allowed"] is False
     assert "disabled" in response.context["result"]["reason"]
@@ -97,7 +99,9 @@ def refused(origin="https://stranger.example.com"):
     from django.utils import timezone
 
     now = timezone.now()
-    return RefusedOrigin.objects.create(origin=origin, path_prefix="/api/", count=3, first_seen=now, last_seen=now)
+    return RefusedOrigin.objects.create(
+        origin=origin, path_prefix="/api/", count=3, first_seen=now, last_seen=now
+    )
 
 
 def test_refused_origins_list_and_search(admin_client):
@@ -112,7 +116,9 @@ def test_allow_action_creates_the_entry_in_the_chosen_policy(admin_client):
     Policy.objects.create(name="partners", url_regex="^/api/")
     page = admin_client.post(REFUSED, {"action": "allow", "_selected_action": [row.pk]})
     assert page.status_code == 200 and b"Allow in policy" in page.content
-    admin_client.post(REFUSED, {"action": "allow", "_selected_action": [row.pk], "apply": "1", "policy": "partners"})
+    admin_client.post(
+        REFUSED, {"action": "allow", "_selected_action": [row.pk], "apply": "1", "policy": "partners"}
+    )
     entry = AllowedOrigin.objects.get(origin="https://stranger.example.com")
     assert entry.policy.name == "partners"
     assert entry.created_by.username == "admin"
@@ -124,7 +130,9 @@ def test_allow_action_creates_the_entry_in_the_chosen_policy(admin_client):
 def test_allow_action_reports_an_unusable_origin(admin_client):
     row = refused("https://*.com")
     response = admin_client.post(
-        REFUSED, {"action": "allow", "_selected_action": [row.pk], "apply": "1", "policy": "default"}, follow=True
+        REFUSED,
+        {"action": "allow", "_selected_action": [row.pk], "apply": "1", "policy": "default"},
+        follow=True,
     )
     assert AllowedOrigin.objects.count() == 0
     assert "public suffix" in response.content.decode()
@@ -134,7 +142,9 @@ def test_dismiss_hides_a_refused_origin(admin_client):
     row = refused()
     admin_client.post(REFUSED, {"action": "dismiss", "_selected_action": [row.pk]})
     assert list(admin_client.get(REFUSED).context["cl"].result_list) == []
-    assert list(admin_client.get(REFUSED, {"dismissed": "yes"}).context["cl"].result_list) == [RefusedOrigin.objects.get()]
+    assert list(admin_client.get(REFUSED, {"dismissed": "yes"}).context["cl"].result_list) == [
+        RefusedOrigin.objects.get()
+    ]
 
 
 def test_disable_action_is_recorded_in_history(admin_client):
@@ -151,7 +161,8 @@ def test_move_to_policy_action(admin_client):
     entry = AllowedOrigin.objects.create(origin="https://app.example.com")
     Policy.objects.create(name="partners")
     admin_client.post(
-        CHANGELIST, {"action": "move_to_policy", "_selected_action": [entry.pk], "apply": "1", "policy": "partners"}
+        CHANGELIST,
+        {"action": "move_to_policy", "_selected_action": [entry.pk], "apply": "1", "policy": "partners"},
     )
     entry.refresh_from_db()
     assert entry.policy.name == "partners"
@@ -162,7 +173,8 @@ def test_move_to_policy_refuses_a_duplicate_and_changes_nothing(admin_client):
     AllowedOrigin.objects.create(origin="https://app.example.com", policy=partners)
     entry = AllowedOrigin.objects.create(origin="https://app.example.com")
     admin_client.post(
-        CHANGELIST, {"action": "move_to_policy", "_selected_action": [entry.pk], "apply": "1", "policy": "partners"}
+        CHANGELIST,
+        {"action": "move_to_policy", "_selected_action": [entry.pk], "apply": "1", "policy": "partners"},
     )
     entry.refresh_from_db()
     assert entry.policy.name == "default"
@@ -172,8 +184,13 @@ def test_set_expiry_action(admin_client):
     entry = AllowedOrigin.objects.create(origin="https://app.example.com")
     admin_client.post(
         CHANGELIST,
-        {"action": "set_expiry", "_selected_action": [entry.pk], "apply": "1",
-         "expires_at_0": "2031-01-02", "expires_at_1": "03:04:05"},
+        {
+            "action": "set_expiry",
+            "_selected_action": [entry.pk],
+            "apply": "1",
+            "expires_at_0": "2031-01-02",
+            "expires_at_1": "03:04:05",
+        },
     )
     entry.refresh_from_db()
     assert entry.expires_at.isoformat() == "2031-01-02T03:04:05+00:00"
@@ -184,8 +201,12 @@ def test_origin_list_shows_status(admin_client):
 
     from django.utils import timezone
 
-    AllowedOrigin.objects.create(origin="https://soon.example.com", expires_at=timezone.now() + timedelta(days=1))
-    AllowedOrigin.objects.create(origin="https://old.example.com", expires_at=timezone.now() - timedelta(days=1))
+    AllowedOrigin.objects.create(
+        origin="https://soon.example.com", expires_at=timezone.now() + timedelta(days=1)
+    )
+    AllowedOrigin.objects.create(
+        origin="https://old.example.com", expires_at=timezone.now() - timedelta(days=1)
+    )
     content = admin_client.get(CHANGELIST).content.decode()
     assert "expires soon" in content and "expired" in content
 
@@ -252,7 +273,9 @@ def test_admin_warns_about_http_on_a_credentials_policy(admin_client):
 )
 def test_check_page_names_the_nearest_reason(admin_client, entry, origin, reason):
     AllowedOrigin.objects.create(origin=entry)
-    response = admin_client.get("/admin/corsadmin/allowedorigin/check/", {"origin": origin, "path": "/", "method": "GET"})
+    response = admin_client.get(
+        "/admin/corsadmin/allowedorigin/check/", {"origin": origin, "path": "/", "method": "GET"}
+    )
     assert response.context["result"]["allowed"] is False
     assert reason in response.context["result"]["reason"]
 

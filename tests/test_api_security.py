@@ -235,7 +235,9 @@ def test_the_sites_exception_handler_answers_everything_but_a_database_outage(se
 
 
 def test_without_throttle_classes_the_site_does_not_throttle_corsadmins_views(settings, monkeypatch, reader):
-    monkeypatch.setattr(views.PolicyViewSet, "throttle_classes", [])  # the site's DEFAULT_THROTTLE_CLASSES: none
+    monkeypatch.setattr(
+        views.PolicyViewSet, "throttle_classes", []
+    )  # the site's DEFAULT_THROTTLE_CLASSES: none
     rates(settings, corsadmin_user="1/day")
     forget_throttling(reader)
     client = token_client(reader)

@@ -51,6 +51,7 @@ def checks_on() -> list[Any]:
     load_all_checks()
     return [check for check in CHECKS.get_all() if check is not positive_data_acceptance]
 
+
 STEPS_TAKEN: Counter[str] = Counter()
 
 # The schema says an origin is a string, a policy a name, a url_regex a string; almost no

@@ -69,7 +69,10 @@ def test_cli_import_of_json_nested_5000_levels_is_one_line(tmp_path):
     path.write_text(DEEP)
     with pytest.raises(CommandError) as info:
         call_command("cors", "import", str(path), stdout=io.StringIO())
-    assert (info.value.returncode, str(info.value)) == (2, f"{path} is nested too deeply to read; nothing imported.")
+    assert (info.value.returncode, str(info.value)) == (
+        2,
+        f"{path} is nested too deeply to read; nothing imported.",
+    )
 
 
 # --- import over the size limit ------------------------------------------------------------------
@@ -93,7 +96,13 @@ def test_import_over_the_limit_names_the_limit_and_the_setting(full_client, sett
 def test_default_import_limit_takes_a_document_beyond_django_upload_limit(full_client, settings):
     """DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB by default) is for forms, not for imports."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    doc = document({"name": "big", "note": "x" * 1900, "origins": [{"origin": f"https://a{i}.example.com"} for i in range(50)]})
+    doc = document(
+        {
+            "name": "big",
+            "note": "x" * 1900,
+            "origins": [{"origin": f"https://a{i}.example.com"} for i in range(50)],
+        }
+    )
     response = full_client.post(IMPORT, doc, format="json")
     assert response.status_code == 200, response.content
     assert AllowedOrigin.objects.filter(policy__name="big").count() == 50
@@ -110,7 +119,9 @@ def test_admin_ticking_credentials_with_a_new_inline_null_is_a_form_error(admin_
         policy_form(policy, inline=[{"origin": "null"}], allow_credentials="on"),
     )
     assert response.status_code == 200
-    assert response.context["inline_admin_formsets"][0].formset.errors == [{"origin": [NULL_WITH_CREDENTIALS]}]
+    assert response.context["inline_admin_formsets"][0].formset.errors == [
+        {"origin": [NULL_WITH_CREDENTIALS]}
+    ]
     assert snapshot_of_data() == before
 
 

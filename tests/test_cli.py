@@ -165,7 +165,17 @@ def test_list_table_and_json():
     cors("disable", "https://b.example.com", "--policy", "api")
     table = cors("list")
     lines = table.splitlines()
-    assert lines[0].split() == ["ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "HITS", "LAST_SEEN", "NOTE"]
+    assert lines[0].split() == [
+        "ID",
+        "POLICY",
+        "ORIGIN",
+        "STATUS",
+        "EXPIRES",
+        "CSRF",
+        "HITS",
+        "LAST_SEEN",
+        "NOTE",
+    ]
     assert lines[1].split()[1:5] == ["api", "https://b.example.com", "disabled", "-"]
     assert lines[2].split()[1:5] == ["default", APP, "active", "-"]
     assert lines[-1] == "2 origin(s)"
@@ -184,7 +194,10 @@ def test_check_prints_the_decision_and_exits_by_it():
     assert f"Access-Control-Allow-Origin: {APP}" in out
     error = refused("check", "https://evil.example")
     assert error.returncode == 1
-    assert str(error) == "refused: No policy covering '/' (default) allows 'https://evil.example'. Note: there is no entry for this origin."
+    assert (
+        str(error)
+        == "refused: No policy covering '/' (default) allows 'https://evil.example'. Note: there is no entry for this origin."
+    )
 
 
 @pytest.mark.django_db

@@ -37,12 +37,20 @@ def site_env(tmp_path: Path, extra_settings: str = "") -> dict[str, str]:
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "cors", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "manage.py", "cors", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 def test_import_settings_with_a_bad_urls_regex_is_one_line_and_exit_2(tmp_path):
-    env = site_env(tmp_path, 'CORS_ALLOWED_ORIGINS = ["https://app.example.com"]\nCORS_URLS_REGEX = r"^/api/("\n')
+    env = site_env(
+        tmp_path, 'CORS_ALLOWED_ORIGINS = ["https://app.example.com"]\nCORS_URLS_REGEX = r"^/api/("\n'
+    )
     before = manage(env, "export").stdout
     result = manage(env, "import-settings")
     assert (result.returncode, result.stderr) == (
@@ -98,6 +106,7 @@ def test_cli_check_strips_whitespace_as_the_server_does(listed):
 
 def test_admin_check_strips_whitespace_as_the_server_does(listed, admin_client):
     response = admin_client.get(
-        "/admin/corsadmin/allowedorigin/check/", {"origin": f" {APP}\t", "path": "/demo/echo/", "method": "GET"}
+        "/admin/corsadmin/allowedorigin/check/",
+        {"origin": f" {APP}\t", "path": "/demo/echo/", "method": "GET"},
     )
     assert response.context["result"]["allowed"] is True

@@ -32,11 +32,26 @@ def unchanged() -> dict:
 
 @pytest.mark.django_db
 def test_policy_add_with_options_is_recorded(admin_user):
-    out = cors("policy", "add", "api", "--url-regex", "^/api/", "--priority", "5", "--methods", "get,post",
-               "--credentials", "--user", "admin")
+    out = cors(
+        "policy",
+        "add",
+        "api",
+        "--url-regex",
+        "^/api/",
+        "--priority",
+        "5",
+        "--methods",
+        "get,post",
+        "--credentials",
+        "--user",
+        "admin",
+    )
     policy = Policy.objects.get(name="api")
     assert (policy.url_regex, policy.priority, policy.allow_methods, policy.allow_credentials) == (
-        "^/api/", 5, ["GET", "POST"], True
+        "^/api/",
+        5,
+        ["GET", "POST"],
+        True,
     )
     assert policy.allow_headers == list(Policy._meta.get_field("allow_headers").get_default())
     assert out == "Added policy 'api' for ^/api/.\n"
@@ -73,9 +88,15 @@ def test_policy_list():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("policy", "add", "bad name"), "name: Enter a valid \"slug\" consisting of letters"),
-        (("policy", "add", "p", "--url-regex", "a{99999999999}"), "url_regex: Not a valid regular expression"),
-        (("policy", "add", "p", "--all-origins", "--credentials"), "cannot allow all origins and credentials"),
+        (("policy", "add", "bad name"), 'name: Enter a valid "slug" consisting of letters'),
+        (
+            ("policy", "add", "p", "--url-regex", "a{99999999999}"),
+            "url_regex: Not a valid regular expression",
+        ),
+        (
+            ("policy", "add", "p", "--all-origins", "--credentials"),
+            "cannot allow all origins and credentials",
+        ),
         (("policy", "edit", "nope", "--priority", "1"), "policy: There is no policy named 'nope'."),
         (("policy", "edit", "default"), "Nothing to change"),
         (("policy", "remove", "nope"), "policy: There is no policy named 'nope'."),
@@ -97,7 +118,14 @@ def test_policy_bad_input_is_one_line_and_changes_nothing(args, message):
 def test_import_dry_run_reports_and_changes_nothing(tmp_path):
     AllowedOrigin.objects.create(origin=APP)
     path = tmp_path / "doc.json"
-    path.write_text(json.dumps({"version": 1, "policies": [{"name": "default", "origins": [{"origin": "https://b.example.com"}]}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "policies": [{"name": "default", "origins": [{"origin": "https://b.example.com"}]}],
+            }
+        )
+    )
     before = unchanged()
     out = cors("import", str(path), "--replace", "--dry-run")
     assert out == (
@@ -126,8 +154,14 @@ def run_in_a_terminal(env: dict, *args: str, answer: str) -> subprocess.Complete
 
     command = " ".join(shlex.quote(a) for a in [sys.executable, "manage.py", "cors", *args])
     return subprocess.run(
-        ["script", "-qec", command, "/dev/null"], cwd=ROOT, env=env, input=answer, capture_output=True,
-        text=True, timeout=60, check=False,
+        ["script", "-qec", command, "/dev/null"],
+        cwd=ROOT,
+        env=env,
+        input=answer,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -157,10 +191,20 @@ def test_replace_with_yes_does_not_ask(replace_site):
 def test_import_errors_are_one_per_line(tmp_path):
     env = site_env(tmp_path)
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"version": 1, "policies": [
-        {"name": "default", "origins": [{"origin": "https://x.example.com/p"}, {"origin": "javascript://x"}]},
-        {"name": "b c"},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "policies": [
+                    {
+                        "name": "default",
+                        "origins": [{"origin": "https://x.example.com/p"}, {"origin": "javascript://x"}],
+                    },
+                    {"name": "b c"},
+                ],
+            }
+        )
+    )
     result = manage(env, "import", str(path))
     assert result.returncode == 2
     lines = result.stderr.splitlines()

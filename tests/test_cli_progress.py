@@ -91,7 +91,10 @@ def test_import_shows_checking_then_writing_on_a_terminal(tmp_path):
     stderr = Terminal()
     run_cors("import", str(path), stderr=stderr)
     lines = final_lines(stderr.getvalue())
-    assert [bool(bar(stage, 3).fullmatch(line)) for stage, line in zip(["checking", "writing"], lines, strict=False)] == [
+    assert [
+        bool(bar(stage, 3).fullmatch(line))
+        for stage, line in zip(["checking", "writing"], lines, strict=False)
+    ] == [
         True,
         True,
     ], lines

@@ -34,10 +34,16 @@ def check_ids(settings_overrides, settings):
         ({"CORSADMIN": {"REFRESH_INTERVAL": 0}}, "corsadmin.E010"),
         ({"CORSADMIN": {"CACHE_ALIAS": "nope"}}, "corsadmin.E011"),
         ({"CORS_ALLOW_ALL_ORIGINS": True, "CORS_ALLOW_CREDENTIALS": True}, "corsadmin.E012"),
-        ({"CORS_ALLOWED_ORIGINS": ["https://a.example.com"], "CORS_ALLOW_CREDENTIALS": True}, "corsadmin.W003"),
         (
-            {"CORS_ALLOWED_ORIGINS": ["http://a.example.com"], "CORS_ALLOW_CREDENTIALS": True,
-             "SESSION_COOKIE_SAMESITE": "None"},
+            {"CORS_ALLOWED_ORIGINS": ["https://a.example.com"], "CORS_ALLOW_CREDENTIALS": True},
+            "corsadmin.W003",
+        ),
+        (
+            {
+                "CORS_ALLOWED_ORIGINS": ["http://a.example.com"],
+                "CORS_ALLOW_CREDENTIALS": True,
+                "SESSION_COOKIE_SAMESITE": "None",
+            },
             "corsadmin.W004",
         ),
     ],

@@ -234,6 +234,7 @@ paths = st.one_of(
     HUGE.map(lambda text: "/" + text),
 ).filter(lambda path: path != "/demo/error/")  # it raises by design
 
+
 def optional(strategy):
     return st.none() | strategy
 

@@ -38,7 +38,9 @@ def test_admin_form_change(admin_client, entry):
 
 
 def test_admin_bulk_action(admin_client, entry):
-    admin_client.post("/admin/corsadmin/allowedorigin/", {"action": "disable", "_selected_action": [entry.pk]})
+    admin_client.post(
+        "/admin/corsadmin/allowedorigin/", {"action": "disable", "_selected_action": [entry.pk]}
+    )
     assert last_change() == WORDS
 
 
@@ -62,6 +64,8 @@ def test_a_move_names_the_policies(admin_client, entry):
 
 
 def test_the_history_page_shows_the_values(admin_client, entry):
-    admin_client.post("/admin/corsadmin/allowedorigin/", {"action": "disable", "_selected_action": [entry.pk]})
+    admin_client.post(
+        "/admin/corsadmin/allowedorigin/", {"action": "disable", "_selected_action": [entry.pk]}
+    )
     content = admin_client.get(f"/admin/corsadmin/allowedorigin/{entry.pk}/history/").content.decode()
     assert '<br><span class="change-values">Enabled: yes → no</span>' in content

@@ -19,7 +19,11 @@ def test_a_taken_port_is_one_clear_line():
         port = held.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "project.port_free", "127.0.0.1", str(port)],
-            cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     assert result.returncode == 1
     assert result.stderr == (
@@ -31,7 +35,9 @@ def test_a_free_port_passes():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = subprocess.run([sys.executable, "-m", "project.port_free", "127.0.0.1", str(port)], cwd=ROOT, timeout=30, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "project.port_free", "127.0.0.1", str(port)], cwd=ROOT, timeout=30, check=False
+    )
     assert result.returncode == 0
 
 
@@ -39,12 +45,28 @@ def test_serving_on_is_printed_once_listening(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "CORSADMIN_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    env = {
+        **os.environ,
+        "CORSADMIN_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "project.wsgi", "--config", "python:project.gunicorn_conf",
-         "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "project.wsgi",
+            "--config",
+            "python:project.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

@@ -32,7 +32,10 @@ NORMALISED = [
     ("null", "null"),
     ("NULL", "null"),
     ("chrome-extension://abcdefghijklmnop", "chrome-extension://abcdefghijklmnop"),
-    ("moz-extension://0b9e6c2a-4c2f-4f7e-9d1a-2f1e0c8d7b6a", "moz-extension://0b9e6c2a-4c2f-4f7e-9d1a-2f1e0c8d7b6a"),
+    (
+        "moz-extension://0b9e6c2a-4c2f-4f7e-9d1a-2f1e0c8d7b6a",
+        "moz-extension://0b9e6c2a-4c2f-4f7e-9d1a-2f1e0c8d7b6a",
+    ),
     ("safari-web-extension://abcdef", "safari-web-extension://abcdef"),
     ("ms-browser-extension://abcdef", "ms-browser-extension://abcdef"),
 ]

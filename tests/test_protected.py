@@ -31,7 +31,9 @@ def test_credentialed_request_to_the_admin_or_api_gets_no_cors_headers(client, c
 
 
 @pytest.mark.parametrize("path", PROTECTED)
-def test_credentialed_preflight_to_the_admin_or_api_gets_no_cors_headers(client, credentials_everywhere, path):
+def test_credentialed_preflight_to_the_admin_or_api_gets_no_cors_headers(
+    client, credentials_everywhere, path
+):
     response = client.options(path, HTTP_ORIGIN=APP, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
     assert response.status_code == 200
     assert [h for h in response.headers if h.lower().startswith("access-control-")] == []
@@ -39,7 +41,10 @@ def test_credentialed_preflight_to_the_admin_or_api_gets_no_cors_headers(client,
 
 def test_the_rest_of_the_site_keeps_its_credentialed_cors_headers(client, credentials_everywhere):
     response = client.get("/demo/echo/", HTTP_ORIGIN=APP)
-    assert (response["Access-Control-Allow-Origin"], response["Access-Control-Allow-Credentials"]) == (APP, "true")
+    assert (response["Access-Control-Allow-Origin"], response["Access-Control-Allow-Credentials"]) == (
+        APP,
+        "true",
+    )
 
 
 def test_a_policy_without_credentials_still_answers_on_the_admin(client, settings):
@@ -54,7 +59,10 @@ def test_a_policy_without_credentials_still_answers_on_the_admin(client, setting
 def test_the_operator_can_opt_in(client, credentials_everywhere, settings):
     settings.CORSADMIN = {**settings.CORSADMIN, "ALLOW_CREDENTIALS_ON_ADMIN": True}
     response = client.get("/admin/login/", HTTP_ORIGIN=APP)
-    assert (response["Access-Control-Allow-Origin"], response["Access-Control-Allow-Credentials"]) == (APP, "true")
+    assert (response["Access-Control-Allow-Origin"], response["Access-Control-Allow-Credentials"]) == (
+        APP,
+        "true",
+    )
 
 
 def test_opting_in_is_a_system_check_warning(settings):

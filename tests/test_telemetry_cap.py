@@ -46,7 +46,9 @@ def test_a_known_origin_keeps_counting_at_the_cap(settings):
 def test_the_default_cap_is_1000_rows():
     seen = timezone.now() - timedelta(hours=1)
     RefusedOrigin.objects.bulk_create(
-        RefusedOrigin(origin=f"https://o{i}.example", path_prefix="/", count=1, first_seen=seen, last_seen=seen)
+        RefusedOrigin(
+            origin=f"https://o{i}.example", path_prefix="/", count=1, first_seen=seen, last_seen=seen
+        )
         for i in range(1000)
     )
     recorder.record("https://new.example", "/")

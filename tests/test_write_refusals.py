@@ -407,8 +407,15 @@ def test_api_refuses_a_csrf_trusted_null(full_client, open_policy):
 def test_admin_refuses_a_csrf_trusted_null(admin_client, open_policy):
     response = admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": "null", "policy": str(open_policy.pk), "enabled": "on", "csrf_trusted": "on",
-         "note": "", "expires_at_0": "", "expires_at_1": ""},
+        {
+            "origin": "null",
+            "policy": str(open_policy.pk),
+            "enabled": "on",
+            "csrf_trusted": "on",
+            "note": "",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {"csrf_trusted": [NULL_CSRF_TRUSTED]}

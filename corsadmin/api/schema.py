@@ -121,7 +121,8 @@ class CorsAdminSchema(AutoSchema):
             responses.setdefault("400", _response("Bad input: nothing was changed.", FIELD_ERRORS))
         if self.method == "POST" and self.path.endswith("/import/"):
             responses.setdefault(
-                "413", _response("The document is over CORSADMIN['IMPORT_MAX_BYTES']: nothing was changed.", DETAIL)
+                "413",
+                _response("The document is over CORSADMIN['IMPORT_MAX_BYTES']: nothing was changed.", DETAIL),
             )
         responses.setdefault("401", _response("No or invalid credentials.", DETAIL))
         responses.setdefault("403", _response("Missing permission (or CSRF token with a session).", DETAIL))

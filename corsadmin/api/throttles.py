@@ -141,4 +141,3 @@ class AnonThrottle(CorsAdminThrottle):
         if api_settings.NUM_PROXIES is None:
             return request.META.get("REMOTE_ADDR")
         return self.get_ident(request)
-

@@ -33,7 +33,6 @@ from rest_framework.views import APIView
 from .. import diagnosis, documents, history
 from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
-from ..usage import with_usage
 from ..models import AllowedOrigin, Policy, RefusedOrigin
 from ..serializers import (
     BlockedOriginSerializer,
@@ -44,6 +43,7 @@ from ..serializers import (
     PolicySerializer,
     drf_errors,
 )
+from ..usage import with_usage
 from . import permissions
 from .authentication import SessionAuthentication, TokenAuthentication
 from .exceptions import exception_handler

@@ -20,6 +20,8 @@ from .cli import bad_input
 # option -> (serializer field, how to read the text)
 def LIST(text: str) -> list[str]:  # noqa: N802 (a constant-like reader, as str and int)
     return [item for item in text.replace(",", " ").split() if item]
+
+
 OPTIONS: dict[str, tuple[str, Any]] = {
     "url_regex": ("url_regex", str),
     "priority": ("priority", int),
@@ -59,7 +61,7 @@ def add_arguments(sub: Any) -> None:
         q.add_argument("--mode", help="enforce (default) or report: report-only never changes a response")
         q.add_argument(
             "--hosts",
-            help='comma-separated hosts it applies to, e.g. api.example.com,*.example.org '
+            help="comma-separated hosts it applies to, e.g. api.example.com,*.example.org "
             '("" for every host)',
         )
         for flag in FLAGS:
@@ -91,8 +93,15 @@ def run(command: Any, options: dict[str, Any]) -> None:
             command.stdout.write(json.dumps(PolicySerializer(policies, many=True).data, indent=2))
             return
         for p in policies:
-            flags = [word for on, word in ((p.enabled, "enabled"), (p.allow_credentials, "credentials"),
-                                           (p.allow_all_origins, "all origins")) if on] or ["disabled"]
+            flags = [
+                word
+                for on, word in (
+                    (p.enabled, "enabled"),
+                    (p.allow_credentials, "credentials"),
+                    (p.allow_all_origins, "all origins"),
+                )
+                if on
+            ] or ["disabled"]
             if p.mode == Policy.REPORT:
                 flags.append("report-only")
             hosts = f"hosts {','.join(p.hosts)}  " if p.hosts else ""

@@ -141,8 +141,16 @@ class Site:
         # and compressing them would triple the start-up time.
         steps = [
             ("migrate", "--noinput", "--verbosity", "0"),
-            ("collectstatic", "--noinput", "--verbosity", "0",
-             "-i", "drf_spectacular_sidecar", "-i", "rest_framework"),
+            (
+                "collectstatic",
+                "--noinput",
+                "--verbosity",
+                "0",
+                "-i",
+                "drf_spectacular_sidecar",
+                "-i",
+                "rest_framework",
+            ),
         ]
         processes = [self._spawn(args) for args in steps]
         self._worker()  # let the ORM process start up meanwhile
@@ -162,12 +170,20 @@ class Site:
         log = open(self.error_log, "ab")  # noqa: SIM115  (the server's stderr while it runs)
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "project.wsgi",
-                "--workers", str(self.workers),
-                "--bind", f"{HOST}:{self.port}",
-                "--access-logfile", str(self.access_log),
-                "--timeout", "30",
-                "--graceful-timeout", "2",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "project.wsgi",
+                "--workers",
+                str(self.workers),
+                "--bind",
+                f"{HOST}:{self.port}",
+                "--access-logfile",
+                str(self.access_log),
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "2",
             ],
             cwd=ROOT,
             env=self.env,

@@ -29,10 +29,12 @@ class Command(BaseCommand):
             self.stdout.write(f"Created admin account '{username}' with DJANGO_SUPERUSER_PASSWORD.")
         else:
             rule = "=" * 72
-            self.stdout.write(self.style.SUCCESS(
-                f"\n{rule}\n"
-                f"  Created admin account. Log in at /admin/ as '{username}'\n"
-                f"  with password: {password}\n"
-                f"  (shown once; change it with: python manage.py changepassword {username})\n"
-                f"{rule}\n"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\n{rule}\n"
+                    f"  Created admin account. Log in at /admin/ as '{username}'\n"
+                    f"  with password: {password}\n"
+                    f"  (shown once; change it with: python manage.py changepassword {username})\n"
+                    f"{rule}\n"
+                )
+            )

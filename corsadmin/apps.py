@@ -1,9 +1,10 @@
 from django.apps import AppConfig, apps
+from django.utils.translation import gettext_lazy as _
 
 
 class CorsAdminConfig(AppConfig):
     name = "corsadmin"
-    verbose_name = "CORS"
+    verbose_name = _("CORS")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

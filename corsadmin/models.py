@@ -12,6 +12,7 @@ from django.db import connections, models, router, transaction
 from django.db.models import F
 from django.db.models.signals import post_save
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .hosts import clean_hosts
@@ -226,44 +227,51 @@ class ConfigModel(models.Model):
 class Policy(ConfigModel):
     ENFORCE = "enforce"
     REPORT = "report"
-    MODES = [(ENFORCE, "Enforce"), (REPORT, "Report only")]
+    MODES = [(ENFORCE, _("Enforce")), (REPORT, _("Report only"))]
 
-    name = models.SlugField(max_length=64, unique=True)
+    name = models.SlugField(_("name"), max_length=64, unique=True)
     url_regex = models.CharField(
+        _("url regex"),
         max_length=512,
         default="^/",
         validators=[validate_url_regex],
-        help_text="Searched in the request path with re.match, like CORS_URLS_REGEX.",
+        help_text=_("Searched in the request path with re.match, like CORS_URLS_REGEX."),
     )
-    allow_all_origins = models.BooleanField(default=False)
-    allow_credentials = models.BooleanField(default=False)
-    allow_methods = models.JSONField(default=default_methods)
-    allow_headers = models.JSONField(default=default_headers)
-    expose_headers = models.JSONField(default=list, blank=True)
+    allow_all_origins = models.BooleanField(_("allow all origins"), default=False)
+    allow_credentials = models.BooleanField(_("allow credentials"), default=False)
+    allow_methods = models.JSONField(_("allow methods"), default=default_methods)
+    allow_headers = models.JSONField(_("allow headers"), default=default_headers)
+    expose_headers = models.JSONField(_("expose headers"), default=list, blank=True)
     max_age = models.PositiveIntegerField(
+        _("max age"),
         default=conf.DEFAULT_MAX_AGE,
-        help_text="Seconds a browser may cache a preflight; 0 sends no Access-Control-Max-Age.",
+        help_text=_("Seconds a browser may cache a preflight; 0 sends no Access-Control-Max-Age."),
     )
-    allow_private_network = models.BooleanField(default=False)
-    enabled = models.BooleanField(default=True)
-    priority = models.IntegerField(default=0, help_text="Higher is tried first; ties by name.")
+    allow_private_network = models.BooleanField(_("allow private network"), default=False)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    priority = models.IntegerField(
+        _("priority"), default=0, help_text=_("Higher is tried first; ties by name.")
+    )
     mode = models.CharField(
+        _("mode"),
         max_length=8,
         choices=MODES,
         default=ENFORCE,
-        help_text="Report only: never changes a response; records the origins it would refuse.",
+        help_text=_("Report only: never changes a response; records the origins it would refuse."),
     )
     hosts = models.JSONField(
+        _("hosts"),
         default=list,
         blank=True,
-        help_text="Exact hosts or *.example.com wildcards, without port; empty for every host.",
+        help_text=_("Exact hosts or *.example.com wildcards, without port; empty for every host."),
     )
-    note = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    note = models.TextField(_("note"), blank=True, validators=[MaxLengthValidator(2000)])
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name_plural = "policies"
+        verbose_name = _("policy")
+        verbose_name_plural = _("policies")
         ordering = ["-priority", "name"]
         constraints = [
             models.CheckConstraint(
@@ -326,29 +334,40 @@ def default_policy() -> int | None:
 class AllowedOrigin(ConfigModel):
     ALLOW = "allow"
     DENY = "deny"
-    EFFECTS = [(ALLOW, "Allow"), (DENY, "Deny (an exception)")]
+    EFFECTS = [(ALLOW, _("Allow")), (DENY, _("Deny (an exception)"))]
 
     origin = models.CharField(
+        _("origin"),
         max_length=MAX_LENGTH,
-        help_text="https://app.example.com, https://*.example.com, http://localhost:* or null.",
+        help_text=_("https://app.example.com, https://*.example.com, http://localhost:* or null."),
     )
     policy = models.ForeignKey(
-        Policy, on_delete=models.CASCADE, related_name="origins", default=default_policy
+        Policy,
+        on_delete=models.CASCADE,
+        related_name="origins",
+        default=default_policy,
+        verbose_name=_("policy"),
     )
-    enabled = models.BooleanField(default=True)
-    note = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Leave empty to never expire.")
-    csrf_trusted = models.BooleanField(default=False, help_text="Also trusted by Django's CSRF origin check.")
+    enabled = models.BooleanField(_("enabled"), default=True)
+    note = models.TextField(_("note"), blank=True, validators=[MaxLengthValidator(2000)])
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Leave empty to never expire.")
+    )
+    csrf_trusted = models.BooleanField(
+        _("csrf trusted"), default=False, help_text=_("Also trusted by Django's CSRF origin check.")
+    )
     effect = models.CharField(
+        _("effect"),
         max_length=8,
         choices=EFFECTS,
         default=ALLOW,
-        help_text="Deny: an exception that refuses this origin in its policy, whatever else it allows.",
+        help_text=_("Deny: an exception that refuses this origin in its policy, whatever else it allows."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
         null=True,
         blank=True,
         editable=False,
@@ -443,7 +462,7 @@ class Generation(models.Model):
 
     value = models.BigIntegerField(default=0)
     pruned = models.BigIntegerField(
-        default=0, help_text="Tombstones up to this generation are gone: a process behind it reloads all."
+        default=0, help_text=_("Tombstones up to this generation are gone: a process behind it reloads all.")
     )
 
     def __str__(self) -> str:
@@ -494,16 +513,24 @@ class RefusedOrigin(models.Model):
     it). Ordinary refusals have ``report`` False and no ``policy`` (""; null in the API).
     """
 
-    origin = models.CharField(max_length=MAX_LENGTH)
-    path_prefix = models.CharField(max_length=100, help_text="The first segment of the refused paths.")
-    report = models.BooleanField(default=False, help_text="A would-be refusal of a report-only policy.")
-    policy = models.CharField(
-        max_length=64, blank=True, default="", help_text="The report-only policy that would refuse it."
+    origin = models.CharField(_("origin"), max_length=MAX_LENGTH)
+    path_prefix = models.CharField(
+        _("path prefix"), max_length=100, help_text=_("The first segment of the refused paths.")
     )
-    count = models.BigIntegerField(default=0)
-    first_seen = models.DateTimeField()
-    last_seen = models.DateTimeField()
-    dismissed = models.BooleanField(default=False)
+    report = models.BooleanField(
+        _("report"), default=False, help_text=_("A would-be refusal of a report-only policy.")
+    )
+    policy = models.CharField(
+        _("policy"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("The report-only policy that would refuse it."),
+    )
+    count = models.BigIntegerField(_("count"), default=0)
+    first_seen = models.DateTimeField(_("first seen"))
+    last_seen = models.DateTimeField(_("last seen"))
+    dismissed = models.BooleanField(_("dismissed"), default=False)
 
     class Meta:
         ordering = ["-last_seen"]
@@ -541,7 +568,8 @@ class OriginUsage(models.Model):
     last_seen = models.DateTimeField(null=True, db_index=True)
 
     class Meta:
-        verbose_name_plural = "origin usage"
+        verbose_name = _("origin usage")
+        verbose_name_plural = _("origin usage")
 
     def __str__(self) -> str:
         return f"{self.origin_id}: {self.hits}"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django import forms
@@ -17,6 +17,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .diagnosis import explain
@@ -26,8 +29,19 @@ from .models import EXPIRES_SOON, NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, 
 from .origins import NULL
 from .usage import hits_of, unused, with_usage
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 UNUSED_CHOICES = (30, 90)
 UNUSED_DAYS = 30  # the "disable unused" action's
+# AllowedOrigin.status()'s words (also the CLI's, which stays in English) as the admin shows them.
+STATUS_LABELS = {
+    "active": _("active"),
+    "disabled": _("disabled"),
+    "expired": _("expired"),
+    "expires soon": _("expires soon"),
+}
+ALL = _("All")
 
 
 def _short_time(value: Any) -> str:
@@ -44,11 +58,11 @@ def _compact(number: int) -> str:
 
 
 class ExpiredFilter(admin.SimpleListFilter):
-    title = "expiry"
+    title = _("expiry")
     parameter_name = "expired"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Expired"), ("soon", "Expires within 7 days"), ("no", "Not expired")]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+        return [("yes", _("Expired")), ("soon", _("Expires within 7 days")), ("no", _("Not expired"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         now = timezone.now()
@@ -65,11 +79,11 @@ class ExpiredFilter(admin.SimpleListFilter):
 class UnusedFilter(admin.SimpleListFilter):
     """Never seen, or not seen for 30 / 90 days (by the usage counts)."""
 
-    title = "usage"
+    title = _("usage")
     parameter_name = "unused"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(str(days), f"Unused for {days} days") for days in UNUSED_CHOICES]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+        return [(str(days), gettext("Unused for %(days)d days") % {"days": days}) for days in UNUSED_CHOICES]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() in {str(days) for days in UNUSED_CHOICES}:
@@ -78,32 +92,41 @@ class UnusedFilter(admin.SimpleListFilter):
 
 
 class PolicyChoiceForm(forms.Form):
-    policy = forms.ModelChoiceField(Policy.objects.all(), to_field_name="name", initial="default")
+    policy = forms.ModelChoiceField(
+        Policy.objects.all(), to_field_name="name", initial="default", label=_("Policy")
+    )
 
 
 class ExpiryForm(forms.Form):
     expires_at = forms.SplitDateTimeField(
         required=False,
         widget=AdminSplitDateTime,
-        help_text="Leave empty to never expire.",
+        label=_("Expires at"),
+        help_text=_("Leave empty to never expire."),
     )
 
 
 class CheckForm(forms.Form):
     origin = forms.CharField(
-        max_length=2048, help_text="As the browser sends it, e.g. https://app.example.com"
+        max_length=2048,
+        label=_("Origin"),
+        help_text=_("As the browser sends it, e.g. https://app.example.com"),
     )
-    path = forms.CharField(max_length=2048, initial="/", help_text="The request path, e.g. /api/items/")
-    method = forms.CharField(max_length=20, initial="GET")
+    path = forms.CharField(
+        max_length=2048, initial="/", label=_("Path"), help_text=_("The request path, e.g. /api/items/")
+    )
+    method = forms.CharField(max_length=20, initial="GET", label=_("Method"))
     request_headers = forms.CharField(
         max_length=2048,
         required=False,
-        help_text="Headers the page sets, comma-separated (e.g. content-type, x-api-key)",
+        label=_("Request headers"),
+        help_text=_("Headers the page sets, comma-separated (e.g. content-type, x-api-key)"),
     )
     host = forms.CharField(
         max_length=300,
         required=False,
-        help_text="The request's Host, for policies limited to hosts (e.g. api.example.com)",
+        label=_("Host"),
+        help_text=_("The request's Host, for policies limited to hosts (e.g. api.example.com)"),
     )
 
     def clean_host(self) -> str | None:
@@ -116,7 +139,9 @@ class CheckForm(forms.Form):
 
         domain, _port = split_domain_port(value)
         if not domain or "*" in domain:
-            raise ValidationError(f"'{value}' is not a request host: give e.g. api.example.com.")
+            raise ValidationError(
+                gettext("'%(value)s' is not a request host: give e.g. api.example.com.") % {"value": value}
+            )
         return canonical_host(domain)
 
 
@@ -216,9 +241,9 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "url_regex", "hosts", "priority", "mode", "enabled", "note")}),
-        ("Origins", {"fields": ("allow_all_origins", "allow_credentials")}),
+        (_("Origins"), {"fields": ("allow_all_origins", "allow_credentials")}),
         (
-            "Headers",
+            _("Headers"),
             {
                 "fields": (
                     "allow_methods",
@@ -229,7 +254,7 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
                 )
             },
         ),
-        ("History", {"fields": ("created_at", "updated_at")}),
+        (_("History"), {"fields": ("created_at", "updated_at")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -238,11 +263,11 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
         )
         return super().get_queryset(request).annotate(_active=Count("origins", filter=active))
 
-    @admin.display(description="hosts")
+    @admin.display(description=_("hosts"))
     def hosts_shown(self, obj: Policy) -> str:
-        return ", ".join(obj.hosts) if obj.hosts else "every host"
+        return ", ".join(obj.hosts) if obj.hosts else gettext("every host")
 
-    @admin.display(description="active origins", ordering="_active")
+    @admin.display(description=_("active origins"), ordering="_active")
     def active_origins(self, obj: Policy) -> int:
         return obj._active  # type: ignore[attr-defined]
 
@@ -277,35 +302,44 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return with_usage(super().get_queryset(request))
 
-    @admin.display(description="hits", ordering="hits")
+    @admin.display(description=_("hits"), ordering="hits")
     def hits(self, obj: AllowedOrigin) -> str:
         hits, last_seen = hits_of(obj)
-        seen = f"last seen {_short_time(last_seen)}" if last_seen else "never seen"
-        return format_html('<span title="{} requests, {}">{}</span>', hits, seen, _compact(hits))
+        if last_seen:
+            seen = gettext("%(hits)s requests, last seen %(when)s") % {
+                "hits": hits,
+                "when": _short_time(last_seen),
+            }
+        else:
+            seen = gettext("%(hits)s requests, never seen") % {"hits": hits}
+        return format_html('<span title="{}">{}</span>', seen, _compact(hits))
 
-    @admin.display(description="last seen", ordering="last_seen")
+    @admin.display(description=_("last seen"), ordering="last_seen")
     def last_seen(self, obj: AllowedOrigin) -> str:
         when = _short_time(hits_of(obj)[1])
-        return format_html('<span title="{}">{}</span>', when, when.split(" ")[0]) if when != "-" else "never"
+        if when == "-":
+            return gettext("never")
+        return format_html('<span title="{}">{}</span>', when, when.split(" ")[0])
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def status(self, obj: AllowedOrigin) -> str:
-        return f"deny: {obj.status()}" if obj.is_deny else obj.status()
+        status = STATUS_LABELS.get(obj.status(), obj.status())
+        return gettext("deny: %(status)s") % {"status": status} if obj.is_deny else str(status)
 
-    @admin.display(description="expires", ordering="expires_at")
+    @admin.display(description=_("expires"), ordering="expires_at")
     def expires(self, obj: AllowedOrigin) -> str:
         return _short_time(obj.expires_at)
 
-    @admin.display(description="changed", ordering="updated_at")
+    @admin.display(description=_("changed"), ordering="updated_at")
     def changed(self, obj: AllowedOrigin) -> str:
         when = _short_time(obj.updated_at)
         return format_html('<span title="{}">{}</span>', when, when.split(" ")[0])
 
-    @admin.display(description="CSRF", boolean=True, ordering="csrf_trusted")
+    @admin.display(description=_("CSRF"), boolean=True, ordering="csrf_trusted")
     def csrf(self, obj: AllowedOrigin) -> bool:
         return obj.csrf_trusted
 
-    @admin.display(description="note", ordering="note")
+    @admin.display(description=_("note"), ordering="note")
     def short_note(self, obj: AllowedOrigin) -> str:
         if len(obj.note) <= 24:
             return obj.note
@@ -341,7 +375,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
                 allow_url, edit_url = self._fixes(request, result)
         context = {
             **self.admin_site.each_context(request),
-            "title": "Check an origin",
+            "title": gettext("Check an origin"),
             "form": form,
             "result": result,
             "allow_url": allow_url,
@@ -360,7 +394,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             **overview.context(usage.now()),
-            "title": "CORS overview",
+            "title": gettext("CORS overview"),
             "opts": self.model._meta,
             "can_allow": self.has_add_permission(request),
         }
@@ -381,7 +415,9 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         policy = covering_policy(path_prefix)
         back = HttpResponseRedirect(reverse("admin:corsadmin_overview"))
         if policy is None:
-            self.message_user(request, "Not allowed: there is no policy to add it to.", messages.ERROR)
+            self.message_user(
+                request, gettext("Not allowed: there is no policy to add it to."), messages.ERROR
+            )
             return back
         entry = AllowedOrigin(
             origin=origin,
@@ -396,10 +432,15 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
                 self.log_addition(request, entry, [{"added": {}}])
         except (ValidationError, IntegrityError) as exc:
             reason = "; ".join(getattr(exc, "messages", [str(exc)]))
-            self.message_user(request, f"Not allowed: {origin}: {reason}", messages.ERROR)
+            message = gettext("Not allowed: %(origin)s: %(reason)s") % {"origin": origin, "reason": reason}
+            self.message_user(request, message, messages.ERROR)
             return back
         RefusedOrigin.objects.filter(origin=entry.origin).update(dismissed=True)
-        self.message_user(request, f"Allowed {entry.origin} in policy {policy.name}.", messages.SUCCESS)
+        message = gettext("Allowed %(origin)s in policy %(policy)s.") % {
+            "origin": entry.origin,
+            "policy": policy.name,
+        }
+        self.message_user(request, message, messages.SUCCESS)
         return back
 
     def _fixes(self, request: HttpRequest, result: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -469,26 +510,35 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
                         request, obj, change_message(AllowedOrigin, before, field_values(obj), fields)
                     )
         if problems:
-            self.message_user(request, f"Nothing changed: {len(problems)} origin(s) refused.", messages.ERROR)
+            refused = len(problems)
+            message = ngettext(
+                "Nothing changed: %(count)d origin(s) refused.",
+                "Nothing changed: %(count)d origin(s) refused.",
+                refused,
+            ) % {"count": refused}
+            self.message_user(request, message, messages.ERROR)
             for problem in problems:
                 self.message_user(request, problem, messages.ERROR)
             return None
         return len(changed)
 
-    @admin.action(description="Enable selected origins", permissions=["change"])
+    @admin.action(description=_("Enable selected origins"), permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = self._update_each(request, queryset, enabled=True)
         if count is not None:
-            self.message_user(request, f"Enabled {count} origin(s).", messages.SUCCESS)
+            message = ngettext("Enabled %(count)d origin(s).", "Enabled %(count)d origin(s).", count)
+            self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
-    @admin.action(description="Disable selected origins", permissions=["change"])
+    @admin.action(description=_("Disable selected origins"), permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = self._update_each(request, queryset, enabled=False)
         if count is not None:
-            self.message_user(request, f"Disabled {count} origin(s).", messages.SUCCESS)
+            message = ngettext("Disabled %(count)d origin(s).", "Disabled %(count)d origin(s).", count)
+            self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
     @admin.action(
-        description=f"Disable selected origins unused for {UNUSED_DAYS} days", permissions=["change"]
+        description=format_lazy(_("Disable selected origins unused for {days} days"), days=UNUSED_DAYS),
+        permissions=["change"],
     )
     def disable_unused(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Of the selection, disable those never seen or not seen for UNUSED_DAYS days (the
@@ -497,44 +547,60 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         kept = queryset.filter(enabled=True).count() - idle.count()
         count = self._update_each(request, idle, enabled=False)
         if count is not None:
-            message = f"Disabled {count} origin(s) unused for {UNUSED_DAYS} days."
+            message = ngettext(
+                "Disabled %(count)d origin(s) unused for %(days)d days.",
+                "Disabled %(count)d origin(s) unused for %(days)d days.",
+                count,
+            ) % {"count": count, "days": UNUSED_DAYS}
             if kept:
-                message += f" Kept {kept} used within {UNUSED_DAYS} days."
+                message += " " + ngettext(
+                    "Kept %(kept)d used within %(days)d days.",
+                    "Kept %(kept)d used within %(days)d days.",
+                    kept,
+                ) % {"kept": kept, "days": UNUSED_DAYS}
             self.message_user(request, message, messages.SUCCESS)
 
-    @admin.action(description="Move selected origins to a policy", permissions=["change"])
+    @admin.action(description=_("Move selected origins to a policy"), permissions=["change"])
     def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         data, page = _ask_action_form(
-            self, request, queryset, PolicyChoiceForm, "Move to policy", "move_to_policy"
+            self, request, queryset, PolicyChoiceForm, gettext("Move to policy"), "move_to_policy"
         )
         if page is not None:
             return page
         count = self._update_each(request, queryset, policy=data["policy"])  # type: ignore[index]
         if count is not None:
-            self.message_user(request, f"Moved {count} origin(s) to {data['policy']}.", messages.SUCCESS)  # type: ignore[index]
+            message = ngettext(
+                "Moved %(count)d origin(s) to %(policy)s.", "Moved %(count)d origin(s) to %(policy)s.", count
+            ) % {"count": count, "policy": data["policy"]}  # type: ignore[index]
+            self.message_user(request, message, messages.SUCCESS)
         return None
 
-    @admin.action(description="Set expiry of selected origins", permissions=["change"])
+    @admin.action(description=_("Set expiry of selected origins"), permissions=["change"])
     def set_expiry(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        data, page = _ask_action_form(self, request, queryset, ExpiryForm, "Set expiry", "set_expiry")
+        data, page = _ask_action_form(
+            self, request, queryset, ExpiryForm, gettext("Set expiry"), "set_expiry"
+        )
         if page is not None:
             return page
         count = self._update_each(request, queryset, expires_at=data["expires_at"])  # type: ignore[index]
         if count is not None:
-            self.message_user(request, f"Set the expiry of {count} origin(s).", messages.SUCCESS)
+            message = ngettext(
+                "Set the expiry of %(count)d origin(s).", "Set the expiry of %(count)d origin(s).", count
+            )
+            self.message_user(request, message % {"count": count}, messages.SUCCESS)
         return None
 
 
 class DismissedFilter(admin.SimpleListFilter):
-    title = "dismissed"
+    title = _("dismissed")
     parameter_name = "dismissed"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("no", "Not dismissed (default)"), ("yes", "Dismissed"), ("all", "All")]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+        return [("no", _("Not dismissed (default)")), ("yes", _("Dismissed")), ("all", ALL)]
 
     def choices(self, changelist: Any) -> Any:
         for choice in super().choices(changelist):
-            if choice["display"] == "All" and choice["query_string"].endswith("?"):
+            if str(choice["display"]) == str(ALL) and choice["query_string"].endswith("?"):
                 continue
             yield choice
 
@@ -556,11 +622,11 @@ def allowed_now(refused: RefusedOrigin) -> bool:
 
 
 class AllowedNowFilter(admin.SimpleListFilter):
-    title = "allowed since"
+    title = _("allowed since")
     parameter_name = "allowed_now"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("no", "Still refused"), ("yes", "Allowed since")]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+        return [("no", _("Still refused")), ("yes", _("Allowed since"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() not in ("yes", "no"):
@@ -603,11 +669,11 @@ class RefusedOriginAdmin(admin.ModelAdmin):
     )
     readonly_fields = ("allowed_now", "fix")
 
-    @admin.display(description="allowed now", boolean=True)
+    @admin.display(description=_("allowed now"), boolean=True)
     def allowed_now(self, obj: RefusedOrigin) -> bool:
         return allowed_now(obj)
 
-    @admin.display(description="fix")
+    @admin.display(description=_("fix"))
     def fix(self, obj: RefusedOrigin) -> str:
         check = (
             reverse("admin:corsadmin_check")
@@ -621,10 +687,12 @@ class RefusedOriginAdmin(admin.ModelAdmin):
                 query["policy"] = str(policy_pk)
         allow = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query)
         return format_html(
-            '<a class="button" id="refused-check" href="{}">Check</a> '
-            '<a class="button" id="refused-allow" href="{}">Allow…</a>',
+            '<a class="button" id="refused-check" href="{}">{}</a> '
+            '<a class="button" id="refused-allow" href="{}">{}</a>',
             check,
+            gettext("Check"),
             allow,
+            gettext("Allow…"),
         )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -639,9 +707,11 @@ class RefusedOriginAdmin(admin.ModelAdmin):
     def has_dismiss_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("corsadmin.delete_refusedorigin")
 
-    @admin.action(description="Allow selected origins…", permissions=["allow"])
+    @admin.action(description=_("Allow selected origins…"), permissions=["allow"])
     def allow(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        data, page = _ask_action_form(self, request, queryset, PolicyChoiceForm, "Allow in policy", "allow")
+        data, page = _ask_action_form(
+            self, request, queryset, PolicyChoiceForm, gettext("Allow in policy"), "allow"
+        )
         if page is not None:
             return page
         policy = data["policy"]  # type: ignore[index]
@@ -665,12 +735,21 @@ class RefusedOriginAdmin(admin.ModelAdmin):
             added.append(entry.origin)
         queryset.filter(origin__in=added).update(dismissed=True)
         if added:
-            self.message_user(request, f"Allowed {', '.join(added)} in policy {policy}.", messages.SUCCESS)
+            message = gettext("Allowed %(origins)s in policy %(policy)s.") % {
+                "origins": ", ".join(added),
+                "policy": policy,
+            }
+            self.message_user(request, message, messages.SUCCESS)
         for problem in problems:
-            self.message_user(request, f"Not allowed: {problem}", messages.ERROR)
+            self.message_user(
+                request, gettext("Not allowed: %(problem)s") % {"problem": problem}, messages.ERROR
+            )
         return None
 
-    @admin.action(description="Dismiss selected refused origins", permissions=["dismiss"])
+    @admin.action(description=_("Dismiss selected refused origins"), permissions=["dismiss"])
     def dismiss(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.update(dismissed=True)
-        self.message_user(request, f"Dismissed {count} refused origin(s).", messages.SUCCESS)
+        message = ngettext(
+            "Dismissed %(count)d refused origin(s).", "Dismissed %(count)d refused origin(s).", count
+        )
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)

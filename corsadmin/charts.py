@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 WIDTH = 720
 PLOT_HEIGHT = 120
@@ -58,15 +59,18 @@ def bar_chart(
     bar_titles: Sequence[str] | None = None,
     label_every: int = 1,
     x_label: str = "",
-    y_label: str = "requests",
+    y_label: str | None = None,
 ) -> SafeString:
     """``labels[i]`` names group i; ``bar_titles[i]`` (default: the label) starts its bars' tooltips."""
+    if y_label is None:
+        y_label = gettext("requests")
     groups = len(labels)
     top = nice_top(max((v for s in series for v in s.values), default=0))
     group_width = PLOT_WIDTH / max(groups, 1)
     bar_width = group_width * 0.8 / max(len(series), 1)
     base = TOP + PLOT_HEIGHT
     totals = ", ".join(f"{s.name} {sum(s.values)}" for s in series)
+    desc = gettext("%(title)s: %(totals)s in total.") % {"title": title, "totals": totals}
     out = [
         (
             f'<svg xmlns="http://www.w3.org/2000/svg" class="corsadmin-chart" id="{escape(chart_id)}" '
@@ -74,7 +78,7 @@ def bar_chart(
             f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc">'
         ),
         f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
-        f'<desc id="{escape(chart_id)}-desc">{escape(title)}: {escape(totals)} in total.</desc>',
+        f'<desc id="{escape(chart_id)}-desc">{escape(desc)}</desc>',
     ]
     # legend
     x = LEFT

@@ -6,6 +6,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from .models import AllowedOrigin, Policy, default_headers, default_methods
 from .origins import canonical_origin
@@ -49,10 +51,12 @@ class MethodsWidget(forms.CheckboxSelectMultiple):
         html = super().render(name, value, attrs, renderer)
         others = ", ".join(v for v in self.format_value(value) if v not in STANDARD_METHODS)
         return html + format_html(
-            '<p><label for="id_{0}">Other methods:</label> <input type="text" name="{0}" id="id_{0}" '
-            'value="{1}" placeholder="e.g. PROPFIND, REPORT"></p>',
+            '<p><label for="id_{0}">{2}</label> <input type="text" name="{0}" id="id_{0}" '
+            'value="{1}" placeholder="{3}"></p>',
             f"{name}_other",
             others,
+            gettext("Other methods:"),
+            gettext("e.g. PROPFIND, REPORT"),
         )
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str]:
@@ -81,16 +85,17 @@ class PolicyForm(forms.ModelForm):
         required=False,
         initial=default_methods,
         widget=MethodsWidget(),
-        help_text="Tick the methods a preflight may ask for; others in the text box.",
+        help_text=_("Tick the methods a preflight may ask for; others in the text box."),
     )
     allow_headers = TokenListField(
-        required=False, initial=default_headers, help_text="Comma-separated request header names."
+        required=False, initial=default_headers, help_text=_("Comma-separated request header names.")
     )
-    expose_headers = TokenListField(required=False, help_text="Comma-separated response header names.")
+    expose_headers = TokenListField(required=False, help_text=_("Comma-separated response header names."))
     hosts = TokenListField(
         required=False,
-        help_text="Comma-separated hosts (api.example.com, *.example.com), without port; "
-        "empty for every host.",
+        help_text=_(
+            "Comma-separated hosts (api.example.com, *.example.com), without port; empty for every host."
+        ),
     )
 
     class Meta:
@@ -125,11 +130,9 @@ class AllowedOriginForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "expires_at" in self.fields:
-            self.fields[
-                "expires_at"
-            ].help_text = (
-                f"Date and time in {timezone.get_current_timezone_name()}; leave empty to never expire."
-            )
+            self.fields["expires_at"].help_text = gettext(
+                "Date and time in %(timezone)s; leave empty to never expire."
+            ) % {"timezone": timezone.get_current_timezone_name()}
         _default_when_left_out(self.fields.get("effect"), AllowedOrigin.ALLOW)
 
     def clean_origin(self) -> str:

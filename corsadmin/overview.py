@@ -12,6 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from .charts import Series, bar_chart
 from .models import AllowedOrigin, Policy, PolicyHour, RefusedOrigin
@@ -83,21 +84,24 @@ def charts(now: datetime) -> list[PolicyCharts]:
                 refused=totals[policy][1],
                 hourly=bar_chart(
                     f"chart-{label}-hourly",
-                    f"Policy {label}: allowed and refused requests per hour, last 24 hours",
+                    gettext("Policy %(policy)s: allowed and refused requests per hour, last 24 hours")
+                    % {"policy": label},
                     [f"{h:%H}" for h in local_hours],
                     _series(hour_values),
                     bar_titles=[f"{h:%Y-%m-%d %H}:00" for h in local_hours],
                     label_every=3,
-                    x_label=f"hour ({timezone.get_current_timezone_name()})",
+                    x_label=gettext("hour (%(timezone)s)")
+                    % {"timezone": timezone.get_current_timezone_name()},
                 ),
                 daily=bar_chart(
                     f"chart-{label}-daily",
-                    f"Policy {label}: allowed and refused requests per day, last 30 days",
+                    gettext("Policy %(policy)s: allowed and refused requests per day, last 30 days")
+                    % {"policy": label},
                     [f"{d:%m-%d}" for d in days],
                     _series(day_values),
                     bar_titles=[f"{d:%Y-%m-%d}" for d in days],
                     label_every=5,
-                    x_label="day",
+                    x_label=gettext("day"),
                 ),
             )
         )
@@ -106,8 +110,8 @@ def charts(now: datetime) -> list[PolicyCharts]:
 
 def _series(values: list[list[int]]) -> list[Series]:
     return [
-        Series("allowed", ALLOWED_COLOUR, [a for a, _ in values]),
-        Series("refused", REFUSED_COLOUR, [r for _, r in values]),
+        Series(gettext("allowed"), ALLOWED_COLOUR, [a for a, _ in values]),
+        Series(gettext("refused"), REFUSED_COLOUR, [r for _, r in values]),
     ]
 
 

@@ -376,6 +376,8 @@ class AllowedOrigin(ConfigModel):
     )
 
     class Meta:
+        verbose_name = _("allowed origin")
+        verbose_name_plural = _("allowed origins")
         ordering = ["origin", "policy_id"]
         constraints = [
             models.UniqueConstraint(
@@ -533,6 +535,8 @@ class RefusedOrigin(models.Model):
     dismissed = models.BooleanField(_("dismissed"), default=False)
 
     class Meta:
+        verbose_name = _("refused origin")
+        verbose_name_plural = _("refused origins")
         ordering = ["-last_seen"]
         constraints = [
             models.UniqueConstraint(

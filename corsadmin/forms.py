@@ -85,14 +85,21 @@ class PolicyForm(forms.ModelForm):
         required=False,
         initial=default_methods,
         widget=MethodsWidget(),
+        label=_("Allow methods"),
         help_text=_("Tick the methods a preflight may ask for; others in the text box."),
     )
     allow_headers = TokenListField(
-        required=False, initial=default_headers, help_text=_("Comma-separated request header names.")
+        required=False,
+        initial=default_headers,
+        label=_("Allow headers"),
+        help_text=_("Comma-separated request header names."),
     )
-    expose_headers = TokenListField(required=False, help_text=_("Comma-separated response header names."))
+    expose_headers = TokenListField(
+        required=False, label=_("Expose headers"), help_text=_("Comma-separated response header names.")
+    )
     hosts = TokenListField(
         required=False,
+        label=_("Hosts"),
         help_text=_(
             "Comma-separated hosts (api.example.com, *.example.com), without port; empty for every host."
         ),

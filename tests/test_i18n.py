@@ -158,6 +158,7 @@ def test_overview_charts_and_headings_go_through_gettext(admin_client, pseudo_lo
     html = admin_client.get("/admin/corsadmin/allowedorigin/overview/").content.decode()
     assert "⟦Policy default: allowed and refused requests per hour, last 24 hours⟧" in html
     assert "<h2>⟦Requests per policy⟧</h2>" in html
+    assert 'font-size="12">⟦allowed⟧</text>' in html  # the chart's legend
     assert "⟦Policy default: 3 allowed, 1 refused in 30 days⟧" in html
     assert "<title>⟦CORS overview⟧ |" in html
 

@@ -159,7 +159,8 @@ class Deployment:
                 conn.execute(
                     f"INSERT INTO corsadmin_allowedorigin ({columns}) "
                     "SELECT 'https://h' || i || '.example.com', "
-                    "(SELECT id FROM corsadmin_policy WHERE name = 'default'), 0, true, false, now(), now(), '' "
+                    "(SELECT id FROM corsadmin_policy WHERE name = 'default'), "
+                    "0, true, false, now(), now(), '' "
                     "FROM generate_series(0, %s) AS i",
                     [self.n - 1],
                 )
@@ -578,7 +579,8 @@ def faults(site: Deployment, log_dir: Path, duration: float, settle: float) -> d
                 log(
                     f"  {service} {fault}: {during['rps']:.0f} vs {base['rps']:.0f} req/s "
                     f"({row['throughput_x']:.2f}x), p99 {during['p99_ms']:.0f} vs {base['p99_ms']:.0f} ms "
-                    f"({row['p99_x']:.2f}x), 5xx {during['errors_5xx']}, conn errors {during['errors_conn']}, "
+                    f"({row['p99_x']:.2f}x), 5xx {during['errors_5xx']}, "
+                    f"conn errors {during['errors_conn']}, "
                     f"wrong {during['wrong_decisions']}; after recovery a change reached every worker in "
                     f"{row['recovery_max_s']:.3f} s (missing {found['missing']})"
                 )
@@ -625,7 +627,8 @@ def run_size(n: int, root: Path, prefix: str, quick: bool, parts: set[str]) -> d
             log(f"N={n} {name}: cold start ({load_average()})")
             server, cold = start_server(f"{name}-{n}", env, log_dir, known, timeout=180)
             log(
-                f"  cold start {cold['seconds']:.2f} s, per worker {cold['per_worker']}, RSS {cold['rss_mb']} MB"
+                f"  cold start {cold['seconds']:.2f} s, per worker {cold['per_worker']}, "
+                f"RSS {cold['rss_mb']} MB"
             )
             try:
                 result = {"cold_start": cold}
@@ -636,9 +639,11 @@ def run_size(n: int, root: Path, prefix: str, quick: bool, parts: set[str]) -> d
                     )
                     prop = result["propagation"]
                     log(
-                        f"  {name}: p50 {prop['p50_s'] * 1000:.0f} ms, max {prop['max_s'] * 1000:.0f} ms over "
-                        f"{prop['samples']} (worker, change); missing {prop['missing']}; latency worst excess "
-                        f"{prop['latency_worst_excess_ms']:.0f} ms; 5xx {prop['errors_5xx']}; RSS {prop['rss_mb_after']}"
+                        f"  {name}: p50 {prop['p50_s'] * 1000:.0f} ms, "
+                        f"max {prop['max_s'] * 1000:.0f} ms over "
+                        f"{prop['samples']} (worker, change); missing {prop['missing']}; "
+                        f"latency worst excess {prop['latency_worst_excess_ms']:.0f} ms; "
+                        f"5xx {prop['errors_5xx']}; RSS {prop['rss_mb_after']}"
                     )
             finally:
                 result["server"] = stop_server(server)
@@ -665,11 +670,16 @@ def summary(results: list[dict]) -> str:
         cold = main.get("cold_start", {})
         if cold:
             lines.append(
-                f"| {n} | cold start ≤ 10 s (PG+Redis) | {cold['seconds']:.2f} s (per worker {sorted(cold['per_worker'].values())}; first answer of any kind {sorted(cold['first_answer'].values())}) | {verdict(cold['seconds'] <= 10)} |"
+                f"| {n} | cold start ≤ 10 s (PG+Redis) | {cold['seconds']:.2f} s "
+                f"(per worker {sorted(cold['per_worker'].values())}; "
+                f"first answer of any kind {sorted(cold['first_answer'].values())}) "
+                f"| {verdict(cold['seconds'] <= 10)} |"
             )
             rss = max(cold["rss_mb"].values(), default=float("nan"))
+            hwm = max(cold["hwm_mb"].values(), default=float("nan"))
             lines.append(
-                f"| {n} | RSS per worker ≤ 300 MB | {rss:.0f} MB after load (HWM {max(cold['hwm_mb'].values(), default=float('nan')):.0f}) | {verdict(rss <= 300)} |"
+                f"| {n} | RSS per worker ≤ 300 MB | {rss:.0f} MB after load (HWM {hwm:.0f}) "
+                f"| {verdict(rss <= 300)} |"
             )
         for name, p50_target in (("pg+redis", 0.150), ("pg", 0.150), ("sqlite", INTERVAL)):
             if name not in r:
@@ -685,13 +695,17 @@ def summary(results: list[dict]) -> str:
             )
             target = f"p50 ≤ {p50_target * 1000:.0f} ms" + ("" if name == "sqlite" else ", max ≤ 1 s")
             lines.append(
-                f"| {n} | propagation {name}: {target} | p50 {prop['p50_s'] * 1000:.0f} ms, max {prop['max_s'] * 1000:.0f} ms "
-                f"({prop['samples']} worker×change; missing {prop['missing']}; went back {prop['went_back']}) | {verdict(ok)} |"
+                f"| {n} | propagation {name}: {target} | p50 {prop['p50_s'] * 1000:.0f} ms, "
+                f"max {prop['max_s'] * 1000:.0f} ms "
+                f"({prop['samples']} worker×change; missing {prop['missing']}; "
+                f"went back {prop['went_back']}) | {verdict(ok)} |"
             )
             if name == "pg+redis":
                 lines.append(
-                    f"| {n} | latency: max after ≤ max before + 50 ms (5 s windows) | worst excess {prop['latency_worst_excess_ms']:+.0f} ms; "
-                    f"{prop['latency_changes_met']}/{len(prop['changes'])} changes within | {verdict(prop['latency_worst_excess_ms'] <= 50)} |"
+                    f"| {n} | latency: max after ≤ max before + 50 ms (5 s windows) "
+                    f"| worst excess {prop['latency_worst_excess_ms']:+.0f} ms; "
+                    f"{prop['latency_changes_met']}/{len(prop['changes'])} changes within "
+                    f"| {verdict(prop['latency_worst_excess_ms'] <= 50)} |"
                 )
         for row in r.get("faults", {}).get("faults", []):
             d = row["during"]
@@ -704,8 +718,10 @@ def summary(results: list[dict]) -> str:
                 and not row["recovery_missing"]
             )
             lines.append(
-                f"| {n} | {row['service']} {row['fault']} 10 s | {row['throughput_x']:.2f}x req/s, p99 {row['p99_x']:.2f}x "
-                f"({d['p99_ms']:.0f} vs {row['baseline']['p99_ms']:.0f} ms), 5xx {d['errors_5xx']}, wrong {d['wrong_decisions']}, "
+                f"| {n} | {row['service']} {row['fault']} 10 s | {row['throughput_x']:.2f}x req/s, "
+                f"p99 {row['p99_x']:.2f}x "
+                f"({d['p99_ms']:.0f} vs {row['baseline']['p99_ms']:.0f} ms), 5xx {d['errors_5xx']}, "
+                f"wrong {d['wrong_decisions']}, "
                 f"recovery {row['recovery_max_s']:.3f} s | {verdict(ok)} |"
             )
     return "\n".join(lines)
@@ -751,12 +767,10 @@ def main() -> None:
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "corsadmin", "project"], cwd=BASE, capture_output=True, text=True
     ).stdout.split()
-    log(
-        f"code under test: {'commit ' + args.commit if args.commit else f'working tree at {head}, modified: {dirty[1::2]}'}"
-    )
-    log(
-        f"start: {' '.join(sys.argv)}; uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}"
-    )
+    tree = f"working tree at {head}, modified: {dirty[1::2]}"
+    log(f"code under test: {'commit ' + args.commit if args.commit else tree}")
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    log(f"start: {' '.join(sys.argv)}; uptime: {uptime}")
     try:
         for n in sizes:
             results.append(run_size(n, root, prefix, args.quick, parts))

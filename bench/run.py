@@ -699,7 +699,8 @@ def report(plan: Plan, sites: list[SiteSpec], data: dict[str, Any], quick: bool)
         "**added** = site − twin is measured under the same conditions (per repetition, relative to the "
         "twin, then in µs at the run's typical speed: see bench/README.md). A CORS middleware "
         "answers a preflight without running the stack (hence negative added cost): for preflights the "
-        "middleware's cost is also given over a *floor*, a stub middleware that answers an empty 200 at once. "
+        "middleware's cost is also given over a *floor*, a stub middleware that answers an empty 200 "
+        "at once. "
         "`× bare` compares the site's median with the `bare` site's (another process, so noisier). "
         f"`pairs/batch`: request pairs per timed batch (about {plan.batch_seconds:.2f} s, never fewer "
         "than 3 — this is how cors-headers at N=100,000 is capped). `IQR`: spread of the per-repetition "
@@ -743,7 +744,8 @@ def report(plan: Plan, sites: list[SiteSpec], data: dict[str, Any], quick: bool)
             add(f"| {name} | {t['us']:+.1f} | {t['of_request']:+.1%} | {t['of_cost']:.0%} |")
         p = s["telemetry_pooled"]
         add(
-            f"| **pooled** (all corsadmin sites) | {p['us']:+.1f} | {p['of_request']:+.1%} | {p['of_cost']:.0%} |"
+            f"| **pooled** (all corsadmin sites) | {p['us']:+.1f} | {p['of_request']:+.1%} "
+            f"| {p['of_cost']:.0%} |"
         )
         add("")
     refresh = data["in_process"].get("refresh") or {}
@@ -767,8 +769,8 @@ def report(plan: Plan, sites: list[SiteSpec], data: dict[str, Any], quick: bool)
         add(
             f"| {site.name} | "
             + " | ".join(
-                f"{q[site.name][c]['queries'] / q[site.name][c]['n']:.2f} ({q[site.name][c]['queries']}/{q[site.name][c]['n']})"
-                for c in CASES
+                f"{cell['queries'] / cell['n']:.2f} ({cell['queries']}/{cell['n']})"
+                for cell in (q[site.name][c] for c in CASES)
             )
             + " |"
         )
@@ -782,7 +784,8 @@ def report(plan: Plan, sites: list[SiteSpec], data: dict[str, Any], quick: bool)
             "(the snapshot kept), and the peak during it.\n"
         )
         add(
-            "| list | entries | build s (wall) | build s (CPU) | first build s | RSS added MB | peak added MB |"
+            "| list | entries | build s (wall) | build s (CPU) | first build s "
+            "| RSS added MB | peak added MB |"
         )
         add("|---|---|---|---|---|---|---|")
         for name, r in data["snapshots"].items():
@@ -817,8 +820,9 @@ def report(plan: Plan, sites: list[SiteSpec], data: dict[str, Any], quick: bool)
     if data.get("freshness"):
         add("### Freshness: gunicorn -w 3 under load, an origin added via the ORM in another process\n")
         add(
-            "Six client threads keep all three workers busy; the origin is added in another process; the time "
-            "runs from its commit to the arrival of the first response allowing it, for the last of the three "
+            "Six client threads keep all three workers busy; the origin is added in another process; "
+            "the time runs from its commit to the arrival of the first response allowing it, for the "
+            "last of the three "
             "workers (in brackets: when that request was sent, a lower bound).\n"
         )
         add("| site | REFRESH_INTERVAL s | trials: seconds until every worker allows it | max s |")
@@ -922,7 +926,8 @@ def evaluate(plan: Plan, sites: list[SiteSpec], data: dict[str, Any]) -> list[di
         out.append(
             {
                 "target": "HTTP: corsadmin ≈ 2× the signal+query route (informative)",
-                "measured": f"capacity {r:.2f}× cors-headers+db (which is {http[dbname]['capacity_ratio']:.2f}× "
+                "measured": f"capacity {r:.2f}× cors-headers+db "
+                f"(which is {http[dbname]['capacity_ratio']:.2f}× "
                 f"bare; raw requests/s {ca['rps'] / http[dbname]['rps']:.2f}×)",
                 "met": None,
             }
@@ -936,7 +941,8 @@ def evaluate(plan: Plan, sites: list[SiteSpec], data: dict[str, Any]) -> list[di
     out.append(
         {
             "target": f"0 queries per request (corsadmin N={top:,})",
-            "measured": f"{other} queries on the request path in {count} requests; {checks} periodic generation "
+            "measured": f"{other} queries on the request path in {count} requests; "
+            f"{checks} periodic generation "
             f"checks in {seconds:.1f} s of requests (1 per REFRESH_INTERVAL per process)",
             "met": other == 0,
         }

@@ -94,7 +94,8 @@ def bar_chart(
         text = _n(value)
         out.append(
             f'<line x1="{LEFT}" y1="{_n(y)}" x2="{LEFT + PLOT_WIDTH}" y2="{_n(y)}" stroke="#ccc"></line>'
-            f'<text class="y-tick" x="{LEFT - 4}" y="{_n(y + 4)}" font-size="11" text-anchor="end">{text}</text>'
+            f'<text class="y-tick" x="{LEFT - 4}" y="{_n(y + 4)}" font-size="11" text-anchor="end">'
+            f"{text}</text>"
         )
     out.append(
         f'<text x="12" y="{_n(TOP + PLOT_HEIGHT / 2)}" font-size="11" text-anchor="middle" '

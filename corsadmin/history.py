@@ -1,8 +1,9 @@
 """The admin history of every write: admin, API, command line, import alike.
 
 Rows are Django's ``LogEntry`` (written with ``LogEntry.objects.log_actions``), so
-each change shows in the object's admin history. Each change's ``LogEntry.change_message`` is Django's JSON (``[{"changed": {"fields":
-[...]}}]``) with one more key, ``"values": {label: [old, new]}``, which Django's own
+each change shows in the object's admin history. Each change's ``LogEntry.change_message``
+is Django's JSON (``[{"changed": {"fields": [...]}}]``) with one more key,
+``"values": {label: [old, new]}``, which Django's own
 ``get_change_message`` ignores; the history page shows it (``corsadmin_history`` filter).
 """
 

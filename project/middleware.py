@@ -51,7 +51,8 @@ class DatabaseUnavailableMiddleware:
             response = JsonResponse({"detail": detail, "code": code}, status=503)
         else:
             response = HttpResponse(
-                f"<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1><p>{detail}</p>",
+                "<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1>"
+                f"<p>{detail}</p>",
                 status=503,
             )
         response["Retry-After"] = "5"

@@ -50,8 +50,9 @@ _counts_lock = threading.Lock()
 def refresh_stats(request: HttpRequest) -> dict[str, Any]:
     """This process's refresh layer: ``rebuilds`` (snapshots built: full loads and
     incremental updates), ``db_checks`` (reads of the database's generation stamp), the
-    ``generation`` of the snapshot that decided this request, and ``requests``: this request's number in the order the process served them (a client's
-    clock may see two answers in the other order)."""
+    ``generation`` of the snapshot that decided this request, and ``requests``: this
+    request's number in the order the process served them (a client's clock may see two
+    answers in the other order)."""
     from corsadmin.refresh import holder
 
     with _counts_lock:

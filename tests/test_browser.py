@@ -410,7 +410,8 @@ def test_policy_added_in_the_admin_form_answers_a_preflighted_fetch(
 def test_origin_list_fits_1280_pixels(site: Site, chromium: object) -> None:
     """Issue 12: the allowed-origins list needs no horizontal scrolling on a 1280 px screen."""
     site.orm(
-        "AllowedOrigin.objects.create(origin='https://a-rather-long-partner-subdomain.example-company.com:8443', "
+        "AllowedOrigin.objects.create("
+        "origin='https://a-rather-long-partner-subdomain.example-company.com:8443', "
         "note='Requested by the partner team for the quarterly integration; ask Jo before removing. ' * 3)"
     )
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
@@ -422,12 +423,15 @@ def test_origin_list_fits_1280_pixels(site: Site, chromium: object) -> None:
         admin.fill("#id_password", site.password)
         navigate(admin, lambda: admin.click("input[type=submit]"))
         widths = admin.evaluate(
-            "[document.documentElement.scrollWidth, document.querySelector('#result_list').getBoundingClientRect().right,"
-            " document.querySelector('.results').clientWidth, document.querySelector('#result_list').scrollWidth]"
+            "[document.documentElement.scrollWidth,"
+            " document.querySelector('#result_list').getBoundingClientRect().right,"
+            " document.querySelector('.results').clientWidth,"
+            " document.querySelector('#result_list').scrollWidth]"
         )
         page_width, table_right, visible, table_width = widths
         columns = admin.evaluate(
-            "[...document.querySelectorAll('#result_list thead th')].map(th => th.textContent.trim() + ':' + th.offsetWidth)"
+            "[...document.querySelectorAll('#result_list thead th')]"
+            ".map(th => th.textContent.trim() + ':' + th.offsetWidth)"
         )
         assert (page_width <= 1280, table_right <= 1280, table_width <= visible) == (True, True, True), (
             " ".join([str(widths), *columns]),

@@ -194,9 +194,9 @@ def test_check_prints_the_decision_and_exits_by_it():
     assert f"Access-Control-Allow-Origin: {APP}" in out
     error = refused("check", "https://evil.example")
     assert error.returncode == 1
-    assert (
-        str(error)
-        == "refused: No policy covering '/' (default) allows 'https://evil.example'. Note: there is no entry for this origin."
+    assert str(error) == (
+        "refused: No policy covering '/' (default) allows 'https://evil.example'. "
+        "Note: there is no entry for this origin."
     )
 
 
@@ -297,7 +297,10 @@ def test_process_exit_codes(site, tmp_path):
     assert evil.returncode == 1
     assert "allowed:  no" in evil.stdout
     assert evil.stderr.strip().splitlines() == [
-        "CommandError: refused: No policy covering '/' (default) allows 'https://evil.example'. Note: there is no entry for this origin."
+        (
+            "CommandError: refused: No policy covering '/' (default) allows 'https://evil.example'. "
+            "Note: there is no entry for this origin."
+        )
     ]
 
     bad = manage(site, "add", "https://app.example.com/path")

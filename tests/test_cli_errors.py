@@ -57,7 +57,8 @@ def test_import_settings_with_a_bad_urls_regex_is_one_line_and_exit_2(tmp_path):
         2,
         (
             "CommandError: The CORS_* settings cannot become policy 'default', nothing changed: "
-            "CORS_URLS_REGEX: Not a valid regular expression: missing ), unterminated subpattern at position 6.\n"
+            "CORS_URLS_REGEX: Not a valid regular expression: "
+            "missing ), unterminated subpattern at position 6.\n"
         ),
     )
     after = manage(env, "export").stdout

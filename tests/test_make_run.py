@@ -27,7 +27,8 @@ def test_a_taken_port_is_one_clear_line():
         )
     assert result.returncode == 1
     assert result.stderr == (
-        f"Cannot serve on 127.0.0.1:{port}: Address already in use. Choose another port: make run PORT={port + 1}\n"
+        f"Cannot serve on 127.0.0.1:{port}: Address already in use. "
+        f"Choose another port: make run PORT={port + 1}\n"
     )
 
 
@@ -74,7 +75,8 @@ def test_serving_on_is_printed_once_listening(tmp_path):
         while time.monotonic() < deadline and not line.startswith("Serving on"):
             line = server.stdout.readline()
         assert line == (
-            f"Serving on http://127.0.0.1:{port}/ (admin: /admin/, API: /api/cors/, demo: /demo/echo/, /demo/error/)\n"
+            f"Serving on http://127.0.0.1:{port}/ "
+            "(admin: /admin/, API: /api/cors/, demo: /demo/echo/, /demo/error/)\n"
         )
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # already listening when it says so

@@ -82,7 +82,8 @@ def test_the_chart_is_accessible_and_self_contained():
     )
     assert svg.startswith(
         '<svg xmlns="http://www.w3.org/2000/svg" class="corsadmin-chart" id="c" width="720" height="182" '
-        'viewBox="0 0 720 182" role="img" aria-labelledby="c-title c-desc"><title id="c-title">Policy x per hour</title>'
+        'viewBox="0 0 720 182" role="img" aria-labelledby="c-title c-desc">'
+        '<title id="c-title">Policy x per hour</title>'
         '<desc id="c-desc">Policy x per hour: allowed 3, refused 2 in total.</desc>'
     )
     assert "<script" not in svg and "href" not in svg

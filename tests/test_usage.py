@@ -45,7 +45,6 @@ def fresh_counts(monkeypatch):
     monkeypatch.setattr(usage, "_pruned_at", None)
     monkeypatch.setattr(usage, "_hour_end", 0.0)
     monkeypatch.setattr(usage, "_covering_for", (0, 0.0))
-    yield
 
 
 @pytest.fixture

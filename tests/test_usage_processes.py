@@ -26,7 +26,8 @@ def test_two_processes_flushing_the_same_rows_add_up():
     entry = AllowedOrigin.objects.create(origin="https://app.example.com")
     settings_dict = connection.settings_dict
     url = (
-        f"postgres://{settings_dict['USER']}:{settings_dict['PASSWORD'] or ''}@{settings_dict['HOST'] or '127.0.0.1'}"
+        f"postgres://{settings_dict['USER']}:{settings_dict['PASSWORD'] or ''}"
+        f"@{settings_dict['HOST'] or '127.0.0.1'}"
         f":{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
     )
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="tests.settings", PYTHONPATH=str(ROOT))

@@ -115,8 +115,12 @@ def refused(result: dict) -> bool:
 
 
 def methods(log_lines: list[str]) -> list[str]:
-    """The request methods of access-log lines (``... "PUT /path HTTP/1.1" 200 ...``)."""
-    return [line.split('"')[1].split()[0] for line in log_lines]
+    """The request methods of access-log lines (``... "PUT /path HTTP/1.1" 200 ...``), sorted.
+
+    Sorted, not in log order: gunicorn logs a request after its response is sent, so with
+    several workers the PUT's line can come before its preflight's. That the preflight came
+    first is the browser's doing (it sends the PUT only after the preflight's answer)."""
+    return sorted(line.split('"')[1].split()[0] for line in log_lines)
 
 
 def cors_headers(headers: dict[str, str]) -> dict[str, str]:

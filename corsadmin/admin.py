@@ -170,6 +170,27 @@ def _ask_action_form(
     return None, TemplateResponse(request, "admin/corsadmin/action_form.html", context)
 
 
+def _allow(
+    origin_admin: admin.ModelAdmin, request: HttpRequest, origin: str, policy: Policy, note: str
+) -> tuple[AllowedOrigin | None, str]:
+    """Add a refused ``origin`` to ``policy`` for the user: validated, saved and recorded in
+    the history together. (The entry, "") or (None, why it was not added)."""
+    entry = AllowedOrigin(
+        origin=origin,
+        policy=policy,
+        created_by=request.user if isinstance(request.user, get_user_model()) else None,
+        note=note,
+    )
+    try:
+        entry.full_clean()
+        with transaction.atomic():
+            entry.save()
+            origin_admin.log_addition(request, entry, [{"added": {}}])
+    except (ValidationError, IntegrityError) as exc:
+        return None, "; ".join(getattr(exc, "messages", [str(exc)]))
+    return entry, ""
+
+
 class HistoryValuesMixin:
     """Admin change messages with old -> new values, as the API and the CLI write them."""
 
@@ -419,19 +440,8 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
                 request, gettext("Not allowed: there is no policy to add it to."), messages.ERROR
             )
             return back
-        entry = AllowedOrigin(
-            origin=origin,
-            policy=policy,
-            created_by=request.user if isinstance(request.user, get_user_model()) else None,
-            note="allowed from the overview",
-        )
-        try:
-            entry.full_clean()
-            with transaction.atomic():
-                entry.save()
-                self.log_addition(request, entry, [{"added": {}}])
-        except (ValidationError, IntegrityError) as exc:
-            reason = "; ".join(getattr(exc, "messages", [str(exc)]))
+        entry, reason = _allow(self, request, origin, policy, "allowed from the overview")
+        if entry is None:
             message = gettext("Not allowed: %(origin)s: %(reason)s") % {"origin": origin, "reason": reason}
             self.message_user(request, message, messages.ERROR)
             return back
@@ -718,20 +728,12 @@ class RefusedOriginAdmin(admin.ModelAdmin):
         origin_admin = self.admin_site._registry[AllowedOrigin]
         added, problems = [], []
         for refused in queryset:
-            entry = AllowedOrigin(
-                origin=refused.origin,
-                policy=policy,
-                created_by=request.user if isinstance(request.user, get_user_model()) else None,
-                note="allowed from refused origins",
+            entry, reason = _allow(
+                origin_admin, request, refused.origin, policy, "allowed from refused origins"
             )
-            try:
-                entry.full_clean()
-                with transaction.atomic():
-                    entry.save()
-            except (ValidationError, IntegrityError) as exc:
-                problems.append(f"{refused.origin}: {'; '.join(getattr(exc, 'messages', [str(exc)]))}")
+            if entry is None:
+                problems.append(f"{refused.origin}: {reason}")
                 continue
-            origin_admin.log_addition(request, entry, [{"added": {}}])
             added.append(entry.origin)
         queryset.filter(origin__in=added).update(dismissed=True)
         if added:

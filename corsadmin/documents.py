@@ -42,16 +42,12 @@ class OriginDocumentSerializer(OriginSerializer):
     boolean_defaults = False
 
     class Meta(OriginSerializer.Meta):
-        fields = (
-            "origin",
-            "enabled",
-            "note",
-            "expires_at",
-            "csrf_trusted",
-            "effect",
-            "created_at",
-            "updated_at",
-            "created_by",
+        # The API's fields but the row id, the policy (the document nests origins in their
+        # policy) and what is not configuration (usage, warnings).
+        fields = tuple(
+            name
+            for name in OriginSerializer.Meta.fields
+            if name not in {"id", "policy", "hits", "last_seen", "warnings"}
         )
 
 

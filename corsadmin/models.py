@@ -610,3 +610,23 @@ class PolicyHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy} at {self.hour}: {self.allowed}/{self.refused}"
+
+
+# --- Heartbeats (not configuration: written by each server process's heartbeat writer) ----
+
+
+class ProcessHeartbeat(models.Model):
+    """What one live server process reports about its snapshot (``corsadmin.heartbeat``).
+
+    Used when the cache is not Redis (with Redis the heartbeats live there, with a TTL);
+    rows not rewritten for a while are those of gone processes, skipped and pruned."""
+
+    process = models.CharField(max_length=255, primary_key=True)  # "hostname:pid"
+    generation = models.BigIntegerField(null=True)
+    confirmed_at = models.DateTimeField(null=True)  # the snapshot's last confirmation against the database
+    since = models.DateTimeField(null=True)  # when the process began serving this generation
+    last_error = models.TextField(blank=True, default="")
+    written_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.process} at {self.generation}"

@@ -39,7 +39,7 @@ from django.dispatch import receiver
 from . import conf
 from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, settings_snapshot
-from .signals import config_committed, refreshed, service_failed
+from .signals import config_committed, cycle_done, refreshed, service_failed
 from .snapshot import EMPTY, Snapshot
 
 logger = logging.getLogger("corsadmin")
@@ -198,6 +198,7 @@ class SnapshotHolder:
                         "corsadmin: the refresher failed unexpectedly; retrying",
                         extra={"event": "refresh_error"},
                     )
+                cycle_done.send_robust(sender=SnapshotHolder, holder=self)
                 state.loaded.set()
                 state.wake.wait(conf.refresh_interval())
                 state.wake.clear()
@@ -242,6 +243,7 @@ class SnapshotHolder:
             self._next_check = time.monotonic() + conf.refresh_interval()
             force, self._dirty = self._dirty, False
             self._cycle(self._state, force)
+            cycle_done.send_robust(sender=SnapshotHolder, holder=self)
         finally:
             self._refresh_lock.release()
 

@@ -16,3 +16,8 @@ config_committed = Signal()
 # (database, cache or listener) each time a call to a service fails.
 refreshed = Signal()
 service_failed = Signal()
+
+# Sent by the refresher at the end of each of its cycles (and of each inline refresh), with
+# ``holder=`` (the process's ``SnapshotHolder``: read ``holder.stats()``). From the refresher's
+# thread, never from a request; ``corsadmin.heartbeat`` listens.
+cycle_done = Signal()

@@ -7,7 +7,7 @@ from typing import Any
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import status, views
 
 app_name = "corsadmin-api"
 
@@ -16,6 +16,7 @@ EXTRA_ROOT_LINKS = {
     "export": "export",
     "import": "import",
     "blocked": "blocked",
+    "status": "status",
     "schema": "schema",
     "docs": "docs",
 }
@@ -43,6 +44,7 @@ urlpatterns = [
     path("export/", views.ExportView.as_view(), name="export"),
     path("import/", views.ImportView.as_view(), name="import"),
     path("blocked/", views.BlockedView.as_view(), name="blocked"),
+    path("status/", status.StatusView.as_view(), name="status"),
     path("schema/", views.SchemaView.as_view(), name="schema"),
     path("docs/", views.SwaggerView.as_view(url_name="corsadmin-api:schema"), name="docs"),
     path(

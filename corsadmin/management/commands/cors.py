@@ -27,7 +27,7 @@ from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
 from ...serializers import CheckQuerySerializer, OriginSerializer
 from ...usage import unused, with_usage
-from .. import cli, policy_cli
+from .. import cli, policy_cli, status_cli
 from ..cli import BAD_INPUT, REFUSED, bad_input, os_user
 
 QUIET_HELP = "no progress bar (there is none anyway when standard error is not a terminal)"
@@ -129,6 +129,7 @@ class Command(BaseCommand):
         p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
         policy_cli.add_arguments(sub)
+        status_cli.add_arguments(sub)
         sub.add_parser(
             "reload",
             help="make every server process reload the whole allow-list (after raw SQL writes)",
@@ -402,6 +403,11 @@ class Command(BaseCommand):
 
     def do_policy(self, options: dict[str, Any]) -> None:
         policy_cli.run(self, options)
+
+    def do_status(self, options: dict[str, Any]) -> None:
+        stale = status_cli.run(self, options)
+        if stale:
+            raise (QuietExit if options["json"] else CommandError)(stale, returncode=status_cli.STALE)
 
     def do_export(self, options: dict[str, Any]) -> None:
         text = json.dumps(documents.export_document(), indent=2) + "\n"

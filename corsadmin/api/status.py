@@ -8,13 +8,13 @@ from typing import Any
 from django.db import DatabaseError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import status
 from . import permissions
+from .exceptions import RETRY_AFTER
 from .schema import CorsAdminSchema
 from .views import CorsAdminAPIView
 
@@ -52,10 +52,11 @@ class StatusSerializer(serializers.Serializer):
     processes = ProcessSerializer(many=True, help_text="Every live process that has reported, by id.")
 
 
-class HeartbeatsUnavailable(APIException):
-    status_code = 503
-    default_detail = "The processes' heartbeats cannot be read right now. Try again in a moment."
-    default_code = "heartbeats_unavailable"
+UNAVAILABLE = {
+    "detail": "The processes' heartbeats cannot be read right now (the cache holding them does not "
+    "answer). Try again in a moment.",
+    "code": "heartbeats_unavailable",
+}
 
 
 class StatusView(CorsAdminAPIView, APIView):
@@ -76,7 +77,7 @@ class StatusView(CorsAdminAPIView, APIView):
             result: dict[str, Any] = status.report(query.validated_data.get("max_age"))
         except DatabaseError:
             raise  # the API's 503 for the database
-        except Exception as exc:  # the cache holding the heartbeats
+        except Exception as exc:  # noqa: BLE001  (the cache holding the heartbeats)
             logger.warning("corsadmin: API answered 503, heartbeats unavailable (%s)", exc)
-            raise HeartbeatsUnavailable() from exc
+            return Response(UNAVAILABLE, status=503, headers={"Retry-After": RETRY_AFTER})
         return Response(result)

@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_INTERVAL": 5.0,
     # "background": a thread per process moves the counts; "manual": call metrics.flush().
     "METRICS_FLUSH": "background",
+    # "background": a thread per process writes its heartbeat (``cors status``); "manual":
+    # call corsadmin.heartbeat.reporter.flush() (tests).
+    "HEARTBEAT_FLUSH": "background",
     # The largest import body the API reads (a 100,000-origin export is about 21 MB).
     "IMPORT_MAX_BYTES": 32 * 1024 * 1024,
 }

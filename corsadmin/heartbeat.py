@@ -14,8 +14,9 @@ The store: a hash in Redis when corsadmin's cache is Django's ``RedisCache`` (th
 bus's own client with ``SERVICE_TIMEOUT`` timeouts, under the cache's key prefix, expiring
 when nobody writes), else the ``ProcessHeartbeat`` table.
 
-With ``REFRESH = "inline"`` (tests) there is no thread and nothing is written unless the
-test calls ``reporter.flush()``.
+With ``HEARTBEAT_FLUSH = "manual"`` (tests) there is no thread: nothing is written until
+``reporter.flush()``. Nor does the thread write while no refresher serves the process
+(``REFRESH = "inline"``, or after a reset until the next refresher reports).
 """
 
 from __future__ import annotations
@@ -249,6 +250,7 @@ class Reporter:
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.thread_pid: int | None = None
+        self.holder: Any = None  # whose refresher reports here
         self._store: Store | None = None
 
     def refreshed(self, ok: bool) -> None:
@@ -257,8 +259,9 @@ class Reporter:
         else:
             self.database_error = "the database did not answer the refresher"
 
-    def observe(self, stats: dict[str, Any]) -> None:
+    def observe(self, stats: dict[str, Any], holder: Any = None) -> None:
         """The end of a refresher cycle (its thread, or the inline refresh's)."""
+        self.holder = holder
         now = time.time()
         generation = stats.get("generation")
         if generation != self.generation or self.since is None:
@@ -271,7 +274,7 @@ class Reporter:
             stats.get("last_error", self.database_error),
         )
         self.latest = beat
-        if conf.get("REFRESH") == "inline":
+        if conf.get("HEARTBEAT_FLUSH") != "background":
             return  # tests: reporter.flush()
         self._ensure_thread()
         if beat.changed_from(self.written):
@@ -308,7 +311,7 @@ class Reporter:
         self.written = beat
 
     def flush(self) -> None:
-        """Write the latest heartbeat now (tests, and ``REFRESH = "inline"``)."""
+        """Write the latest heartbeat now (``HEARTBEAT_FLUSH = "manual"``)."""
         if self.latest is not None:
             self.written = None
             self.write_due(time.time())
@@ -326,7 +329,10 @@ class Reporter:
         while not self.exiting:
             self.wake.wait(period())
             self.wake.clear()
-            self.write_due(time.time())
+            # Only while a refresher serves the process (a stuck one included): not after a
+            # reset (settings changed, tests), until the next one reports.
+            if self.holder is None or self.holder.stats().get("background"):
+                self.write_due(time.time())
 
     def exited(self) -> None:
         """At a normal exit: leave the list now rather than after ``gone_after()``."""
@@ -347,7 +353,7 @@ reporter = Reporter()
 @receiver(cycle_done, dispatch_uid="corsadmin_heartbeat")
 def _cycle_done(holder: Any, **kwargs: Any) -> None:
     try:
-        reporter.observe(holder.stats())
+        reporter.observe(holder.stats(), holder)
     except Exception:  # noqa: BLE001  (never into the refresher)
         logger.exception("corsadmin: the heartbeat failed unexpectedly", extra={"event": "heartbeat_failed"})
 

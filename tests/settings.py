@@ -14,5 +14,6 @@ CORSADMIN = {
     "TELEMETRY_FLUSH": "manual",
     "METRICS_FLUSH": "manual",
     "USAGE_FLUSH": "manual",
+    "HEARTBEAT_FLUSH": "manual",
     "REFRESH": "inline",
 }

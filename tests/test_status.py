@@ -352,6 +352,36 @@ def test_a_failing_store_is_logged_once_and_never_raises(caplog):
     assert [b.written_at for b in store.written] == [NOW + 3]
 
 
+class FakeHolder:
+    def __init__(self, generation: int, background: bool) -> None:
+        self.generation, self.background = generation, background
+
+    def stats(self) -> dict:
+        return {
+            "generation": self.generation,
+            "confirmed_at": NOW,
+            "last_error": None,
+            "background": self.background,
+        }
+
+
+def test_the_writer_thread_writes_while_a_refresher_serves_the_process(settings):
+    """HEARTBEAT_FLUSH "background": the receiver only notes and wakes the thread, which
+    writes (never the refresher); with no refresher running (after a reset) it writes nothing."""
+    import threading
+
+    settings.CORSADMIN = {**settings.CORSADMIN, "HEARTBEAT_FLUSH": "background"}
+    reporter = heartbeat.Reporter()
+    reporter._store = store = Recording()
+    written = threading.Event()
+    store.write = lambda beat: (store.written.append((threading.current_thread().name, beat)), written.set())
+    reporter.observe({"generation": 5, "confirmed_at": NOW}, FakeHolder(5, background=True))
+    assert written.wait(10)
+    [(thread, beat)] = store.written[:1]
+    assert (thread, beat.generation) == (heartbeat.WRITER, 5)
+    reporter.exiting = True  # the thread ends at its next wake
+
+
 def test_until_the_refresher_reports_them_confirmation_and_error_come_from_its_signals():
     reporter = heartbeat.Reporter()
     reporter.refreshed(ok=False)

@@ -40,6 +40,16 @@ def timing(settings):
     settings.CORSADMIN = {**settings.CORSADMIN, **TIMING}
 
 
+@pytest.fixture(autouse=True)
+def database_store(monkeypatch):
+    """Heartbeats in the database on both passes (with REDIS_URL set they would go to Redis,
+    which outlives each test's rolled-back rows): test_redis_store covers Redis."""
+    monkeypatch.setattr(heartbeat, "store", DatabaseStore)
+    monkeypatch.setattr(status_module, "store", DatabaseStore)
+    monkeypatch.setattr(heartbeat.reporter, "_store", None)
+    monkeypatch.setattr(heartbeat.reporter, "written", None)
+
+
 @pytest.fixture
 def clock(monkeypatch):
     fake = SimpleNamespace(now=NOW)
@@ -405,7 +415,9 @@ def test_a_forked_child_starts_unconfirmed():
     assert reporter.latest.confirmed_at is None
 
 
-def test_the_store_is_redis_with_a_redis_cache_and_the_database_otherwise(settings):
+def test_the_store_is_redis_with_a_redis_cache_and_the_database_otherwise(settings, monkeypatch):
+    monkeypatch.undo()  # the real heartbeat.store()
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     assert isinstance(heartbeat.store(), DatabaseStore)
     settings.CACHES = {
         "default": {
@@ -449,3 +461,33 @@ def test_the_scrape_reads_the_database_generation(client, settings):
     set_generation(42)
     text = client.get("/metrics/").content.decode()
     assert "corsadmin_database_generation 42.0" in text.splitlines()
+
+
+@pytest.mark.services
+def test_redis_store_keeps_live_heartbeats_and_drops_gone_ones(settings, clock):
+    """The Redis path (REDIS_URL, the services pass): one hash under the cache's prefix,
+    expiring as a whole when nobody writes; a gone process's field is dropped on read."""
+    import secrets
+
+    url = os.environ.get("REDIS_URL", "")
+    if not url.startswith("redis"):
+        pytest.fail("needs REDIS_URL (the services pass sets it)")
+    prefix = f"corsadmin-status-test-{secrets.token_hex(4)}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    store = heartbeat.RedisStore(heartbeat.shared_bus())
+    try:
+        store.write(Beat("web1:101", 42, NOW - 1, NOW - 60, None, NOW))
+        store.write(Beat("web1:102", 41, NOW - 9, NOW - 60, "OperationalError: down", NOW - 7.1))
+        assert store.read() == [Beat("web1:101", 42, NOW - 1, NOW - 60, None, NOW)]
+        assert store.client.hkeys(store.key) == [b"web1:101"]  # the gone one dropped
+        assert 0 < store.client.ttl(store.key) <= 7  # gone_after, rounded up
+        store.remove("web1:101")
+        assert store.read() == []
+    finally:
+        store.client.delete(store.key)

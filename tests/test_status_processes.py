@@ -147,7 +147,7 @@ def test_cors_status_shows_a_process_cut_off_from_the_database_stale_within_seco
         for process in ids(b):
             assert seen[process]["generation"] == generation
         assert cli_seen, "cors status never showed machine A's workers stale"
-        assert GRACE <= api_seconds <= LIMIT, api_seconds
+        assert GRACE - 0.5 <= api_seconds <= LIMIT, api_seconds  # not while merely catching up
         assert cli_seen[0] <= LIMIT + 3, cli_seen  # a run takes a second or two to start
 
         table = cli(deployment)

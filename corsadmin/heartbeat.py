@@ -337,8 +337,8 @@ class Reporter:
     def exited(self) -> None:
         """At a normal exit: leave the list now rather than after ``gone_after()``."""
         self.exiting = True
-        if self.written is None or self.pid != os.getpid():
-            return
+        if self.written is None or self.failing or self.pid != os.getpid():
+            return  # nothing written, or a store that fails: it drops out by itself
         with contextlib.suppress(Exception):
             (self._store or store()).remove(self.written.process)
 

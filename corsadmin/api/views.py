@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Prefetch
 from django.http import HttpRequest
 from django_filters.rest_framework import DjangoFilterBackend
@@ -30,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import diagnosis, documents, history
+from .. import diagnosis, documents, history, writes
 from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, Policy, RefusedOrigin
@@ -108,25 +109,45 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
 
+    # Each write: the generation row locked first, a conflict retried once (``writes.run``).
+
     def perform_create(self, serializer: Any) -> None:
         user = self.request.user
         extra = {}
         if serializer.Meta.model is AllowedOrigin:
             extra["created_by"] = user if history.user_id(user) is not None else None
-        with refused_as_field_errors(serializer.Meta.model), transaction.atomic():
+
+        def write() -> None:
             obj = serializer.save(**extra)
             history.log_addition(user, [obj])
 
+        with refused_as_field_errors(serializer.Meta.model):
+            writes.run(write)
+
     def perform_update(self, serializer: Any) -> None:
-        before = history.field_values(serializer.instance)
-        with refused_as_field_errors(serializer.Meta.model), transaction.atomic():
+        def write() -> None:
+            # The row as committed, read under the lock: a field this request does not set
+            # keeps what a concurrent write gave it (a bulk action's "disable", say).
+            try:
+                serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+            except ObjectDoesNotExist:
+                raise NotFound() from None  # deleted meanwhile
+            before = history.field_values(serializer.instance)
             obj = serializer.save()
             history.log_change(self.request.user, obj, before, history.changed_fields(before, obj))
 
+        with refused_as_field_errors(serializer.Meta.model):
+            writes.run(write)
+
     def perform_destroy(self, instance: Any) -> None:
-        with transaction.atomic():
+        pk = instance.pk
+
+        def write() -> None:
+            instance.pk = pk  # a retried attempt: the failed one may have cleared it
             history.log_deletion(self.request.user, [instance])
             instance.delete()
+
+        writes.run(write)
 
 
 @contextmanager

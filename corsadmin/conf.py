@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_INTERVAL": 5.0,
     # "background": a thread per process moves the counts; "manual": call metrics.flush().
     "METRICS_FLUSH": "background",
+    # Failed token authentications a client address may make per minute (per process), beyond
+    # which the API answers 429 without looking the key up; None: no limit.
+    "AUTH_FAILURE_LIMIT": 20,
     # The largest import body the API reads (a 100,000-origin export is about 21 MB).
     "IMPORT_MAX_BYTES": 32 * 1024 * 1024,
 }

@@ -31,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import diagnosis, documents, history, writes
+from .. import deadlines, diagnosis, documents, history, writes
 from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, Policy, RefusedOrigin
@@ -53,12 +53,24 @@ from .params import flag
 from .parsers import SafeJSONParser, read_document
 from .schema import CorsAdminSchema
 
+# Import and export: a statement may take this many SERVICE_TIMEOUTs.
+LONG_STATEMENTS = 30
+
 
 class CorsAdminAPIView:
-    """What every view of the API shares: corsadmin's authentication, and a 503 when the
-    database is unavailable (the host's exception handler for everything else)."""
+    """What every view of the API shares: corsadmin's authentication, a deadline on every
+    query (authentication's included: ``deadlines``), and a 503 when the database is
+    unavailable or hangs (the host's exception handler for everything else)."""
 
     authentication_classes: Sequence[type[BaseAuthentication]] = [TokenAuthentication, SessionAuthentication]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        with deadlines.deadline():
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        deadlines.check_health()  # in DRF's error handling: a hang is a 503
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -225,7 +237,8 @@ class ExportView(CorsAdminAPIView, APIView):
 
     @extend_schema(summary="Export every policy with its origins", responses={200: DocumentSerializer})
     def get(self, request: Request) -> Response:
-        return Response(documents.export_document())
+        with deadlines.deadline(deadlines.service_timeout() * LONG_STATEMENTS):
+            return Response(documents.export_document())
 
 
 def _replace_flag(request: Request) -> bool:
@@ -256,7 +269,9 @@ class ImportView(CorsAdminAPIView, APIView):
     def post(self, request: Request) -> Response:
         replace = _replace_flag(request)
         try:
-            result = documents.import_document(read_document(request), replace=replace, user=request.user)
+            # A 100,000-origin document's statements take longer than one lookup's.
+            with deadlines.deadline(deadlines.service_timeout() * LONG_STATEMENTS):
+                result = documents.import_document(read_document(request), replace=replace, user=request.user)
         except documents.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
         body: dict[str, Any] = {"replace": replace, **result.as_dict()}

@@ -20,7 +20,7 @@ from corsadmin.models import AllowedOrigin, Policy
 
 from .api_fixtures import make_user, token_client
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ROUNDS = 20
 ENTRIES = 12

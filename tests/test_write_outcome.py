@@ -19,7 +19,9 @@ from corsadmin.serializers import OriginSerializer
 
 from .api_fixtures import make_user, token_client
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Serialized: a transactional test before this one (tests/test_dropin.py) may have left the
+# database flushed, without its permissions.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 UNKNOWN = {
     "detail": (

@@ -21,7 +21,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import conf
+from . import conf, writes
 from .diagnosis import explain
 from .forms import AllowedOriginForm, PolicyForm
 from .history import change_message, field_values
@@ -183,12 +183,40 @@ def _allow(
     )
     try:
         entry.full_clean()
-        with transaction.atomic():
+
+        def write() -> None:
             entry.save()
             origin_admin.log_addition(request, entry, [{"added": {}}])
+
+        writes.run(write)
     except (ValidationError, IntegrityError) as exc:
         return None, "; ".join(getattr(exc, "messages", [str(exc)]))
     return entry, ""
+
+
+class OneLockOrderMixin:
+    """The admin's saves and deletes as every write: the generation row locked first, a
+    conflict retried once (``corsadmin.writes``)."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        view = super().changeform_view  # type: ignore[misc]
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return view(request, object_id, form_url, extra_context)
+        return writes.run(lambda: view(request, object_id, form_url, extra_context))
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        view = super().delete_view  # type: ignore[misc]
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return view(request, object_id, extra_context)
+        return writes.run(lambda: view(request, object_id, extra_context))
 
 
 class HistoryValuesMixin:
@@ -242,7 +270,7 @@ def settings_policy_rows() -> list[tuple[str, Any]]:
 
 
 @admin.register(Policy)
-class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
+class PolicyAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
     list_display = (
@@ -307,7 +335,7 @@ class PolicyAdmin(HistoryValuesMixin, admin.ModelAdmin):
 
 
 @admin.register(AllowedOrigin)
-class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
+class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
     form = AllowedOriginForm
     # Narrow enough for a 1280 px screen beside the admin's navigation: "status" says
     # disabled/expired, the note is cut (the whole note is its tooltip).
@@ -493,9 +521,11 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
         shown (one message per origin); returns None then. Each save bumps
         ``updated_at`` and is announced like any other save, with one history entry.
         """
-        problems: list[str] = []
-        with transaction.atomic():
+
+        def write() -> tuple[list[str], int]:
+            # The generation row first (``writes.run``), then the selected rows: one lock order.
             objs = list(queryset.select_related("policy").select_for_update(of=("self",)))
+            problems: list[str] = []
             changed = []
             for obj in objs:
                 fields = [name for name, value in values.items() if getattr(obj, name) != value]
@@ -512,13 +542,16 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
                 changed.append((obj, fields, before))
             if problems:
                 transaction.set_rollback(True)
-            else:
-                for obj, fields, before in changed:
-                    obj.save()
-                    # The API's and the CLI's words: labels and old -> new values.
-                    self.log_change(
-                        request, obj, change_message(AllowedOrigin, before, field_values(obj), fields)
-                    )
+                return problems, 0
+            for obj, fields, before in changed:
+                obj.save()
+                # The API's and the CLI's words: labels and old -> new values.
+                self.log_change(
+                    request, obj, change_message(AllowedOrigin, before, field_values(obj), fields)
+                )
+            return problems, len(changed)
+
+        problems, count = writes.run(write)
         if problems:
             refused = len(problems)
             message = ngettext(
@@ -530,7 +563,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
             for problem in problems:
                 self.message_user(request, problem, messages.ERROR)
             return None
-        return len(changed)
+        return count
 
     @admin.action(description=_("Enable selected origins"), permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet) -> None:

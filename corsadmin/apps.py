@@ -10,7 +10,7 @@ class CorsAdminConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from . import checks, heartbeat, metrics, refresh, usage  # noqa: F401  (system checks; the refresh layer's receivers)
+        from . import checks, db_errors, heartbeat, metrics, refresh, usage  # noqa: F401  (checks; receivers)
 
         metrics.configure()  # CORSADMIN["METRICS"]: the middleware's one flag
         usage.configure()  # CORSADMIN["USAGE"]: likewise

@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     # "background": a thread per process writes its heartbeat (``cors status``); "manual":
     # call corsadmin.heartbeat.reporter.flush() (tests).
     "HEARTBEAT_FLUSH": "background",
+    # Failed token authentications a client address may make per minute (per process), beyond
+    # which the API answers 429 without looking the key up; None: no limit.
+    "AUTH_FAILURE_LIMIT": 20,
     # The largest import body the API reads (a 100,000-origin export is about 21 MB).
     "IMPORT_MAX_BYTES": 32 * 1024 * 1024,
 }

@@ -18,7 +18,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from . import conf, progress
+from . import conf, progress, writes
 from .errors import one_line
 from .history import User, changed_fields, field_values, log_addition, log_change, log_deletion, user_id
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
@@ -331,7 +331,8 @@ def import_document(
     """
     result = ImportResult()
     try:
-        with transaction.atomic():
+        # A write: planned and applied with the generation row locked first (``writes``).
+        with transaction.atomic() if dry_run else writes.writing():
             plan = _plan(document, replace)
             progress.stage("writing", total=sum(len(planned.origins) for planned in plan))
             created_origins: list[AllowedOrigin] = []

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from . import conf, progress
+from . import conf, progress, writes
 from .history import changed_fields, field_values, log_addition, log_change
 from .models import AllowedOrigin, Policy
 from .origins import canonical_origin
@@ -96,7 +96,7 @@ def run(
             "nothing to import.\n"
         )
         return 0
-    with transaction.atomic():
+    with transaction.atomic() if dry_run else writes.writing():
         changes, to_add, skipped, removable = plan(policy_name)
         verb = "would" if dry_run else "will"
         for field, value in changes.items():

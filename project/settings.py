@@ -83,7 +83,31 @@ WSGI_APPLICATION = "project.wsgi.application"
 ASGI_APPLICATION = "project.asgi.application"
 
 _SQLITE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _SQLITE_URL)}
+# Persistent connections (seconds; 0, the default, closes each at the end of its request),
+# checked before reuse.
+_CONN_MAX_AGE = int(os.environ.get("DATABASE_CONN_MAX_AGE", "0"))
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or _SQLITE_URL,
+        conn_max_age=_CONN_MAX_AGE,
+        conn_health_checks=_CONN_MAX_AGE > 0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that hangs must not hold a worker: give up connecting after 2 s, notice a
+    # dead peer within 10 s (keepalives, tcp_user_timeout), end a statement after 30 s. What
+    # DATABASE_URL says (e.g. ?connect_timeout=5) wins. corsadmin's own views also cut any
+    # query after CORSADMIN["SERVICE_TIMEOUT"] (corsadmin.deadlines).
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": 2,
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": 10000,
+        "options": "-c statement_timeout=30s",
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several gunicorn workers write to one file: wait for locks, and use WAL.
     DATABASES["default"]["OPTIONS"] = {

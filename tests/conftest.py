@@ -12,6 +12,8 @@ from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.test import APIClient
 
 from corsadmin import bus, conf
+from corsadmin.api.auth_failures import failures
+from corsadmin.api.throttles import CorsAdminThrottle
 from corsadmin.refresh import holder
 from corsadmin.telemetry import recorder
 
@@ -47,6 +49,8 @@ def fresh_throttles():
     cache = caches[conf.cache_alias()]
     if isinstance(cache, LocMemCache):
         cache.clear()
+    failures.clear()  # failed token authentications, counted in memory
+    CorsAdminThrottle.breaker.ok()  # and no back-off left by a test whose cache failed
 
 
 @pytest.fixture(autouse=True)

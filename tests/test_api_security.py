@@ -136,7 +136,7 @@ class BrokenCache:
 def test_a_failing_cache_lets_requests_through_with_one_log_line(monkeypatch, settings, reader, caplog):
     rates(settings, corsadmin_user="1/day")
     monkeypatch.setattr(throttles.CorsAdminThrottle, "cache", property(lambda self: BrokenCache()))
-    monkeypatch.setattr(throttles.CorsAdminThrottle, "cache_failing", False)
+    monkeypatch.setattr(throttles.CorsAdminThrottle, "breaker", throttles.Breaker())
     client = token_client(reader)
     with caplog.at_level(logging.WARNING, logger="corsadmin.api"):
         assert [client.get(API + "origins/").status_code for _ in range(3)] == [200] * 3

@@ -1,4 +1,6 @@
-"""The exception handler of corsadmin's API views: a 503 when the database is unreachable.
+"""The exception handler of corsadmin's API views: a 503 when the database is unreachable
+(saying so when a change may have been committed all the same), a 409 when a write
+collided with another (``corsadmin.db_errors``).
 
 corsadmin's views use it by themselves (``get_exception_handler``); everything else goes
 to the site's own handler (DRF's ``EXCEPTION_HANDLER``), so the site keeps its error
@@ -17,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..db_errors import describe
+from ..db_errors import classify
 
 logger = logging.getLogger("corsadmin")
 
@@ -30,14 +32,27 @@ class DatabaseUnavailable(APIException):
     default_code = "database_unavailable"
 
 
+class WriteConflict(APIException):
+    status_code = 409
+    default_detail = "This change collided with another write made at the same moment. Try again."
+    default_code = "write_conflict"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, (OperationalError, InterfaceError)):
-        detail, code = describe(exc)
-        logger.warning("corsadmin: API answered 503, %s (%s)", code.replace("_", " "), str(exc).strip())
-        response = drf_exception_handler(DatabaseUnavailable(detail), context)
+        failure = classify(exc)
+        logger.warning(
+            "corsadmin: API answered %d, %s (%s)",
+            failure.status,
+            failure.code.replace("_", " "),
+            str(exc).strip(),
+        )
+        error = WriteConflict if failure.status == 409 else DatabaseUnavailable
+        response = drf_exception_handler(error(failure.detail), context)
         if response is not None:
-            response.data["code"] = code
-            response["Retry-After"] = RETRY_AFTER
+            response.data["code"] = failure.code
+            if failure.status == 503:
+                response["Retry-After"] = RETRY_AFTER
         return response
     # A dotted path in the settings, a function once DRF has imported it.
     site_handler = cast(Callable[[Exception, Any], Response | None], api_settings.EXCEPTION_HANDLER)

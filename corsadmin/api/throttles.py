@@ -18,7 +18,9 @@ window, e.g. the current minute) in corsadmin's cache
 no request is lost to a race. (DRF's own throttles keep a list of timestamps,
 read and written back whole at each request.) A cache that fails lets requests
 through, with one log line per outage: an outage of the cache must not lock
-operators out.
+operators out. After a failure the cache is left alone for ``BACKOFF`` seconds
+(doubling while it keeps failing, up to ``MAX_BACKOFF``), then one request tries
+it again: a cache that hangs costs one request its timeout, not every request.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
 from typing import Any
 
@@ -47,6 +50,41 @@ DEFAULT_RATES: dict[str, str | None] = {
 }
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 KEY_PREFIX = "corsadmin:v1:throttle"
+BACKOFF = 5.0
+MAX_BACKOFF = 60.0
+
+
+class Breaker:
+    """Whether to call a service that failed: not until its back-off has passed, then once."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self.clock = clock
+        self.failing = False
+        self._backoff = BACKOFF
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+
+    def allows(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            if now < self._retry_at:
+                return False
+            if self.failing:  # this caller tries it; the others wait for its outcome
+                self._retry_at = now + self._backoff
+            return True
+
+    def failed(self) -> bool:
+        """Record a failure; True when it starts an outage."""
+        with self._lock:
+            started = not self.failing
+            self._backoff = BACKOFF if started else min(self._backoff * 2, MAX_BACKOFF)
+            self.failing = True
+            self._retry_at = self.clock() + self._backoff
+            return started
+
+    def ok(self) -> None:
+        with self._lock:
+            self.failing, self._backoff, self._retry_at = False, BACKOFF, 0.0
 
 
 def rate_for(scope: str) -> str | None:
@@ -70,7 +108,7 @@ def cache_key(scope: str, ident: Any, period: int, window: int) -> str:
 
 class CorsAdminThrottle(BaseThrottle):
     scope = USER_SCOPE
-    cache_failing = False  # shared by the process, to log an outage once
+    breaker = Breaker()  # shared by the process: one outage, one log line, one back-off
 
     def ident(self, request: Request) -> Any:
         """Whom to count, or None to leave the request alone."""
@@ -90,14 +128,16 @@ class CorsAdminThrottle(BaseThrottle):
         window = int(now // period)
         key = cache_key(self.scope, ident, period, window)
         self.retry_after = (window + 1) * period - now
+        breaker = CorsAdminThrottle.breaker
+        if not breaker.allows():
+            return True
         try:
             count = self.count(key, period)
         except Exception as exc:  # noqa: BLE001  (the cache is down: count nothing, refuse nothing)
-            if not CorsAdminThrottle.cache_failing:
-                CorsAdminThrottle.cache_failing = True
+            if breaker.failed():
                 logger.warning("corsadmin: API throttling is off while the cache is unavailable (%s)", exc)
             return True
-        CorsAdminThrottle.cache_failing = False
+        breaker.ok()
         return count <= limit
 
     def count(self, key: str, period: int) -> int:

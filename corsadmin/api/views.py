@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Prefetch
 from django.http import HttpRequest
 from django_filters.rest_framework import DjangoFilterBackend
@@ -30,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import diagnosis, documents, history
+from .. import deadlines, diagnosis, documents, history, writes
 from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, Policy, RefusedOrigin
@@ -52,12 +53,24 @@ from .params import flag
 from .parsers import SafeJSONParser, read_document
 from .schema import CorsAdminSchema
 
+# Import and export: a statement may take this many SERVICE_TIMEOUTs.
+LONG_STATEMENTS = 30
+
 
 class CorsAdminAPIView:
-    """What every view of the API shares: corsadmin's authentication, and a 503 when the
-    database is unavailable (the host's exception handler for everything else)."""
+    """What every view of the API shares: corsadmin's authentication, a deadline on every
+    query (authentication's included: ``deadlines``), and a 503 when the database is
+    unavailable or hangs (the host's exception handler for everything else)."""
 
     authentication_classes: Sequence[type[BaseAuthentication]] = [TokenAuthentication, SessionAuthentication]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        with deadlines.deadline():
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        deadlines.check_health()  # in DRF's error handling: a hang is a 503
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -108,25 +121,45 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
 
+    # Each write: the generation row locked first, a conflict retried once (``writes.run``).
+
     def perform_create(self, serializer: Any) -> None:
         user = self.request.user
         extra = {}
         if serializer.Meta.model is AllowedOrigin:
             extra["created_by"] = user if history.user_id(user) is not None else None
-        with refused_as_field_errors(serializer.Meta.model), transaction.atomic():
+
+        def write() -> None:
             obj = serializer.save(**extra)
             history.log_addition(user, [obj])
 
+        with refused_as_field_errors(serializer.Meta.model):
+            writes.run(write)
+
     def perform_update(self, serializer: Any) -> None:
-        before = history.field_values(serializer.instance)
-        with refused_as_field_errors(serializer.Meta.model), transaction.atomic():
+        def write() -> None:
+            # The row as committed, read under the lock: a field this request does not set
+            # keeps what a concurrent write gave it (a bulk action's "disable", say).
+            try:
+                serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+            except ObjectDoesNotExist:
+                raise NotFound() from None  # deleted meanwhile
+            before = history.field_values(serializer.instance)
             obj = serializer.save()
             history.log_change(self.request.user, obj, before, history.changed_fields(before, obj))
 
+        with refused_as_field_errors(serializer.Meta.model):
+            writes.run(write)
+
     def perform_destroy(self, instance: Any) -> None:
-        with transaction.atomic():
+        pk = instance.pk
+
+        def write() -> None:
+            instance.pk = pk  # a retried attempt: the failed one may have cleared it
             history.log_deletion(self.request.user, [instance])
             instance.delete()
+
+        writes.run(write)
 
 
 @contextmanager
@@ -204,7 +237,8 @@ class ExportView(CorsAdminAPIView, APIView):
 
     @extend_schema(summary="Export every policy with its origins", responses={200: DocumentSerializer})
     def get(self, request: Request) -> Response:
-        return Response(documents.export_document())
+        with deadlines.deadline(deadlines.service_timeout() * LONG_STATEMENTS):
+            return Response(documents.export_document())
 
 
 def _replace_flag(request: Request) -> bool:
@@ -235,7 +269,9 @@ class ImportView(CorsAdminAPIView, APIView):
     def post(self, request: Request) -> Response:
         replace = _replace_flag(request)
         try:
-            result = documents.import_document(read_document(request), replace=replace, user=request.user)
+            # A 100,000-origin document's statements take longer than one lookup's.
+            with deadlines.deadline(deadlines.service_timeout() * LONG_STATEMENTS):
+                result = documents.import_document(read_document(request), replace=replace, user=request.user)
         except documents.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
         body: dict[str, Any] = {"replace": replace, **result.as_dict()}

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models
 
-from .. import history
+from .. import history, writes
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY, model_errors, one_line
 from ..models import AllowedOrigin
 
@@ -58,9 +58,12 @@ def add(obj: Model, user: Any, exclude: Iterable[str] = ()) -> Model:
 
     def write() -> Model:
         obj.full_clean(exclude=list(exclude) or None)
-        with transaction.atomic():
+
+        def save() -> None:
             obj.save()
             history.log_addition(user, [obj])
+
+        writes.run(save)
         return obj
 
     return _refused(write, obj, non_field_of(obj))
@@ -74,9 +77,12 @@ def change(obj: Model, values: Mapping[str, Any], user: Any) -> Model:
         for name, value in values.items():
             setattr(obj, name, value)
         obj.full_clean()
-        with transaction.atomic():
+
+        def save() -> None:
             obj.save()
             history.log_change(user, obj, before, history.changed_fields(before, obj))
+
+        writes.run(save)
         return obj
 
     return _refused(write, obj, non_field_of(obj))
@@ -84,8 +90,12 @@ def change(obj: Model, values: Mapping[str, Any], user: Any) -> Model:
 
 def remove(obj: models.Model, user: Any) -> None:
     """Delete, recorded first (the history row needs the primary key); ``obj.pk`` is kept."""
-    with transaction.atomic():
-        pk = obj.pk
+    pk = obj.pk
+
+    def delete() -> None:
+        obj.pk = pk  # a retried attempt: the failed one may have cleared it
         history.log_deletion(user, [obj])
         obj.delete()
-        obj.pk = pk
+
+    writes.run(delete)
+    obj.pk = pk

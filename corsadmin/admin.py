@@ -574,7 +574,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
     ) -> HttpResponse | None:
         """A page naming what disabling the selected exceptions (deny entries) would allow,
         until it is confirmed; None when confirmed or when no exception in force is selected."""
-        if request.POST.get("confirm_widening") == "yes":
+        if request.POST.get("confirm_widening") == "1":
             return None
         widening = _widening(queryset)
         if not widening["widening_denies"]:

@@ -167,7 +167,7 @@ def test_disabling_an_exception_proceeds_once_confirmed(
     admin_client, client, exception, django_capture_on_commit_callbacks
 ):
     _allow, deny = exception
-    data = {"action": "disable", "_selected_action": [deny.pk], "confirm_widening": "yes"}
+    data = {"action": "disable", "_selected_action": [deny.pk], "confirm_widening": "1"}
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(CHANGELIST, data, follow=True)
     assert [str(m) for m in get_messages(response.wsgi_request)] == ["Disabled 1 origin(s)."]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -169,14 +170,14 @@ def _ask_action_form(
     form_class: type[forms.Form],
     title: str,
     action: str,
-    extra: dict[str, Any] | None = None,
+    extra: Callable[[], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any] | None, HttpResponse | None]:
     """An intermediate page for an admin action: the cleaned form, or the page to show."""
     form = form_class(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
         return form.cleaned_data, None
     context = {
-        **(extra or {}),
+        **(extra() if extra is not None else {}),
         **model_admin.admin_site.each_context(request),
         "title": title,
         "form": form,
@@ -658,7 +659,7 @@ class AllowedOriginAdmin(HistoryValuesMixin, admin.ModelAdmin):
             PolicyChoiceForm,
             gettext("Move to policy"),
             "move_to_policy",
-            extra=_widening(queryset),  # an exception moved out of its policy stops refusing there
+            extra=lambda: _widening(queryset),  # an exception moved out of its policy stops refusing there
         )
         if page is not None:
             return page

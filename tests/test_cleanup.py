@@ -122,6 +122,21 @@ def test_a_deny_entry_counts_the_requests_it_refused(client, exception):
     assert OriginUsage.objects.get(origin=deny).last_seen == NOW
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_the_async_path_counts_a_deny_entry_the_same(async_client):
+    from asgiref.sync import sync_to_async
+
+    def setup() -> AllowedOrigin:
+        policy, _ = Policy.objects.get_or_create(name="default", defaults={"url_regex": "^/"})
+        AllowedOrigin.objects.create(origin=WILDCARD, policy=policy)
+        return AllowedOrigin.objects.create(origin=UC, policy=policy, effect=AllowedOrigin.DENY)
+
+    deny = await sync_to_async(setup)()
+    response = await async_client.get(ECHO, headers={"Origin": UC})
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert usage._entries == {int(NOW.timestamp()) // 3600: {deny.pk: [1, NOW.timestamp()]}}
+
+
 def test_a_deny_entry_counts_when_a_lower_policy_then_allows(client, exception):
     _allow, deny = exception
     Policy.objects.create(name="open", url_regex="^/", priority=-1, allow_all_origins=True)

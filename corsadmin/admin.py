@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,8 +27,15 @@ from . import conf, writes
 from .diagnosis import explain
 from .forms import AllowedOriginForm, PolicyForm
 from .history import change_message, field_values
-from .models import EXPIRES_SOON, NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, RefusedOrigin
-from .origins import NULL
+from .models import (
+    EXPIRES_SOON,
+    NULL_WITH_CREDENTIALS,
+    AllowedOrigin,
+    Policy,
+    RefusedOrigin,
+    shared_hosting_wildcards,
+)
+from .origins import NULL, shared_hosting_refusal
 from .usage import hits_of, unused, with_usage
 
 if TYPE_CHECKING:
@@ -145,6 +154,15 @@ class CheckForm(forms.Form):
         return canonical_host(domain)
 
 
+def _widening(queryset: QuerySet) -> dict[str, Any]:
+    """For a page about to disable, delete or move the selected origins: the exceptions (deny
+    entries) among them, and the origins their going would allow (``corsadmin.widening``)."""
+    from .widening import openings
+
+    denies, opened = openings(queryset.select_related("policy"))
+    return {"widening_denies": denies, "widening_openings": opened}
+
+
 def _ask_action_form(
     model_admin: admin.ModelAdmin,
     request: HttpRequest,
@@ -152,12 +170,14 @@ def _ask_action_form(
     form_class: type[forms.Form],
     title: str,
     action: str,
+    extra: Callable[[], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any] | None, HttpResponse | None]:
     """An intermediate page for an admin action: the cleaned form, or the page to show."""
     form = form_class(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
         return form.cleaned_data, None
     context = {
+        **(extra() if extra is not None else {}),
         **model_admin.admin_site.each_context(request),
         "title": title,
         "form": form,
@@ -246,12 +266,18 @@ class OriginInlineFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
         policy = self.instance
-        if not policy.allow_credentials or conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
+        if not policy.allow_credentials:
             return
         for form in self.forms:
             data = getattr(form, "cleaned_data", None) or {}
-            if data.get("origin") == NULL and not data.get("DELETE"):
+            if data.get("DELETE") or data.get("effect") == AllowedOrigin.DENY:
+                continue
+            origin = data.get("origin")
+            if origin == NULL and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
                 form.add_error("origin", NULL_WITH_CREDENTIALS)
+            elif isinstance(origin, str) and "*." in origin:
+                for text, platform in shared_hosting_wildcards([origin]):
+                    form.add_error("origin", shared_hosting_refusal(text, platform))
 
 
 class AllowedOriginInline(admin.TabularInline):
@@ -346,7 +372,7 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
     readonly_fields = ("created_at", "updated_at", "created_by", "hits", "last_seen")
-    actions = ("enable", "disable", "disable_unused", "move_to_policy", "set_expiry")
+    actions = ("enable", "disable", "disable_unused", "move_to_policy", "set_expiry", "delete_selected")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return with_usage(super().get_queryset(request))
@@ -354,7 +380,12 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
     @admin.display(description=_("hits"), ordering="hits")
     def hits(self, obj: AllowedOrigin) -> str:
         hits, last_seen = hits_of(obj)
-        if last_seen:
+        if obj.is_deny:  # an exception's hits are the requests it refused
+            seen = gettext("denied %(hits)s requests, last %(when)s") % {
+                "hits": hits,
+                "when": _short_time(last_seen) if last_seen else gettext("never"),
+            }
+        elif last_seen:
             seen = gettext("%(hits)s requests, last seen %(when)s") % {
                 "hits": hits,
                 "when": _short_time(last_seen),
@@ -572,12 +603,53 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
             message = ngettext("Enabled %(count)d origin(s).", "Enabled %(count)d origin(s).", count)
             self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
+    def _confirm_widening(
+        self, request: HttpRequest, queryset: QuerySet, action: str, confirm_label: str
+    ) -> HttpResponse | None:
+        """A page naming what disabling the selected exceptions (deny entries) would allow,
+        until it is confirmed; None when confirmed or when no exception in force is selected."""
+        if request.POST.get("confirm_widening") == "1":
+            return None
+        widening = _widening(queryset)
+        if not widening["widening_denies"]:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            **widening,
+            "title": gettext("Allow what the exceptions refuse?"),
+            "confirm_label": confirm_label,
+            "queryset": queryset,
+            "action": action,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/corsadmin/confirm_widening.html", context)
+
     @admin.action(description=_("Disable selected origins"), permissions=["change"])
-    def disable(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def disable(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        page = self._confirm_widening(request, queryset, "disable", gettext("Yes, disable them"))
+        if page is not None:
+            return page
         count = self._update_each(request, queryset, enabled=False)
         if count is not None:
             message = ngettext("Disabled %(count)d origin(s).", "Disabled %(count)d origin(s).", count)
             self.message_user(request, message % {"count": count}, messages.SUCCESS)
+        return None
+
+    @admin.action(description=_("Delete selected %(verbose_name_plural)s"), permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Django's, whose confirmation page also names what deleting exceptions would allow."""
+        response = django_delete_selected(self, request, queryset)
+        if isinstance(response, TemplateResponse) and response.context_data is not None:
+            response.context_data.update(_widening(queryset))
+        return response
+
+    def render_delete_form(self, request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+        obj = context.get("object")
+        if isinstance(obj, AllowedOrigin) and obj.is_deny:
+            context.update(_widening(AllowedOrigin.objects.filter(pk=obj.pk)))
+            context["widening_denies"] = [obj] if context["widening_denies"] else []  # with its hits
+        return super().render_delete_form(request, context)
 
     @admin.action(
         description=format_lazy(_("Disable selected origins unused for {days} days"), days=UNUSED_DAYS),
@@ -585,9 +657,11 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
     )
     def disable_unused(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Of the selection, disable those never seen or not seen for UNUSED_DAYS days (the
-        others are kept and counted in the message); each with a history entry."""
+        others are kept and counted in the message); each with a history entry. Never an
+        exception (deny entry): disabling one would allow what it refuses."""
         idle = queryset.filter(unused(UNUSED_DAYS), enabled=True)
-        kept = queryset.filter(enabled=True).count() - idle.count()
+        exceptions = queryset.filter(enabled=True, effect=AllowedOrigin.DENY).count()
+        kept = queryset.filter(enabled=True).count() - idle.count() - exceptions
         count = self._update_each(request, idle, enabled=False)
         if count is not None:
             message = ngettext(
@@ -601,12 +675,24 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
                     "Kept %(kept)d used within %(days)d days.",
                     kept,
                 ) % {"kept": kept, "days": UNUSED_DAYS}
+            if exceptions:
+                message += " " + ngettext(
+                    "Kept %(count)d exception(s) (deny entries): a clean-up never disables them.",
+                    "Kept %(count)d exception(s) (deny entries): a clean-up never disables them.",
+                    exceptions,
+                ) % {"count": exceptions}
             self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description=_("Move selected origins to a policy"), permissions=["change"])
     def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         data, page = _ask_action_form(
-            self, request, queryset, PolicyChoiceForm, gettext("Move to policy"), "move_to_policy"
+            self,
+            request,
+            queryset,
+            PolicyChoiceForm,
+            gettext("Move to policy"),
+            "move_to_policy",
+            extra=lambda: _widening(queryset),  # an exception moved out of its policy stops refusing there
         )
         if page is not None:
             return page

@@ -277,3 +277,42 @@ def check_policy_hosts(databases: Any = None, **kwargs: Any) -> list[CheckMessag
                     )
                 )
     return messages
+
+
+@register(Tags.security, Tags.database)
+def check_shared_hosting_wildcards(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Wildcard allow entries on a shared hosting platform (``https://*.glitch.me``): any
+    stranger's page there is allowed (``check --database default``). One stored before such
+    wildcards were refused on credentials policies is named as well."""
+    if not databases or "default" not in databases:
+        return []
+    from django.db import DatabaseError
+
+    from .models import AllowedOrigin, shared_hosting_wildcards
+
+    try:
+        rows = list(
+            AllowedOrigin.objects.filter(effect=AllowedOrigin.ALLOW, enabled=True, origin__contains="*.")
+            .order_by("policy__name", "origin")
+            .values_list("origin", "policy__name", "policy__allow_credentials")
+        )
+    except DatabaseError:
+        return []
+    messages: list[CheckMessage] = []
+    for origin, policy, credentials in rows:
+        for text, platform in shared_hosting_wildcards([origin]):
+            risk = (
+                "read your users' data with their cookies (the policy allows credentials; such an "
+                "entry is refused there today)"
+                if credentials
+                else "read its responses"
+            )
+            messages.append(
+                Warning(
+                    f"Policy {policy!r} allows {text!r}: every page on {platform}, a shared hosting "
+                    f"platform where anyone can publish, may {risk}.",
+                    hint=f"List the hosts you own (e.g. https://yourapp.{platform}) instead of the wildcard.",
+                    id="corsadmin.W015",
+                )
+            )
+    return messages

@@ -21,8 +21,8 @@ from rest_framework.settings import api_settings
 from . import conf, progress, writes
 from .errors import one_line
 from .history import User, changed_fields, field_values, log_addition, log_change, log_deletion, user_id
-from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy
-from .origins import NULL, canonical_origin
+from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, shared_hosting_wildcards
+from .origins import NULL, canonical_origin, shared_hosting_refusal
 from .serializers import OriginSerializer, PolicySerializer, SlugField, drf_errors
 
 DOCUMENT_VERSION = 1
@@ -312,6 +312,11 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
                 # The database still holds the policy's old flags: judge by the document's.
                 _set_error(errors, (*where, "origin"), [NULL_WITH_CREDENTIALS])
                 continue
+            credentials = policy_obj.allow_credentials and not obj.is_deny
+            hosted = shared_hosting_wildcards([text]) if credentials else []
+            if hosted:  # judged by the document's flags, as above
+                _set_error(errors, (*where, "origin"), [shared_hosting_refusal(*hosted[0])])
+                continue
             plan[-1].origins.append(_PlannedOrigin(obj, before))
     if errors:
         raise ImportRefused(errors)
@@ -394,7 +399,9 @@ def import_document(
                 result.created["origins"] = len(created_origins)
                 progress.advance(len(created_origins))
             progress.done()
-            result.warnings = origin_warnings(p.obj.pk for p in plan if p.obj.allow_credentials)
+            result.warnings = origin_warnings(
+                (p.obj.pk for p in plan if p.obj.allow_credentials), (p.obj.pk for p in plan)
+            )
             if dry_run:  # everything above, then undone: nothing written, nothing announced
                 transaction.set_rollback(True)
     except DjangoValidationError as exc:
@@ -413,12 +420,14 @@ def import_document(
     return result
 
 
-def origin_warnings(policy_ids: Iterable[int]) -> list[str]:
-    """The warnings of the origins of these policies (plain http:// with credentials)."""
-    ids = list(policy_ids)
-    if not ids:
+def origin_warnings(policy_ids: Iterable[int], all_policy_ids: Iterable[int] = ()) -> list[str]:
+    """The warnings of the origins of these policies: plain http:// with credentials (policies
+    ``policy_ids``), wildcards on shared hosting (``all_policy_ids``)."""
+    ids, every = list(policy_ids), list(all_policy_ids)
+    if not ids and not every:
         return []
-    risky = AllowedOrigin.objects.filter(policy_id__in=ids, origin__startswith="http://").select_related(
-        "policy"
-    )
+    risky = AllowedOrigin.objects.filter(
+        models.Q(policy_id__in=ids, origin__startswith="http://")
+        | models.Q(policy_id__in=every, origin__contains="*.")
+    ).select_related("policy")
     return [warning for entry in risky.order_by("policy__name", "origin") for warning in entry.warnings()]

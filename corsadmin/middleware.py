@@ -185,8 +185,11 @@ class CorsMiddleware:
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
         asked.note_refusal(request, decision, snapshot)
-        if decision.allowed and usage.ENABLED:
-            usage.allowed(decision.policy, decision.entry_id)
+        if usage.ENABLED:
+            if decision.allowed:
+                usage.allowed(decision.policy, decision.entry_id)
+            if decision.denied_id is not None:
+                usage.denied(decision.denied_id)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
         if asked.preflight and decision.covered:
@@ -207,8 +210,11 @@ class CorsMiddleware:
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
         asked.note_refusal(request, decision, snapshot)
-        if decision.allowed and usage.ENABLED:
-            usage.allowed(decision.policy, decision.entry_id)
+        if usage.ENABLED:
+            if decision.allowed:
+                usage.allowed(decision.policy, decision.entry_id)
+            if decision.denied_id is not None:
+                usage.denied(decision.denied_id)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
         if asked.preflight and decision.covered:

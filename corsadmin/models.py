@@ -16,7 +16,15 @@ from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .hosts import clean_hosts
-from .origins import MAX_LENGTH, NULL, canonical_origin
+from .origins import (
+    MAX_LENGTH,
+    NULL,
+    canonical_origin,
+    parse_entry,
+    shared_hosting,
+    shared_hosting_refusal,
+    shared_hosting_warning,
+)
 from .regex import regex_problem
 from .signals import config_committed
 
@@ -310,6 +318,15 @@ class Policy(ConfigModel):
             listed = AllowedOrigin.objects.filter(policy_id=self.pk, origin=NULL, effect=AllowedOrigin.ALLOW)
             if listed.exists():
                 raise ValidationError({"allow_credentials": NULL_WITH_CREDENTIALS})
+        if self.allow_credentials and self.pk:
+            hosted = shared_hosting_wildcards(
+                AllowedOrigin.objects.filter(
+                    policy_id=self.pk, effect=AllowedOrigin.ALLOW, origin__contains="*."
+                ).values_list("origin", flat=True)
+            )
+            if hosted:
+                refusals = [shared_hosting_refusal(text, platform) for text, platform in hosted]
+                raise ValidationError({"allow_credentials": refusals})
 
     def prepare_for_save(self) -> None:
         self.clean()
@@ -318,6 +335,19 @@ class Policy(ConfigModel):
             raise ValidationError({"mode": f"'{self.mode}' is not a mode: use enforce or report."})
         if self.allow_all_origins and self.allow_credentials:
             raise ValidationError(str(self._meta.constraints[0].violation_error_message))
+
+
+def shared_hosting_wildcards(origins: Any) -> list[tuple[str, str]]:
+    """(origin, platform) of the wildcards among ``origins`` (texts) on shared hosting."""
+    found = []
+    for text in origins:
+        try:
+            platform = shared_hosting(parse_entry(text))
+        except ValidationError:
+            continue  # a row written around validation: the loader ignores it
+        if platform is not None:
+            found.append((text, platform))
+    return found
 
 
 def find_default_policy() -> Policy | None:
@@ -408,6 +438,7 @@ class AllowedOrigin(ConfigModel):
     def clean(self) -> None:
         self._refuse_csrf_trusted()
         self._refuse_null_with_credentials()
+        self._refuse_shared_hosting_with_credentials()
 
     def prepare_for_save(self) -> None:
         self.origin = canonical_origin(self.origin)
@@ -415,6 +446,7 @@ class AllowedOrigin(ConfigModel):
             raise ValidationError({"effect": f"'{self.effect}' is not an effect: use allow or deny."})
         self._refuse_csrf_trusted()
         self._refuse_null_with_credentials()
+        self._refuse_shared_hosting_with_credentials()
 
     @property
     def is_deny(self) -> bool:
@@ -434,18 +466,26 @@ class AllowedOrigin(ConfigModel):
         if Policy.objects.filter(pk=self.policy_id, allow_credentials=True).exists():
             raise ValidationError({"origin": NULL_WITH_CREDENTIALS})
 
+    def _refuse_shared_hosting_with_credentials(self) -> None:
+        if self.effect == self.DENY or "*." not in self.origin or not self.policy_id:
+            return  # refusing strangers' pages is never a risk
+        hosted = shared_hosting_wildcards([self.origin])
+        if hosted and Policy.objects.filter(pk=self.policy_id, allow_credentials=True).exists():
+            raise ValidationError({"origin": shared_hosting_refusal(*hosted[0])})
+
     def warnings(self) -> list[str]:
         """What is allowed but risky about this entry, for the admin and the API to show."""
         if self.effect == self.DENY:
             return []
+        found = []
         if self.origin.startswith("http://") and self.policy_id and self.policy.allow_credentials:
-            return [
-                (
-                    f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
-                    "anyone on the network path can impersonate it and read your users' data. Prefer https://."
-                )
-            ]
-        return []
+            found.append(
+                f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
+                "anyone on the network path can impersonate it and read your users' data. Prefer https://."
+            )
+        if "*." in self.origin:
+            found += [shared_hosting_warning(*hosted) for hosted in shared_hosting_wildcards([self.origin])]
+        return found
 
     def status(self) -> str:
         """In words for a list: disabled, expired, expires soon (within a week) or active."""

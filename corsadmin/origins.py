@@ -16,6 +16,8 @@ import idna
 from django.core.exceptions import ValidationError
 from publicsuffixlist import PublicSuffixList
 
+from .hosting import shared_hosting_platform
+
 NULL = "null"
 ANY_PORT = "*"
 DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
@@ -25,8 +27,7 @@ MAX_ORIGIN_LENGTH = 2048
 MAX_HOST_LENGTH = 253
 # Schemes no browser ever puts in an Origin header: pages of these schemes send
 # "null" (or the origin of the page that made them), and ws/wss connections carry
-# the page's http(s) origin. Extension schemes (chrome-extension, moz-extension,
-# safari-web-extension, ms-browser-extension, ...) are real origins and are kept.
+# the page's http(s) origin. Refused with a message that says so.
 NON_WEB_SCHEMES = frozenset(
     {
         "about",
@@ -46,6 +47,25 @@ NON_WEB_SCHEMES = frozenset(
         "ws",
         "wss",
     }
+)
+# The schemes an origin entry may have (an allow-list: anything else is refused).
+WEB_SCHEMES = ("http", "https")
+# Browser extensions' pages: Chromium (Chrome, Edge, Brave, Opera), Firefox, Safari, old Edge.
+EXTENSION_SCHEMES = (
+    "chrome-extension",
+    "moz-extension",
+    "safari-web-extension",
+    "safari-extension",
+    "ms-browser-extension",
+)
+# Webviews of hybrid and desktop app shells, which send their own scheme: Capacitor
+# (capacitor://localhost), Ionic (ionic://localhost), Tauri (tauri://localhost), Cordova
+# and Electron apps (app://...), VS Code webviews (vscode-webview://...).
+APP_SCHEMES = ("app", "capacitor", "ionic", "tauri", "vscode-webview")
+ORIGIN_SCHEMES = frozenset((*WEB_SCHEMES, *EXTENSION_SCHEMES, *APP_SCHEMES))
+ACCEPTED_SCHEMES = (
+    f"{', '.join(WEB_SCHEMES)}; browser extensions: {', '.join(EXTENSION_SCHEMES)}; "
+    f"app webviews: {', '.join(APP_SCHEMES)}"
 )
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
@@ -143,6 +163,29 @@ def wildcard_base_refused(host: str) -> bool:
     return is_public_suffix(host) or host in _suffix_parents()
 
 
+def shared_hosting(entry: OriginEntry) -> str | None:
+    """For a wildcard on a shared hosting platform (``https://*.glitch.me``): the platform
+    (``corsadmin.hosting``), whose hosts belong to strangers; None otherwise."""
+    return shared_hosting_platform(entry.host) if entry.wildcard else None
+
+
+def shared_hosting_refusal(text: str, platform: str) -> str:
+    return (
+        f"'{text}' would let any page on {platform}, a shared hosting platform where anyone "
+        "can publish, read your users' data with their cookies: a policy that allows "
+        f"credentials cannot list it. List the hosts you own (e.g. https://yourapp.{platform}), "
+        "or put the wildcard on a policy without credentials."
+    )
+
+
+def shared_hosting_warning(text: str, platform: str) -> str:
+    return (
+        f"'{text}' allows every page on {platform}, a shared hosting platform where anyone "
+        "can publish: any stranger's page there can read these responses. Prefer the hosts "
+        f"you own (e.g. https://yourapp.{platform})."
+    )
+
+
 def _check_characters(value: str) -> None:
     if not value:
         raise _fail(f"The origin is empty. {SHAPE_HINT}")
@@ -186,6 +229,11 @@ def _split_scheme(value: str) -> tuple[str, str]:
             f"'{scheme}://' is never the scheme of an origin a browser sends (WebSocket "
             "connections carry the page's http:// or https:// origin). Use http://, "
             "https:// or a browser-extension scheme."
+        )
+    if scheme not in ORIGIN_SCHEMES:
+        raise _fail(
+            f"'{scheme}://' is not a scheme browsers send in an Origin header for a page that "
+            f"may be allowed. Accepted schemes: {ACCEPTED_SCHEMES}."
         )
     return scheme, rest
 

@@ -1,5 +1,6 @@
 """What the admin's overview page shows: charts of allowed and refused requests per policy,
-the most refused origins, entries expiring soon or unused, and recent changes."""
+the most refused origins, entries expiring soon or unused, what the exceptions denied, and
+recent changes."""
 
 from __future__ import annotations
 
@@ -137,6 +138,13 @@ def unused_entries() -> QuerySet:
     )
 
 
+def denials() -> QuerySet:
+    """Enabled exceptions (deny entries), the most used first: what each refused."""
+    return with_usage(
+        AllowedOrigin.objects.filter(effect=AllowedOrigin.DENY, enabled=True).select_related("policy")
+    ).order_by("-hits", "origin")
+
+
 def recent_changes() -> QuerySet:
     types = ContentType.objects.get_for_models(Policy, AllowedOrigin).values()
     return (
@@ -166,6 +174,7 @@ def context(now: datetime) -> dict[str, Any]:
         "expiring": list(expiring(now)[:ROWS]),
         "unused": list(unused_list[:ROWS]),
         "unused_total": unused_list.count(),
+        "denials": list(denials()[:ROWS]),
         "changes": list(recent_changes()),
         "expiring_days": EXPIRING_DAYS,
         "unused_days": UNUSED_DAYS,

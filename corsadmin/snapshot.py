@@ -22,8 +22,8 @@ from .origins import (
     ANY_PORT,
     DEFAULT_PORTS,
     MAX_LENGTH,
-    NON_WEB_SCHEMES,
     NULL,
+    ORIGIN_SCHEMES,
     parse_entry,
     split_request_origin,
     wildcard_base_refused,
@@ -68,8 +68,7 @@ def _split_stored(text: str) -> tuple[str, str, str, bool] | None:
         return None
     scheme, wildcard, host, port = match.group("scheme", "wildcard", "host", "port")
     if (
-        scheme == "file"
-        or scheme in NON_WEB_SCHEMES
+        scheme not in ORIGIN_SCHEMES
         or len(host) > 253
         or host.rpartition(".")[2].isdigit()
         or (port and port != ANY_PORT and (int(port) > 65535 or DEFAULT_PORTS.get(scheme) == port))
@@ -86,8 +85,8 @@ class Decision:
     ``covered``: some enabled, enforcing policy covers the path (so ``Vary: Origin``).
     ``policy``/``matched``/``entry_id``: who allowed it, when allowed.
     ``headers``: the ``Access-Control-*`` headers of the response.
-    ``denied_policy``/``denied_by``: the first deny entry (an exception) that matched on
-    the way, and its policy: it refused the origin in that policy.
+    ``denied_policy``/``denied_by``/``denied_id``: the first deny entry (an exception) that
+    matched on the way (its policy, text and id): it refused the origin in that policy.
     ``would_refuse``: the report-only policies covering the request that would refuse the
     origin the real decision allowed.
     """
@@ -100,6 +99,7 @@ class Decision:
     headers: Mapping[str, str] = field(default_factory=dict)
     denied_policy: str | None = None
     denied_by: str | None = None
+    denied_id: Any = None
     would_refuse: tuple[str, ...] = ()
 
 
@@ -539,7 +539,7 @@ class Snapshot:
             return NOT_COVERED, True
         now = time.time()
         lasting = True
-        denied: tuple[str, str] | None = None
+        denied: tuple[str, str, Any] | None = None
         reporting = 0
         for policy in covering:
             if policy.report:
@@ -549,7 +549,7 @@ class Snapshot:
             if deny is not None:
                 lasting = lasting and deny[2] == math.inf  # when it expires, the answer changes
                 if denied is None:
-                    denied = (policy.name, deny[1])
+                    denied = (policy.name, deny[1], deny[0])
                 continue
             if entry is None:
                 continue
@@ -565,6 +565,7 @@ class Snapshot:
                 headers=policy.response_headers(origin, method, preflight, private_network),
                 denied_policy=denied[0] if denied else None,
                 denied_by=denied[1] if denied else None,
+                denied_id=denied[2] if denied else None,
                 would_refuse=would_refuse,
             )
             return decision, lasting and reports_last and entry[2] == math.inf
@@ -572,7 +573,8 @@ class Snapshot:
             return NOT_COVERED, True
         if denied is None:
             return REFUSED, True
-        return Decision(covered=True, denied_policy=denied[0], denied_by=denied[1]), lasting
+        name, text, entry_id = denied
+        return Decision(covered=True, denied_policy=name, denied_by=text, denied_id=entry_id), lasting
 
     @staticmethod
     def _judge(policy: CompiledPolicy, origin: str, now: float) -> tuple[Entry | None, Entry | None]:

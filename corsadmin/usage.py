@@ -1,4 +1,5 @@
-"""Usage per allowed entry (``hits``, ``last_seen``) and allowed/refused requests per policy.
+"""Usage per entry (``hits``, ``last_seen``: the requests an allow entry allowed, or a deny
+entry refused) and allowed/refused requests per policy.
 
 The request path adds one to plain dictionaries of this process: no lock, no I/O (a
 rare increment lost between two threads is the price). A daemon thread per process
@@ -106,6 +107,20 @@ def allowed(policy: str | None, entry_id: Any) -> None:
         _cur_policies[policy or ""] = [1, 0]
     else:
         counts[0] += 1
+
+
+def denied(entry_id: Any) -> None:
+    """One request refused by the deny entry ``entry_id`` in its policy: a hit of that entry
+    (the request is counted for its policy by ``allowed`` or ``refused``)."""
+    at = clock()
+    if at >= _hour_end or at < _hour_end - HOUR:
+        _new_hour(at)
+    slot = _cur_entries.get(entry_id)
+    if slot is None:
+        _cur_entries[entry_id] = [1, at]
+    else:
+        slot[0] += 1
+        slot[1] = at
 
 
 def refused(snapshot: Any, path: str, host: str | None = None) -> None:
@@ -307,9 +322,12 @@ def with_usage(queryset: QuerySet) -> QuerySet:
 
 
 def unused(days: float) -> Q:
-    """Allowed origins never seen, or not seen for ``days`` days (by the usage clock)."""
+    """Allow entries never seen, or not seen for ``days`` days (by the usage clock).
+
+    Never a deny entry: whatever picks "unused" entries picks them to disable or delete, and
+    removing an exception widens what is allowed (a deny entry's hits count what it refused)."""
     cutoff = now() - timedelta(days=days)
-    return Q(usage__last_seen__isnull=True) | Q(usage__last_seen__lt=cutoff)
+    return Q(effect="allow") & (Q(usage__last_seen__isnull=True) | Q(usage__last_seen__lt=cutoff))
 
 
 def hits_of(obj: Any) -> tuple[int, datetime | None]:

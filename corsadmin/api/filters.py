@@ -61,7 +61,8 @@ class OriginFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(method="search_text", help_text="Text in the origin or the note.")
     unused_days = DaysFilter(
         method="unused_for",
-        help_text="Only entries never seen, or not seen for this many days (1 to 36500).",
+        help_text="Only allow entries never seen, or not seen for this many days (1 to 36500); never an "
+        "exception (deny entry), so a clean-up that disables or deletes what it lists never widens access.",
     )
 
     class Meta:

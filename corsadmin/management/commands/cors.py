@@ -68,7 +68,8 @@ class Command(BaseCommand):
         p.add_argument(
             "--unused-days",
             metavar="N",
-            help="only origins never seen, or not seen for N days (a whole number, 1 to 36500)",
+            help="only allow entries never seen, or not seen for N days (a whole number, 1 to 36500); "
+            "never an exception (deny entry)",
         )
 
         p = origin_action("add", "allow an origin")
@@ -282,11 +283,26 @@ class Command(BaseCommand):
         self.warn(entry.warnings())
         self.not_recorded(user)
 
+    def widening(self, entry: AllowedOrigin) -> list[str]:
+        """What removing or disabling this exception (deny entry) will allow: an explicit act
+        by its origin proceeds, and says so on standard error."""
+        from ...widening import openings
+
+        if not entry.is_deny:
+            return []
+        return [
+            f"{o.origins} is no longer refused by the exception {o.deny}: allowed by {o.allowed_by} "
+            f"in policy '{o.policy}'."
+            for o in openings([entry])[1]
+        ]
+
     def do_remove(self, options: dict[str, Any]) -> None:
         user = self.acting_user(options)
         entry = self.find(options)
+        opened = self.widening(entry)
         cli.remove(entry, user)
         self.stdout.write(f"Removed {entry.origin} from policy '{entry.policy.name}'.")
+        self.warn(opened)
         self.not_recorded(user)
 
     def do_enable(self, options: dict[str, Any], enabled: bool = True) -> None:
@@ -296,10 +312,10 @@ class Command(BaseCommand):
         if entry.enabled == enabled:
             self.stdout.write(f"{entry.origin} in policy '{entry.policy.name}' is already {word}.")
             return
+        opened = [] if enabled else self.widening(entry)
         cli.change(entry, {"enabled": enabled}, user)
         self.stdout.write(f"{word.capitalize()} {entry.origin} in policy '{entry.policy.name}'.")
-        if enabled:
-            self.warn(entry.warnings())
+        self.warn(entry.warnings() if enabled else opened)
         self.not_recorded(user)
 
     def do_disable(self, options: dict[str, Any]) -> None:

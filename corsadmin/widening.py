@@ -1,0 +1,120 @@
+"""What removing exceptions (deny entries) would allow: the admin's bulk disable, delete and
+move actions name it and ask for confirmation, and the CLI prints it.
+
+A deny entry refuses the origins it matches in its own policy only, so removing it opens
+exactly the origins that the same policy's remaining allow entries (or ``allow_all_origins``)
+match and no remaining deny entry still refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import AllowedOrigin
+from .origins import ANY_PORT, NULL, OriginEntry, parse_entry
+
+EVERY_ORIGIN = "allow all origins"
+
+
+@dataclass(frozen=True)
+class Opening:
+    """``origins`` (an entry's text: exact, wildcard or port wildcard) would be allowed in
+    ``policy`` by ``allowed_by`` once the deny entry ``deny`` is gone."""
+
+    deny: str
+    origins: str
+    allowed_by: str
+    policy: str
+
+
+def _host_overlap(a: OriginEntry, b: OriginEntry) -> tuple[str, bool] | None:
+    """The hosts both match: (host or wildcard base, wildcard?), or None."""
+    if not a.wildcard and not b.wildcard:
+        return (a.host, False) if a.host == b.host else None
+    if a.wildcard and b.wildcard:
+        if a.host == b.host or a.host.endswith("." + b.host):
+            return a.host, True
+        return (b.host, True) if b.host.endswith("." + a.host) else None
+    wild, exact = (a, b) if a.wildcard else (b, a)
+    return (exact.host, False) if exact.host.endswith("." + wild.host) else None
+
+
+def overlap(a: OriginEntry, b: OriginEntry) -> str | None:
+    """The origins both entries match, as an entry's text; None when they share none."""
+    if a.is_null or b.is_null:
+        return NULL if a.is_null and b.is_null else None
+    if a.scheme != b.scheme:
+        return None
+    hosts = _host_overlap(a, b)
+    if hosts is None:
+        return None
+    if a.port == b.port or b.port == ANY_PORT:
+        port = a.port
+    elif a.port == ANY_PORT:
+        port = b.port
+    else:
+        return None
+    host, wildcard = hosts
+    return f"{a.scheme}://{'*.' if wildcard else ''}{host}{':' + port if port else ''}"
+
+
+def _parsed(text: str) -> OriginEntry | None:
+    try:
+        return parse_entry(text)
+    except ValidationError:
+        return None  # written around validation: the loader ignores it too
+
+
+def _candidates(deny: OriginEntry) -> Q:
+    """Rows that may overlap ``deny`` (a superset, narrowed in Python): a policy of 100,000
+    exact origins is not read whole for one exception."""
+    if deny.is_null:
+        return Q(origin=NULL)
+    patterns = Q(origin__contains="*")
+    if deny.is_exact:
+        return patterns | Q(origin=deny.text)
+    return patterns | Q(origin__startswith=f"{deny.scheme}://", origin__contains=deny.host)
+
+
+def _active(entry: AllowedOrigin, now: object) -> bool:
+    return entry.enabled and (entry.expires_at is None or entry.expires_at > now)  # type: ignore[operator]
+
+
+def openings(removed: Iterable[AllowedOrigin]) -> tuple[list[AllowedOrigin], list[Opening]]:
+    """Of the entries about to be disabled, deleted or moved away: the deny entries in force,
+    and what their going would allow (entries in ``removed`` count as gone)."""
+    removed = list(removed)
+    gone = {entry.pk for entry in removed}
+    now = timezone.now()
+    denies = [entry for entry in removed if entry.is_deny and _active(entry, now)]
+    found: list[Opening] = []
+    for deny in denies:
+        parsed = _parsed(deny.origin)
+        if parsed is None:
+            continue
+        policy = deny.policy
+        rows = [
+            (row, entry)
+            for row in AllowedOrigin.objects.filter(_candidates(parsed), policy_id=policy.pk)
+            .exclude(pk__in=gone)
+            .order_by("origin")
+            if _active(row, now) and (entry := _parsed(row.origin)) is not None
+        ]
+        staying = [entry for row, entry in rows if row.is_deny]
+        allows = [(row.origin, entry) for row, entry in rows if not row.is_deny]
+        if policy.allow_all_origins:
+            allows.append((EVERY_ORIGIN, parsed))
+        for allowed_by, allow in allows:
+            opened = overlap(parsed, allow)
+            if opened is None:
+                continue
+            opened_entry = _parsed(opened)
+            if opened_entry is None or any(overlap(other, opened_entry) == opened for other in staying):
+                continue  # another exception still refuses all of it
+            found.append(Opening(deny.origin, opened, allowed_by, policy.name))
+    return denies, found

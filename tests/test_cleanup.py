@@ -1,0 +1,280 @@
+"""Clean-up never widens access (issue 19, item 5): "unused" never picks an exception (deny
+entry), a deny entry's hits count the requests it refused, and a bulk disable, delete or move
+that removes exceptions names the origins that become allowed and asks first."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.messages import get_messages
+from django.core.management import call_command
+
+from corsadmin import usage
+from corsadmin.models import AllowedOrigin, OriginUsage, Policy
+
+from .cors_helpers import ECHO, cors_headers
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/corsadmin/allowedorigin/"
+OVERVIEW = CHANGELIST + "overview/"
+NOW = datetime(2026, 11, 26, 10, 15, tzinfo=UTC)
+WILDCARD = "https://*.example.com"
+UC = "https://usercontent.example.com"
+APP = "https://app.example.com"
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch, settings):
+    settings.CORSADMIN = {**settings.CORSADMIN, "USAGE_FLUSH": "manual"}
+    monkeypatch.setattr(usage, "clock", NOW.timestamp)
+    monkeypatch.setattr(usage, "_entries", {})
+    monkeypatch.setattr(usage, "_policies", {})
+    monkeypatch.setattr(usage, "_hour_end", 0.0)
+    monkeypatch.setattr(usage, "_covering_for", (0, 0.0))
+
+
+@pytest.fixture
+def credentials_policy() -> Policy:
+    policy, _ = Policy.objects.get_or_create(name="default", defaults={"url_regex": "^/"})
+    Policy.objects.filter(pk=policy.pk).update(
+        url_regex="^/", allow_credentials=True, allow_all_origins=False
+    )
+    policy.refresh_from_db()
+    return policy
+
+
+@pytest.fixture
+def exception(credentials_policy) -> tuple[AllowedOrigin, AllowedOrigin]:
+    """``https://*.example.com`` allowed (and used yesterday), ``usercontent`` denied."""
+    allow = AllowedOrigin.objects.create(origin=WILDCARD, policy=credentials_policy)
+    OriginUsage.objects.create(origin=allow, hits=40, last_seen=NOW - timedelta(days=1))
+    deny = AllowedOrigin.objects.create(origin=UC, policy=credentials_policy, effect=AllowedOrigin.DENY)
+    return allow, deny
+
+
+def allow_origin(client, origin: str) -> str | None:
+    return cors_headers(client.get(ECHO, HTTP_ORIGIN=origin)).get("Access-Control-Allow-Origin")
+
+
+def selected(response) -> list[int]:
+    return [obj.pk for obj in response.context["cl"].result_list]
+
+
+# --- item 5, as reported ------------------------------------------------------------
+
+
+def test_the_overview_s_disable_unused_leaves_a_denied_origin_refused(
+    admin_client, client, exception, django_capture_on_commit_callbacks
+):
+    _allow, deny = exception
+    assert allow_origin(client, UC) is None
+    overview = admin_client.get(OVERVIEW).content.decode()
+    link = re.search(r'href="([^"]*\?unused=30[^"]*)"', overview).group(1).replace("&amp;", "&")
+    listing = admin_client.get(link)  # what the operator selects, and the exception too
+    data = {"action": "disable_unused", "_selected_action": sorted({*selected(listing), deny.pk})}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(CHANGELIST, data, follow=True)
+    assert allow_origin(client, UC) is None
+    assert allow_origin(client, APP) == APP
+    assert dict(AllowedOrigin.objects.values_list("origin", "enabled")) == {WILDCARD: True, UC: True}
+    kept = "Kept 1 exception(s) (deny entries): a clean-up never disables them."
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"Disabled 0 origin(s) unused for 30 days. {kept}"
+    ]
+
+
+def test_unused_never_lists_an_exception(admin_client, exception):
+    _allow, deny = exception
+    assert selected(admin_client.get(CHANGELIST, {"unused": "30"})) == []
+    assert list(AllowedOrigin.objects.filter(usage.unused(30))) == []
+    assert deny.pk in selected(admin_client.get(CHANGELIST, {"effect__exact": "deny"}))
+
+
+def test_the_api_s_unused_filter_never_lists_an_exception(exception, django_user_model):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(django_user_model.objects.create_superuser("root", password="pw"))
+    never = AllowedOrigin.objects.create(origin="https://old.example.net", policy=exception[0].policy)
+    body = api.get("/api/cors/origins/", {"unused_days": 30}).json()
+    assert [row["id"] for row in body["results"]] == [never.pk]
+
+
+def test_the_cli_s_unused_list_never_lists_an_exception(exception, capsys):
+    call_command("cors", "list", "--unused-days", "30", "--json")
+    assert capsys.readouterr().out.strip() == "[]"
+
+
+# --- deny entries count their hits ----------------------------------------------------
+
+
+def test_a_deny_entry_counts_the_requests_it_refused(client, exception):
+    allow, deny = exception
+    for _ in range(3):
+        client.get(ECHO, HTTP_ORIGIN=UC)
+    client.get(ECHO, HTTP_ORIGIN=APP)
+    usage.flush()
+    hits = dict(OriginUsage.objects.values_list("origin_id", "hits"))
+    assert hits == {allow.pk: 41, deny.pk: 3}
+    assert OriginUsage.objects.get(origin=deny).last_seen == NOW
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_the_async_path_counts_a_deny_entry_the_same(async_client):
+    from asgiref.sync import sync_to_async
+
+    def setup() -> AllowedOrigin:
+        policy, _ = Policy.objects.get_or_create(name="default", defaults={"url_regex": "^/"})
+        AllowedOrigin.objects.create(origin=WILDCARD, policy=policy)
+        return AllowedOrigin.objects.create(origin=UC, policy=policy, effect=AllowedOrigin.DENY)
+
+    deny = await sync_to_async(setup)()
+    response = await async_client.get(ECHO, headers={"Origin": UC})
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert usage._entries == {int(NOW.timestamp()) // 3600: {deny.pk: [1, NOW.timestamp()]}}
+
+
+def test_a_deny_entry_counts_when_a_lower_policy_then_allows(client, exception):
+    _allow, deny = exception
+    Policy.objects.create(name="open", url_regex="^/", priority=-1, allow_all_origins=True)
+    assert allow_origin(client, UC) == "*"
+    usage.flush()
+    assert OriginUsage.objects.get(origin=deny).hits == 1
+
+
+def test_the_overview_shows_how_often_each_exception_denied(admin_client, client, exception):
+    client.get(ECHO, HTTP_ORIGIN=UC)
+    client.get(ECHO, HTTP_ORIGIN=UC)
+    usage.flush()
+    html = admin_client.get(OVERVIEW).content.decode()
+    section = html[html.index('id="overview-denials"') : html.index('id="overview-changes"')]
+    assert f">{UC}</a></td>" in section
+    assert "<td>default</td><td>denied 2 times</td>" in section
+
+
+def test_the_list_says_denied_on_hover_for_an_exception(admin_client, client, exception):
+    client.get(ECHO, HTTP_ORIGIN=UC)
+    usage.flush()
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert '<span title="denied 1 requests, last 2026-11-26 10:15">1</span>' in html
+
+
+# --- bulk disable / delete / move of an exception asks first ---------------------------
+
+
+def test_disabling_an_exception_shows_what_becomes_allowed_and_changes_nothing(
+    admin_client, client, exception
+):
+    _allow, deny = exception
+    response = admin_client.post(CHANGELIST, {"action": "disable", "_selected_action": [deny.pk]})
+    assert response.status_code == 200
+    assert response.templates[0].name == "admin/corsadmin/confirm_widening.html"
+    html = response.content.decode()
+    assert f"<li>{UC}: allowed by {WILDCARD} in policy default (denied today by {UC})</li>" in html
+    assert AllowedOrigin.objects.get(pk=deny.pk).enabled
+    assert allow_origin(client, UC) is None
+
+
+def test_disabling_an_exception_proceeds_once_confirmed(
+    admin_client, client, exception, django_capture_on_commit_callbacks
+):
+    _allow, deny = exception
+    data = {"action": "disable", "_selected_action": [deny.pk], "confirm_widening": "1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(CHANGELIST, data, follow=True)
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["Disabled 1 origin(s)."]
+    assert not AllowedOrigin.objects.get(pk=deny.pk).enabled
+    assert allow_origin(client, UC) == UC
+
+
+def test_disabling_only_allow_entries_asks_nothing(admin_client, exception):
+    allow, _deny = exception
+    response = admin_client.post(
+        CHANGELIST, {"action": "disable", "_selected_action": [allow.pk]}, follow=True
+    )
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["Disabled 1 origin(s)."]
+
+
+def test_disabling_the_allow_entry_with_its_exception_opens_nothing(admin_client, exception):
+    allow, deny = exception
+    response = admin_client.post(CHANGELIST, {"action": "disable", "_selected_action": [allow.pk, deny.pk]})
+    html = response.content.decode()
+    assert '<p id="widening-origins">No origin becomes allowed now' in html
+    assert AllowedOrigin.objects.filter(enabled=True).count() == 2
+
+
+def test_delete_selected_names_what_becomes_allowed_before_deleting(
+    admin_client, client, exception, django_capture_on_commit_callbacks
+):
+    _allow, deny = exception
+    data = {"action": "delete_selected", "_selected_action": [deny.pk]}
+    page = admin_client.post(CHANGELIST, data)
+    assert f"{UC}: allowed by {WILDCARD} in policy default (denied today by {UC})" in page.content.decode()
+    assert AllowedOrigin.objects.filter(pk=deny.pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(CHANGELIST, {**data, "post": "yes"})
+    assert not AllowedOrigin.objects.filter(pk=deny.pk).exists()
+    assert allow_origin(client, UC) == UC
+
+
+def test_the_delete_page_of_one_exception_names_what_becomes_allowed(admin_client, exception):
+    _allow, deny = exception
+    html = admin_client.get(f"{CHANGELIST}{deny.pk}/delete/").content.decode()
+    assert f"{UC}: allowed by {WILDCARD} in policy default (denied today by {UC})" in html
+
+
+def test_moving_an_exception_names_what_becomes_allowed(admin_client, exception):
+    _allow, deny = exception
+    Policy.objects.create(name="other", url_regex="^/other/")
+    html = admin_client.post(
+        CHANGELIST, {"action": "move_to_policy", "_selected_action": [deny.pk]}
+    ).content.decode()
+    assert f"{UC}: allowed by {WILDCARD} in policy default (denied today by {UC})" in html
+
+
+def test_a_wildcard_exception_names_the_overlap_and_skips_what_another_exception_refuses(
+    admin_client, credentials_policy
+):
+    def add(origin: str, effect: str = "allow") -> AllowedOrigin:
+        return AllowedOrigin.objects.create(origin=origin, policy=credentials_policy, effect=effect)
+
+    add("https://*.example.com")
+    add("https://a.uc.example.com")
+    add("https://c.uc.example.com:8443")
+    add("https://c.uc.example.com:*", effect="deny")  # stays: still refuses c.uc on any port
+    add("https://other.example.net")
+    deny = add("https://*.uc.example.com", effect="deny")
+    html = admin_client.post(
+        CHANGELIST, {"action": "disable", "_selected_action": [deny.pk]}
+    ).content.decode()
+    items = re.findall(r"<li>([^<]*allowed by[^<]*)</li>", html)
+    denied = "(denied today by https://*.uc.example.com)"
+    assert items == [
+        f"https://*.uc.example.com: allowed by https://*.example.com in policy default {denied}",
+        f"https://a.uc.example.com: allowed by https://a.uc.example.com in policy default {denied}",
+    ]
+
+
+# --- the CLI and the API act on an exception by its name: explicit, and said ----------
+
+
+def test_cli_disable_of_an_exception_proceeds_and_says_what_becomes_allowed(exception, capsys):
+    call_command("cors", "disable", UC)
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"Disabled {UC} in policy 'default'."
+    assert err.strip() == (
+        f"Warning: {UC} is no longer refused by the exception {UC}: "
+        f"allowed by {WILDCARD} in policy 'default'."
+    )
+    assert not AllowedOrigin.objects.get(origin=UC).enabled
+
+
+def test_cli_remove_of_an_exception_proceeds_and_says_what_becomes_allowed(exception, capsys):
+    call_command("cors", "remove", UC)
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"Removed {UC} from policy 'default'."
+    assert f"{UC} is no longer refused by the exception {UC}" in err
+    assert not AllowedOrigin.objects.filter(origin=UC).exists()

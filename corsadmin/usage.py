@@ -1,8 +1,8 @@
 """Usage per allowed entry (``hits``, ``last_seen``) and allowed/refused requests per policy.
 
 The request path adds one to plain dictionaries of this process: no lock, no I/O (a
-rare increment lost between two threads is the price). A daemon thread per process
-(``corsadmin.flusher``; or a call to ``flush()``) swaps them for empty ones at most once
+rare increment lost between two threads is the price). The process's flush thread
+(``corsadmin.flusher``, also at exit; or a call to ``flush()``) swaps them for empty ones at most once
 per ``USAGE_INTERVAL`` and adds them to the database as increments, so every worker's
 counts add up: one row per entry (``OriginUsage``), one per entry and hour
 (``OriginHour``) and one per policy and hour (``PolicyHour``), upserted with
@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce
 from django.dispatch import receiver
 
 from . import conf
-from .flusher import Flusher
+from .flusher import Job, flusher
 
 logger = logging.getLogger("corsadmin")
 
@@ -138,8 +138,8 @@ def refused(snapshot: Any, path: str, host: str | None = None) -> None:
 
 
 def _ensure_flusher() -> None:
-    if flusher._pid != os.getpid() and conf.get("USAGE_FLUSH") == "background":
-        flusher.ensure_started()
+    if job.pid != os.getpid() and conf.get("USAGE_FLUSH") == "background":
+        flusher.ensure_started(job)
 
 
 def pending() -> bool:
@@ -326,16 +326,6 @@ def hits_of(obj: Any) -> tuple[int, datetime | None]:
     return row if row is not None else (0, None)
 
 
-flusher = Flusher(
-    "corsadmin-usage",
-    flush,
-    interval=lambda: float(conf.get("USAGE_INTERVAL")),
-    pending=pending,
-    what="usage counts",
-    event="usage_failed",
-)
-
-
 def _forked() -> None:
     """In a child process: what the parent counted is the parent's to write."""
     global _flush_lock, _hour_end
@@ -343,11 +333,19 @@ def _forked() -> None:
     _entries.clear()
     _policies.clear()
     _hour_end = 0.0
-    flusher.forked()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forked)
+job = flusher.register(
+    Job(
+        "usage",
+        flush,
+        interval=lambda: float(conf.get("USAGE_INTERVAL")),
+        pending=pending,
+        what="usage counts",
+        event="usage_failed",
+        forked=_forked,
+    )
+)
 
 
 @receiver(setting_changed)

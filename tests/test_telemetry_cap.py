@@ -13,6 +13,12 @@ from corsadmin.telemetry import recorder
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def prune_due():
+    """The retention prune runs at most every few minutes per process: due at each test's start."""
+    recorder._pruned_at = None
+
+
 def row(origin: str, days_ago: float, **fields) -> RefusedOrigin:
     seen = timezone.now() - timedelta(days=days_ago)
     return RefusedOrigin.objects.create(

@@ -66,7 +66,9 @@ def exit_(entry_id: int) -> None:
     from corsadmin import usage
     from corsadmin.telemetry import recorder
 
-    configure(TELEMETRY_FLUSH="background", USAGE_FLUSH="background", TELEMETRY_INTERVAL=3600, USAGE_INTERVAL=3600)
+    configure(
+        TELEMETRY_FLUSH="background", USAGE_FLUSH="background", TELEMETRY_INTERVAL=3600, USAGE_INTERVAL=3600
+    )
     for _ in range(4):
         recorder.record("https://leaving.example", "/api/x")
         usage.allowed("default", entry_id)

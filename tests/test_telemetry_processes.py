@@ -25,9 +25,8 @@ def database_url() -> str:
     if connection.vendor != "postgresql":
         pytest.fail("needs DATABASE_URL naming PostgreSQL (run with the services tests)")
     s = connection.settings_dict
-    return (
-        f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-    )
+    host = f"{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}"
+    return f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{host}/{s['NAME']}"
 
 
 def start(*args: str) -> subprocess.Popen:

@@ -87,3 +87,22 @@ def test_a_process_that_exits_gracefully_writes_what_it_counted():
     assert finish(start("exit", str(entry.pk))) == {"pending": 1}
     assert RefusedOrigin.objects.get(origin="https://leaving.example").count == 4
     assert OriginUsage.objects.get(origin=entry).hits == 4
+
+
+def test_a_gunicorn_shutdown_writes_what_its_workers_counted(deployment, start_server):
+    """Refused requests, then a graceful stop well within TELEMETRY_INTERVAL (10 s)."""
+    import psycopg
+
+    from .e2e import ECHO, request
+
+    server = start_server("telemetry-exit", "gunicorn", 2, deployment.env())
+    origin = "https://restart.example.net"
+    for _ in range(20):
+        assert request(server.port, "GET", ECHO, {"Origin": origin}).status == 200
+    server.stop()
+    assert server.process is not None and server.process.returncode == 0
+    with psycopg.connect(deployment.database_url) as conn:
+        counted = conn.execute(
+            f'SELECT SUM("count") FROM "{RefusedOrigin._meta.db_table}" WHERE origin = %s', [origin]
+        ).fetchone()[0]
+    assert counted == 20

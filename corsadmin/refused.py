@@ -20,7 +20,7 @@ already stored always count.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -100,6 +100,7 @@ def _upsert(rows: Sequence[Row]) -> None:
     inserted (at most ``REFUSED_MAX_ROWS``, most counted first), stored ones add up."""
     qn = connection.ops.quote_name
     table = _table()
+    stamp: Callable[[datetime], Any]
     if connection.vendor == "postgresql":
         source = (
             "SELECT e->>0 AS origin, e->>1 AS path_prefix, (e->>2)::boolean AS report, e->>3 AS policy,"

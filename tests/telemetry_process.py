@@ -9,7 +9,8 @@
         must be written once
     python -m tests.telemetry_process exit ENTRY_ID
         counts 4 refusals and 4 uses of ENTRY_ID with background writers whose interval
-        is an hour, and exits: only the exit flush can write them
+        is an hour, and exits: only the exit flush can write them (one writer thread
+        serves both)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
@@ -72,7 +74,9 @@ def exit_(entry_id: int) -> None:
     for _ in range(4):
         recorder.record("https://leaving.example", "/api/x")
         usage.allowed("default", entry_id)
-    print(json.dumps({"pending": len(recorder.pending())}))
+    writers = {"corsadmin-flusher", "corsadmin-usage", "corsadmin-telemetry", "corsadmin-metrics"}
+    threads = sum(thread.name in writers for thread in threading.enumerate())
+    print(json.dumps({"pending": len(recorder.pending()), "writer_threads": threads}))
 
 
 def main() -> None:

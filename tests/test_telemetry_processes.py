@@ -84,7 +84,7 @@ def test_a_forked_child_never_writes_its_parents_counts_again():
 
 def test_a_process_that_exits_gracefully_writes_what_it_counted():
     entry = AllowedOrigin.objects.create(origin="https://app.example.com")
-    assert finish(start("exit", str(entry.pk))) == {"pending": 1}
+    assert finish(start("exit", str(entry.pk))) == {"pending": 1, "writer_threads": 1}
     assert RefusedOrigin.objects.get(origin="https://leaving.example").count == 4
     assert OriginUsage.objects.get(origin=entry).hits == 4
 

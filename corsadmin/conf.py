@@ -27,8 +27,12 @@ DEFAULTS: dict[str, Any] = {
     "TELEMETRY": True,
     "TELEMETRY_INTERVAL": 10.0,
     "TELEMETRY_MAX_ORIGINS": 10000,
-    # Refused origins kept in the database: the most recently seen rows, seen within the days.
+    # Refused origins kept in the database (rows in all), seen within the days: per kind the
+    # most requested rows, and a tenth of its budget for the most recently seen.
     "REFUSED_MAX_ROWS": 1000,
+    # Of REFUSED_MAX_ROWS, the rows kept for report-only policies' would-be refusals; ordinary
+    # refusals get the rest. Either kind may use what the other leaves unused.
+    "REFUSED_REPORT_ROWS": 500,
     "REFUSED_RETENTION_DAYS": 30,
     # "background": a thread per process writes the counts; "manual": call telemetry.flush().
     "TELEMETRY_FLUSH": "background",

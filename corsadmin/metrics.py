@@ -1,12 +1,12 @@
 """Prometheus metrics (``CORSADMIN["METRICS"] = True``; needs ``corsadmin[metrics]``).
 
 The request path only adds one to a plain dictionary of this process (no lock, no
-``prometheus_client`` call). A daemon thread per process (or ``flush()``, which the
-metrics view also calls before each scrape) moves the counts into ``prometheus_client``
-metrics at most once per ``METRICS_INTERVAL``, and sets the gauges from this process's
-snapshot. With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn's workers), prometheus_client
-writes each process's values to that directory and the view adds them up; otherwise the
-metrics live in prometheus_client's default registry.
+``prometheus_client`` call). The process's flush thread (``corsadmin.flusher``, also at
+exit; or ``flush()``, which the metrics view also calls before each scrape) moves the
+counts into ``prometheus_client`` metrics at most once per ``METRICS_INTERVAL``, and sets
+the gauges from this process's snapshot. With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn's
+workers), prometheus_client writes each process's values to that directory and the view
+adds them up; otherwise the metrics live in prometheus_client's default registry.
 
 Disabled (the default), nothing here imports ``prometheus_client`` and the middleware
 pays one test of ``ENABLED``.
@@ -36,6 +36,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from . import conf, signals
+from .flusher import Job, flusher
 from .refresh import holder
 
 logger = logging.getLogger("corsadmin")
@@ -56,9 +57,7 @@ _failures: dict[str, int] = {}
 _failures_flushed: dict[str, int] = {}
 _durations: list[float] = []
 _confirmed_at: float | None = None  # when the database last answered this process's refresher
-_thread_pid: int | None = None
 _flush_lock = threading.Lock()
-_start_lock = threading.Lock()  # not the flush's: a request never waits for a flush
 _metrics: Any = None  # the prometheus_client objects, made on the first flush of the process
 
 
@@ -85,8 +84,8 @@ def count(decision: Any, asked: Any, request: Any) -> None:
         counts[key] += 1  # without a lock: a rare lost increment between threads, never an error
     else:
         counts[key] = 1
-        if _thread_pid != os.getpid():
-            _start_thread()
+        if job.pid != os.getpid() and conf.get("METRICS_FLUSH") == "background":
+            flusher.ensure_started(job)
 
 
 # --- the refresher ---------------------------------------------------------------------
@@ -236,33 +235,6 @@ def _entries(policy: Any) -> int:
         return 0
 
 
-def _start_thread() -> None:
-    global _thread_pid
-    with _start_lock:
-        if _thread_pid == os.getpid():
-            return
-        _thread_pid = os.getpid()  # after a fork the child starts its own
-    if conf.get("METRICS_FLUSH") == "background":
-        threading.Thread(target=_run, name="corsadmin-metrics", daemon=True).start()
-
-
-def _run() -> None:
-    failing = False
-    while True:
-        time.sleep(float(conf.get("METRICS_INTERVAL")))
-        try:
-            flush()
-            failing = False
-        except Exception as exc:
-            if not failing:
-                logger.error(
-                    "corsadmin: could not update the Prometheus metrics (%s)",
-                    exc,
-                    extra={"event": "metrics_failed"},
-                )
-            failing = True
-
-
 # --- the scrape ------------------------------------------------------------------------
 
 
@@ -309,8 +281,8 @@ def view(request: Any) -> Any:
 
 def _forked() -> None:
     """In a child process: what the parent counted is the parent's (it is not counted again)."""
-    global _flush_lock, _start_lock
-    _flush_lock, _start_lock = threading.Lock(), threading.Lock()
+    global _flush_lock
+    _flush_lock = threading.Lock()
     _decisions.clear()
     _flushed.clear()
     _failures.clear()
@@ -318,8 +290,21 @@ def _forked() -> None:
     del _durations[:]
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forked)
+def _pending() -> bool:
+    return True  # the gauges (snapshot age) move even when no request was counted
+
+
+job = flusher.register(
+    Job(
+        "metrics",
+        flush,
+        interval=lambda: float(conf.get("METRICS_INTERVAL")),
+        pending=_pending,
+        what="the Prometheus metrics",
+        event="metrics_failed",
+        forked=_forked,
+    )
+)
 
 
 @receiver(setting_changed)

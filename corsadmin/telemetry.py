@@ -1,11 +1,17 @@
 """Refused-origin telemetry: counted in memory on the request path, written later.
 
-The request path only touches a dictionary. A daemon thread per process (or a
-call to ``flush``) writes the counts at most once per ``TELEMETRY_INTERVAL``.
+The request path only touches a dictionary, under a lock held for the few operations of
+one count. The process's flush thread (``corsadmin.flusher``, also at exit; or a call to
+``flush``) swaps that dictionary for an empty one under the same lock and writes the one
+it took (``corsadmin.refused``: one upsert for the batch, the budgets held in the same
+transaction) at most once per ``TELEMETRY_INTERVAL``; rows not seen within
+``REFUSED_RETENTION_DAYS`` are pruned at most every ``PRUNE_EVERY`` seconds per process.
 Memory is bounded by ``TELEMETRY_MAX_ORIGINS`` distinct (origin, path prefix,
-report-only policy) keys; what does not fit is counted in ``dropped``. Nothing here
-raises into a request. Ordinary refusals have no policy (""); a report-only policy's
-would-be refusals (the real decision allowed the origin) are counted under its name.
+report-only policy) keys; what does not fit is counted in ``dropped``, and counts the
+database refused are kept for the next flush within the same bound. Nothing here raises
+into a request. Ordinary refusals have no policy (""); a report-only policy's would-be
+refusals (the real decision allowed the origin) are counted under its name. After a
+fork the child drops what the parent counted: the parent writes it.
 """
 
 from __future__ import annotations
@@ -14,17 +20,17 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F, Q
-
-from . import conf
-from .flusher import Flusher
+from . import conf, refused
+from .flusher import Job, flusher
 from .origins import MAX_LENGTH
 
 logger = logging.getLogger("corsadmin")
+
+PRUNE_EVERY = 300.0  # seconds between two retention prunes by one process
+clock = time.time  # tests replace it with a fake clock
 
 # (origin, path prefix, report-only policy or "") -> [count, first seen, last seen] (UNIX timestamps)
 Counts = dict[tuple[str, str, str], list[Any]]
@@ -49,106 +55,122 @@ def printable(origin: str) -> str:
 class Recorder:
     def __init__(self) -> None:
         self._counts: Counts = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _counts: a count, or the flush's swap
+        self._flush_lock = threading.Lock()  # one flush at a time (the thread, exit, a caller)
+        self._pruned_at: float | None = None
         self.dropped = 0
-        self.flusher = Flusher(
-            "corsadmin-telemetry",
-            self.flush,
-            interval=lambda: float(conf.get("TELEMETRY_INTERVAL")),
-            pending=lambda: bool(self._counts or self.dropped),
-            what="refused-origin telemetry",
-            event="telemetry_failed",
+        self.job = flusher.register(
+            Job(
+                "telemetry",
+                self.flush,
+                interval=lambda: float(conf.get("TELEMETRY_INTERVAL")),
+                pending=lambda: bool(self._counts or self.dropped),
+                what="refused-origin telemetry",
+                event="telemetry_failed",
+                forked=self._forked,
+            )
         )
 
     def record(self, origin: str, path: str, policy: str = "") -> None:
         try:
             key = (origin, path_prefix(path), policy)
-            now = time.time()
-            counts = self._counts
-            entry = counts.get(key)
-            if entry is not None:
-                entry[0] += 1
-                entry[2] = now
-            elif len(counts) < conf.get("TELEMETRY_MAX_ORIGINS"):
-                counts[key] = [1, now, now]
-            else:
-                self.dropped += 1
-            if self.flusher._pid != os.getpid() and conf.get("TELEMETRY_FLUSH") == "background":
-                self.flusher.ensure_started()
-        except Exception:  # never let telemetry reach a request
+            now = clock()
+            limit = conf.get("TELEMETRY_MAX_ORIGINS")
+            with self._lock:
+                counts = self._counts
+                entry = counts.get(key)
+                if entry is not None:
+                    entry[0] += 1
+                    entry[2] = now
+                elif len(counts) < limit:
+                    counts[key] = [1, now, now]
+                else:
+                    self.dropped += 1
+            if self.job.pid != os.getpid() and conf.get("TELEMETRY_FLUSH") == "background":
+                flusher.ensure_started(self.job)
+        except Exception:  # noqa: BLE001, S110  (never let telemetry reach a request)
             pass
 
     def pending(self) -> Counts:
-        return dict(self._counts)
+        with self._lock:
+            return {key: list(entry) for key, entry in self._counts.items()}
 
     def _take(self) -> Counts:
         with self._lock:
             counts, self._counts = self._counts, {}
         return counts
 
+    def _keep(self, counts: Counts) -> None:
+        """Put back counts the database did not take (within ``TELEMETRY_MAX_ORIGINS``)."""
+        limit = conf.get("TELEMETRY_MAX_ORIGINS")
+        with self._lock:
+            mine = self._counts
+            for key, (count, first, last) in counts.items():
+                entry = mine.get(key)
+                if entry is not None:
+                    entry[0] += count
+                    entry[1] = min(entry[1], first)
+                    entry[2] = max(entry[2], last)
+                elif len(mine) < limit:
+                    mine[key] = [count, first, last]
+                else:
+                    self.dropped += count
+
     def flush(self) -> int:
-        """Write the counts gathered so far; returns how many rows were touched."""
-        from .models import RefusedOrigin
-
-        counts = self._take()
-        if self.dropped:
-            logger.warning(
-                "corsadmin: telemetry dropped %d refusals (cap of %s distinct origins)",
-                self.dropped,
-                conf.get("TELEMETRY_MAX_ORIGINS"),
-                extra={"event": "telemetry_dropped"},
-            )
-            self.dropped = 0
-        for (origin, prefix, policy), (count, first, last) in counts.items():
-            origin = printable(origin)
-            first_seen = datetime.fromtimestamp(first, UTC)
-            last_seen = datetime.fromtimestamp(last, UTC)
-            key = {"origin": origin, "path_prefix": prefix, "report": bool(policy), "policy": policy}
-            with transaction.atomic():
-                # A dismissed origin refused again comes back to the list.
-                updated = RefusedOrigin.objects.filter(**key).update(
-                    count=F("count") + count, last_seen=last_seen, dismissed=False
+        """Write the counts gathered so far; returns how many rows were written."""
+        with self._flush_lock:
+            counts = self._take()
+            if self.dropped:
+                logger.warning(
+                    "corsadmin: telemetry dropped %d refusals (cap of %s distinct origins)",
+                    self.dropped,
+                    conf.get("TELEMETRY_MAX_ORIGINS"),
+                    extra={"event": "telemetry_dropped"},
                 )
-                if not updated:
-                    _, created = RefusedOrigin.objects.get_or_create(
-                        **key,
-                        defaults={"count": count, "first_seen": first_seen, "last_seen": last_seen},
-                    )
-                    if not created:
-                        RefusedOrigin.objects.filter(**key).update(
-                            count=F("count") + count, last_seen=last_seen, dismissed=False
-                        )
-        if counts:
-            prune()
-        return len(counts)
+                self.dropped = 0
+            rows = _rows(counts)
+            now = clock()
+            due = self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY
+            if not rows and not due:
+                return 0
+            try:
+                refused.write(rows, refused.expiry(datetime.fromtimestamp(now, UTC)) if due else None)
+            except Exception:
+                self._keep(counts)
+                raise
+            if due:
+                self._pruned_at = now
+            return len(rows)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._counts = {}
+        self.dropped = 0
 
 
-def prune() -> int:
-    """Keep the ``REFUSED_MAX_ROWS`` most recently seen rows, seen within
-    ``REFUSED_RETENTION_DAYS``: the least recently seen go first, so new refusals are
-    always counted. Returns how many rows went."""
-    from .models import RefusedOrigin
+def _rows(counts: Counts) -> list[refused.Row]:
+    """The stored form of the counts; keys that become one (escaping, truncation) add up."""
+    merged: dict[tuple[str, str, bool, str], list[Any]] = {}
+    for (origin, prefix, policy), (count, first, last) in counts.items():
+        key = (printable(origin), prefix, bool(policy), policy)
+        slot = merged.get(key)
+        if slot is None:
+            merged[key] = [count, first, last]
+        else:
+            slot[0] += count
+            slot[1] = min(slot[1], first)
+            slot[2] = max(slot[2], last)
+    return [
+        (*key, count, datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC))
+        for key, (count, first, last) in sorted(merged.items())
+    ]
 
-    removed = 0
-    days = conf.get("REFUSED_RETENTION_DAYS")
-    if days:
-        cutoff = datetime.now(UTC) - timedelta(days=float(days))
-        removed += RefusedOrigin.objects.filter(last_seen__lt=cutoff).delete()[0]
-    cap = int(conf.get("REFUSED_MAX_ROWS"))
-    newest_first = RefusedOrigin.objects.order_by("-last_seen", "-pk")
-    boundary = newest_first.values_list("last_seen", "pk")[cap : cap + 1].first() if cap >= 0 else None
-    if boundary is not None:
-        last_seen, pk = boundary
-        older = Q(last_seen__lt=last_seen) | Q(last_seen=last_seen, pk__lte=pk)
-        evicted = RefusedOrigin.objects.filter(older).delete()[0]
-        removed += evicted
-        logger.info(
-            "corsadmin: evicted %d least recently seen refused origins (cap of %d rows)",
-            evicted,
-            cap,
-            extra={"event": "telemetry_evicted"},
-        )
-    return removed
+
+def prune() -> None:
+    """Drop rows not seen within ``REFUSED_RETENTION_DAYS`` and keep the list within its
+    budgets (``corsadmin.refused``), now."""
+    refused.prune(refused.expiry(datetime.fromtimestamp(clock(), UTC)))
 
 
 recorder = Recorder()

@@ -2,8 +2,8 @@
 entry refused) and allowed/refused requests per policy.
 
 The request path adds one to plain dictionaries of this process: no lock, no I/O (a
-rare increment lost between two threads is the price). A daemon thread per process
-(``corsadmin.flusher``; or a call to ``flush()``) swaps them for empty ones at most once
+rare increment lost between two threads is the price). The process's flush thread
+(``corsadmin.flusher``, also at exit; or a call to ``flush()``) swaps them for empty ones at most once
 per ``USAGE_INTERVAL`` and adds them to the database as increments, so every worker's
 counts add up: one row per entry (``OriginUsage``), one per entry and hour
 (``OriginHour``) and one per policy and hour (``PolicyHour``), upserted with
@@ -16,6 +16,7 @@ Disabled (``CORSADMIN["USAGE"] = False``), the middleware pays one test of ``ENA
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -31,7 +32,7 @@ from django.db.models.functions import Coalesce
 from django.dispatch import receiver
 
 from . import conf
-from .flusher import Flusher
+from .flusher import Job, flusher
 
 logger = logging.getLogger("corsadmin")
 
@@ -39,7 +40,7 @@ logger = logging.getLogger("corsadmin")
 # setting changes.
 ENABLED = False
 HOUR = 3600
-BATCH = 500  # rows per INSERT and ids per IN (...)
+BATCH = 500  # ids per IN (...) on databases other than PostgreSQL and SQLite
 # Counts kept for the next flush when the database cannot take them (keys, not requests).
 MAX_PENDING = 100_000
 PRUNE_EVERY = 3600.0  # seconds between two prunes by one process
@@ -153,8 +154,8 @@ def refused(snapshot: Any, path: str, host: str | None = None) -> None:
 
 
 def _ensure_flusher() -> None:
-    if flusher._pid != os.getpid() and conf.get("USAGE_FLUSH") == "background":
-        flusher.ensure_started()
+    if job.pid != os.getpid() and conf.get("USAGE_FLUSH") == "background":
+        flusher.ensure_started(job)
 
 
 def pending() -> bool:
@@ -208,11 +209,7 @@ def _write(entries: dict[int, dict[Any, list[Any]]], policies: dict[int, dict[st
 
     flat = {(entry_id, hour): slot for hour, counts in entries.items() for entry_id, slot in counts.items()}
     per_name = {(name, hour): slot for hour, counts in policies.items() for name, slot in counts.items()}
-    ids = sorted({entry_id for entry_id, _ in flat})
-    existing: set[Any] = set()
-    for start in range(0, len(ids), BATCH):  # an entry deleted since the snapshot was built
-        chunk = ids[start : start + BATCH]
-        existing.update(AllowedOrigin.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+    existing = _existing(AllowedOrigin, sorted({entry_id for entry_id, _ in flat}))
     totals: dict[Any, list[Any]] = {}
     hours: list[tuple[Any, ...]] = []
     for (entry_id, hour), (count, last) in sorted(flat.items()):  # one lock order for every writer
@@ -236,11 +233,38 @@ def _write(entries: dict[int, dict[Any, list[Any]]], policies: dict[int, dict[st
     return len(usage) + len(hours) + len(per_policy)
 
 
+def _bulk() -> bool:
+    """One statement per table whatever the number of rows: the rows travel as one JSON value."""
+    return connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and connection.features.supports_json_field
+    )
+
+
+def _existing(model: Any, ids: list[Any]) -> set[Any]:
+    """The ids still in ``model``'s table (an entry may be deleted since the snapshot was built)."""
+    if not ids:
+        return set()
+    if _bulk():
+        table = connection.ops.quote_name(model._meta.db_table)
+        pk = connection.ops.quote_name(model._meta.pk.column)
+        where = "= ANY(%s)" if connection.vendor == "postgresql" else "IN (SELECT value FROM json_each(%s))"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {pk} FROM {table} WHERE {pk} {where}",
+                [ids if connection.vendor == "postgresql" else json.dumps(ids)],
+            )
+            return {row[0] for row in cursor.fetchall()}
+    existing: set[Any] = set()
+    for start in range(0, len(ids), BATCH):
+        existing.update(model.objects.filter(pk__in=ids[start : start + BATCH]).values_list("pk", flat=True))
+    return existing
+
+
 def _upsert(model: Any, columns: Sequence[str], keys: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
     """Insert the rows; where one exists, add the counts to it (``last_seen``: the later)."""
     if not rows:
         return
-    if connection.vendor not in ("postgresql", "sqlite"):
+    if not _bulk():
         _upsert_orm(model, columns, keys, rows)
         return
     qn = connection.ops.quote_name
@@ -257,21 +281,29 @@ def _upsert(model: Any, columns: Sequence[str], keys: Sequence[str], rows: list[
         else:
             sets.append(f"{qn(column)} = {mine} + {theirs}")
     fields = {f.column: f for f in model._meta.concrete_fields}
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    if connection.vendor == "postgresql":
+        parts = [f"(e->>{i})::{fields[c].cast_db_type(connection)}" for i, c in enumerate(columns)]
+        source = "jsonb_array_elements(%s::jsonb) AS e"
+    else:
+        parts = [f"json_extract(value, '$[{i}]')" for i, _ in enumerate(columns)]
+        source = "json_each(%s)"
+    batch = json.dumps(
+        [
+            [_json(fields[c].get_db_prep_value(v, connection)) for c, v in zip(columns, row, strict=True)]
+            for row in rows
+        ]
+    )
+    names = ", ".join(qn(c) for c in columns)
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), BATCH):
-            chunk = rows[start : start + BATCH]
-            params: list[Any] = []
-            for row in chunk:
-                params.extend(
-                    fields[c].get_db_prep_value(v, connection) for c, v in zip(columns, row, strict=True)
-                )
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES "
-                + ", ".join([one] * len(chunk))
-                + f" ON CONFLICT ({', '.join(qn(k) for k in keys)}) DO UPDATE SET {', '.join(sets)}",
-                params,
-            )
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {', '.join(parts)} FROM {source} WHERE 1 = 1"
+            f" ON CONFLICT ({', '.join(qn(k) for k in keys)}) DO UPDATE SET {', '.join(sets)}",
+            [batch],
+        )
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _upsert_orm(model: Any, columns: Sequence[str], keys: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
@@ -344,16 +376,6 @@ def hits_of(obj: Any) -> tuple[int, datetime | None]:
     return row if row is not None else (0, None)
 
 
-flusher = Flusher(
-    "corsadmin-usage",
-    flush,
-    interval=lambda: float(conf.get("USAGE_INTERVAL")),
-    pending=pending,
-    what="usage counts",
-    event="usage_failed",
-)
-
-
 def _forked() -> None:
     """In a child process: what the parent counted is the parent's to write."""
     global _flush_lock, _hour_end
@@ -361,11 +383,19 @@ def _forked() -> None:
     _entries.clear()
     _policies.clear()
     _hour_end = 0.0
-    flusher.forked()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forked)
+job = flusher.register(
+    Job(
+        "usage",
+        flush,
+        interval=lambda: float(conf.get("USAGE_INTERVAL")),
+        pending=pending,
+        what="usage counts",
+        event="usage_failed",
+        forked=_forked,
+    )
+)
 
 
 @receiver(setting_changed)

@@ -26,6 +26,14 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def worker_exit(server: Any, worker: Any) -> None:
+    """Write the worker's unwritten counts (usage, refused origins, metrics) before it goes;
+    the at-exit hook does it too, for servers run without this file."""
+    from corsadmin.flusher import flusher
+
+    flusher.flush_at_exit()
+
+
 def when_ready(server: Any) -> None:
     if server.cfg.preload_app:  # gunicorn --preload: load the allow-list once, before the fork
         from corsadmin.refresh import holder

@@ -1,10 +1,11 @@
 """A process that counts decisions through the middleware and flushes its metrics.
 
-    python -m tests.metrics_process ALLOWED GENERATION [--disabled]
+    python -m tests.metrics_process ALLOWED GENERATION [--disabled | --exit]
 
 Used by test_metrics.py: two of these with one PROMETHEUS_MULTIPROC_DIR stand for two
-gunicorn workers; ``--disabled`` checks that nothing imports prometheus_client. No database:
-the snapshot is built in memory.
+gunicorn workers; ``--disabled`` checks that nothing imports prometheus_client; ``--exit``
+counts with a background writer whose interval is an hour and never flushes: only the
+flush at exit can move the counts. No database: the snapshot is built in memory.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 def main() -> None:
     allowed, generation = int(sys.argv[1]), int(sys.argv[2])
     disabled = "--disabled" in sys.argv
+    at_exit = "--exit" in sys.argv
     if disabled:
         sys.modules["prometheus_client"] = None  # type: ignore[assignment]  # any import fails
     import django
@@ -35,7 +37,13 @@ def main() -> None:
     from corsadmin.snapshot import CompiledPolicy, Snapshot
 
     with override_settings(
-        CORSADMIN={**settings.CORSADMIN, "METRICS": not disabled, "TELEMETRY": False, "REFRESH": "background"}
+        CORSADMIN={
+            **settings.CORSADMIN,
+            "METRICS": not disabled,
+            "TELEMETRY": False,
+            "REFRESH": "background",
+            **({"METRICS_FLUSH": "background", "METRICS_INTERVAL": 3600} if at_exit else {}),
+        }
     ):
         holder._snapshot = Snapshot(
             [CompiledPolicy(name="workers", entries=[(1, "https://app.example.com", math.inf)])], generation
@@ -46,7 +54,7 @@ def main() -> None:
         for _ in range(allowed):
             middleware(factory.get("/", HTTP_ORIGIN="https://app.example.com"))
         middleware(factory.get("/", HTTP_ORIGIN="https://evil.example.net"))
-        if not disabled:
+        if not disabled and not at_exit:
             metrics.flush()
         imported = sys.modules.get("prometheus_client") is not None
         print(json.dumps({"prometheus": imported, "counted": len(metrics._decisions)}))

@@ -184,6 +184,17 @@ def test_multiprocess_mode_adds_up_the_workers(tmp_path, client, monkeypatch):
     assert value("corsadmin_snapshot_entries", policy="workers") == 1
 
 
+def test_a_worker_exiting_leaves_its_counts_in_the_multiprocess_directory(tmp_path):
+    run_process("4", "3", "--exit", multiproc_dir=str(tmp_path))
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path))
+    allowed = {"policy": "workers", "outcome": "allowed"}
+    assert registry.get_sample_value("corsadmin_decisions_total", allowed) == 4
+
+
 @pytest.mark.django_db
 def test_the_view_reads_every_worker_in_multiprocess_mode(tmp_path, client, enabled, monkeypatch):
     run_process("2", "7", multiproc_dir=str(tmp_path))

@@ -292,3 +292,23 @@ def test_the_covering_policy_of_a_refused_path_is_remembered_per_snapshot(
     assert usage._covering == {(None, ECHO): "api"}
     usage.flush()
     assert sorted(PolicyHour.objects.values_list("policy", "refused")) == [("api", 1), ("default", 1)]
+
+
+def statements_to_flush(entries: list[AllowedOrigin]) -> int:
+    usage.prune()  # not due in the flush measured
+    for one in entries:
+        usage.allowed("default", one.pk)
+    connection.features.supports_json_field  # noqa: B018  (probed once per connection)
+    with CaptureQueriesContext(connection) as queries:
+        usage.flush()
+    return len(queries)
+
+
+def test_a_flush_costs_the_same_statements_for_1_or_1200_entries(entry, clock):
+    few = statements_to_flush([entry])
+    policy = Policy.objects.get(name="default")
+    many = AllowedOrigin.objects.bulk_create(
+        AllowedOrigin(origin=f"https://e{n}.example.com", policy=policy) for n in range(1200)
+    )
+    assert (few, statements_to_flush(many)) == (few, few)
+    assert OriginUsage.objects.count() == 1201

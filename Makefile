@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 3
 
-.PHONY: run test test-venv setup serve clean browser
+.PHONY: run test test-venv setup serve clean browser corsheaders-suite
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test: setup browser $(VENV)/.test-installed
 test-venv: setup browser $(VENV)/.test-installed
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not services"
 	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then $(PY) -m pytest; fi  # again on the real services (DEVELOPERS.md)
+
+# django-cors-headers' own suite with corsadmin's middleware in its place (not in `make test`;
+# fetches nothing): CORSHEADERS_CHECKOUT=<its work tree or git dir> [CORSHEADERS_REF=4.9.0].
+corsheaders-suite: $(VENV)/.test-installed
+	$(PY) tests/corsheaders_suite.py
 
 clean:
 	rm -rf $(VENV) var .nox dist

@@ -316,3 +316,43 @@ def check_shared_hosting_wildcards(databases: Any = None, **kwargs: Any) -> list
                 )
             )
     return messages
+
+
+@register(Tags.database)
+def check_settings_policy_shadows(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The ``(settings)`` policy answering in a database policy's place with other options
+    (``check --database default``): what a migration half done leaves behind."""
+    if not databases or "default" not in databases or not conf.has_settings_policy():
+        return []
+    from django.db import DatabaseError
+    from django.db.models import Exists, OuterRef
+
+    from . import shadowing
+    from .models import AllowedOrigin, Policy
+
+    fields = ("name", "priority", "mode", "enabled", "url_regex", "allow_all_origins", "allowing")
+    allow_entries = AllowedOrigin.objects.filter(
+        policy=OuterRef("pk"), enabled=True, effect=AllowedOrigin.ALLOW
+    )
+    try:
+        policies = Policy.objects.annotate(allowing=Exists(allow_entries))
+        rows = list(policies.values(*fields, *shadowing.SHAPING_SETTINGS.values()))
+    except DatabaseError:
+        return []
+    setting_of = {field: setting for setting, field in shadowing.SHAPING_SETTINGS.items()}
+    setting_of["allow_all_origins"] = "CORS_ALLOW_ALL_ORIGINS"
+    messages: list[CheckMessage] = []
+    for shadow in shadowing.shadowed(rows):
+        names = ", ".join(shadowing.spelled(setting_of[field]) for field in shadow.differences)
+        messages.append(
+            Warning(
+                f"The CORS_* settings policy is tried before policy {shadow.policy!r} on the paths both "
+                f"cover, with other values of {names}: the origins the settings allow get the "
+                f"settings' answer there, never {shadow.policy!r}'s (nor its deny entries).",
+                hint=f"Give {names} the values of policy {shadow.policy!r} (as `cors import-settings` "
+                "advises), or move the origins out of the settings and remove them, or give "
+                f"{shadow.policy!r} a priority above 0.",
+                id="corsadmin.W009",
+            )
+        )
+    return messages

@@ -5,21 +5,31 @@ each change shows in the object's admin history. Each change's ``LogEntry.change
 is Django's JSON (``[{"changed": {"fields": [...]}}]``) with one more key,
 ``"values": {label: [old, new]}``, which Django's own
 ``get_change_message`` ignores; the history page shows it (``corsadmin_history`` filter).
+
+A site without ``django.contrib.admin`` has no ``LogEntry``: each change is then one
+INFO line on the ``corsadmin`` logger instead (``event`` ``history``), and nothing here
+imports the admin's models (this module is imported by the API, the command line and
+the template tags, which such a site uses too).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.apps import apps
 from django.db import models
 from django.utils import timezone
 from django.utils.text import capfirst
 
 User = Any  # a user model instance, AnonymousUser or None
+logger = logging.getLogger("corsadmin")
+# Django's LogEntry.action_flag values (django.contrib.admin.models), and their words.
+ADDITION, CHANGE, DELETION = 1, 2, 3
+ACTIONS = {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}
 
 
 def label(model: type[models.Model], name: str) -> str:
@@ -107,7 +117,28 @@ def _log(user: User, objects: Iterable[models.Model], action: int, message: Any 
     objects = list(objects)
     if uid is None or not objects:
         return
+    if not apps.is_installed("django.contrib.admin"):
+        _log_line(uid, objects, action, message)
+        return
+    from django.contrib.admin.models import LogEntry
+
     LogEntry.objects.log_actions(uid, objects, action, message or "")
+
+
+def _log_line(uid: int, objects: list[models.Model], action: int, message: Any) -> None:
+    """The history of a site without the admin: one log line per object."""
+    change = values_of(json.dumps(message)) if action == CHANGE else ""
+    for obj in objects:
+        logger.info(
+            "corsadmin: %s %s %r (pk %s) by user %s%s",
+            ACTIONS[action],
+            obj._meta.verbose_name,
+            str(obj),
+            obj.pk,
+            uid,
+            f": {change}" if change else "",
+            extra={"event": "history"},
+        )
 
 
 def log_addition(user: User, objects: Iterable[models.Model]) -> None:

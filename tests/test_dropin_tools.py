@@ -8,6 +8,7 @@ from django.core.checks import run_checks
 from corsadmin.models import AllowedOrigin, Policy
 from corsadmin.refresh import holder
 from corsadmin.settings_import import run as import_settings
+from corsadmin.shadowing import paths_overlap
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +117,139 @@ def test_import_settings_reports_regexes_it_keeps(settings):
     out = io.StringIO()
     import_settings(out)
     assert "regexes stay in settings" in out.getvalue()
+
+
+def database_check_messages(settings_values, settings):
+    for name, value in settings_values.items():
+        setattr(settings, name, value)
+    return [m for m in run_checks(tags=["database"], databases=["default"]) if m.id == "corsadmin.W009"]
+
+
+def imported_api_policy(**options):
+    """The database policy of issue 19's site after `cors import-settings`."""
+    Policy.objects.all().delete()
+    values = {
+        "url_regex": "^/api/.*$",
+        "allow_credentials": True,
+        "expose_headers": ["x-request-id"],
+        "allow_headers": ["x-custom", "content-type"],
+        "max_age": 86400,
+    }
+    policy = Policy.objects.create(name="default", **{**values, **options})
+    AllowedOrigin.objects.create(policy=policy, origin="https://app.example.com")
+    return policy
+
+
+# Issue 19's site after import-settings: the regexes stay in settings.
+REGEX_SETTINGS = {"CORS_ALLOWED_ORIGIN_REGEXES": [r"^https://\w+\.example\.com$"]}
+KEPT_WITH_REGEXES = {
+    **REGEX_SETTINGS,
+    "CORS_URLS_REGEX": r"^/api/.*$",
+    "CORS_ALLOW_CREDENTIALS": True,
+    "CORS_EXPOSE_HEADERS": ["X-Request-Id"],
+    "CORS_ALLOW_HEADERS": ["x-custom", "content-type"],
+}
+
+
+def test_settings_policy_shadowing_a_database_policy_warns(settings):
+    """Issue 19: the old advice left the regexes with every option at its default."""
+    imported_api_policy()
+    [message] = database_check_messages(REGEX_SETTINGS, settings)
+    assert message.msg == (
+        "The CORS_* settings policy is tried before policy 'default' on the paths both cover, with "
+        "other values of CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_ALLOW_CREDENTIALS: the origins "
+        "the settings allow get the settings' answer there, never 'default''s (nor its deny entries)."
+    )
+
+
+def test_settings_kept_together_as_advised_do_not_warn(settings):
+    imported_api_policy()
+    assert database_check_messages(KEPT_WITH_REGEXES, settings) == []
+
+
+def test_a_database_policy_tried_first_is_not_shadowed(settings):
+    imported_api_policy(priority=1)
+    assert database_check_messages(REGEX_SETTINGS, settings) == []
+
+
+def test_a_database_policy_on_other_paths_is_not_shadowed(settings):
+    imported_api_policy(url_regex="^/partner/")
+    assert database_check_messages({**REGEX_SETTINGS, "CORS_URLS_REGEX": r"^/api/"}, settings) == []
+
+
+def test_allow_all_in_settings_shadows_a_list_with_the_same_options(settings):
+    imported_api_policy()
+    [message] = database_check_messages({**KEPT_WITH_REGEXES, "CORS_ORIGIN_ALLOW_ALL": True}, settings)
+    assert "other values of CORS_ORIGIN_ALLOW_ALL:" in message.msg
+
+
+def test_a_database_policy_that_allows_nothing_is_not_shadowed(settings):
+    """The migration-seeded `default` (no entries) under drop-in settings: nothing to shadow."""
+    Policy.objects.all().delete()
+    Policy.objects.create(name="default", url_regex="^/")
+    assert database_check_messages({"CORS_ALLOWED_ORIGINS": ["https://app.example.com"]}, settings) == []
+
+
+def test_no_shadowing_check_without_a_settings_policy(settings):
+    imported_api_policy()
+    assert database_check_messages({"CORS_ALLOW_CREDENTIALS": False}, settings) == []
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "overlap"),
+    [
+        ("^.*$", "^/api/", True),
+        ("^/api/", "^/api/v2/", True),
+        ("^/api/.*$", "^/api/", True),
+        (r"^/api/", r"^/admin/", False),
+        (r"^/api/", r"^/ap", True),
+        (r"^/static/.+\.js$", r"^/", True),
+        (r"^/a/", r"^/b/", False),
+    ],
+)
+def test_paths_overlap(first, second, overlap):
+    assert (paths_overlap(first, second), paths_overlap(second, first)) == (overlap, overlap)
+
+
+def test_import_settings_advises_keeping_the_options_with_the_regexes(settings):
+    for name, value in {**KEPT_WITH_REGEXES, "CORS_ALLOWED_ORIGINS": ["https://app.example.com"]}.items():
+        setattr(settings, name, value)
+    out = io.StringIO()
+    import_settings(out)
+    lines = out.getvalue().splitlines()
+    assert "can be removed from settings.py: CORS_ALLOWED_ORIGINS" in lines[-4]
+    assert lines[-3] == (
+        "Keep in settings.py, together: CORS_ALLOWED_ORIGIN_REGEXES, CORS_URLS_REGEX, "
+        "CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_ALLOW_CREDENTIALS"
+    )
+
+
+def test_import_settings_keeps_the_options_while_a_receiver_is_connected(settings):
+    from corsadmin.signals import check_request_enabled
+
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    settings.CORS_ALLOW_CREDENTIALS = True
+
+    def receiver(sender, request, **kwargs):
+        return False
+
+    check_request_enabled.connect(receiver)
+    try:
+        out = io.StringIO()
+        import_settings(out)
+    finally:
+        check_request_enabled.disconnect(receiver)
+    assert "can be removed from settings.py: CORS_ALLOWED_ORIGINS\n" in out.getvalue()
+    assert "Keep in settings.py: CORS_ALLOW_CREDENTIALS\n" in out.getvalue()
+
+
+def test_import_settings_names_old_aliases_as_they_are_spelled(settings):
+    settings.CORS_ORIGIN_WHITELIST = ["https://app.example.com"]
+    settings.CORS_ORIGIN_REGEX_WHITELIST = [r"^https://\w+\.example\.com$"]
+    out = io.StringIO()
+    import_settings(out)
+    assert "can be removed from settings.py: CORS_ORIGIN_WHITELIST\n" in out.getvalue()
+    assert "Keep in settings.py: CORS_ORIGIN_REGEX_WHITELIST\n" in out.getvalue()
 
 
 @pytest.fixture

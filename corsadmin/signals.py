@@ -16,3 +16,10 @@ config_committed = Signal()
 # (database, cache or listener) each time a call to a service fails.
 refreshed = Signal()
 service_failed = Signal()
+
+# ``row_skipped`` with ``kind=`` ("policy" or "origin") when a snapshot leaves a stored row out
+# that it cannot compile (written around validation); once per row and process.
+row_skipped = Signal()
+
+# ``cycle_done`` with ``holder=`` at the end of every refresher cycle (heartbeats hook here).
+cycle_done = Signal()

@@ -149,7 +149,7 @@ class ConfigQuerySet(models.QuerySet):
     """A QuerySet whose bulk writes stamp a new generation, so every process sees them."""
 
     def update(self, **kwargs: Any) -> int:
-        kwargs = self.model.clean_update(kwargs)
+        kwargs = self.model.clean_update(kwargs)  # type: ignore[attr-defined]  # a ConfigModel's
         kwargs.setdefault("updated_at", timezone.now())
         with _one_transaction(self.db):
             kwargs["version"] = next_generation(self.db)
@@ -230,7 +230,7 @@ class ConfigModel(models.Model):
             if hasattr(value, "resolve_expression"):
                 continue
             field = cls._meta.get_field(name)
-            if field.is_relation:
+            if field.is_relation or not isinstance(field, models.Field):
                 continue
             try:
                 if value is not None:

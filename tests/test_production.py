@@ -159,3 +159,55 @@ def test_postgres_notify_pushes_changes_without_redis(deployment, start_server, 
     push_converges(
         deployment, [machine_a, machine_b], "https://notify.e2e.example.com", report_line, "PostgreSQL NOTIFY"
     )
+
+
+# --- a respawned worker under --preload ----------------------------------------------------
+
+
+def test_a_respawned_worker_never_serves_a_revoked_origin(deployment, start_server, report_line):
+    """gunicorn --preload: the master loaded the list while the origin was allowed; the origin
+    is revoked and every worker refuses it; then workers are killed and the master forks new
+    ones. No answer of a new worker may allow the revoked origin (each confirms what it
+    inherited against the database before serving it), and they do serve what is allowed."""
+    import os
+    import signal
+
+    revoked = "https://revoked.respawn.e2e.example.com"
+    kept = "https://kept.respawn.e2e.example.com"
+    hooks = ("--preload", "--config", "python:project.gunicorn_conf")
+    server = start_server("respawn", "gunicorn", 2, deployment.env(), *hooks)
+    made = {origin: add_origin(deployment, server, origin) for origin in (revoked, kept)}
+    server.stop()
+    server = start_server("respawn-preloaded", "gunicorn", 2, deployment.env(), *hooks)
+    server.discover_workers()
+    converge([server], revoked, True, time.monotonic())  # the master's snapshot allows it
+    since = time.monotonic()
+    remove_origin(deployment, server, made[revoked])
+    converge([server], revoked, False, since)
+    allowed_after_fork = []
+    new_workers = set()
+    for _round in range(3):
+        victim = min(server.pids)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        deadline = killed + 30
+        while time.monotonic() < deadline and (server.children() - server.pids - new_workers) == set():
+            time.sleep(0.005)
+        fresh = server.children() - server.pids - new_workers
+        assert fresh, "the master did not fork a new worker"
+        probes = hammer([server], [revoked, kept], duration=3.0, concurrency=8)
+        assert not errors(probes), errors(probes)[:5]
+        news = [p for p in probes if p.pid in fresh]
+        assert news, "the new worker answered nothing"
+        allowed_after_fork += [p for p in news if p.origin == revoked and p.allowed]
+        assert any(p.origin == kept and p.allowed for p in news), (
+            "the new worker never allowed the kept origin"
+        )
+        first = min(p.received for p in news) - killed
+        report_line(
+            f"respawn {_round + 1}: new worker {sorted(fresh)} answered {len(news)} requests from "
+            f"{first:.3f} s after the kill; revoked origin allowed {len(allowed_after_fork)} times"
+        )
+        new_workers |= fresh
+        server.pids = (server.pids - {victim}) | fresh
+    assert allowed_after_fork == [], allowed_after_fork[:5]

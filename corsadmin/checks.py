@@ -277,3 +277,29 @@ def check_policy_hosts(databases: Any = None, **kwargs: Any) -> list[CheckMessag
                     )
                 )
     return messages
+
+
+@register(Tags.database)
+def check_skipped_rows(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Stored rows the allow-list leaves out because they cannot be compiled (written around
+    validation: raw SQL, an old release): the snapshot every process builds, built here
+    (``check --database default``)."""
+    if not databases or "default" not in databases:
+        return []
+    from django.db import DatabaseError
+
+    from .loader import SnapshotBuilder
+
+    try:
+        skipped = SnapshotBuilder().load().skipped
+    except DatabaseError:
+        return []
+    return [
+        Warning(
+            f"The {row.label} (id {row.row_id}) is left out of the CORS allow-list: it cannot be "
+            f"compiled ({row.reason}).",
+            hint="Fix it (the admin or the API validate it) or delete it.",
+            id="corsadmin.W009",
+        )
+        for row in skipped
+    ]

@@ -67,13 +67,14 @@ class Skipped(NamedTuple):
     policy: str  # the policy's name (the entry's policy for an origin)
     reason: str  # "Type: message"
 
+    @property
+    def label(self) -> str:
+        if self.kind == "policy":
+            return f"policy {self.name}"
+        return f"origin {self.name!r} of policy {self.policy}"
+
     def describe(self) -> str:
-        what = (
-            f"policy {self.name}"
-            if self.kind == "policy"
-            else f"origin {self.name!r} of policy {self.policy}"
-        )
-        return f"{what} (id {self.row_id}): {self.reason}"
+        return f"{self.label} (id {self.row_id}): {self.reason}"
 
 
 _MISSING = object()
@@ -372,14 +373,9 @@ class SnapshotBuilder:
                 continue
             logger.warning(
                 "corsadmin: ignoring %s, it cannot be compiled (%s); fix or delete it",
-                f"policy {row.name}"
-                if row.kind == "policy"
-                else f"origin {row.name!r} of policy {row.policy}",
+                row.label,
                 row.reason,
-                extra={
-                    "event": "ignored_policy" if row.kind == "policy" else "ignored_origin",
-                    "policy": row.policy,
-                },
+                extra={"event": f"ignored_{row.kind}", "policy": row.policy},
             )
             row_skipped.send(sender=SnapshotBuilder, kind=row.kind)
         self._reported = keys

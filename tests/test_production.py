@@ -195,7 +195,7 @@ def test_a_respawned_worker_never_serves_a_revoked_origin(deployment, start_serv
             time.sleep(0.005)
         fresh = server.children() - server.pids - new_workers
         assert fresh, "the master did not fork a new worker"
-        probes = hammer([server], [revoked, kept], duration=3.0, concurrency=8)
+        probes = hammer([server], [revoked, revoked, revoked, kept], duration=3.0, concurrency=8)
         assert not errors(probes), errors(probes)[:5]
         news = [p for p in probes if p.pid in fresh]
         assert news, "the new worker answered nothing"

@@ -84,7 +84,6 @@ def explain(
         "headers": dict(decision.headers),
         "preflight": None,
         "reason": _reason(snapshot, decision, origin, path, host),
-        "skipped": [row.describe() for row in snapshot.skipped],
     }
     wanted_headers = _token_list(request_headers or "")
     actual_method = (request_method or "").upper() if is_preflight else method

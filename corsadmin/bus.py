@@ -195,11 +195,13 @@ def cut_after(seconds: float, raw: Any) -> Iterator[Callable[[], None]]:
             if done.wait(left):
                 return
 
-    threading.Thread(target=watch, name="corsadmin-deadline", daemon=True).start()
+    watcher = threading.Thread(target=watch, name="corsadmin-deadline", daemon=True)
+    watcher.start()
     try:
         yield lambda: last.__setitem__(0, time.monotonic())
     finally:
         done.set()
+        watcher.join(1)  # gone before the caller goes on (gunicorn forks right after a preload)
 
 
 def _shut_down(raw: Any) -> None:

@@ -14,6 +14,7 @@ from .e2e import (
     INTERVAL,
     Server,
     add_origin,
+    api,
     converge,
     errors,
     hammer,
@@ -211,3 +212,45 @@ def test_a_respawned_worker_never_serves_a_revoked_origin(deployment, start_serv
         new_workers |= fresh
         server.pids = (server.pids - {victim}) | fresh
     assert allowed_after_fork == [], allowed_after_fork[:5]
+
+
+# --- a row written around validation ------------------------------------------------------
+
+
+def test_a_row_written_around_validation_never_freezes_the_workers(deployment, start_server, report_line):
+    """A policy's url_regex that neither RE2 nor Python can compile, written with raw SQL (and
+    stamped, as a stamping write would): every worker skips that policy, and a deletion and an
+    addition made through the API afterwards still reach every worker; a new server loads the rest."""
+    import psycopg
+
+    server = start_server("bad-row", "gunicorn", 3, deployment.env())
+    server.discover_workers()
+    removed, added = "https://removed.badrow.e2e.example.com", "https://added.badrow.e2e.example.com"
+    reply = api(deployment, server, "POST", "policies/", {"name": "badrow", "url_regex": "^/badrow/"})
+    assert reply.status == 201, reply.body
+    made = add_origin(deployment, server, removed)
+    converge([server], removed, True, time.monotonic())
+    with psycopg.connect(deployment.database_url) as conn:  # one transaction
+        [generation] = conn.execute(
+            "UPDATE corsadmin_generation SET value = value + 1 WHERE id = 1 RETURNING value"
+        ).fetchone()
+        conn.execute(
+            "UPDATE corsadmin_policy SET url_regex = %s, version = %s WHERE name = 'badrow'",
+            ["^/(?=a)a{99999999999}", generation],
+        )
+    since = time.monotonic()
+    remove_origin(deployment, server, made)
+    add_origin(deployment, server, added)
+    converge([server], removed, False, since)
+    result = converge([server], added, True, since)
+    fresh = start_server("bad-row-new", "gunicorn", 1, deployment.env())
+    fresh.discover_workers()
+    converge([fresh], added, True, time.monotonic())
+    converge([fresh], removed, False, time.monotonic())
+    logged = [line for line in server.log().splitlines() if "ignoring policy badrow" in line]
+    assert len(logged) == len(server.pids), logged  # one line per worker
+    assert "OverflowError" in logged[0]
+    report_line(
+        f"bad row: a deletion and an addition after it reached {len(result.seconds)} workers, "
+        f"worst {result.worst:.3f} s; a new server loads the rest; log: {logged[0][-120:]}"
+    )

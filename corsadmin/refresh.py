@@ -456,6 +456,7 @@ class SnapshotHolder:
         thread = threading.Thread(target=run, name=REFRESHER, daemon=True)
         thread.start()
         thread.join()
+        connections.close_all()  # and this thread's, should anything have opened them
 
     def _forked(self) -> None:
         """In a child process: no thread survived the fork. What it inherited is not served

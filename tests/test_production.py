@@ -185,6 +185,9 @@ def test_a_respawned_worker_never_serves_a_revoked_origin(deployment, start_serv
     since = time.monotonic()
     remove_origin(deployment, server, made[revoked])
     converge([server], revoked, False, since)
+    master = server.process.pid
+    assert remote_ports(min(server.pids)) & service_ports(deployment)  # a worker's refresher has some
+    assert remote_ports(master) & service_ports(deployment) == set(), "the master keeps a connection"
     allowed_after_fork = []
     new_workers = set()
     for _round in range(3):
@@ -212,6 +215,34 @@ def test_a_respawned_worker_never_serves_a_revoked_origin(deployment, start_serv
         new_workers |= fresh
         server.pids = (server.pids - {victim}) | fresh
     assert allowed_after_fork == [], allowed_after_fork[:5]
+    assert remote_ports(master) & service_ports(deployment) == set(), "the master keeps a connection"
+
+
+def service_ports(site) -> set[int]:
+    from urllib.parse import urlsplit
+
+    return {urlsplit(site.database_url).port or 5432, urlsplit(site.redis_url).port or 6379}
+
+
+def remote_ports(pid: int) -> set[int]:
+    """The remote ports of the TCP connections process ``pid`` holds open (from /proc)."""
+    from pathlib import Path
+
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes and fields[3] == "01":  # ESTABLISHED
+                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
 
 
 # --- a row written around validation ------------------------------------------------------

@@ -79,6 +79,14 @@ def refresh_interval() -> float:
     return float(get("REFRESH_INTERVAL"))
 
 
+def max_staleness() -> float | None:
+    """``MAX_STALENESS`` in seconds; None when off (or not a positive number: check E015 says so)."""
+    value = get("MAX_STALENESS")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return float(value)
+
+
 def cache_alias() -> str:
     return str(get("CACHE_ALIAS"))
 

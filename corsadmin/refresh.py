@@ -349,8 +349,8 @@ class SnapshotHolder:
     def _confirm(self) -> None:
         """The database has just confirmed the snapshot's generation (under ``_lock``)."""
         self._confirmed_at = time.time()
-        limit = conf.get("MAX_STALENESS")
-        self._fresh_until = math.inf if limit is None else time.monotonic() + float(limit)
+        limit = conf.max_staleness()
+        self._fresh_until = math.inf if limit is None else time.monotonic() + limit
         if self._stale:
             logger.warning(
                 "corsadmin: the CORS allow-list is confirmed against the database again",

@@ -1085,3 +1085,15 @@ def test_a_row_written_around_validation_never_freezes_the_allow_list(client, cl
     AllowedOrigin.objects.create(origin="https://other.example.com", policy=default)
     clock.advance(INTERVAL)
     assert (allows(client), allows(client, "https://other.example.com")) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, []), (60, []), (5, ["corsadmin.W010"]), (0, ["corsadmin.E015"]), ("60", ["corsadmin.E015"])],
+)
+def test_max_staleness_is_checked(settings, value, expected):
+    from django.core.checks import run_checks
+
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH_INTERVAL": 1, "MAX_STALENESS": value}
+    found = [m.id for m in run_checks() if m.id in ("corsadmin.W010", "corsadmin.E015")]
+    assert found == expected

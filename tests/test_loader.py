@@ -309,7 +309,11 @@ def default_policy() -> Policy:
 def test_a_policy_that_cannot_be_compiled_is_skipped_and_later_changes_still_arrive(kind, caplog):
     import logging
 
+    from django.db import connection
+
     pattern, error = BAD_REGEXES[kind]
+    if len(pattern) > 512 and connection.vendor != "sqlite":
+        pytest.skip("url_regex is varchar(512) here: too short to nest deep enough (SQLite stores it)")
     default = default_policy()
     bad = Policy.objects.create(name="bad", url_regex="^/bad/")
     revoked = AllowedOrigin.objects.create(origin=APP, policy=default)

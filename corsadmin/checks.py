@@ -329,7 +329,7 @@ def check_skipped_rows(databases: Any = None, **kwargs: Any) -> list[CheckMessag
             f"The {row.label} (id {row.row_id}) is left out of the CORS allow-list: it cannot be "
             f"compiled ({row.reason}).",
             hint="Fix it (the admin or the API validate it) or delete it.",
-            id="corsadmin.W009",
+            id="corsadmin.W011",
         )
         for row in skipped
     ]

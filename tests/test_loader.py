@@ -437,7 +437,7 @@ def test_check_and_manage_py_check_name_a_skipped_policy():
 
     bad = Policy.objects.create(name="bad", url_regex="^/bad/")
     write_around_validation(Policy, bad.pk, url_regex=BAD_REGEXES["overflow"][0])
-    warnings = [m for m in checks.run_checks(databases=["default"]) if m.id == "corsadmin.W009"]
+    warnings = [m for m in checks.run_checks(databases=["default"]) if m.id == "corsadmin.W011"]
     expected = (
         f"The policy bad (id {bad.pk}) is left out of the CORS allow-list: it cannot be compiled "
         "(OverflowError: the repetition number is too large)."

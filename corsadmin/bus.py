@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,6 +52,12 @@ class CacheBus:
 
     def __init__(self, cache: Any) -> None:
         self.cache = cache
+
+    def close(self) -> None:
+        """Let go of its connections (before a fork: a child must not share a socket)."""
+        close = getattr(self.cache, "close", None)
+        if close is not None:
+            close()
 
     def read(self) -> int | None:
         value = self.cache.get(STAMP_KEY)
@@ -89,6 +96,9 @@ class RedisBus(CacheBus):
             health_check_interval=max(1, int(conf.refresh_interval() * 3)),
         )
         self._publish = self.client.register_script(_PUBLISH)
+
+    def close(self) -> None:
+        self.client.close()
 
     def read(self) -> int | None:
         value = self.client.get(self.key)
@@ -163,19 +173,35 @@ class PostgresChannel:
 
 
 @contextlib.contextmanager
-def cut_after(seconds: float, raw: Any) -> Iterator[None]:
-    """Shut a psycopg connection's socket down if the block takes longer than ``seconds``.
+def cut_after(seconds: float, raw: Any) -> Iterator[Callable[[], None]]:
+    """Shut a psycopg connection's socket down when the block makes no progress for ``seconds``.
+
+    Progress is the block's start and each call of the function it is given (a statement
+    starting or ending, a chunk of rows read). ``raw`` is the connection, or a function
+    returning it (None while it is not open yet: its connect has its own timeout).
 
     A server that hangs never starts its own ``statement_timeout``, and TCP keepalives
     are answered by whatever holds the connection open: only the client's clock can
     tell. The blocked read then fails, and the caller reconnects."""
-    timer = threading.Timer(seconds, _shut_down, args=(raw,))
-    timer.daemon = True
-    timer.start()
+    last = [time.monotonic()]
+    done = threading.Event()
+
+    def watch() -> None:
+        while True:
+            left = last[0] + seconds - time.monotonic()
+            if left <= 0:
+                _shut_down(raw() if callable(raw) else raw)
+                return
+            if done.wait(left):
+                return
+
+    watcher = threading.Thread(target=watch, name="corsadmin-deadline", daemon=True)
+    watcher.start()
     try:
-        yield
+        yield lambda: last.__setitem__(0, time.monotonic())
     finally:
-        timer.cancel()
+        done.set()
+        watcher.join(1)  # gone before the caller goes on (gunicorn forks right after a preload)
 
 
 def _shut_down(raw: Any) -> None:
@@ -186,7 +212,8 @@ def _shut_down(raw: Any) -> None:
         pass
 
 
-def database_channel() -> PostgresChannel | None:
+def database_channel(alias: str = "default") -> PostgresChannel | None:
+    """NOTIFY reaches the database written to (``alias``: the routers' choice for writes)."""
     from django.db import connections
 
-    return PostgresChannel() if connections["default"].vendor == "postgresql" else None
+    return PostgresChannel(alias) if connections[alias].vendor == "postgresql" else None

@@ -143,7 +143,37 @@ def _check_corsadmin_settings() -> list[CheckMessage]:
         errors.append(
             Error(f"CORSADMIN['CACHE_ALIAS'] {conf.cache_alias()!r} is not in CACHES.", id="corsadmin.E011")
         )
-    return errors
+    return errors + _check_max_staleness()
+
+
+def _check_max_staleness() -> list[CheckMessage]:
+    value = conf.get("MAX_STALENESS")
+    if value is None:
+        return []
+    limit = conf.max_staleness()
+    if limit is None:
+        return [
+            Error(
+                "CORSADMIN['MAX_STALENESS'] should be a number of seconds > 0, or None (off).",
+                id="corsadmin.E015",
+            )
+        ]
+    try:
+        period = float(conf.get("DATABASE_CHECK_EVERY")) * conf.refresh_interval()
+        period += float(conf.get("SERVICE_TIMEOUT"))
+    except (TypeError, ValueError):
+        return []
+    if limit > period:
+        return []
+    return [
+        Warning(
+            f"CORSADMIN['MAX_STALENESS'] ({limit:g} s) is not above how often a healthy process "
+            f"confirms its allow-list against the database (up to {period:g} s: DATABASE_CHECK_EVERY "
+            "x REFRESH_INTERVAL + SERVICE_TIMEOUT): processes would refuse CORS now and then.",
+            hint="Raise MAX_STALENESS (e.g. to a minute), or lower DATABASE_CHECK_EVERY.",
+            id="corsadmin.W010",
+        )
+    ]
 
 
 @register(Tags.security)
@@ -356,3 +386,29 @@ def check_settings_policy_shadows(databases: Any = None, **kwargs: Any) -> list[
             )
         )
     return messages
+
+
+@register(Tags.database)
+def check_skipped_rows(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Stored rows the allow-list leaves out because they cannot be compiled (written around
+    validation: raw SQL, an old release): the snapshot every process builds, built here
+    (``check --database default``)."""
+    if not databases or "default" not in databases:
+        return []
+    from django.db import DatabaseError
+
+    from .loader import SnapshotBuilder
+
+    try:
+        skipped = SnapshotBuilder().load().skipped
+    except DatabaseError:
+        return []
+    return [
+        Warning(
+            f"The {row.label} (id {row.row_id}) is left out of the CORS allow-list: it cannot be "
+            f"compiled ({row.reason}).",
+            hint="Fix it (the admin or the API validate it) or delete it.",
+            id="corsadmin.W011",
+        )
+        for row in skipped
+    ]

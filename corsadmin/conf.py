@@ -16,6 +16,10 @@ DEFAULTS: dict[str, Any] = {
     # How long the first requests of a process wait for its first snapshot before refusing
     # CORS (only the CORS_* settings policy applies) until it loads.
     "FIRST_LOAD_TIMEOUT": 5.0,
+    # Seconds a process may serve a snapshot the database has not confirmed (None: no limit).
+    # Past it the process answers as a cold start does: only the CORS_* settings policy. Keep it
+    # above DATABASE_CHECK_EVERY * REFRESH_INTERVAL + SERVICE_TIMEOUT (how often it is confirmed).
+    "MAX_STALENESS": None,
     # The refresher's limit on any one call to the database or the cache (connect, statement, read).
     "SERVICE_TIMEOUT": 2.0,
     # Read the database's generation at least every this many intervals, even when the cache
@@ -83,6 +87,14 @@ def get(name: str) -> Any:
 
 def refresh_interval() -> float:
     return float(get("REFRESH_INTERVAL"))
+
+
+def max_staleness() -> float | None:
+    """``MAX_STALENESS`` in seconds; None when off (or not a positive number: check E015 says so)."""
+    value = get("MAX_STALENESS")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return float(value)
 
 
 def cache_alias() -> str:

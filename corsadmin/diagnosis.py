@@ -144,6 +144,12 @@ def _reason(snapshot: Any, decision: Any, origin: str, path: str, host: str | No
             f" Report-only policy {names} would refuse it: enforced as it stands, it would break "
             "this request (listed in the refused origins with report: true)."
         )
+    skipped = [s for s in snapshot.skipped if s.kind == "policy" or s.name == origin]
+    if skipped:
+        reason += (
+            " Left out of the allow-list, as they cannot be compiled (written around validation; "
+            "fix or delete them): " + "; ".join(s.describe() for s in skipped[:5]) + "."
+        )
     return reason
 
 

@@ -6,23 +6,31 @@ every listed entry), so that the next snapshot reads only the rows stamped after
 that snapshot's generation and the tombstones of what was deleted: O(changes), not
 O(entries). It rebuilds from scratch when it has no snapshot yet, when the change
 log no longer reaches back to its generation, or when a tombstone asks for it.
+
+A build that fails changes nothing: the generation, the tables and the texts move only
+together with a snapshot built from them (a full load builds in locals, an update keeps an
+undo journal), so the next cycle tries the same change again. A row that cannot be
+compiled (written around validation) is skipped, never the refresh: one log line naming
+it and why, the ``row_skipped`` signal, and ``Snapshot.skipped`` for ``check`` to show.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
+from django.db import router
 from django.utils import timezone
 
 from . import conf, settings_policy
 from .hosts import clean_hosts
 from .models import AllowedOrigin, Generation, Policy, Tombstone
 from .origins import NULL
+from .signals import row_skipped
 from .snapshot import EMPTY_TABLE, CompiledPolicy, Entry, EntryTable, Snapshot, entry_key
 
 logger = logging.getLogger("corsadmin")
@@ -50,6 +58,64 @@ DENY = AllowedOrigin.DENY
 TableKey = tuple[int, bool]
 
 
+class Skipped(NamedTuple):
+    """A stored row the snapshot leaves out, and why (written around validation)."""
+
+    kind: str  # "policy" or "origin"
+    row_id: Any
+    name: str  # the policy's name, or the origin's text
+    policy: str  # the policy's name (the entry's policy for an origin)
+    reason: str  # "Type: message"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "policy":
+            return f"policy {self.name}"
+        return f"origin {self.name!r} of policy {self.policy}"
+
+    def describe(self) -> str:
+        return f"{self.label} (id {self.row_id}): {self.reason}"
+
+
+_MISSING = object()
+
+
+class _Journal:
+    """The old values of what an update changed in place, to put back if its build fails."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+
+    def set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        self._undo.append((table, key, table.get(key, _MISSING)))
+        table[key] = value
+
+    def pop(self, table: dict[Any, Any], key: Any) -> Any:
+        old = table.pop(key, _MISSING)
+        if old is _MISSING:
+            return None
+        self._undo.append((table, key, old))
+        return old
+
+    def rollback(self) -> None:
+        for table, key, old in reversed(self._undo):
+            if old is _MISSING:
+                table.pop(key, None)
+            else:
+                table[key] = old
+        self._undo.clear()
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def read_alias() -> str:
+    """The database the allow-list is read from (the routers' choice for reading policies)."""
+    return router.db_for_read(Policy) or "default"
+
+
 def database_generation(using: str | None = None) -> int:
     value = Generation.objects.using(using).filter(pk=1).values_list("value", flat=True).first()
     return value or 0
@@ -69,58 +135,80 @@ def _expiry(expires_at: Any) -> float:
 
 
 class SnapshotBuilder:
-    """What one process's snapshot was built from; see the module's docstring."""
+    """What one process's snapshot was built from; see the module's docstring.
 
-    def __init__(self) -> None:
+    ``using``: the database alias to read (default: ``read_alias()`` at each read).
+    ``progress``: called while a long read advances (the refresher's deadline watches it).
+    """
+
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using
         self.generation: int | None = None
         self.full_loads = 0
         self.updates = 0
+        self.progress: Callable[[], None] = _nothing
+        self.skipped: tuple[Skipped, ...] = ()  # what the last snapshot left out
         self._policies: dict[int, dict[str, Any]] = {}
         self._tables: dict[TableKey, EntryTable] = {}
         self._texts: dict[int, str] = {}  # entry id -> its text, for every entry in a table
         self._csrf: dict[int, tuple[int, Entry]] = {}  # entry id -> (policy id, entry)
+        self._bad: dict[int, Skipped] = {}  # entry id -> why it is not in any table
+        self._reported: set[tuple[str, Any, str]] = set()  # skips already logged by this builder
 
     def load(self) -> Snapshot:
         """Everything, from scratch."""
-        generation = database_generation()  # first, so the snapshot is never newer than its number
+        using = self.using or read_alias()
+        generation = database_generation(using)  # first, so the snapshot is never newer than its number
         now = timezone.now()
-        policies = {row["id"]: row for row in Policy.objects.values(*POLICY_FIELDS)}
+        policies = {row["id"]: row for row in Policy.objects.using(using).values(*POLICY_FIELDS)}
         tables: dict[TableKey, EntryTable] = {(pk, False): EntryTable() for pk in policies}
         texts: dict[int, str] = {}
         csrf: dict[int, tuple[int, Entry]] = {}
+        bad: dict[int, Skipped] = {}
         rows = (
-            AllowedOrigin.objects.filter(enabled=True)
+            AllowedOrigin.objects.using(using)
+            .filter(enabled=True)
             .exclude(expires_at__lte=now)
             .order_by()  # in any order: sorting a million rows costs the database seconds
             .values_list(*ORIGIN_FIELDS)
             .iterator(chunk_size=10000)
         )
+        progress = self.progress
         # Straight into the tables, row by row: no list of a million tuples on the way.
-        for entry_id, policy_id, text, expires_at, csrf_trusted, _enabled, effect in rows:
+        for count, (entry_id, policy_id, text, expires_at, csrf_trusted, _enabled, effect) in enumerate(rows):
+            if not count % 10000:
+                progress()
             if policy_id not in policies:
                 continue
             deny = effect == DENY
             table = tables.get((policy_id, deny))
             if table is None:
                 table = tables[policy_id, deny] = EntryTable()
-            expires = _expiry(expires_at)
-            if table.add(entry_id, text, expires, policies[policy_id]["name"]) is None:
+            try:
+                expires = _expiry(expires_at)
+                if table.add(entry_id, text, expires, policies[policy_id]["name"]) is None:
+                    continue
+            except Exception as exc:  # one bad row: skip it, keep the rest
+                bad[entry_id] = Skipped("origin", entry_id, str(text), policies[policy_id]["name"], _why(exc))
                 continue
             texts[entry_id] = text
             if csrf_trusted and not deny:  # an exception is never CSRF-trusted
                 csrf[entry_id] = (policy_id, (entry_id, text, expires))
         for table in tables.values():
             table.seal()
-        self._policies, self._tables, self._texts, self._csrf = policies, tables, texts, csrf
+        snapshot = self._build(policies, tables, csrf, bad, generation)
+        # Build, then swap: nothing above touched this builder.
+        self._policies, self._tables, self._texts, self._csrf, self._bad = policies, tables, texts, csrf, bad
         self.generation = generation
         self.full_loads += 1
-        return self._snapshot()
+        return snapshot
 
     def update(self) -> Snapshot | None:
         """What changed since the last snapshot (None: nothing did); a full load when needed."""
         if self.generation is None:
             return self.load()
-        stamp = Generation.objects.filter(pk=1).values_list("value", "pruned").first() or (0, 0)
+        using = self.using or read_alias()
+        stamp = Generation.objects.using(using).filter(pk=1).values_list("value", "pruned").first() or (0, 0)
         generation, pruned = stamp
         since = self.generation
         if generation == since:
@@ -128,40 +216,58 @@ class SnapshotBuilder:
         if generation < since or since < pruned:  # a restored database, or behind the change log
             return self.load()
         tombstones = list(
-            Tombstone.objects.filter(generation__gt=since, generation__lte=generation).values_list(
-                "kind", "row_id"
-            )
+            Tombstone.objects.using(using)
+            .filter(generation__gt=since, generation__lte=generation)
+            .values_list("kind", "row_id")
         )
         if any(kind == Tombstone.RELOAD for kind, _ in tombstones):
             return self.load()
         window = {"version__gt": since, "version__lte": generation}
-        policies = list(Policy.objects.filter(**window).values(*POLICY_FIELDS))
-        origins = list(AllowedOrigin.objects.filter(**window).order_by().values_list(*ORIGIN_FIELDS))
-        self._apply(tombstones, policies, origins)
+        policies = list(Policy.objects.using(using).filter(**window).values(*POLICY_FIELDS))
+        origins = list(
+            AllowedOrigin.objects.using(using).filter(**window).order_by().values_list(*ORIGIN_FIELDS)
+        )
+        journal = _Journal()
+        try:
+            self._apply(journal, tombstones, policies, origins)
+            snapshot = self._build(self._policies, self._tables, self._csrf, self._bad, generation)
+        except BaseException:
+            journal.rollback()  # a build that fails changes nothing: the next cycle tries again
+            raise
         self.generation = generation
         self.updates += 1
-        return self._snapshot()
+        return snapshot
 
     def _apply(
-        self, tombstones: list[tuple[str, Any]], policies: list[dict[str, Any]], origins: list[tuple]
+        self,
+        journal: _Journal,
+        tombstones: list[tuple[str, Any]],
+        policies: list[dict[str, Any]],
+        origins: list[tuple],
     ) -> None:
         removed: dict[TableKey, list[tuple[str, Any]]] = defaultdict(list)
         added: dict[TableKey, list[tuple[tuple[str, Any], Entry]]] = defaultdict(list)
         for kind, row_id in tombstones:
             if kind == "policy" and row_id in self._policies:
-                self._drop_policy(row_id)
+                self._drop_policy(journal, row_id)
             elif kind == "allowedorigin":
-                self._forget(row_id, removed)
+                self._forget(journal, row_id, removed)
         for row in policies:
-            self._policies[row["id"]] = row
-            self._tables.setdefault((row["id"], False), EMPTY_TABLE)
+            journal.set(self._policies, row["id"], row)
+            if (row["id"], False) not in self._tables:
+                journal.set(self._tables, (row["id"], False), EMPTY_TABLE)
         now = timezone.now().timestamp()
         for entry_id, policy_id, text, expires_at, csrf_trusted, enabled, effect in origins:
-            self._forget(entry_id, removed)
-            expires = _expiry(expires_at)
-            if not enabled or expires <= now or policy_id not in self._policies:
+            self._forget(journal, entry_id, removed)
+            try:
+                expires = _expiry(expires_at)
+                if not enabled or expires <= now or policy_id not in self._policies:
+                    continue
+                found = entry_key(text)
+            except Exception as exc:  # one bad row: skip it, keep the rest
+                name = self._policies.get(policy_id, {}).get("name", "?")
+                journal.set(self._bad, entry_id, Skipped("origin", entry_id, str(text), name, _why(exc)))
                 continue
-            found = entry_key(text)
             if found is None:
                 logger.warning(
                     "corsadmin: ignoring invalid stored origin %r",
@@ -176,19 +282,21 @@ class SnapshotBuilder:
             entry = (entry_id, found[2], expires)
             deny = effect == DENY
             added[policy_id, deny].append(((found[0], found[1]), entry))
-            self._texts[entry_id] = text
+            journal.set(self._texts, entry_id, text)
             if csrf_trusted and not deny:
-                self._csrf[entry_id] = (policy_id, entry)
+                journal.set(self._csrf, entry_id, (policy_id, entry))
         for key in removed.keys() | added.keys():
             if key[0] in self._policies:
-                self._tables[key] = self._tables.get(key, EMPTY_TABLE).changed(
-                    removed.get(key, ()), added.get(key, ())
-                )
+                table = self._tables.get(key, EMPTY_TABLE).changed(removed.get(key, ()), added.get(key, ()))
+                journal.set(self._tables, key, table)
 
-    def _forget(self, entry_id: Any, removed: dict[TableKey, list[tuple[str, Any]]]) -> None:
+    def _forget(
+        self, journal: _Journal, entry_id: Any, removed: dict[TableKey, list[tuple[str, Any]]]
+    ) -> None:
         """Note where an entry was, to remove it (it moved, changed or went)."""
-        text = self._texts.pop(entry_id, None)
-        self._csrf.pop(entry_id, None)
+        text = journal.pop(self._texts, entry_id)
+        journal.pop(self._csrf, entry_id)
+        journal.pop(self._bad, entry_id)
         if text is None:
             return
         found = entry_key(text)
@@ -205,21 +313,38 @@ class SnapshotBuilder:
                 removed[key].append(where)
                 return
 
-    def _drop_policy(self, policy_id: int) -> None:
+    def _drop_policy(self, journal: _Journal, policy_id: int) -> None:
         for deny in (False, True):
-            for entry_id in list(self._tables.pop((policy_id, deny), EMPTY_TABLE).ids()):
-                self._texts.pop(entry_id, None)
-                self._csrf.pop(entry_id, None)
-        del self._policies[policy_id]
+            table = journal.pop(self._tables, (policy_id, deny)) or EMPTY_TABLE
+            for entry_id in list(table.ids()):
+                journal.pop(self._texts, entry_id)
+                journal.pop(self._csrf, entry_id)
+        for entry_id in [
+            pk for pk, bad in self._bad.items() if bad.policy == self._policies[policy_id]["name"]
+        ]:
+            journal.pop(self._bad, entry_id)
+        journal.pop(self._policies, policy_id)
 
     def _snapshot(self) -> Snapshot:
+        """The snapshot of what this builder holds now (tools and tests)."""
+        return self._build(self._policies, self._tables, self._csrf, self._bad, self.generation)
+
+    def _build(
+        self,
+        policies: dict[int, dict[str, Any]],
+        tables: dict[TableKey, EntryTable],
+        csrf_entries: dict[int, tuple[int, Entry]],
+        bad: dict[int, Skipped],
+        generation: Any,
+    ) -> Snapshot:
         compiled = []
+        skipped = list(bad.values())
         null_with_credentials = conf.get("ALLOW_NULL_WITH_CREDENTIALS")
-        for pk, row in self._policies.items():
+        for pk, row in policies.items():
             if not row["enabled"]:
                 continue
             refuse_null = row["allow_credentials"] and not null_with_credentials
-            table = self._tables.get((pk, False), EMPTY_TABLE)
+            table = tables.get((pk, False), EMPTY_TABLE)
             if refuse_null and table.exact_value(NULL) is not None:
                 # Written around validation (QuerySet.update, raw SQL, loaddata): never honoured.
                 logger.warning(
@@ -228,53 +353,80 @@ class SnapshotBuilder:
                     extra={"event": "ignored_origin", "origin": NULL, "policy": row["name"]},
                 )
             try:
-                compiled.append(
-                    CompiledPolicy(
-                        name=row["name"],
-                        url_regex=row["url_regex"],
-                        priority=row["priority"],
-                        allow_all_origins=row["allow_all_origins"],
-                        allow_credentials=row["allow_credentials"],
-                        allow_methods=row["allow_methods"],
-                        allow_headers=row["allow_headers"],
-                        expose_headers=row["expose_headers"],
-                        max_age=row["max_age"],
-                        allow_private_network=row["allow_private_network"],
-                        table=table,
-                        refuse_null=refuse_null,
-                        mode=row["mode"],
-                        hosts=_stored_hosts(row["hosts"]),
-                        denies=self._tables.get((pk, True)),
-                    )
-                )
-            except (re.error, TypeError, ValueError) as exc:
-                # Written around validation (raw SQL): skip this policy, keep the others.
-                logger.warning(
-                    "corsadmin: ignoring policy %s, it cannot be compiled: %s",
-                    row["name"],
-                    exc,
-                    extra={"event": "ignored_policy", "policy": row["name"]},
-                )
-        return settings_snapshot(compiled, self.generation, *self._csrf_tables())
+                compiled.append(_compile(row, table, tables.get((pk, True)), refuse_null))
+            except Exception as exc:  # noqa: BLE001  (OverflowError, RecursionError...: skip it, keep the others)
+                skipped.append(Skipped("policy", pk, row["name"], row["name"], _why(exc)))
+        csrf, csrf_denies = _csrf_tables(policies, tables, csrf_entries)
+        snapshot = settings_snapshot(compiled, generation, csrf, csrf_denies)
+        snapshot.skipped = tuple(skipped)
+        self.skipped = snapshot.skipped
+        self._report(snapshot.skipped)
+        return snapshot
 
-    def _csrf_tables(self) -> tuple[CompiledPolicy, list[tuple[EntryTable, EntryTable]]]:
-        """The CSRF-trusted entries of enabled, enforcing policies: one table for the policies
-        without exceptions, and (trusted, exceptions) for each policy with some."""
-        trusting = {
-            pk for pk, row in self._policies.items() if row["enabled"] and row["mode"] != Policy.REPORT
-        }
-        plain: list[Entry] = []
-        with_denies: dict[int, list[Entry]] = defaultdict(list)
-        for policy_id, entry in self._csrf.values():
-            if policy_id not in trusting:
+    def _report(self, skipped: tuple[Skipped, ...]) -> None:
+        """One log line and one ``row_skipped`` signal per row newly left out (not at every build)."""
+        keys = set()
+        for row in skipped:
+            key = (row.kind, row.row_id, row.reason)
+            keys.add(key)
+            if key in self._reported:
                 continue
-            if self._tables.get((policy_id, True)):
-                with_denies[policy_id].append(entry)
-            else:
-                plain.append(entry)
-        csrf = CompiledPolicy(name="(csrf)", table=EntryTable.build(plain))
-        pairs = [(EntryTable.build(entries), self._tables[pk, True]) for pk, entries in with_denies.items()]
-        return csrf, pairs
+            logger.warning(
+                "corsadmin: ignoring %s, it cannot be compiled (%s); fix or delete it",
+                row.label,
+                row.reason,
+                extra={"event": f"ignored_{row.kind}", "policy": row.policy},
+            )
+            row_skipped.send(sender=SnapshotBuilder, kind=row.kind)
+        self._reported = keys
+
+
+def _nothing() -> None:
+    pass
+
+
+def _compile(
+    row: dict[str, Any], table: EntryTable, denies: EntryTable | None, refuse_null: bool
+) -> CompiledPolicy:
+    return CompiledPolicy(
+        name=row["name"],
+        url_regex=row["url_regex"],
+        priority=row["priority"],
+        allow_all_origins=row["allow_all_origins"],
+        allow_credentials=row["allow_credentials"],
+        allow_methods=row["allow_methods"],
+        allow_headers=row["allow_headers"],
+        expose_headers=row["expose_headers"],
+        max_age=row["max_age"],
+        allow_private_network=row["allow_private_network"],
+        table=table,
+        refuse_null=refuse_null,
+        mode=row["mode"],
+        hosts=_stored_hosts(row["hosts"]),
+        denies=denies,
+    )
+
+
+def _csrf_tables(
+    policies: dict[int, dict[str, Any]],
+    tables: dict[TableKey, EntryTable],
+    csrf_entries: dict[int, tuple[int, Entry]],
+) -> tuple[CompiledPolicy, list[tuple[EntryTable, EntryTable]]]:
+    """The CSRF-trusted entries of enabled, enforcing policies: one table for the policies
+    without exceptions, and (trusted, exceptions) for each policy with some."""
+    trusting = {pk for pk, row in policies.items() if row["enabled"] and row["mode"] != Policy.REPORT}
+    plain: list[Entry] = []
+    with_denies: dict[int, list[Entry]] = defaultdict(list)
+    for policy_id, entry in csrf_entries.values():
+        if policy_id not in trusting:
+            continue
+        if tables.get((policy_id, True)):
+            with_denies[policy_id].append(entry)
+        else:
+            plain.append(entry)
+    csrf = CompiledPolicy(name="(csrf)", table=EntryTable.build(plain))
+    pairs = [(EntryTable.build(entries), tables[pk, True]) for pk, entries in with_denies.items()]
+    return csrf, pairs
 
 
 def settings_snapshot(

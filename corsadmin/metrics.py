@@ -15,6 +15,7 @@ Series:
     corsadmin_decisions_total{policy, outcome}  outcome: allowed, refused, preflight, not_covered
     corsadmin_refresh_duration_seconds           histogram of the refresher's database reads
     corsadmin_refresh_failures_total{service}    service: database, cache, listener
+    corsadmin_rows_skipped_total{kind}           stored rows a snapshot left out (kind: policy, origin)
     corsadmin_snapshot_generation                the allow-list generation served (lowest worker)
     corsadmin_snapshot_age_seconds               since the database last confirmed it (oldest worker)
     corsadmin_snapshot_entries{policy}           entries per policy (exact origins and patterns)
@@ -55,6 +56,8 @@ _decisions: dict[tuple[str, str], int] = {}
 _flushed: dict[tuple[str, str], int] = {}
 _failures: dict[str, int] = {}
 _failures_flushed: dict[str, int] = {}
+_skipped: dict[str, int] = {}
+_skipped_flushed: dict[str, int] = {}
 _durations: list[float] = []
 _confirmed_at: float | None = None  # when the database last answered this process's refresher
 _flush_lock = threading.Lock()
@@ -103,6 +106,12 @@ def _service_failed(service: str, **kwargs: Any) -> None:
         failed(service)
 
 
+@receiver(signals.row_skipped)
+def _row_skipped(kind: str, **kwargs: Any) -> None:
+    if ENABLED:
+        _skipped[kind] = _skipped.get(kind, 0) + 1
+
+
 def refreshed(seconds: float, ok: bool) -> None:
     """One read of the database by the refresher, successful or not."""
     global _confirmed_at
@@ -139,6 +148,11 @@ class _Metrics:
         )
         self.failures = Counter(
             "corsadmin_refresh_failures", "Failed calls to a service by the refresher", ("service",)
+        )
+        self.skipped = Counter(
+            "corsadmin_rows_skipped",
+            "Stored rows left out of the allow-list: they cannot be compiled",
+            ("kind",),
         )
         # Each worker has its own snapshot: the stalest one is what an alert wants.
         self.generation = Gauge(
@@ -197,6 +211,11 @@ def flush() -> None:
             if delta > 0:
                 metrics.failures.labels(service).inc(delta)
                 _failures_flushed[service] = total
+        for kind, total in list(_skipped.items()):
+            delta = total - _skipped_flushed.get(kind, 0)
+            if delta > 0:
+                metrics.skipped.labels(kind).inc(delta)
+                _skipped_flushed[kind] = total
         durations = _durations[:]
         del _durations[: len(durations)]
         for seconds in durations:
@@ -287,6 +306,8 @@ def _forked() -> None:
     _flushed.clear()
     _failures.clear()
     _failures_flushed.clear()
+    _skipped.clear()
+    _skipped_flushed.clear()
     del _durations[:]
 
 

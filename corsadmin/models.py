@@ -157,8 +157,7 @@ class ConfigQuerySet(models.QuerySet):
     """A QuerySet whose bulk writes stamp a new generation, so every process sees them."""
 
     def update(self, **kwargs: Any) -> int:
-        if "origin" in kwargs and isinstance(kwargs["origin"], str):
-            kwargs["origin"] = canonical_origin(kwargs["origin"])
+        kwargs = self.model.clean_update(kwargs)  # type: ignore[attr-defined]  # a ConfigModel's
         kwargs.setdefault("updated_at", timezone.now())
         with _one_transaction(self.db):
             kwargs["version"] = next_generation(self.db)
@@ -224,6 +223,37 @@ class ConfigModel(models.Model):
 
     def prepare_for_save(self) -> None:
         """Normalise fields; raise ValidationError for what must never be stored."""
+
+    # Field -> its cleaning function, as ``prepare_for_save`` applies it (for ``clean_update``).
+    UPDATE_CLEANERS: dict[str, Any] = {}
+
+    @classmethod
+    def clean_update(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The values of a ``QuerySet.update``, validated as ``save()`` validates them (the
+        fields' validators and choices, and the model's own cleaning); ValidationError if one
+        must never be stored. An expression (``F("priority") + 1``) is the database's to compute."""
+        cleaned = dict(values)
+        errors: dict[str, list[ValidationError]] = {}
+        for name, value in values.items():
+            if hasattr(value, "resolve_expression"):
+                continue
+            field = cls._meta.get_field(name)
+            if field.is_relation or not isinstance(field, models.Field):
+                continue
+            try:
+                if value is not None:
+                    field.run_validators(value)
+                if field.choices and value not in {choice for choice, _label in field.flatchoices}:
+                    raise ValidationError(
+                        f"{value!r} is not one of the choices of {name}.", code="invalid_choice"
+                    )
+                if name in cls.UPDATE_CLEANERS:
+                    cleaned[name] = cls.UPDATE_CLEANERS[name](value)
+            except ValidationError as exc:
+                errors[name] = exc.error_list
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
@@ -327,6 +357,20 @@ class Policy(ConfigModel):
             if hosted:
                 refusals = [shared_hosting_refusal(text, platform) for text, platform in hosted]
                 raise ValidationError({"allow_credentials": refusals})
+
+    UPDATE_CLEANERS = {
+        "allow_methods": lambda value: clean_token_list(value, "methods", upper=True),
+        "allow_headers": lambda value: clean_token_list(value, "headers"),
+        "expose_headers": lambda value: clean_token_list(value, "headers"),
+        "hosts": clean_hosts,
+    }
+
+    @classmethod
+    def clean_update(cls, values: dict[str, Any]) -> dict[str, Any]:
+        cleaned = super().clean_update(values)
+        if cleaned.get("allow_all_origins") is True and cleaned.get("allow_credentials") is True:
+            raise ValidationError(str(cls._meta.constraints[0].violation_error_message))
+        return cleaned
 
     def prepare_for_save(self) -> None:
         self.clean()
@@ -439,6 +483,17 @@ class AllowedOrigin(ConfigModel):
         self._refuse_csrf_trusted()
         self._refuse_null_with_credentials()
         self._refuse_shared_hosting_with_credentials()
+
+    UPDATE_CLEANERS = {"origin": canonical_origin}
+
+    @classmethod
+    def clean_update(cls, values: dict[str, Any]) -> dict[str, Any]:
+        cleaned = super().clean_update(values)
+        if cleaned.get("csrf_trusted") is True and cleaned.get("effect") == cls.DENY:
+            raise ValidationError({"csrf_trusted": DENY_CSRF_TRUSTED})
+        if cleaned.get("csrf_trusted") is True and cleaned.get("origin") == NULL:
+            raise ValidationError({"csrf_trusted": NULL_CSRF_TRUSTED})
+        return cleaned
 
     def prepare_for_save(self) -> None:
         self.origin = canonical_origin(self.origin)

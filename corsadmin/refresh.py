@@ -12,9 +12,16 @@ with its own each interval, and reads the database's stamp at least every
 
 Every call to a service has a timeout (``SERVICE_TIMEOUT``); a failing or hanging
 service costs the refresher a retry (logged once, and once when it recovers), never
-a request. Until the first snapshot loads, requests wait at most
-``FIRST_LOAD_TIMEOUT`` and then refuse CORS (only the ``CORS_*`` settings policy
-applies) until it does.
+a request. The database is read through the routers' choice for reading
+(``loader.read_alias``); the refresher's connection has a connect timeout (the startup
+handshake included), TCP keepalives, and every statement a deadline (``bus.cut_after``).
+
+The invariant: a process answers CORS only from a snapshot whose generation it has
+confirmed against the database since the process started. Until then (a cold start,
+and a forked worker, which treats what it inherited as unconfirmed and catches up from
+it incrementally) requests wait at most ``FIRST_LOAD_TIMEOUT`` once and then refuse CORS
+(only the ``CORS_*`` settings policy applies) until it is confirmed. With
+``MAX_STALENESS``, a snapshot not confirmed for longer is refused the same way.
 
 With ``REFRESH = "inline"`` (tests) there is no thread: the request that finds the
 snapshot due refreshes it, as the same code would in the thread.
@@ -25,20 +32,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from time import perf_counter  # the refresh duration metric (tests replace this module's time)
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.signals import setting_changed
-from django.db import connection
+from django.db import connections, router
 from django.dispatch import receiver
 
 from . import conf
 from .bus import CacheBus, cut_after, database_channel, shared_bus
-from .loader import SnapshotBuilder, settings_snapshot
+from .loader import SnapshotBuilder, read_alias, settings_snapshot
 from .signals import config_committed, cycle_done, refreshed, service_failed
 from .snapshot import EMPTY, Snapshot
 
@@ -60,9 +69,11 @@ class _Trouble:
         self.what = what
         self.service = service  # the label of the failures metric and the logs' "service" field
         self.failing = False
+        self.error: str | None = None  # "Type: message" of the last failure, None once it answers
 
     def failed(self, exc: BaseException, consequence: str) -> None:
         service_failed.send(sender=_Trouble, service=self.service)
+        self.error = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
         if not self.failing:
             logger.warning(
                 "corsadmin: %s failed (%s: %s); %s",
@@ -75,6 +86,7 @@ class _Trouble:
         self.failing = True
 
     def ok(self) -> None:
+        self.error = None
         if self.failing:
             logger.warning(
                 "corsadmin: %s is available again", self.what, extra=self._fields("refresh_recovered")
@@ -117,6 +129,12 @@ class SnapshotHolder:
         self._next_check = 0.0
         self._dirty = False
         self._override: Snapshot | None = None  # corsadmin.testutils: served instead, while set
+        # A forked worker's inherited snapshot: served only once the database confirms it.
+        self._inherited: Snapshot | None = None
+        # The snapshot is served until then (monotonic): MAX_STALENESS after its confirmation.
+        self._fresh_until = math.inf
+        self._confirmed_at: float | None = None  # time.time() of the last confirmation
+        self._stale = False  # said so in the log
 
     # --- the request path -------------------------------------------------------
 
@@ -124,7 +142,7 @@ class SnapshotHolder:
         if self._override is not None:
             return self._override
         snapshot = self._snapshot
-        if snapshot is not None and self._running:
+        if snapshot is not None and self._running and time.monotonic() < self._fresh_until:
             return snapshot
         return self._get_slow()
 
@@ -132,13 +150,14 @@ class SnapshotHolder:
         if self._override is not None:
             return self._override
         snapshot = self._snapshot
-        if snapshot is not None and self._running:
+        if snapshot is not None and self._running and time.monotonic() < self._fresh_until:
             return snapshot
         if self._inline():
-            if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
+            if self._due():
                 await sync_to_async(self.refresh)()
-            return self._snapshot or EMPTY
-        self._start()
+            return self._inline_current()
+        if not self._running:
+            self._start()
         if self._snapshot is None and not self._state.loaded.is_set():
             await asyncio.to_thread(self._state.loaded.wait, float(conf.get("FIRST_LOAD_TIMEOUT")))
             self._state.loaded.set()  # waited once: later requests refuse at once until it loads
@@ -150,10 +169,11 @@ class SnapshotHolder:
 
     def _get_slow(self) -> Snapshot:
         if self._inline():
-            if self._snapshot is None or self._dirty or time.monotonic() >= self._next_check:
+            if self._due():
                 self.refresh()
-            return self._snapshot or EMPTY
-        self._start()
+            return self._inline_current()
+        if not self._running:
+            self._start()
         if self._snapshot is None and not self._state.loaded.is_set():
             self._state.loaded.wait(float(conf.get("FIRST_LOAD_TIMEOUT")))
             self._state.loaded.set()  # waited once: later requests refuse at once until it loads
@@ -161,11 +181,18 @@ class SnapshotHolder:
 
     def _current(self) -> Snapshot:
         snapshot = self._snapshot
-        if snapshot is not None:
+        if snapshot is not None and time.monotonic() < self._fresh_until:
             return snapshot
-        if self._fallback is None:  # fail closed until the first snapshot loads
+        if self._fallback is None:  # fail closed until a snapshot is confirmed
             self._fallback = _settings_only()
         return self._fallback
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        return self._snapshot is None or self._dirty or now >= self._next_check or now >= self._fresh_until
+
+    def _inline_current(self) -> Snapshot:
+        return EMPTY if self._snapshot is None else self._current()
 
     def _inline(self) -> bool:
         if self._mode is None:
@@ -184,7 +211,7 @@ class SnapshotHolder:
 
     def _run(self, state: _Refresh) -> None:
         try:
-            _prepare_connection()
+            _prepare_connection(read_alias())
             channel = _channel(state)
             if channel is not None:
                 threading.Thread(
@@ -198,13 +225,13 @@ class SnapshotHolder:
                         "corsadmin: the refresher failed unexpectedly; retrying",
                         extra={"event": "refresh_error"},
                     )
-                cycle_done.send_robust(sender=SnapshotHolder, holder=self)
                 state.loaded.set()
+                self._done(state)
                 state.wake.wait(conf.refresh_interval())
                 state.wake.clear()
         finally:
             state.loaded.set()
-            connection.close()
+            connections.close_all()  # this thread's
 
     def _listen(self, state: _Refresh, channel: Any) -> None:
         trouble = _Trouble("listening for CORS allow-list changes", "listener")
@@ -243,9 +270,26 @@ class SnapshotHolder:
             self._next_check = time.monotonic() + conf.refresh_interval()
             force, self._dirty = self._dirty, False
             self._cycle(self._state, force)
-            cycle_done.send_robust(sender=SnapshotHolder, holder=self)
+            self._done(self._state)
         finally:
             self._refresh_lock.release()
+
+    def _done(self, state: _Refresh) -> None:
+        """The end of a cycle: say when the snapshot went stale, and tell the listeners."""
+        stale = self._snapshot is not None and time.monotonic() >= self._fresh_until
+        if stale and not self._stale:
+            logger.warning(
+                "corsadmin: the CORS allow-list has not been confirmed against the database for "
+                "more than MAX_STALENESS (%s s); refusing CORS (only the CORS_* settings policy "
+                "applies) until it is",
+                conf.get("MAX_STALENESS"),
+                extra={"event": "snapshot_stale", "generation": self.peek().generation},
+            )
+            self._stale = True
+        try:
+            cycle_done.send(sender=SnapshotHolder, holder=self)
+        except Exception:  # a listener's bug must not end the refresher
+            logger.exception("corsadmin: a cycle_done receiver failed", extra={"event": "refresh_error"})
 
     def _cycle(self, state: _Refresh, force: bool = False) -> None:
         """Bring the snapshot up to date if anything moved; publish what the cache lacks."""
@@ -259,6 +303,7 @@ class SnapshotHolder:
         known = builder.generation
         if (
             known is None
+            or self._snapshot is None  # never confirmed in this process (a forked worker)
             or force
             or state.news > known
             or periodic
@@ -274,8 +319,10 @@ class SnapshotHolder:
     def _update(self, state: _Refresh) -> None:
         state.db_checks += 1
         started = perf_counter()
+        alias = read_alias()
         try:
-            with _deadline():
+            with _deadline(alias) as progress:
+                state.builder.progress = progress
                 snapshot = state.builder.update()
         except Exception as exc:
             refreshed.send(sender=SnapshotHolder, seconds=perf_counter() - started, ok=False)
@@ -283,14 +330,33 @@ class SnapshotHolder:
                 exc, "keeping the last good allow-list" if self._snapshot else "refusing CORS until it loads"
             )
             if threading.current_thread().name == REFRESHER:
-                connection.close()  # the next try reconnects
+                connections[alias].close()  # the next try reconnects
             return
+        finally:
+            state.builder.progress = _no_progress
         refreshed.send(sender=SnapshotHolder, seconds=perf_counter() - started, ok=True)
         state.database.ok()
-        if snapshot is not None:
-            with self._lock:
-                if state is self._state:
-                    self._snapshot = snapshot
+        with self._lock:
+            if state is not self._state:
+                return
+            if snapshot is None and self._snapshot is None:
+                snapshot = self._inherited  # a forked worker's: nothing changed since, now confirmed
+            self._confirm()
+            if snapshot is not None:
+                self._snapshot = snapshot
+                self._inherited = None
+
+    def _confirm(self) -> None:
+        """The database has just confirmed the snapshot's generation (under ``_lock``)."""
+        self._confirmed_at = time.time()
+        limit = conf.max_staleness()
+        self._fresh_until = math.inf if limit is None else time.monotonic() + limit
+        if self._stale:
+            logger.warning(
+                "corsadmin: the CORS allow-list is confirmed against the database again",
+                extra={"event": "snapshot_fresh", "generation": self.peek().generation},
+            )
+            self._stale = False
 
     def _read_stamp(self, state: _Refresh, bus: CacheBus) -> int | None:
         try:
@@ -356,28 +422,53 @@ class SnapshotHolder:
             self._state.stop.set()
             self._state.wake.set()
             self._state = _Refresh()
-            self._snapshot = self._fallback = self._mode = None
-            self._running = self._dirty = False
+            self._snapshot = self._fallback = self._mode = self._inherited = None
+            self._running = self._dirty = self._stale = False
             self._next_check = 0.0
+            self._fresh_until = math.inf
+            self._confirmed_at = None
 
     def preload(self) -> None:
-        """Load the snapshot now, in this process, and close its database connection.
+        """Load (or bring up to date) the snapshot now, in this process, and keep no
+        connection nor thread afterwards.
 
         For a server that forks its workers from a loaded application (gunicorn
-        ``--preload``): each worker starts with this snapshot, shared copy-on-write, and
-        its refresher only applies what changed since, instead of every worker loading
-        the whole list at once.
+        ``--preload``, whose hooks call this before each fork): each worker starts from
+        this snapshot, shared copy-on-write, and before serving it confirms it against
+        the database, applying only what changed since, instead of every worker loading
+        the whole list at once. Runs in a short-lived refresher thread (the deadlines of
+        the refresher, its own connections), joined before returning.
         """
-        with self._refresh_lock:
-            self._cycle(self._state)
-        connection.close()
+        state = self._state
+
+        def run() -> None:
+            try:
+                _prepare_connection(read_alias())
+                with self._refresh_lock:
+                    self._cycle(state)
+            finally:
+                if state.bus is not None:
+                    with contextlib.suppress(Exception):
+                        state.bus.close()
+                state.bus, state.bus_ready = None, False
+                connections.close_all()  # this thread's
+
+        thread = threading.Thread(target=run, name=REFRESHER, daemon=True)
+        thread.start()
+        thread.join()
+        connections.close_all()  # and this thread's, should anything have opened them
 
     def _forked(self) -> None:
-        """In a child process: no thread survived the fork; keep the snapshot, start anew."""
+        """In a child process: no thread survived the fork. What it inherited is not served
+        until the database confirms it (the builder catches up from it: incrementally)."""
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._state = _Refresh(self._state.builder)
         self._running = False
+        self._inherited = self._snapshot or self._inherited
+        self._snapshot = None
+        self._fresh_until = math.inf
+        self._confirmed_at = None
 
     def stats(self) -> dict[str, Any]:
         state = self._state
@@ -389,6 +480,8 @@ class SnapshotHolder:
             "db_checks": state.db_checks,
             "cycles": state.cycles,
             "background": self._running,
+            "confirmed_at": self._confirmed_at,
+            "last_error": state.database.error or state.cache.error,
         }
 
 
@@ -409,29 +502,61 @@ def _channel(state: _Refresh) -> Any:
     if bus is not None:
         return bus if bus.can_listen else None
     try:
-        return database_channel()
+        from .models import Generation
+
+        return database_channel(router.db_for_write(Generation) or "default")
     except Exception:
         return None
 
 
-def _prepare_connection() -> None:
-    """The refresher thread's own database connection gets a connect timeout (PostgreSQL);
-    each read has a deadline (``_deadline``). No ``statement_timeout`` startup option:
-    poolers such as PgBouncer refuse it, and a server that hangs never starts it anyway."""
+def _prepare_connection(alias: str) -> None:
+    """The refresher thread's own connection to ``alias`` (PostgreSQL): a connect timeout,
+    which in psycopg covers the whole startup handshake, and TCP keepalives and
+    ``tcp_user_timeout`` (a peer that is gone); each statement has a deadline
+    (``_deadline``). No ``statement_timeout`` startup option: poolers such as PgBouncer
+    refuse it, and a server that hangs never starts it anyway."""
+    connection = connections[alias]
     if connection.vendor != "postgresql":
         return
+    timeout = _timeout()
+    seconds = max(1, math.ceil(timeout))
     options = dict(connection.settings_dict.get("OPTIONS") or {})
-    options.setdefault("connect_timeout", max(1, round(_timeout())))
+    options.setdefault("connect_timeout", seconds)
+    options.setdefault("keepalives", 1)
+    options.setdefault("keepalives_idle", seconds)
+    options.setdefault("keepalives_interval", max(1, math.ceil(timeout / 3)))
+    options.setdefault("keepalives_count", 3)
+    options.setdefault("tcp_user_timeout", max(1000, int(timeout * 1000)))
     connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
 
 
-def _deadline() -> Any:
-    """In the refresher thread: cut the database connection if a read takes longer than
-    SERVICE_TIMEOUT (see ``bus.cut_after``)."""
-    raw = getattr(connection, "connection", None)
-    if threading.current_thread().name != REFRESHER or raw is None or connection.vendor != "postgresql":
-        return contextlib.nullcontext()
-    return cut_after(_timeout(), raw)
+@contextlib.contextmanager
+def _deadline(alias: str) -> Iterator[Callable[[], None]]:
+    """In the refresher thread: cut the connection to ``alias`` when a statement (or a chunk
+    of a long read: the function yielded is its progress) takes longer than SERVICE_TIMEOUT
+    (``bus.cut_after``). Armed before the connection opens, so the first read after a
+    (re)connect has its deadline too; the connect has its own timeout."""
+    connection = connections[alias]
+    if threading.current_thread().name != REFRESHER or connection.vendor != "postgresql":
+        yield _no_progress
+        return
+
+    with cut_after(_timeout(), lambda: connection.connection) as progress:
+
+        def ticking(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+            progress()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                progress()
+
+        with connection.execute_wrapper(ticking):
+            connection.ensure_connection()
+            yield progress
+
+
+def _no_progress() -> None:
+    pass
 
 
 def _timeout() -> float:

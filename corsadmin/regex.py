@@ -63,10 +63,11 @@ def compile_path_regex(pattern: str | re.Pattern[str]) -> Matcher:
     try:
         return re2.compile(pattern, _options()).match
     except re2.error as exc:
+        matcher = re.compile(pattern).match  # raises (and logs nothing here) if Python cannot either
         logger.warning(
             "corsadmin: url_regex %r runs in Python's backtracking re, not RE2 (%s); rewrite it",
             pattern,
             _reason(exc),
             extra={"event": "regex_fallback"},
         )
-        return re.compile(pattern).match
+        return matcher

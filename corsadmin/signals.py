@@ -17,7 +17,9 @@ config_committed = Signal()
 refreshed = Signal()
 service_failed = Signal()
 
-# Sent by the refresher at the end of each of its cycles (and of each inline refresh), with
-# ``holder=`` (the process's ``SnapshotHolder``: read ``holder.stats()``). From the refresher's
-# thread, never from a request; ``corsadmin.heartbeat`` listens.
+# ``row_skipped`` with ``kind=`` ("policy" or "origin") when a snapshot leaves a stored row out
+# that it cannot compile (written around validation); once per row and process.
+row_skipped = Signal()
+
+# ``cycle_done`` with ``holder=`` at the end of every refresher cycle (heartbeats hook here).
 cycle_done = Signal()

@@ -461,6 +461,7 @@ class Snapshot:
         "built_at",
         "hosts",
         "reports",
+        "skipped",
         "_memo",
     )
 
@@ -487,6 +488,8 @@ class Snapshot:
         # The headers for a request a check_request_enabled receiver allows.
         self.fallback = fallback
         self.built_at = time.time()
+        # The stored rows left out of this snapshot (``loader.Skipped``: written around validation).
+        self.skipped: tuple[Any, ...] = ()
         self._memo: dict[tuple[Any, ...], Decision] = {}
 
     def decide(

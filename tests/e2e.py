@@ -193,8 +193,17 @@ def _static_files(site: Site) -> None:
 class Server:
     """A gunicorn or uvicorn master on 127.0.0.1, stopped by its pid."""
 
-    def __init__(self, name: str, kind: str, workers: int, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        workers: int,
+        env: dict[str, str],
+        log_dir: Path,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.name, self.kind, self.workers, self.env = name, kind, workers, env
+        self.extra = extra  # more command-line arguments (e.g. gunicorn's --preload)
         self.port = free_port()
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -214,6 +223,7 @@ class Server:
                 "3",
                 "--timeout",
                 "60",
+                *self.extra,
             ]
         return [
             str(BIN / "uvicorn"),
@@ -227,6 +237,7 @@ class Server:
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "3",
+            *self.extra,
         ]
 
     def start(self, timeout: float = 60) -> Server:
@@ -297,8 +308,8 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[Callable[
     started: list[Server] = []
     log_dir = tmp_path_factory.mktemp("e2e-logs")
 
-    def start(name: str, kind: str, workers: int, env: dict[str, str]) -> Server:
-        server = Server(name, kind, workers, env, log_dir)
+    def start(name: str, kind: str, workers: int, env: dict[str, str], *extra: str) -> Server:
+        server = Server(name, kind, workers, env, log_dir, extra)
         started.append(server)
         return server.start()
 

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from django.db import OperationalError
 
 from corsadmin import loader
 from corsadmin.models import AllowedOrigin
@@ -167,3 +168,24 @@ def test_a_preloaded_snapshot_is_served_by_forked_workers_without_a_full_load(cl
     AllowedOrigin.objects.create(origin=OTHER)
     assert allowed(client, OTHER)
     assert holder.stats()["full_loads"] == 1  # the master's; the worker only applied the change
+
+
+def test_a_forked_worker_that_cannot_confirm_waits_once_then_refuses_until_it_can(
+    client, background, monkeypatch
+):
+    background.CORSADMIN = {**background.CORSADMIN, "FIRST_LOAD_TIMEOUT": 0.2}
+    AllowedOrigin.objects.create(origin=APP)
+    holder.preload()  # the master's snapshot allows APP
+    holder._forked()
+    update = loader.SnapshotBuilder.update
+
+    def down(self):
+        raise OperationalError("database is down")
+
+    monkeypatch.setattr(loader.SnapshotBuilder, "update", down)
+    started = time.monotonic()
+    assert not allowed(client)  # waited for the refresher's first try, then refused
+    assert time.monotonic() - started < 5
+    assert not allowed(client)
+    monkeypatch.setattr(loader.SnapshotBuilder, "update", update)
+    assert eventually(lambda: allowed(client))

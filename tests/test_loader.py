@@ -278,3 +278,174 @@ def test_cors_reload_command_asks_every_process_for_a_full_load():
     call_command("cors", "reload")
     builder.update()
     assert (builder.full_loads, Tombstone.objects.filter(kind=Tombstone.RELOAD).count()) == (2, 1)
+
+
+# --- a row written around validation ------------------------------------------------------
+
+APP = "https://app.example.com"
+OTHER = "https://other.example.com"
+# RE2 refuses both (a lookahead), so they would run in Python's re, which cannot compile them.
+BAD_REGEXES = {
+    "overflow": ("^/(?=a)a{99999999999}", "OverflowError"),
+    "recursion": ("^/(?=a)" + "(" * 5000 + ")" * 5000, "RecursionError"),
+}
+
+
+def write_around_validation(model, pk, **values) -> None:
+    """A stamped write that skips every check (as raw SQL, or the QuerySet.update of old)."""
+    from django.db import models, transaction
+
+    from corsadmin.models import next_generation
+
+    with transaction.atomic():
+        models.QuerySet(model).filter(pk=pk).update(version=next_generation("default"), **values)
+
+
+def default_policy() -> Policy:
+    return Policy.objects.get_or_create(name="default", defaults={"url_regex": "^/"})[0]
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_REGEXES))
+def test_a_policy_that_cannot_be_compiled_is_skipped_and_later_changes_still_arrive(kind, caplog):
+    import logging
+
+    from django.db import connection
+
+    pattern, error = BAD_REGEXES[kind]
+    if len(pattern) > 512 and connection.vendor != "sqlite":
+        pytest.skip("url_regex is varchar(512) here: too short to nest deep enough (SQLite stores it)")
+    default = default_policy()
+    bad = Policy.objects.create(name="bad", url_regex="^/bad/")
+    revoked = AllowedOrigin.objects.create(origin=APP, policy=default)
+    builder = SnapshotBuilder()
+    builder.load()
+    write_around_validation(Policy, bad.pk, url_regex=pattern)
+    with caplog.at_level(logging.WARNING, logger="corsadmin"):
+        snapshot = builder.update()
+        builder.update()  # nothing new: no second line
+    [skipped] = snapshot.skipped
+    assert (skipped.kind, skipped.name, skipped.reason.split(":")[0]) == ("policy", "bad", error)
+    lines = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "ignored_policy"]
+    assert lines == [
+        f"corsadmin: ignoring policy bad, it cannot be compiled ({skipped.reason}); fix or delete it"
+    ]
+    revoked.delete()
+    AllowedOrigin.objects.create(origin=OTHER, policy=default)
+    snapshot = builder.update()
+    assert snapshot is not None
+    assert (snapshot.policy_allows("default", APP), snapshot.policy_allows("default", OTHER)) == (False, True)
+    fresh = load_snapshot()  # a new process loads the rest
+    assert [row.name for row in fresh.skipped] == ["bad"]
+    assert decisions(fresh) == decisions(snapshot)
+
+
+def test_an_origin_that_cannot_be_read_is_skipped_and_the_rest_loads(monkeypatch):
+    from corsadmin import snapshot as snapshot_module
+
+    default = default_policy()
+    AllowedOrigin.objects.create(origin=APP, policy=default)
+    odd = AllowedOrigin.objects.create(origin=OTHER, policy=default)
+    entry_key = snapshot_module.entry_key
+
+    def failing(text):
+        if text == OTHER:
+            raise RecursionError("maximum recursion depth exceeded")
+        return entry_key(text)
+
+    monkeypatch.setattr(snapshot_module, "entry_key", failing)
+    snapshot = load_snapshot()
+    assert snapshot.policy_allows("default", APP) is True
+    assert [(row.kind, row.row_id, row.reason) for row in snapshot.skipped] == [
+        ("origin", odd.pk, "RecursionError: maximum recursion depth exceeded")
+    ]
+
+
+@pytest.mark.parametrize("path", ["update", "reload"])
+def test_a_build_that_fails_changes_nothing(path, monkeypatch):
+    from corsadmin import loader
+
+    default = default_policy()
+    revoked = AllowedOrigin.objects.create(origin=APP, policy=default)
+    builder = SnapshotBuilder()
+    builder.load()
+    known = builder.generation
+    revoked.delete()
+    AllowedOrigin.objects.create(origin=OTHER, policy=default)
+    Policy.objects.filter(pk=default.pk).update(allow_credentials=True)
+    if path == "reload":
+        request_reload()
+    with monkeypatch.context() as patch:
+        patch.setattr(loader, "settings_snapshot", _broken)
+        with pytest.raises(RuntimeError):
+            builder.update()
+    assert builder.generation == known  # the next cycle tries again
+    snapshot = builder.update()
+    assert snapshot is not None
+    assert snapshot.generation == Generation.objects.get(pk=1).value
+    assert decisions(snapshot) == decisions(load_snapshot())
+
+
+def _broken(*args, **kwargs):
+    raise RuntimeError("the build broke halfway")
+
+
+@pytest.mark.parametrize(
+    ("model", "values"),
+    [
+        (Policy, {"url_regex": BAD_REGEXES["overflow"][0]}),
+        (Policy, {"url_regex": "^/(?=a)"}),
+        (Policy, {"allow_methods": ["GET POST"]}),
+        (Policy, {"allow_headers": "x-a"}),
+        (Policy, {"hosts": ["exa mple.com"]}),
+        (Policy, {"mode": "loud"}),
+        (Policy, {"max_age": -1}),
+        (Policy, {"name": "x" * 65}),
+        (Policy, {"allow_all_origins": True, "allow_credentials": True}),
+        (AllowedOrigin, {"effect": "maybe"}),
+        (AllowedOrigin, {"origin": "javascript://x"}),
+        (AllowedOrigin, {"effect": "deny", "csrf_trusted": True}),
+    ],
+)
+def test_queryset_update_refuses_what_save_refuses(model, values):
+    from django.core.exceptions import ValidationError
+
+    default = default_policy()
+    row = default if model is Policy else AllowedOrigin.objects.create(origin=APP, policy=default)
+    before = Generation.objects.get(pk=1).value
+    with pytest.raises(ValidationError):
+        model.objects.filter(pk=row.pk).update(**values)
+    assert Generation.objects.get(pk=1).value == before
+    assert model.objects.filter(pk=row.pk, version=row.version).exists()  # untouched
+
+
+def test_queryset_update_cleans_what_it_sets_as_save_does():
+    from django.db.models import F
+
+    default = default_policy()
+    Policy.objects.filter(pk=default.pk).update(
+        allow_methods=["get", "put", "GET"], hosts=["API.Example.com"], priority=F("priority") + 1
+    )
+    default.refresh_from_db()
+    assert (default.allow_methods, default.hosts) == (["GET", "PUT"], ["api.example.com"])
+
+
+def test_check_and_manage_py_check_name_a_skipped_policy():
+    from django.core import checks
+
+    from corsadmin import diagnosis
+    from corsadmin.refresh import holder
+
+    bad = Policy.objects.create(name="bad", url_regex="^/bad/")
+    write_around_validation(Policy, bad.pk, url_regex=BAD_REGEXES["overflow"][0])
+    warnings = [m for m in checks.run_checks(databases=["default"]) if m.id == "corsadmin.W011"]
+    expected = (
+        f"The policy bad (id {bad.pk}) is left out of the CORS allow-list: it cannot be compiled "
+        "(OverflowError: the repetition number is too large)."
+    )
+    assert [m.msg for m in warnings] == [expected]
+    holder.reset()
+    result = diagnosis.explain(APP, "/bad/x")
+    assert result["reason"].endswith(
+        " Left out of the allow-list, as they cannot be compiled (written around validation; fix or "
+        f"delete them): policy bad (id {bad.pk}): OverflowError: the repetition number is too large."
+    )

@@ -14,6 +14,7 @@ from .e2e import (
     INTERVAL,
     Server,
     add_origin,
+    api,
     converge,
     errors,
     hammer,
@@ -158,4 +159,129 @@ def test_postgres_notify_pushes_changes_without_redis(deployment, start_server, 
         server.discover_workers()
     push_converges(
         deployment, [machine_a, machine_b], "https://notify.e2e.example.com", report_line, "PostgreSQL NOTIFY"
+    )
+
+
+# --- a respawned worker under --preload ----------------------------------------------------
+
+
+def test_a_respawned_worker_never_serves_a_revoked_origin(deployment, start_server, report_line):
+    """gunicorn --preload: the master loaded the list while the origin was allowed; the origin
+    is revoked and every worker refuses it; then workers are killed and the master forks new
+    ones. No answer of a new worker may allow the revoked origin (each confirms what it
+    inherited against the database before serving it), and they do serve what is allowed."""
+    import os
+    import signal
+
+    revoked = "https://revoked.respawn.e2e.example.com"
+    kept = "https://kept.respawn.e2e.example.com"
+    hooks = ("--preload", "--config", "python:project.gunicorn_conf")
+    server = start_server("respawn", "gunicorn", 2, deployment.env(), *hooks)
+    made = {origin: add_origin(deployment, server, origin) for origin in (revoked, kept)}
+    server.stop()
+    server = start_server("respawn-preloaded", "gunicorn", 2, deployment.env(), *hooks)
+    server.discover_workers()
+    converge([server], revoked, True, time.monotonic())  # the master's snapshot allows it
+    since = time.monotonic()
+    remove_origin(deployment, server, made[revoked])
+    converge([server], revoked, False, since)
+    master = server.process.pid
+    assert remote_ports(min(server.pids)) & service_ports(deployment)  # a worker's refresher has some
+    assert remote_ports(master) & service_ports(deployment) == set(), "the master keeps a connection"
+    allowed_after_fork = []
+    new_workers = set()
+    for _round in range(3):
+        victim = min(server.pids)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        deadline = killed + 30
+        while time.monotonic() < deadline and (server.children() - server.pids - new_workers) == set():
+            time.sleep(0.005)
+        fresh = server.children() - server.pids - new_workers
+        assert fresh, "the master did not fork a new worker"
+        probes = hammer([server], [revoked, revoked, revoked, kept], duration=3.0, concurrency=8)
+        assert not errors(probes), errors(probes)[:5]
+        news = [p for p in probes if p.pid in fresh]
+        assert news, "the new worker answered nothing"
+        allowed_after_fork += [p for p in news if p.origin == revoked and p.allowed]
+        assert any(p.origin == kept and p.allowed for p in news), (
+            "the new worker never allowed the kept origin"
+        )
+        first = min(p.received for p in news) - killed
+        report_line(
+            f"respawn {_round + 1}: new worker {sorted(fresh)} answered {len(news)} requests from "
+            f"{first:.3f} s after the kill; revoked origin allowed {len(allowed_after_fork)} times"
+        )
+        new_workers |= fresh
+        server.pids = (server.pids - {victim}) | fresh
+    assert allowed_after_fork == [], allowed_after_fork[:5]
+    assert remote_ports(master) & service_ports(deployment) == set(), "the master keeps a connection"
+
+
+def service_ports(site) -> set[int]:
+    from urllib.parse import urlsplit
+
+    return {urlsplit(site.database_url).port or 5432, urlsplit(site.redis_url).port or 6379}
+
+
+def remote_ports(pid: int) -> set[int]:
+    """The remote ports of the TCP connections process ``pid`` holds open (from /proc)."""
+    from pathlib import Path
+
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes and fields[3] == "01":  # ESTABLISHED
+                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
+
+
+# --- a row written around validation ------------------------------------------------------
+
+
+def test_a_row_written_around_validation_never_freezes_the_workers(deployment, start_server, report_line):
+    """A policy's url_regex that neither RE2 nor Python can compile, written with raw SQL (and
+    stamped, as a stamping write would): every worker skips that policy, and a deletion and an
+    addition made through the API afterwards still reach every worker; a new server loads the rest."""
+    import psycopg
+
+    server = start_server("bad-row", "gunicorn", 3, deployment.env())
+    server.discover_workers()
+    removed, added = "https://removed.badrow.e2e.example.com", "https://added.badrow.e2e.example.com"
+    reply = api(deployment, server, "POST", "policies/", {"name": "badrow", "url_regex": "^/badrow/"})
+    assert reply.status == 201, reply.body
+    made = add_origin(deployment, server, removed)
+    converge([server], removed, True, time.monotonic())
+    with psycopg.connect(deployment.database_url) as conn:  # one transaction
+        [generation] = conn.execute(
+            "UPDATE corsadmin_generation SET value = value + 1 WHERE id = 1 RETURNING value"
+        ).fetchone()
+        conn.execute(
+            "UPDATE corsadmin_policy SET url_regex = %s, version = %s WHERE name = 'badrow'",
+            ["^/(?=a)a{99999999999}", generation],
+        )
+    since = time.monotonic()
+    remove_origin(deployment, server, made)
+    add_origin(deployment, server, added)
+    converge([server], removed, False, since)
+    result = converge([server], added, True, since)
+    fresh = start_server("bad-row-new", "gunicorn", 1, deployment.env())
+    fresh.discover_workers()
+    converge([fresh], added, True, time.monotonic())
+    converge([fresh], removed, False, time.monotonic())
+    logged = [line for line in server.log().splitlines() if "ignoring policy badrow" in line]
+    assert len(logged) == len(server.pids), logged  # one line per worker
+    assert "OverflowError" in logged[0]
+    report_line(
+        f"bad row: a deletion and an addition after it reached {len(result.seconds)} workers, "
+        f"worst {result.worst:.3f} s; a new server loads the rest; log: {logged[0][-120:]}"
     )

@@ -903,3 +903,197 @@ def test_two_processes_converge_within_the_interval(tmp_path):
                 server.wait(10)
         for log in logs:
             log.close()
+
+
+# --- the invariant: only a snapshot confirmed in this process is served ---------------
+
+
+def elsewhere(monkeypatch) -> None:
+    """Writes from now on are as if made by another process: this one hears nothing."""
+    monkeypatch.setattr(holder, "committed", lambda generation: None)
+
+
+@pytest.mark.django_db
+def test_a_forked_worker_confirms_its_inherited_snapshot_before_serving_it(client, clock, reads, monkeypatch):
+    entry = AllowedOrigin.objects.create(origin=APP)
+    assert allows(client)  # the parent's snapshot allows APP
+    elsewhere(monkeypatch)
+    entry.delete()  # revoked; the parent has not refreshed since
+    holder._forked()  # what a worker forked now runs first
+    builds = reads["builds"]
+    assert allows(client) is False  # the inherited snapshot was never served
+    assert reads["builds"] == builds  # caught up incrementally, not from scratch
+
+
+@pytest.mark.django_db
+def test_a_forked_worker_serves_its_inherited_snapshot_once_nothing_changed(client, clock, reads):
+    AllowedOrigin.objects.create(origin=APP)
+    assert allows(client)
+    holder._forked()
+    assert holder.peek().generation is None  # not confirmed yet: nothing served
+    assert allows(client) is True
+    assert (reads["builds"], holder.stats()["updates"]) == (1, 0)  # one check, nothing rebuilt
+
+
+@pytest.mark.django_db
+def test_a_forked_worker_that_cannot_confirm_fails_closed_until_it_can(client, clock, monkeypatch):
+    AllowedOrigin.objects.create(origin=APP)
+    assert allows(client)
+    update = SnapshotBuilder.update
+    break_database(monkeypatch, "update")
+    holder._forked()
+    assert allows(client) is False  # as a cold start: only the CORS_* settings policy
+    monkeypatch.setattr(SnapshotBuilder, "update", update)
+    clock.advance(INTERVAL)
+    assert allows(client) is True
+
+
+# --- MAX_STALENESS ----------------------------------------------------------------------
+
+STALE_AFTER = 12.0
+
+
+@pytest.fixture
+def max_staleness(clock, settings):
+    settings.CORSADMIN = {**settings.CORSADMIN, "MAX_STALENESS": STALE_AFTER}
+    return clock
+
+
+@pytest.mark.django_db
+def test_a_snapshot_unconfirmed_for_longer_than_max_staleness_fails_closed(
+    client, max_staleness, monkeypatch, caplog
+):
+    AllowedOrigin.objects.create(origin=APP)
+    assert allows(client)
+    update = SnapshotBuilder.update
+    break_database(monkeypatch, "update")
+    with caplog.at_level(logging.WARNING, logger="corsadmin"):
+        max_staleness.advance(INTERVAL)
+        assert allows(client) is True  # 5 s unconfirmed: still served
+        max_staleness.advance(INTERVAL)
+        assert allows(client) is True  # 10 s
+        max_staleness.advance(INTERVAL)
+        assert allows(client) is False  # 15 s > 12 s: as a cold start
+        max_staleness.advance(INTERVAL)
+        assert allows(client) is False
+        stale = [m for m in refresh_log(caplog) if "MAX_STALENESS" in m]
+        assert len(stale) == 1
+        monkeypatch.setattr(SnapshotBuilder, "update", update)
+        max_staleness.advance(INTERVAL)
+        assert allows(client) is True
+    assert refresh_log(caplog)[-2:] == [
+        DATABASE_BACK,
+        "corsadmin: the CORS allow-list is confirmed against the database again",
+    ]
+
+
+@pytest.mark.django_db
+def test_max_staleness_is_off_by_default(client, clock, monkeypatch):
+    AllowedOrigin.objects.create(origin=APP)
+    assert allows(client)
+    break_database(monkeypatch, "update")
+    clock.advance(3600)
+    assert allows(client) is True  # the last good snapshot, however old
+
+
+def test_a_stale_snapshot_costs_the_request_path_no_lock(monkeypatch, settings):
+    """Background mode, a snapshot past MAX_STALENESS: get() answers without taking a lock."""
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH": "background", "MAX_STALENESS": 1}
+    loaded = Snapshot([CompiledPolicy(name="default", entries=[(1, APP, float("inf"))])], generation=1)
+    holder._snapshot, holder._running, holder._fresh_until = loaded, True, time.monotonic() - 1
+    held = holder._lock
+    held.acquire()
+    try:
+        finished = []
+        thread = threading.Thread(target=lambda: finished.append(holder.get()), daemon=True)
+        thread.start()
+        thread.join(5)
+        assert finished and finished[0] is not loaded  # the settings-only fallback
+    finally:
+        held.release()
+        holder._running = False
+
+
+# --- what the holder reports ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_stats_say_when_the_database_last_confirmed_and_the_last_error(client, clock, monkeypatch):
+    assert holder.stats()["confirmed_at"] is None
+    before = time.time()
+    AllowedOrigin.objects.create(origin=APP)
+    allows(client)
+    stats = holder.stats()
+    assert before <= stats["confirmed_at"] <= time.time()
+    assert stats["last_error"] is None
+    update = SnapshotBuilder.update
+    break_database(monkeypatch, "update")
+    clock.advance(INTERVAL)
+    allows(client)
+    assert holder.stats()["last_error"] == "OperationalError: database is down"
+    assert holder.stats()["confirmed_at"] == stats["confirmed_at"]
+    monkeypatch.setattr(SnapshotBuilder, "update", update)
+    clock.advance(INTERVAL)
+    allows(client)
+    assert holder.stats()["last_error"] is None
+    assert holder.stats()["confirmed_at"] > stats["confirmed_at"]
+
+
+@pytest.mark.django_db
+def test_cycle_done_is_sent_after_each_refresh(client, clock):
+    from corsadmin.signals import cycle_done
+
+    heard = []
+
+    def receiver(holder, **kwargs):
+        heard.append(holder)
+
+    cycle_done.connect(receiver)
+    try:
+        allows(client)
+        clock.advance(INTERVAL)
+        allows(client)
+        allows(client)  # within the interval: no cycle
+    finally:
+        cycle_done.disconnect(receiver)
+    assert heard == [holder, holder]
+
+
+@pytest.mark.django_db
+def test_a_row_written_around_validation_never_freezes_the_allow_list(client, clock, caplog):
+    from django.db import models
+
+    from corsadmin.models import next_generation
+
+    default = Policy.objects.get_or_create(name="default", defaults={"url_regex": "^/"})[0]
+    bad = Policy.objects.create(name="bad", url_regex="^/bad/")
+    entry = AllowedOrigin.objects.create(origin=APP, policy=default)
+    assert allows(client)
+    with transaction.atomic():  # raw SQL, or QuerySet.update as it was: no validation
+        models.QuerySet(Policy).filter(pk=bad.pk).update(
+            url_regex="^/(?=a)a{99999999999}", version=next_generation("default")
+        )
+    clock.advance(INTERVAL)
+    with caplog.at_level(logging.WARNING, logger="corsadmin"):
+        assert allows(client)
+    expected = (
+        "corsadmin: ignoring policy bad, it cannot be compiled (OverflowError: the repetition number is "
+        "too large); fix or delete it"
+    )
+    assert refresh_log(caplog) == [expected]  # and the database is not blamed
+    entry.delete()
+    AllowedOrigin.objects.create(origin="https://other.example.com", policy=default)
+    clock.advance(INTERVAL)
+    assert (allows(client), allows(client, "https://other.example.com")) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, []), (60, []), (5, ["corsadmin.W010"]), (0, ["corsadmin.E015"]), ("60", ["corsadmin.E015"])],
+)
+def test_max_staleness_is_checked(settings, value, expected):
+    from django.core.checks import run_checks
+
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH_INTERVAL": 1, "MAX_STALENESS": value}
+    found = [m.id for m in run_checks() if m.id in ("corsadmin.W010", "corsadmin.E015")]
+    assert found == expected

@@ -312,8 +312,8 @@ def check_policy_hosts(databases: Any = None, **kwargs: Any) -> list[CheckMessag
 @register(Tags.security, Tags.database)
 def check_shared_hosting_wildcards(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Wildcard allow entries on a shared hosting platform (``https://*.glitch.me``): any
-    stranger's page there is allowed (``check --database default``). One stored before such
-    wildcards were refused on credentials policies is named as well."""
+    stranger's page there is allowed (``check --database default``). One on a credentials
+    policy (stored before the rule, or around validation) is named as not honoured."""
     if not databases or "default" not in databases:
         return []
     from django.db import DatabaseError
@@ -331,17 +331,23 @@ def check_shared_hosting_wildcards(databases: Any = None, **kwargs: Any) -> list
     messages: list[CheckMessage] = []
     for origin, policy, credentials in rows:
         for text, platform in shared_hosting_wildcards([origin]):
-            risk = (
-                "read your users' data with their cookies (the policy allows credentials; such an "
-                "entry is refused there today)"
-                if credentials
-                else "read its responses"
-            )
+            own = f"https://yourapp.{platform}"
+            if credentials:  # stored before the rule or around validation: the loader ignores it
+                messages.append(
+                    Warning(
+                        f"Policy {policy!r} lists {text!r}, but allows credentials: a wildcard on "
+                        f"{platform}, a shared hosting platform where anyone can publish, is not honoured "
+                        "there (no page is allowed by it).",
+                        hint=f"Delete it, and list the hosts you own (e.g. {own}).",
+                        id="corsadmin.W015",
+                    )
+                )
+                continue
             messages.append(
                 Warning(
                     f"Policy {policy!r} allows {text!r}: every page on {platform}, a shared hosting "
-                    f"platform where anyone can publish, may {risk}.",
-                    hint=f"List the hosts you own (e.g. https://yourapp.{platform}) instead of the wildcard.",
+                    "platform where anyone can publish, may read its responses.",
+                    hint=f"List the hosts you own (e.g. {own}) instead of the wildcard.",
                     id="corsadmin.W015",
                 )
             )

@@ -9,6 +9,7 @@ API's ``/check/`` and ``cors check``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -16,10 +17,10 @@ from django.utils import timezone
 
 from .hosts import host_matches
 from .models import AllowedOrigin
-from .origins import MAX_ORIGIN_LENGTH, canonical_origin, parse_entry
+from .origins import MAX_ORIGIN_LENGTH, canonical_origin, parse_entry, shared_hosting
 from .protected import guard, is_protected
 from .refresh import holder
-from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS
+from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS, EntryTable
 
 SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
 # Request headers a browser sends without a preflight (Content-Type only for
@@ -205,7 +206,7 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
             "compared byte for byte."
         )
     listed = list(AllowedOrigin.objects.filter(origin=text).select_related("policy"))
-    notes = []
+    notes = _ignored(snapshot, text, path, host)
     now = timezone.now()
     for entry in listed:
         if not entry.enabled:
@@ -225,11 +226,31 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
             )
         elif entry.policy.name not in covering:
             notes.append(f"it is listed in policy {entry.policy.name!r}, which does not cover {path!r}")
-    if not listed:
+    if not listed and not notes:
         notes = _near_misses(text) or ["there is no entry for this origin"]
     if notes:
         reason += " Note: " + "; ".join(notes) + "."
     return reason
+
+
+def _ignored(snapshot: Any, origin: str, path: str, host: str | None) -> list[str]:
+    """The entries that would allow the origin but are never honoured where they are listed:
+    a wildcard on shared hosting in a policy that allows credentials (``loader``)."""
+    notes = []
+    now = time.time()
+    for policy in snapshot.hosts.get(host):
+        if policy.report or not policy.ignored or not policy.match_path(path):
+            continue
+        entry = EntryTable.build(policy.ignored).find(origin, now)
+        if entry is None:
+            continue
+        platform = shared_hosting(parse_entry(entry[1]))
+        notes.append(
+            f"{entry[1]!r} in policy {policy.name!r} matches it but is not honoured: {platform} is a "
+            "shared hosting platform where anyone can publish, and the policy allows credentials "
+            f"(list the hosts you own, e.g. https://yourapp.{platform}, and delete the wildcard)"
+        )
+    return notes
 
 
 def _near_misses(text: str) -> list[str]:

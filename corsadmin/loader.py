@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
@@ -27,6 +27,7 @@ from django.db import router
 from django.utils import timezone
 
 from . import conf, settings_policy
+from .hosting import shared_hosting_platform
 from .hosts import clean_hosts
 from .models import AllowedOrigin, Generation, Policy, Tombstone
 from .origins import NULL
@@ -154,6 +155,7 @@ class SnapshotBuilder:
         self._csrf: dict[int, tuple[int, Entry]] = {}  # entry id -> (policy id, entry)
         self._bad: dict[int, Skipped] = {}  # entry id -> why it is not in any table
         self._reported: set[tuple[str, Any, str]] = set()  # skips already logged by this builder
+        self._ignored_hosting: set[tuple[str, str]] = set()  # (policy, wildcard) already logged
 
     def load(self) -> Snapshot:
         """Everything, from scratch."""
@@ -340,6 +342,8 @@ class SnapshotBuilder:
         compiled = []
         skipped = list(bad.values())
         null_with_credentials = conf.get("ALLOW_NULL_WITH_CREDENTIALS")
+        ignored_ids: set[Any] = set()  # entries never honoured: not CSRF-trusted either
+        logged: set[tuple[str, str]] = set()
         for pk, row in policies.items():
             if not row["enabled"]:
                 continue
@@ -352,16 +356,38 @@ class SnapshotBuilder:
                     row["name"],
                     extra={"event": "ignored_origin", "origin": NULL, "policy": row["name"]},
                 )
+            ignored: tuple[Entry, ...] = ()
+            if row["allow_credentials"]:
+                ignored = table.hosting_wildcards()
+            if ignored:
+                # Written before the rule or around validation: never honoured, as null is not.
+                table = table.without_hosting_wildcards()
+                ignored_ids.update(entry[0] for entry in ignored)
+                logged.update((row["name"], entry[1]) for entry in ignored)
             try:
-                compiled.append(_compile(row, table, tables.get((pk, True)), refuse_null))
+                compiled.append(_compile(row, table, tables.get((pk, True)), refuse_null, ignored))
             except Exception as exc:  # noqa: BLE001  (OverflowError, RecursionError...: skip it, keep the others)
                 skipped.append(Skipped("policy", pk, row["name"], row["name"], _why(exc)))
-        csrf, csrf_denies = _csrf_tables(policies, tables, csrf_entries)
+        self._report_hosting(logged)
+        csrf, csrf_denies = _csrf_tables(policies, tables, csrf_entries, ignored_ids)
         snapshot = settings_snapshot(compiled, generation, csrf, csrf_denies)
         snapshot.skipped = tuple(skipped)
         self.skipped = snapshot.skipped
         self._report(snapshot.skipped)
         return snapshot
+
+    def _report_hosting(self, ignored: set[tuple[str, str]]) -> None:
+        """One log line per (policy, wildcard on shared hosting) newly ignored by this builder."""
+        for policy, text in sorted(ignored - self._ignored_hosting):
+            logger.warning(
+                "corsadmin: ignoring %r in policy %s, which allows credentials: %s is a shared hosting "
+                "platform where anyone can publish",
+                text,
+                policy,
+                _platform(text),
+                extra={"event": "ignored_origin", "origin": text, "policy": policy},
+            )
+        self._ignored_hosting = ignored
 
     def _report(self, skipped: tuple[Skipped, ...]) -> None:
         """One log line and one ``row_skipped`` signal per row newly left out (not at every build)."""
@@ -385,8 +411,18 @@ def _nothing() -> None:
     pass
 
 
+def _platform(text: str) -> str | None:
+    """The shared hosting platform of a stored wildcard's text (as ``hosting_wildcards`` found it)."""
+    found = entry_key(text)
+    return shared_hosting_platform(found[1][1]) if found is not None and found[0] == "pattern" else None
+
+
 def _compile(
-    row: dict[str, Any], table: EntryTable, denies: EntryTable | None, refuse_null: bool
+    row: dict[str, Any],
+    table: EntryTable,
+    denies: EntryTable | None,
+    refuse_null: bool,
+    ignored: tuple[Entry, ...] = (),
 ) -> CompiledPolicy:
     return CompiledPolicy(
         name=row["name"],
@@ -404,6 +440,7 @@ def _compile(
         mode=row["mode"],
         hosts=_stored_hosts(row["hosts"]),
         denies=denies,
+        ignored=ignored,
     )
 
 
@@ -411,6 +448,7 @@ def _csrf_tables(
     policies: dict[int, dict[str, Any]],
     tables: dict[TableKey, EntryTable],
     csrf_entries: dict[int, tuple[int, Entry]],
+    ignored_ids: Collection[Any] = (),
 ) -> tuple[CompiledPolicy, list[tuple[EntryTable, EntryTable]]]:
     """The CSRF-trusted entries of enabled, enforcing policies: one table for the policies
     without exceptions, and (trusted, exceptions) for each policy with some."""
@@ -418,7 +456,7 @@ def _csrf_tables(
     plain: list[Entry] = []
     with_denies: dict[int, list[Entry]] = defaultdict(list)
     for policy_id, entry in csrf_entries.values():
-        if policy_id not in trusting:
+        if policy_id not in trusting or entry[0] in ignored_ids:
             continue
         if tables.get((policy_id, True)):
             with_denies[policy_id].append(entry)

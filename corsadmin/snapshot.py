@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import ValidationError
 
+from .hosting import shared_hosting_platform
 from .origins import (
     ANY_PORT,
     DEFAULT_PORTS,
@@ -139,7 +140,7 @@ class EntryTable:
     (scheme, host or base, port, wildcard?) of ``patterns``.
     """
 
-    __slots__ = ("exact", "recent", "patterns", "_bases")
+    __slots__ = ("exact", "recent", "patterns", "_bases", "_hosting")
 
     # Folding costs one copy of ``exact``: do it once per this many changes (or 1/16 of it).
     FOLD_AT = 4096
@@ -156,6 +157,7 @@ class EntryTable:
         # Every host or wildcard base of a pattern: most labels of a request host miss
         # here with one string lookup, before any key tuple is built.
         self._bases = frozenset(key[1] for key in self.patterns)
+        self._hosting: tuple[Entry, ...] | None = None
 
     @classmethod
     def build(cls, entries: Iterable[tuple[Any, str, float]], label: str = "") -> EntryTable:
@@ -186,6 +188,36 @@ class EntryTable:
     def seal(self) -> None:
         """Done building: index the patterns' hosts."""
         self._bases = frozenset(key[1] for key in self.patterns)
+        self._hosting = None
+
+    def hosting_wildcards(self) -> tuple[Entry, ...]:
+        """The wildcards on a shared hosting platform (``corsadmin.hosting``), sorted by text;
+        found once per table (a table never changes once sealed): a rebuild that leaves a
+        policy's entries alone costs nothing here."""
+        found = self._hosting
+        if found is None:
+            found = self._hosting = tuple(
+                sorted(
+                    (
+                        entry
+                        for key, entry in self.patterns.items()
+                        if key[3] and shared_hosting_platform(key[1])
+                    ),
+                    key=lambda entry: entry[1],
+                )
+            )
+        return found
+
+    def without_hosting_wildcards(self) -> EntryTable:
+        """This table less its wildcards on shared hosting (the exact origins are shared)."""
+        patterns = {
+            key: entry
+            for key, entry in self.patterns.items()
+            if not (key[3] and shared_hosting_platform(key[1]))
+        }
+        table = EntryTable(self.exact, patterns, self.recent)
+        table._hosting = ()
+        return table
 
     def __len__(self) -> int:
         removed = sum(1 for key, value in self.recent.items() if value is None and key in self.exact)
@@ -361,6 +393,7 @@ class CompiledPolicy:
         "private_network",
         "table",
         "refuse_null",
+        "ignored",
         "_common",
         "_options",
     )
@@ -384,6 +417,7 @@ class CompiledPolicy:
         mode: str = "enforce",
         hosts: Iterable[str] = (),
         denies: EntryTable | Iterable[tuple[Any, str, float]] | None = None,
+        ignored: tuple[Entry, ...] = (),
     ) -> None:
         self.name = name
         self.priority = priority
@@ -402,6 +436,9 @@ class CompiledPolicy:
         self.table = table if table is not None else EntryTable.build(entries, name)
         # 'null' listed on a credentials policy (written around validation): never honoured.
         self.refuse_null = refuse_null
+        # Entries stored but never honoured (kept out of ``table``), for ``check`` to explain:
+        # wildcards on shared hosting listed on a credentials policy around validation.
+        self.ignored = ignored
         common = {}
         if allow_credentials:
             common[ALLOW_CREDENTIALS] = "true"

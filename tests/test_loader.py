@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import serializers
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from corsadmin.loader import SnapshotBuilder, load_snapshot
@@ -29,6 +30,7 @@ TEXTS = [
     "https://*.example.org:8443",
     "null",
     "https://partner.example.net",
+    "https://*.loca.lt",  # shared hosting: never honoured on a credentials policy
 ]
 PROBES = [
     "https://app.example.com",
@@ -39,6 +41,7 @@ PROBES = [
     "null",
     "https://partner.example.net",
     "https://evil.example.net",
+    "https://stranger.loca.lt",
 ]
 PATHS = ["/", "/api/items/", "/admin/"]
 HOSTS = [None, "api.example.com", "www.example.org"]
@@ -86,10 +89,14 @@ class Writer:
             [
                 "create", "create", "create", "save", "move", "delete", "qs_update", "qs_delete",
                 "bulk_create", "bulk_update", "policy_create", "policy_save", "policy_delete",
-                "policy_qs_update", "raw_save", "qs_effect", "policy_save",
+                "policy_qs_update", "raw_save", "qs_effect", "policy_save", "credentials",
+                "credentials", "hosting_update",
             ]
         )  # fmt: skip
-        getattr(self, op)()
+        try:
+            getattr(self, op)()
+        except ValidationError:
+            pass  # refused (e.g. what a credentials policy cannot list): nothing written
 
     def _new(self, policy: Policy) -> AllowedOrigin:
         text = self.rng.choice(TEXTS)
@@ -190,6 +197,23 @@ class Writer:
             ]
         )
         Policy.objects.filter(name=self.policy().name).update(**changes)
+
+    def credentials(self) -> None:
+        """Turn credentials on or off around validation (what it stores may then be ignored)."""
+        policy = self.policy()
+        if not policy.allow_all_origins:
+            Policy.objects.filter(pk=policy.pk).update(allow_credentials=not policy.allow_credentials)
+
+    def hosting_update(self) -> None:
+        """An entry turned into an allowed wildcard on shared hosting around validation (on a
+        credentials policy when there is one: what the snapshot must ignore)."""
+        on_credentials = list(AllowedOrigin.objects.filter(policy__allow_credentials=True))
+        entry = self.rng.choice(on_credentials) if on_credentials else self.origin()
+        if entry:
+            rows = AllowedOrigin.objects.filter(policy=entry.policy, origin=TEXTS[-1])
+            if not rows.exists():
+                rows = AllowedOrigin.objects.filter(pk=entry.pk)
+            rows.update(origin=TEXTS[-1], enabled=True, effect="allow", expires_at=None)
 
     def qs_effect(self) -> None:
         """Turn a policy's entries into exceptions or back in one queryset update."""

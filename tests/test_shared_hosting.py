@@ -278,9 +278,9 @@ def test_manage_py_check_warns_about_stored_ones(without_credentials, with_crede
         (
             "corsadmin.W015",
             (
-                "Policy 'api' allows 'https://*.loca.lt': every page on loca.lt, a shared hosting platform "
-                "where anyone can publish, may read your users' data with their cookies (the policy allows "
-                "credentials; such an entry is refused there today)."
+                "Policy 'api' lists 'https://*.loca.lt', but allows credentials: a wildcard on loca.lt, a "
+                "shared hosting platform where anyone can publish, is not honoured there (no page is allowed "
+                "by it)."
             ),
         ),
         (

@@ -265,6 +265,7 @@ class OriginInlineFormSet(BaseInlineFormSet):
 
     def clean(self) -> None:
         super().clean()
+        self._refuse_deleting_exceptions()
         policy = self.instance
         if not policy.allow_credentials:
             return
@@ -278,6 +279,32 @@ class OriginInlineFormSet(BaseInlineFormSet):
             elif isinstance(origin, str) and "*." in origin:
                 for text, platform in shared_hosting_wildcards([origin]):
                     form.add_error("origin", shared_hosting_refusal(text, platform))
+
+    def _refuse_deleting_exceptions(self) -> None:
+        """An exception (deny entry) in force is not deleted here, where nothing could name what
+        its going allows and ask first: the origins list's delete does both."""
+        doomed = [form for form in self.forms if self._should_delete_form(form) and form.instance.pk]
+        if not doomed:
+            return
+        in_force = (
+            AllowedOrigin.objects.filter(pk__in=[form.instance.pk for form in doomed], enabled=True)
+            .filter(effect=AllowedOrigin.DENY)
+            .exclude(expires_at__lte=timezone.now())
+            .order_by("origin")
+            .values_list("origin", flat=True)
+        )
+        # A formset error: an error on a form marked for deletion would not stop the save.
+        if in_force:
+            raise ValidationError(
+                [EXCEPTION_DELETED_INLINE % {"origin": origin} for origin in in_force], code="exception"
+            )
+
+
+EXCEPTION_DELETED_INLINE = _(
+    "%(origin)s is an exception (deny entry) in force: deleting it allows what it refuses. Delete it "
+    'from the list of allowed origins (select it, then "Delete selected"), which names the origins '
+    "that become allowed and asks first; or untick Delete to keep it. Nothing was saved."
+)
 
 
 class AllowedOriginInline(admin.TabularInline):
@@ -707,7 +734,14 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
     @admin.action(description=_("Set expiry of selected origins"), permissions=["change"])
     def set_expiry(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         data, page = _ask_action_form(
-            self, request, queryset, ExpiryForm, gettext("Set expiry"), "set_expiry"
+            self,
+            request,
+            queryset,
+            ExpiryForm,
+            gettext("Set expiry"),
+            "set_expiry",
+            # An exception that expires stops refusing: what it refuses becomes allowed then.
+            extra=lambda: {**_widening(queryset), "widening_at_expiry": True},
         )
         if page is not None:
             return page

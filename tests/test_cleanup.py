@@ -278,3 +278,65 @@ def test_cli_remove_of_an_exception_proceeds_and_says_what_becomes_allowed(excep
     assert out.splitlines()[0] == f"Removed {UC} from policy 'default'."
     assert f"{UC} is no longer refused by the exception {UC}" in err
     assert not AllowedOrigin.objects.filter(origin=UC).exists()
+
+
+# --- set expiry of an exception, and the policy page's inline delete -------------------
+
+
+def test_setting_an_expiry_on_an_exception_names_what_becomes_allowed_when_it_passes(admin_client, exception):
+    _allow, deny = exception
+    response = admin_client.post(CHANGELIST, {"action": "set_expiry", "_selected_action": [deny.pk]})
+    html = response.content.decode()
+    assert response.templates[0].name == "admin/corsadmin/action_form.html"
+    assert "<h2>An exception that expires widens what is allowed</h2>" in html
+    assert "With an expiry set, these origins become allowed when it passes:" in html
+    assert f"<li>{UC}: allowed by {WILDCARD} in policy default (denied today by {UC})</li>" in html
+    assert AllowedOrigin.objects.get(pk=deny.pk).expires_at is None
+
+
+def test_setting_an_expiry_on_allow_entries_names_nothing(admin_client, exception):
+    allow, _deny = exception
+    response = admin_client.post(CHANGELIST, {"action": "set_expiry", "_selected_action": [allow.pk]})
+    assert 'id="widening"' not in response.content.decode()
+
+
+def inline_delete(policy: Policy, doomed: AllowedOrigin) -> dict[str, str]:
+    from .test_admin import policy_form
+
+    data = policy_form(policy, allow_credentials="on")
+    for index, entry in enumerate(policy.origins.all()):
+        assert data[f"origins-{index}-id"] == str(entry.pk)
+        data[f"origins-{index}-effect"] = entry.effect
+        if entry.pk == doomed.pk:
+            data[f"origins-{index}-DELETE"] = "on"
+    return data
+
+
+def test_deleting_an_exception_in_the_policy_inline_is_refused_naming_where_to_do_it(
+    admin_client, client, credentials_policy, exception, django_capture_on_commit_callbacks
+):
+    _allow, deny = exception
+    url = f"/admin/corsadmin/policy/{credentials_policy.pk}/change/"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, inline_delete(credentials_policy, deny))
+    assert response.status_code == 200
+    [formset] = response.context["inline_admin_formsets"]
+    assert formset.formset.non_form_errors() == [
+        (
+            f"{UC} is an exception (deny entry) in force: deleting it allows what it refuses. Delete it from "
+            'the list of allowed origins (select it, then "Delete selected"), which names the origins that '
+            "become allowed and asks first; or untick Delete to keep it. Nothing was saved."
+        )
+    ]
+    assert AllowedOrigin.objects.filter(pk=deny.pk).exists()
+    assert allow_origin(client, UC) is None
+
+
+def test_deleting_an_allow_entry_in_the_policy_inline_still_works(
+    admin_client, credentials_policy, exception
+):
+    allow, _deny = exception
+    url = f"/admin/corsadmin/policy/{credentials_policy.pk}/change/"
+    response = admin_client.post(url, inline_delete(credentials_policy, allow))
+    assert response.status_code == 302
+    assert not AllowedOrigin.objects.filter(pk=allow.pk).exists()

@@ -283,7 +283,7 @@ class OriginInlineFormSet(BaseInlineFormSet):
     def _refuse_deleting_exceptions(self) -> None:
         """An exception (deny entry) in force is not deleted here, where nothing could name what
         its going allows and ask first: the origins list's delete does both."""
-        doomed = [form for form in self.forms if self._should_delete_form(form) and form.instance.pk]
+        doomed = [form for form in self.forms if self._should_delete_form(form) and form.instance.pk]  # type: ignore[attr-defined]
         if not doomed:
             return
         in_force = (

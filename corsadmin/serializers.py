@@ -172,6 +172,12 @@ class WarningsField(serializers.ListField):
         return self.compute(instance)
 
 
+def origin_warnings(entry: AllowedOrigin) -> list[str]:
+    """An entry's own warnings, and what the change just made to it opened (set by the API's
+    update: ``widening.ChangeWatch``)."""
+    return [*entry.warnings(), *getattr(entry, "widening_warnings", ())]
+
+
 class WarningsMixin:
     def to_representation(self, instance: Any) -> Any:
         data = super().to_representation(instance)  # type: ignore[misc]
@@ -283,7 +289,13 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
     created_by = serializers.CharField(
         source="created_by.get_username", read_only=True, allow_null=True, default=None
     )
-    warnings = WarningsField(AllowedOrigin.warnings)
+    warnings = WarningsField(
+        origin_warnings,
+        help_text="Allowed but risky, e.g. a plain http:// origin on a policy that allows credentials; "
+        "after a PUT or PATCH that disables an exception (deny entry), turns it into an allow entry, "
+        "moves it or sets its expiry: the origins that become allowed (then, or at that expiry). "
+        "Present only when there is something to say.",
+    )
     hits = UsageField(
         0,
         serializers.IntegerField,

@@ -1,5 +1,6 @@
-"""What removing exceptions (deny entries) would allow: the admin's bulk disable, delete and
-move actions name it and ask for confirmation, and the CLI prints it.
+"""What removing exceptions (deny entries) would allow: the admin's bulk disable, delete, move
+and set-expiry actions name it and ask for confirmation, the CLI prints it, and the API's
+PUT/PATCH of an exception returns it in ``warnings``.
 
 A deny entry refuses the origins it matches in its own policy only, so removing it opens
 exactly the origins that the same policy's remaining allow entries (or ``allow_all_origins``)
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -118,3 +120,39 @@ def openings(removed: Iterable[AllowedOrigin]) -> tuple[list[AllowedOrigin], lis
                 continue  # another exception still refuses all of it
             found.append(Opening(deny.origin, opened, allowed_by, policy.name))
     return denies, found
+
+
+def messages(found: Iterable[Opening], expires_at: datetime | None = None) -> list[str]:
+    """One sentence per opening, as the CLI prints it and the API's ``warnings`` say it; with
+    ``expires_at``, what becomes allowed when the exception expires then."""
+    if expires_at is None:
+        return [
+            f"{o.origins} is no longer refused by the exception {o.deny}: allowed by {o.allowed_by} "
+            f"in policy '{o.policy}'."
+            for o in found
+        ]
+    return [
+        f"{o.origins} will no longer be refused by the exception {o.deny} once it expires at "
+        f"{expires_at.isoformat()}: allowed by {o.allowed_by} in policy '{o.policy}'."
+        for o in found
+    ]
+
+
+class ChangeWatch:
+    """Around one explicit change of an entry (the API's PUT/PATCH): what it will open, found
+    before the change is written (``openings`` reads the other rows as they stand)."""
+
+    def __init__(self, before: AllowedOrigin) -> None:
+        self.policy_id, self.expires_at = before.policy_id, before.expires_at
+        in_force = before.is_deny and _active(before, timezone.now())
+        self.found = openings([before])[1] if in_force else []
+
+    def warnings(self, after: AllowedOrigin) -> list[str]:
+        """What the change made (or will make, at its new expiry) allowed."""
+        if not self.found:
+            return []
+        if not after.is_deny or after.policy_id != self.policy_id or not _active(after, timezone.now()):
+            return messages(self.found)
+        if after.expires_at is not None and after.expires_at != self.expires_at:
+            return messages(self.found, after.expires_at)
+        return []

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.messages import get_messages
 from django.core.management import call_command
+from django.utils import timezone
 
 from corsadmin import usage
 from corsadmin.models import AllowedOrigin, OriginUsage, Policy
@@ -340,3 +341,54 @@ def test_deleting_an_allow_entry_in_the_policy_inline_still_works(
     response = admin_client.post(url, inline_delete(credentials_policy, allow))
     assert response.status_code == 302
     assert not AllowedOrigin.objects.filter(pk=allow.pk).exists()
+
+
+# --- the API's PATCH/PUT of an exception proceeds and says what becomes allowed ----------
+
+OPENED = f"{UC} is no longer refused by the exception {UC}: allowed by {WILDCARD} in policy 'default'."
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"enabled": False}, {"effect": "allow"}],
+    ids=["disable", "deny-to-allow"],
+)
+def test_api_patch_that_lifts_an_exception_proceeds_with_warnings(
+    full_client, client, exception, change, django_capture_on_commit_callbacks
+):
+    _allow, deny = exception
+    with django_capture_on_commit_callbacks(execute=True):
+        response = full_client.patch(f"/api/cors/origins/{deny.pk}/", change, format="json")
+    assert response.status_code == 200
+    assert response.json()["warnings"] == [OPENED]
+    assert allow_origin(client, UC) == UC
+
+
+def test_api_patch_setting_an_exception_s_expiry_warns_what_it_opens_then(full_client, client, exception):
+    _allow, deny = exception
+    later = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
+    response = full_client.patch(
+        f"/api/cors/origins/{deny.pk}/", {"expires_at": later.isoformat()}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["warnings"] == [
+        (
+            f"{UC} will no longer be refused by the exception {UC} once it expires at {later.isoformat()}: "
+            f"allowed by {WILDCARD} in policy 'default'."
+        )
+    ]
+    assert allow_origin(client, UC) is None
+
+
+def test_api_patch_of_an_exception_that_opens_nothing_has_no_warnings(full_client, exception):
+    _allow, deny = exception
+    response = full_client.patch(f"/api/cors/origins/{deny.pk}/", {"note": "kept"}, format="json")
+    assert response.status_code == 200
+    assert "warnings" not in response.json()
+
+
+def test_api_delete_of_an_exception_keeps_its_contract(full_client, exception):
+    """204 and no body, as every DELETE (documented: not warned; the CLI's remove prints it)."""
+    _allow, deny = exception
+    response = full_client.delete(f"/api/cors/origins/{deny.pk}/")
+    assert (response.status_code, response.content) == (204, b"")

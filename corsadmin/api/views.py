@@ -45,6 +45,7 @@ from ..serializers import (
     drf_errors,
 )
 from ..usage import with_usage
+from ..widening import ChangeWatch
 from . import permissions
 from .authentication import SessionAuthentication, TokenAuthentication
 from .exceptions import exception_handler
@@ -145,8 +146,13 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
             except ObjectDoesNotExist:
                 raise NotFound() from None  # deleted meanwhile
             before = history.field_values(serializer.instance)
+            watch = (
+                ChangeWatch(serializer.instance) if isinstance(serializer.instance, AllowedOrigin) else None
+            )
             obj = serializer.save()
             history.log_change(self.request.user, obj, before, history.changed_fields(before, obj))
+            if watch is not None:  # an explicit act on an exception proceeds, and says what it opens
+                obj.widening_warnings = watch.warnings(obj)
 
         with refused_as_field_errors(serializer.Meta.model):
             writes.run(write)

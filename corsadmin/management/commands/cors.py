@@ -286,15 +286,11 @@ class Command(BaseCommand):
     def widening(self, entry: AllowedOrigin) -> list[str]:
         """What removing or disabling this exception (deny entry) will allow: an explicit act
         by its origin proceeds, and says so on standard error."""
-        from ...widening import openings
+        from ...widening import messages, openings
 
         if not entry.is_deny:
             return []
-        return [
-            f"{o.origins} is no longer refused by the exception {o.deny}: allowed by {o.allowed_by} "
-            f"in policy '{o.policy}'."
-            for o in openings([entry])[1]
-        ]
+        return messages(openings([entry])[1])
 
     def do_remove(self, options: dict[str, Any]) -> None:
         user = self.acting_user(options)

@@ -3,6 +3,7 @@ the API's users and clients, the production tests' deployment."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -30,6 +31,11 @@ def forget_shared_generation():
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--mix-db-tests",
+        action="store_true",
+        help="shuffle all tests together (pytest-randomly's seed), transactional ones among the others",
+    )
     parser.addoption(
         "--dropin-full",
         action="store_true",
@@ -137,8 +143,12 @@ def module_markers(module: str) -> list[pytest.MarkDecorator]:
     return marks
 
 
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(trylast=True)  # after pytest-django's grouping, which --mix-db-tests undoes
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark by module (above); tests that start servers on PostgreSQL + Redis carry ``services``."""
+    if config.getoption("mix_db_tests"):
+        seed = getattr(config.option, "randomly_seed", 0)
+        random.Random(seed if isinstance(seed, int) else 0).shuffle(items)
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
         for mark in module_markers(module):

@@ -41,10 +41,11 @@ browser:
 test: setup browser $(VENV)/.test-installed
 	$(VENV)/bin/nox
 
-# Quicker, while developing: the suite once, in .venv (python3's Django), as CI's passes do.
+# Quicker, while developing: the django61 session's two passes in .venv (python3's Django).
 test-venv: setup browser $(VENV)/.test-installed
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not services"
-	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then $(PY) -m pytest; fi  # again on the real services (DEVELOPERS.md)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not services" --mix-db-tests --durations=25
+	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then \
+	  $(PY) -m pytest -m "services or backends" --mix-db-tests --durations=25; fi  # DEVELOPERS.md
 
 clean:
 	rm -rf $(VENV) var .nox dist

@@ -143,12 +143,9 @@ def module_markers(module: str) -> list[pytest.MarkDecorator]:
     return marks
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-django's grouping, which --mix-db-tests undoes
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark by module (above); tests that start servers on PostgreSQL + Redis carry ``services``."""
-    if config.getoption("mix_db_tests"):
-        seed = getattr(config.option, "randomly_seed", 0)
-        random.Random(seed if isinstance(seed, int) else 0).shuffle(items)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by module (above); tests that start servers on PostgreSQL + Redis carry ``services``.
+    Before ``-m`` deselects (a conftest's hook runs before the plugins')."""
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
         for mark in module_markers(module):
@@ -158,6 +155,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # --- order independence: the migrations' rows back after a transactional test -------
+
+
+class MixDbTests:
+    """``--mix-db-tests``: shuffle the transactional tests among the others (pytest-randomly's
+    seed), which pytest-django otherwise runs last, each time in the same place."""
+
+    @pytest.hookimpl(trylast=True)  # after pytest-django's grouping
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        seed = getattr(config.option, "randomly_seed", 0)
+        random.Random(seed if isinstance(seed, int) else 0).shuffle(items)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("mix_db_tests"):
+        config.pluginmanager.register(MixDbTests(), "mix-db-tests")
 
 
 def flushes_database(item: pytest.Item) -> bool:

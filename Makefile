@@ -37,9 +37,10 @@ browser:
 	  $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium )
 
-# The Django matrix (noxfile.py): Django 6.1 on Python 3.13, Django 5.2 on Python 3.11.
+# The Django matrix (noxfile.py): Django 6.1 on Python 3.13, Django 5.2 on Python 3.11, its
+# sessions in lanes side by side (tests/lanes.py; logs in var/test-logs/).
 test: setup browser $(VENV)/.test-installed
-	$(VENV)/bin/nox
+	$(PY) -m tests.lanes $(VENV)/bin/nox
 
 # Quicker, while developing: the django61 session's two passes in .venv (python3's Django).
 test-venv: setup browser $(VENV)/.test-installed

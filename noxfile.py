@@ -1,4 +1,5 @@
-"""The Django matrix. ``make test`` (and so ``.ci/run``) runs the default sessions.
+"""The Django matrix. ``make test`` (and so ``.ci/run``) runs the default sessions, in lanes
+side by side (tests/lanes.py); ``nox`` runs them one after the other.
 
 Each test runs once, plus again where a second run can tell something (DEVELOPERS.md,
 "Markers"; tests/conftest.py marks by module):
@@ -6,10 +7,10 @@ Each test runs once, plus again where a second run can tell something (DEVELOPER
 - ``lint`` (first): ``ruff check``, ``ruff format --check`` and ``mypy corsadmin`` (django-stubs
   and djangorestframework-stubs; the configuration is in pyproject.toml), on Python 3.11.
 - ``django61``: Django 6.1 on Python 3.13, the newest pair. The whole suite on the
-  embedded defaults (SQLite, local-memory cache; fuzzers, browser, package test included),
-  then, when ``DATABASE_URL`` or ``REDIS_URL`` is set, on those services the ``services``
-  tests (real servers: production, faults, processes) and the ``backends`` tests (the
-  outcome depends on the database or the cache), serially.
+  embedded defaults (SQLite, local-memory cache; fuzzers, browser, package test included).
+- ``django61_services``: when ``DATABASE_URL`` or ``REDIS_URL`` is set (else skipped), on
+  those services, serially: the ``services`` tests (real servers: production, faults,
+  processes) and the ``backends`` tests (the outcome depends on the database or the cache).
 - ``django52``: Django 5.2 LTS on Python 3.11, the oldest pair (what ``make run`` gets
   from a plain Python 3.11): the ``django_surface`` tests (admin, API, migrations,
   middleware, checks, management commands, testutils) on the embedded defaults.
@@ -39,7 +40,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "django61", "django52"]
+nox.options.sessions = ["lint", "django61", "django61_services", "django52"]
 
 EMBEDDED = {"DATABASE_URL": None, "REDIS_URL": None}  # None: removed from the environment
 
@@ -97,8 +98,14 @@ def django61(session: nox.Session) -> None:
         session.run(*PYTEST, *session.posargs, env=EMBEDDED)
         return
     session.run(*PYTEST, "-m", "not services", *_workers(), env=EMBEDDED)
-    if _services_set():
-        session.run(*PYTEST, "-m", "services or backends")
+
+
+@nox.session(python="3.13")
+def django61_services(session: nox.Session) -> None:
+    if not _services_set():
+        session.skip("DATABASE_URL and REDIS_URL are not set: no services pass (.ci/run sets them)")
+    _install(session, "6.1.3")
+    session.run(*PYTEST, "-m", "services or backends", *session.posargs)
 
 
 @nox.session(python="3.11")

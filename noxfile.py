@@ -20,8 +20,8 @@ Each test runs once, plus again where a second run can tell something (DEVELOPER
 
 Every pass runs in random order (pytest-randomly; the seed is printed at the top of its
 output: ``-p randomly --randomly-seed=N`` replays it, ``-p no:randomly`` turns it off), with
-the transactional tests mixed among the others (``--mix-db-tests``), and ends with the
-25 slowest tests. ``HYPOTHESIS_PROFILE=long`` runs the property tests deeper.
+the transactional tests where the shuffle put them, not last (``--mix-db-tests``), and ends
+with the 25 slowest tests. ``HYPOTHESIS_PROFILE=long`` runs the property tests deeper.
 
 A missing interpreter is an error, never a skip. Interpreters are looked up on PATH and
 in pyenv (``$(pyenv root)/versions/X.Y.*``); uv creates the venvs and never downloads a

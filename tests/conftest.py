@@ -3,7 +3,6 @@ the API's users and clients, the production tests' deployment."""
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
@@ -34,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--mix-db-tests",
         action="store_true",
-        help="shuffle all tests together (pytest-randomly's seed), transactional ones among the others",
+        help="run transactional tests where they fall in the (random) order, not all last",
     )
     parser.addoption(
         "--dropin-full",
@@ -158,13 +157,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class MixDbTests:
-    """``--mix-db-tests``: shuffle the transactional tests among the others (pytest-randomly's
-    seed), which pytest-django otherwise runs last, each time in the same place."""
+    """``--mix-db-tests``: the transactional tests run where they fall in the order (the files',
+    or pytest-randomly's shuffle of modules and of tests within them), not all last, where
+    pytest-django moves them. Module-scoped fixtures are still set up once per module."""
 
-    @pytest.hookimpl(trylast=True)  # after pytest-django's grouping
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        seed = getattr(config.option, "randomly_seed", 0)
-        random.Random(seed if isinstance(seed, int) else 0).shuffle(items)
+    @pytest.hookimpl(wrapper=True)  # inside pytest-randomly's wrapper: sees its shuffle
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]):
+        before = {item.nodeid: position for position, item in enumerate(items)}
+        result = yield  # pytest-django's grouping, -m and -k deselection
+        items.sort(key=lambda item: before.get(item.nodeid, len(before)))
+        return result
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -87,7 +87,6 @@ BACKENDS = {
     "test_admin_actions",  # bulk writes, all or nothing
     "test_api",  # API writes and history
     "test_api_document",  # import: all or nothing
-    "test_api_security",  # throttles counted in the cache
     "test_api_usage",  # hits and last seen read from the database
     "test_background",  # the refresher thread, its own connection
     "test_loader",  # the incremental snapshot against a full rebuild
@@ -98,8 +97,12 @@ BACKENDS = {
     "test_usage",  # usage counts flushed into the database
     "test_write_refusals",  # every write path of the model
 }
+# Only some tests of a module: (module, a word in the test's name).
+BACKENDS_TESTS = {("test_api_security", "throttl")}  # throttles counted in the cache
 # Touches Django's version-dependent surface (admin, API, migrations, middleware, checks,
 # management commands, testutils): run on the oldest Django too.
+# But not the parity table: both middlewares on the same Django, a table of header decisions.
+SURFACE_EXCEPT = {("test_dropin", "test_same_response_as_django_cors_headers")}
 DJANGO_SURFACE = {
     "test_admin",
     "test_admin_actions",
@@ -133,11 +136,11 @@ DJANGO_SURFACE = {
 }
 
 
-def module_markers(module: str) -> list[pytest.MarkDecorator]:
+def module_markers(module: str, name: str) -> list[pytest.MarkDecorator]:
     marks = []
-    if module in BACKENDS:
+    if module in BACKENDS or any(module == m and word in name for m, word in BACKENDS_TESTS):
         marks.append(pytest.mark.backends)
-    if module in DJANGO_SURFACE:
+    if module in DJANGO_SURFACE and not any(module == m and word in name for m, word in SURFACE_EXCEPT):
         marks.append(pytest.mark.django_surface)
     return marks
 
@@ -147,7 +150,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Before ``-m`` deselects (a conftest's hook runs before the plugins')."""
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
-        for mark in module_markers(module):
+        for mark in module_markers(module, item.name):
             item.add_marker(mark)
         if "deployment" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.services)

@@ -37,14 +37,16 @@ browser:
 	  $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium )
 
-# The Django matrix (noxfile.py): Django 6.1 on Python 3.13, Django 5.2 on Python 3.11.
+# The Django matrix (noxfile.py): Django 6.1 on Python 3.13, Django 5.2 on Python 3.11, its
+# sessions in lanes side by side (tests/lanes.py; logs in var/test-logs/).
 test: setup browser $(VENV)/.test-installed
-	$(VENV)/bin/nox
+	$(PY) -m tests.lanes $(VENV)/bin/nox
 
-# Quicker, while developing: the suite once, in .venv (python3's Django), as CI's passes do.
+# Quicker, while developing: the django61 session's two passes in .venv (python3's Django).
 test-venv: setup browser $(VENV)/.test-installed
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not services"
-	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then $(PY) -m pytest; fi  # again on the real services (DEVELOPERS.md)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not services" --mix-db-tests --durations=25
+	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then \
+	  $(PY) -m pytest -m "services or backends" --mix-db-tests --durations=25; fi  # DEVELOPERS.md
 
 # django-cors-headers' own suite with corsadmin's middleware in its place (not in `make test`;
 # fetches nothing): CORSHEADERS_CHECKOUT=<its work tree or git dir> [CORSHEADERS_REF=4.9.0].

@@ -1,16 +1,27 @@
-"""The Django matrix. ``make test`` (and so ``.ci/run``) runs the default sessions.
+"""The Django matrix. ``make test`` (and so ``.ci/run``) runs the default sessions, in lanes
+side by side (tests/lanes.py); ``nox`` runs them one after the other.
+
+Each test runs once, plus again where a second run can tell something (DEVELOPERS.md,
+"Markers"; tests/conftest.py marks by module):
 
 - ``lint`` (first): ``ruff check``, ``ruff format --check`` and ``mypy corsadmin`` (django-stubs
   and djangorestframework-stubs; the configuration is in pyproject.toml), on Python 3.11.
 - ``django61``: Django 6.1 on Python 3.13, the newest pair. The whole suite on the
-  embedded defaults (SQLite, local-memory cache; the package test included), then, when
-  ``DATABASE_URL`` or ``REDIS_URL`` is set, the whole suite again on those services.
+  embedded defaults (SQLite, local-memory cache; fuzzers, browser, package test included).
+- ``django61_services``: when ``DATABASE_URL`` or ``REDIS_URL`` is set (else skipped), on
+  those services, serially: the ``services`` tests (real servers: production, faults,
+  processes) and the ``backends`` tests (the outcome depends on the database or the cache).
 - ``django52``: Django 5.2 LTS on Python 3.11, the oldest pair (what ``make run`` gets
-  from a plain Python 3.11). The whole suite on the embedded defaults, then the
-  ``services`` tests (real gunicorn and uvicorn servers, faults) on PostgreSQL + Redis.
-  It leaves out the second run of the ordinary tests on PostgreSQL (the ORM is the same
-  on both Django versions) and the package test (which installs both pairs itself).
-- ``django60``: Django 6.0 on Python 3.12, on demand (``nox -s django60``).
+  from a plain Python 3.11): the ``django_surface`` tests (admin, API, migrations,
+  middleware, checks, management commands, testutils) on the embedded defaults.
+- ``django60``: Django 6.0 on Python 3.12, on demand (``nox -s django60``): the same.
+- ``dropin_full``: on demand, the parity table (tests/test_dropin.py) over the full
+  product of requests instead of its covering design.
+
+Every pass runs in random order (pytest-randomly; the seed is printed at the top of its
+output: ``-p randomly --randomly-seed=N`` replays it, ``-p no:randomly`` turns it off), with
+the transactional tests where the shuffle put them, not last (``--mix-db-tests``), and ends
+with the 25 slowest tests. ``HYPOTHESIS_PROFILE=long`` runs the property tests deeper.
 
 A missing interpreter is an error, never a skip. Interpreters are looked up on PATH and
 in pyenv (``$(pyenv root)/versions/X.Y.*``); uv creates the venvs and never downloads a
@@ -29,17 +40,19 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "django61", "django52"]
+nox.options.sessions = ["lint", "django61", "django61_services", "django52"]
 
 EMBEDDED = {"DATABASE_URL": None, "REDIS_URL": None}  # None: removed from the environment
 
 
-def _workers() -> list[str]:
-    """``CORSADMIN_TEST_WORKERS=N`` (or ``auto``) runs the embedded pass with pytest-xdist.
+PYTEST = ("python", "-m", "pytest", "-p", "randomly", "--mix-db-tests", "--durations=25")
 
-    The embedded pass allows it (1783 passed with -n 2); off by default because on a
-    busy 2-core machine it was no quicker. The services pass always runs serially: it
-    measures propagation between real server processes.
+
+def _workers() -> list[str]:
+    """``CORSADMIN_TEST_WORKERS=N`` (or ``auto``) runs the embedded passes with pytest-xdist.
+
+    They allow it; off by default (measured: DEVELOPERS.md). The services pass always runs
+    serially: it measures propagation between real server processes.
     """
     workers = os.environ.get("CORSADMIN_TEST_WORKERS", "")
     return ["-n", workers] if workers and workers != "0" else []
@@ -82,27 +95,36 @@ def lint(session: nox.Session) -> None:
 def django61(session: nox.Session) -> None:
     _install(session, "6.1.3")
     if session.posargs:
-        session.run("python", "-m", "pytest", *session.posargs, env=EMBEDDED)
+        session.run(*PYTEST, *session.posargs, env=EMBEDDED)
         return
-    session.run("python", "-m", "pytest", "-m", "not services", *_workers(), env=EMBEDDED)
-    if _services_set():
-        session.run("python", "-m", "pytest")
+    session.run(*PYTEST, "-m", "not services", *_workers(), env=EMBEDDED)
+
+
+@nox.session(python="3.13")
+def django61_services(session: nox.Session) -> None:
+    if not _services_set():
+        session.skip("DATABASE_URL and REDIS_URL are not set: no services pass (.ci/run sets them)")
+    _install(session, "6.1.3")
+    session.run(*PYTEST, "-m", "services or backends", *session.posargs)
 
 
 @nox.session(python="3.11")
 def django52(session: nox.Session) -> None:
     _install(session, "5.2.19")
     if session.posargs:
-        session.run("python", "-m", "pytest", *session.posargs, env=EMBEDDED)
+        session.run(*PYTEST, *session.posargs, env=EMBEDDED)
         return
-    session.run("python", "-m", "pytest", "-m", "not services and not package", *_workers(), env=EMBEDDED)
-    if _services_set():
-        session.run("python", "-m", "pytest", "-m", "services")
+    session.run(*PYTEST, "-m", "django_surface and not services and not package", *_workers(), env=EMBEDDED)
 
 
 @nox.session(python="3.12", default=False)
 def django60(session: nox.Session) -> None:
     _install(session, "6.0.10")
-    session.run(
-        "python", "-m", "pytest", "-m", "not services and not package", *session.posargs, env=EMBEDDED
-    )
+    args = session.posargs or ["-m", "django_surface and not services and not package"]
+    session.run(*PYTEST, *args, env=EMBEDDED)
+
+
+@nox.session(python="3.13", default=False)
+def dropin_full(session: nox.Session) -> None:
+    _install(session, "6.1.3")
+    session.run(*PYTEST, "tests/test_dropin.py", "--dropin-full", *session.posargs, env=EMBEDDED)

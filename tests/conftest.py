@@ -31,6 +31,19 @@ def forget_shared_generation():
         pass
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--mix-db-tests",
+        action="store_true",
+        help="run transactional tests where they fall in the (random) order, not all last",
+    )
+    parser.addoption(
+        "--dropin-full",
+        action="store_true",
+        help="test_dropin.py: every request of the full product under every setting (nox -s dropin_full)",
+    )
+
+
 @pytest.fixture(autouse=True)
 def fresh_snapshot():
     """Each test starts with no snapshot, so its first request loads the test's data."""
@@ -68,11 +81,149 @@ def long_interval(settings):
     settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH_INTERVAL": 3600}
 
 
-def pytest_collection_modifyitems(items):
-    """Tests that start servers on PostgreSQL + Redis carry the ``services`` marker."""
+# --- where each test runs (noxfile.py; DEVELOPERS.md, "Markers") ----------------------
+#
+# Marked by module, so a test added to one of these modules is marked with it. A test in
+# another module can carry the marker itself (``pytestmark`` or ``@pytest.mark.backends``).
+
+# The outcome depends on the database or the cache: run again on PostgreSQL + Redis.
+BACKENDS = {
+    "test_admin_actions",  # bulk writes, all or nothing
+    "test_api",  # API writes and history
+    "test_api_document",  # import: all or nothing
+    "test_api_usage",  # hits and last seen read from the database
+    "test_background",  # the refresher thread, its own connection
+    "test_loader",  # the incremental snapshot against a full rebuild
+    "test_origins",  # the model and its constraints
+    "test_refresh",  # the generation stamp, invalidation, convergence
+    "test_setup",  # the migrations
+    "test_telemetry_cap",  # refused-origin rows flushed, capped
+    "test_usage",  # usage counts flushed into the database
+    "test_write_refusals",  # every write path of the model
+}
+# Only some tests of a module: (module, a word in the test's name).
+BACKENDS_TESTS = {("test_api_security", "throttl")}  # throttles counted in the cache
+# Touches Django's version-dependent surface (admin, API, migrations, middleware, checks,
+# management commands, testutils): run on the oldest Django too.
+# But not the parity table: both middlewares on the same Django, a table of header decisions.
+SURFACE_EXCEPT = {("test_dropin", "test_same_response_as_django_cors_headers")}
+DJANGO_SURFACE = {
+    "test_admin",
+    "test_admin_actions",
+    "test_admin_check",
+    "test_admin_tools",
+    "test_admin_usage",
+    "test_api",
+    "test_api_check",
+    "test_api_document",
+    "test_api_security",
+    "test_api_usage",
+    "test_api_validation",
+    "test_bad_input",
+    "test_cli",
+    "test_cli_errors",
+    "test_cli_policy",
+    "test_cli_progress",
+    "test_cli_usage",
+    "test_deny",
+    "test_dropin",
+    "test_dropin_tools",
+    "test_history",
+    "test_hosts",
+    "test_i18n",
+    "test_middleware",
+    "test_overview",
+    "test_protected",
+    "test_report_mode",
+    "test_setup",
+    "test_testutils",
+}
+
+
+def module_markers(module: str, name: str) -> list[pytest.MarkDecorator]:
+    marks = []
+    if module in BACKENDS or any(module == m and word in name for m, word in BACKENDS_TESTS):
+        marks.append(pytest.mark.backends)
+    if module in DJANGO_SURFACE and not any(module == m and word in name for m, word in SURFACE_EXCEPT):
+        marks.append(pytest.mark.django_surface)
+    return marks
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by module (above); tests that start servers on PostgreSQL + Redis carry ``services``.
+    Before ``-m`` deselects (a conftest's hook runs before the plugins')."""
     for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+        for mark in module_markers(module, item.name):
+            item.add_marker(mark)
         if "deployment" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.services)
+
+
+# --- order independence: the migrations' rows back after a transactional test -------
+
+
+class MixDbTests:
+    """``--mix-db-tests``: the transactional tests run where they fall in the order (the files',
+    or pytest-randomly's shuffle of modules and of tests within them), not all last, where
+    pytest-django moves them. Module-scoped fixtures are still set up once per module."""
+
+    @pytest.hookimpl(wrapper=True)  # inside pytest-randomly's wrapper: sees its shuffle
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]):
+        before = {item.nodeid: position for position, item in enumerate(items)}
+        result = yield  # pytest-django's grouping, -m and -k deselection
+        items.sort(key=lambda item: before.get(item.nodeid, len(before)))
+        return result
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("mix_db_tests"):
+        config.pluginmanager.register(MixDbTests(), "mix-db-tests")
+
+
+def flushes_database(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    transaction = bool(marker and (marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences")))
+    names = getattr(item, "fixturenames", ())
+    return transaction or "transactional_db" in names or "live_server" in names
+
+
+def restore_seeded_rows(config: pytest.Config) -> None:
+    """Put back what the migrations seeded (the ``default`` policy, the generation row, content
+    types and permissions), which a ``transaction=True`` test's flush removed: every other
+    test may rely on it, whatever ran before. Django's own answer (``serialized_rollback``)
+    reloads it only at the start of the next test that asks for it."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from pytest_django.plugin import blocking_manager_key
+
+    with config.stash[blocking_manager_key].unblock():
+        connection = connections[DEFAULT_DB_ALIAS]
+        contents = getattr(connection, "_test_serialized_contents", None)
+        if contents:
+            connection.creation.deserialize_db_from_string(contents)
+        else:  # no test asked for serialized_rollback: the flush re-ran post_migrate
+            from corsadmin.models import Generation, Policy
+
+            Policy.objects.get_or_create(name="default", defaults={"url_regex": "^/"})
+            Generation.objects.get_or_create(pk=1)
+
+
+SET_UP = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    result = yield  # raises when the set-up failed or skipped: then nothing was flushed
+    item.stash[SET_UP] = True
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    result = yield
+    if item.stash.get(SET_UP, False) and flushes_database(item):
+        restore_seeded_rows(item.config)
+    return result
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 Two profiles, chosen by the environment variable ``HYPOTHESIS_PROFILE``:
 
 - ``ci`` (the default, what ``make test`` runs): derandomized, so every run tries the
-  same examples in the same order; no example database; each test's own bounded
-  ``max_examples``.
-- ``long`` (local runs): random seeds, the example database in ``.hypothesis/`` (so a
-  failure found once is replayed first next time), and ``LONG_FACTOR`` times more
-  examples per test::
+  same examples in the same order; no example database; a quarter (``CI_SHARE``) of each
+  test's budget (at least ``CI_MINIMUM`` examples), so that the whole suite stays quick.
+- ``long`` (local runs, for depth): random seeds, the example database in ``.hypothesis/``
+  (so a failure found once is replayed first next time), and ``LONG_FACTOR`` times each
+  test's budget::
 
       HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest tests/test_properties.py \\
           tests/test_fuzz.py --hypothesis-show-statistics
@@ -24,6 +24,8 @@ import os
 from hypothesis import HealthCheck, Phase, settings
 
 LONG_FACTOR = 50
+CI_SHARE = 0.25
+CI_MINIMUM = 25
 
 settings.register_profile(
     "ci",
@@ -59,8 +61,13 @@ def profile_name() -> str:
     return name if name in ("ci", "long") else "ci"
 
 
+def budget(examples: int, name: str) -> int:
+    if name == "long":
+        return examples * LONG_FACTOR
+    return max(min(examples, CI_MINIMUM), round(examples * CI_SHARE))
+
+
 def profile(examples: int) -> settings:
-    """The active profile with this test's example budget (multiplied under ``long``)."""
+    """The active profile with this test's share of its example budget ``examples``."""
     name = profile_name()
-    factor = LONG_FACTOR if name == "long" else 1
-    return settings(settings.get_profile(name), max_examples=examples * factor)
+    return settings(settings.get_profile(name), max_examples=budget(examples, name))

@@ -14,6 +14,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.management import CommandError, call_command
 
 from corsadmin.models import AllowedOrigin, Policy
+from tests.cli_runner import run_cors
 from tests.test_origins import REJECTED
 
 APP = "https://app.example.com"
@@ -254,7 +255,7 @@ def test_import_settings_hands_over_to_settings_import(monkeypatch):
     assert hasattr(calls[0]["stdout"], "write")
 
 
-# --- a real process: exit codes and stderr -------------------------------------------------
+# --- a real process: exit codes and stderr (the rest in process: tests/cli_runner.py) ---------
 
 
 @pytest.fixture(scope="module")
@@ -284,14 +285,11 @@ def manage(site, *args: str, stdin: str | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_process_exit_codes(site, tmp_path):
+def test_process_exit_codes(site):
+    """0, 1 (a refusal), 2 (bad input) and a usage error from a real process (the rest in process)."""
     added = manage(site, "add", APP)
     assert added.returncode == 0, added.stderr
     assert added.stderr == ""
-
-    allowed = manage(site, "check", APP)
-    assert allowed.returncode == 0
-    assert "allowed:  yes" in allowed.stdout
 
     evil = manage(site, "check", "https://evil.example")
     assert evil.returncode == 1
@@ -308,32 +306,39 @@ def test_process_exit_codes(site, tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "has a path" in bad.stderr
 
-    unknown = manage(site, "remove", "https://nope.example.com")
-    assert unknown.returncode == 2
-    assert (
-        unknown.stderr.strip() == "CommandError: https://nope.example.com is not listed in policy 'default'."
-    )
-
     usage = manage(site, "frobnicate")
     assert usage.returncode != 0
 
-    listed = manage(site, "list", "--json")
-    assert [o["origin"] for o in json.loads(listed.stdout)] == [APP]
+
+@pytest.mark.django_db
+def test_exit_codes_and_stderr_in_process():
+    """What test_process_exit_codes checked before it spawned fewer processes."""
+    assert run_cors("add", APP).returncode == 0
+    allowed = run_cors("check", APP)
+    assert (allowed.returncode, allowed.stderr) == (0, "")
+    assert "allowed:  yes" in allowed.stdout
+    unknown = run_cors("remove", "https://nope.example.com")
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "CommandError: https://nope.example.com is not listed in policy 'default'.\n",
+    )
+    assert [o["origin"] for o in json.loads(run_cors("list", "--json").stdout)] == [APP]
 
 
-def test_process_import_is_all_or_nothing(site, tmp_path):
-    exported = manage(site, "export")
+@pytest.mark.django_db
+def test_import_from_stdin_is_all_or_nothing():
+    exported = run_cors("export")
     assert exported.returncode == 0
     document = json.loads(exported.stdout)
     document["policies"][0]["origins"] = [{"origin": "https://one.example.com"}, {"origin": "ftp://x y"}]
-    bad = manage(site, "import", "-", "--replace", stdin=json.dumps(document))
+    bad = run_cors("import", "-", "--replace", stdin=json.dumps(document))
     assert bad.returncode == 2
     assert "policies[0].origins[1].origin" in bad.stderr
-    after = json.loads(manage(site, "export").stdout)
+    after = json.loads(run_cors("export").stdout)
     assert after["policies"] == json.loads(exported.stdout)["policies"]
 
     document["policies"][0]["origins"] = [{"origin": "https://one.example.com"}]
-    good = manage(site, "import", "-", "--replace", stdin=json.dumps(document))
+    good = run_cors("import", "-", "--replace", stdin=json.dumps(document))
     assert good.returncode == 0, good.stderr
-    assert manage(site, "check", "https://one.example.com").returncode == 0
-    assert manage(site, "check", APP).returncode == 1
+    assert run_cors("check", "https://one.example.com").returncode == 0
+    assert run_cors("check", APP).returncode == 1

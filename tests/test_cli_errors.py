@@ -1,14 +1,11 @@
-"""`manage.py cors` as a process: one line for bad input, nothing on stderr for --json,
-import-settings with history, and check agreeing with the middleware on whitespace."""
+"""`manage.py cors` as run from the command line (tests/cli_runner.py): one line for bad input,
+nothing on stderr for --json, import-settings with history, and check agreeing with the middleware
+on whitespace."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
@@ -16,43 +13,17 @@ from django.core.management import call_command
 
 from corsadmin.models import AllowedOrigin, Policy
 from tests.api_fixtures import API
+from tests.cli_runner import run_cors
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = "https://app.example.com"
 
 
-def site_env(tmp_path: Path, extra_settings: str = "") -> dict[str, str]:
-    (tmp_path / "site_settings.py").write_text("from project.settings import *  # noqa\n" + extra_settings)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "CORSADMIN_VAR_DIR": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "site_settings",
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
-    }
-    env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    return env
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "cors", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_import_settings_with_a_bad_urls_regex_is_one_line_and_exit_2(tmp_path):
-    env = site_env(
-        tmp_path, 'CORS_ALLOWED_ORIGINS = ["https://app.example.com"]\nCORS_URLS_REGEX = r"^/api/("\n'
-    )
-    before = manage(env, "export").stdout
-    result = manage(env, "import-settings")
+@pytest.mark.django_db
+def test_import_settings_with_a_bad_urls_regex_is_one_line_and_exit_2(settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    settings.CORS_URLS_REGEX = r"^/api/("
+    before = run_cors("export").stdout
+    result = run_cors("import-settings")
     assert (result.returncode, result.stderr) == (
         2,
         (
@@ -61,13 +32,13 @@ def test_import_settings_with_a_bad_urls_regex_is_one_line_and_exit_2(tmp_path):
             "missing ), unterminated subpattern at position 6.\n"
         ),
     )
-    after = manage(env, "export").stdout
+    after = run_cors("export").stdout
     assert json.loads(after)["policies"] == json.loads(before)["policies"]
 
 
-def test_check_json_on_a_refusal_exits_1_with_nothing_on_stderr(tmp_path):
-    env = site_env(tmp_path)
-    result = manage(env, "check", "https://evil.example", "--json")
+@pytest.mark.django_db
+def test_check_json_on_a_refusal_exits_1_with_nothing_on_stderr():
+    result = run_cors("check", "https://evil.example", "--json")
     assert (result.returncode, result.stderr) == (1, "")
     assert json.loads(result.stdout)["allowed"] is False
 

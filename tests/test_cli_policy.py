@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
@@ -12,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from corsadmin.documents import export_document
 from corsadmin.models import AllowedOrigin, Policy
-from tests.test_cli_errors import manage, site_env
+from tests.cli_runner import run_cors
 
 APP = "https://app.example.com"
 
@@ -137,59 +136,46 @@ def test_import_dry_run_reports_and_changes_nothing(tmp_path):
 
 
 @pytest.fixture
-def replace_site(tmp_path):
-    env = site_env(tmp_path)
-    assert manage(env, "add", APP).returncode == 0
+def replace_document(db, tmp_path):
+    assert run_cors("add", APP).returncode == 0
     path = tmp_path / "doc.json"
     path.write_text(json.dumps({"version": 1, "policies": [{"name": "default", "origins": []}]}))
-    return env, path
+    return path
 
 
-def run_in_a_terminal(env: dict, *args: str, answer: str) -> subprocess.CompletedProcess:
-    """manage.py cors with a terminal as standard input (script(1) gives it one)."""
-    import shlex
-    import sys
-
-    from tests.test_cli_errors import ROOT
-
-    command = " ".join(shlex.quote(a) for a in [sys.executable, "manage.py", "cors", *args])
-    return subprocess.run(
-        ["script", "-qec", command, "/dev/null"],
-        cwd=ROOT,
-        env=env,
-        input=answer,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def listed() -> list[str]:
+    return [o["origin"] for o in json.loads(run_cors("list", "--json").stdout)]
 
 
-def test_replace_asks_before_deleting_and_no_changes_nothing(replace_site):
-    env, path = replace_site
-    result = run_in_a_terminal(env, "import", str(path), "--replace", answer="n\n")
+def test_replace_asks_before_deleting_and_no_changes_nothing(replace_document):
+    result = run_cors("import", str(replace_document), "--replace", stdin="n\n", terminal=True)
     assert "--replace deletes 0 policies and 1 origins the document does not name" in result.stdout
     assert result.returncode == 2
-    assert [o["origin"] for o in json.loads(manage(env, "list", "--json").stdout)] == [APP]
+    assert listed() == [APP]
 
 
-def test_replace_goes_ahead_when_confirmed(replace_site):
-    env, path = replace_site
-    result = run_in_a_terminal(env, "import", str(path), "--replace", answer="y\n")
+def test_replace_goes_ahead_when_confirmed(replace_document):
+    result = run_cors("import", str(replace_document), "--replace", stdin="y\n", terminal=True)
     assert result.returncode == 0, result.stdout
-    assert json.loads(manage(env, "list", "--json").stdout) == []
+    assert listed() == []
 
 
-def test_replace_with_yes_does_not_ask(replace_site):
-    env, path = replace_site
-    result = run_in_a_terminal(env, "import", str(path), "--replace", "--yes", answer="")
+def test_replace_with_yes_does_not_ask(replace_document):
+    result = run_cors("import", str(replace_document), "--replace", "--yes", terminal=True)
     assert "Continue?" not in result.stdout
     assert result.returncode == 0
-    assert json.loads(manage(env, "list", "--json").stdout) == []
+    assert listed() == []
 
 
+def test_replace_does_not_ask_without_a_terminal(replace_document):
+    result = run_cors("import", str(replace_document), "--replace")
+    assert "Continue?" not in result.stdout
+    assert result.returncode == 0
+    assert listed() == []
+
+
+@pytest.mark.django_db
 def test_import_errors_are_one_per_line(tmp_path):
-    env = site_env(tmp_path)
     path = tmp_path / "bad.json"
     path.write_text(
         json.dumps(
@@ -205,7 +191,7 @@ def test_import_errors_are_one_per_line(tmp_path):
             }
         )
     )
-    result = manage(env, "import", str(path))
+    result = run_cors("import", str(path))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[0] == f"CommandError: Nothing imported: 3 error(s) in {path}:"

@@ -1,6 +1,7 @@
 """django-cors-headers' settings keep their meaning under corsadmin's middleware."""
 
 import itertools
+import random
 import re
 import time
 
@@ -14,6 +15,8 @@ from corsadmin import signals
 from corsadmin.middleware import CorsMiddleware
 from corsadmin.models import Policy
 from corsadmin.settings_policy import compile_origin_regex
+
+from .covering import pairwise, uncovered_pairs
 
 pytestmark = pytest.mark.django_db
 
@@ -99,12 +102,15 @@ PRIVATE_NETWORK = {"": {}, "private-network": {"CORS_ALLOW_PRIVATE_NETWORK": Tru
 
 
 def generated_settings():
-    for parts in itertools.product(GRANTING, CREDENTIALS, OPTIONS, URLS, PRIVATE_NETWORK):
-        tables = (GRANTING, CREDENTIALS, OPTIONS, URLS, PRIVATE_NETWORK)
+    tables = (GRANTING, CREDENTIALS, OPTIONS, URLS, PRIVATE_NETWORK)
+    for index, parts in enumerate(itertools.product(*tables)):
         values = {}
         for table, key in zip(tables, parts, strict=True):
             values.update(table[key])
-        yield pytest.param(values, id="+".join(part for part in parts if part))
+        yield pytest.param(index, values, id="+".join(part for part in parts if part))
+
+
+SETTINGS = list(generated_settings())
 
 
 ORIGINS = [
@@ -143,6 +149,57 @@ def request_shapes():
     yield "OPTIONS", PREFLIGHT | PRIVATE
 
 
+Request = tuple[str | None, str, tuple[str, dict[str, str]]]  # origin, path, (method, extra META)
+FULL_PRODUCT: list[Request] = list(itertools.product(ORIGINS, PATHS, request_shapes()))
+REQUEST_DIMENSIONS = {
+    "origin": ORIGINS,
+    "path": PATHS,
+    "method": METHODS,
+    "private": [False, True],
+    "preflight": [False, True],
+}
+
+
+def is_possible(row) -> bool:
+    """A preflight is an OPTIONS request."""
+    return not (row.get("preflight") and row.get("method", "OPTIONS") != "OPTIONS")
+
+
+def as_request(row) -> Request:
+    extra = (PREFLIGHT if row["preflight"] else {}) | (PRIVATE if row["private"] else {})
+    return row["origin"], row["path"], (row["method"], extra)
+
+
+PAIRWISE = pairwise(REQUEST_DIMENSIONS, is_possible, seed=20)
+
+
+def requests_for(index: int) -> list[Request]:
+    """The requests tried under the index-th setting: the pairwise design, each dimension's
+    values relabelled by a permutation seeded by the index (a relabelled covering design still
+    covers every pair, and the settings between them try many more combinations), plus every
+    len(SETTINGS)-th request of the full product, so that the table as a whole sends every
+    request of the full product under at least one setting."""
+    rng = random.Random(index)
+    relabel = {
+        name: dict(zip(values, rng.sample(values, len(values)), strict=True))
+        for name, values in REQUEST_DIMENSIONS.items()
+        if name not in ("method", "preflight")
+    }
+    plain = [m for m in METHODS if m != "OPTIONS"]  # OPTIONS keeps its label: preflights need it
+    relabel["method"] = {**dict(zip(plain, rng.sample(plain, len(plain)), strict=True)), "OPTIONS": "OPTIONS"}
+    relabel["preflight"] = {False: False, True: True}
+    rows = [as_request({name: relabel[name][value] for name, value in row.items()}) for row in PAIRWISE]
+    return rows + FULL_PRODUCT[index :: len(SETTINGS)]
+
+
+@pytest.fixture
+def request_space(request):
+    """The covering design by default; every request with ``--dropin-full`` (DEVELOPERS.md)."""
+    if request.config.getoption("dropin_full"):
+        return lambda index: FULL_PRODUCT
+    return requests_for
+
+
 # With one of these listed, django-cors-headers (comparing only scheme and netloc) also
 # allows every Origin of the same scheme without a host.
 HOST_LESS = {"null": "garbage", "file://": "file:garbage"}
@@ -165,13 +222,13 @@ def refused(observation):
     return status, kept, content, enabled
 
 
-@pytest.mark.parametrize("values", list(generated_settings()))
-def test_same_response_as_django_cors_headers(values, settings):
+@pytest.mark.parametrize(("index", "values"), SETTINGS)
+def test_same_response_as_django_cors_headers(index, values, settings, request_space):
     for name, value in values.items():
         setattr(settings, name, value)
     rf = RequestFactory()
     mismatches = []
-    for origin, path, (method, extra) in itertools.product(ORIGINS, PATHS, request_shapes()):
+    for origin, path, (method, extra) in request_space(index):
         meta = dict(extra) if origin is None else {**extra, "HTTP_ORIGIN": origin}
         theirs = observed(CorsHeadersMiddleware, rf.generic(method, path, **meta))
         ours = observed(CorsMiddleware, rf.generic(method, path, **meta))
@@ -180,6 +237,29 @@ def test_same_response_as_django_cors_headers(values, settings):
         if ours != theirs:
             mismatches.append(((origin, method, path, sorted(extra)), theirs, ours))
     assert mismatches == []
+
+
+def as_row(request: Request) -> dict:
+    origin, path, (method, extra) = request
+    return {
+        "origin": origin,
+        "path": path,
+        "method": method,
+        "private": "HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK" in extra,
+        "preflight": "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in extra,
+    }
+
+
+def test_each_setting_is_crossed_with_every_pair_of_request_values():
+    for param in SETTINGS:
+        rows = [as_row(r) for r in requests_for(param.values[0])]
+        assert uncovered_pairs(rows, REQUEST_DIMENSIONS, is_possible) == set(), param.id
+
+
+def test_the_table_sends_every_request_of_the_full_product():
+    sent = {repr(r) for param in SETTINGS for r in requests_for(param.values[0])}
+    assert sent == {repr(r) for r in FULL_PRODUCT}
+    assert len(PAIRWISE) < len(FULL_PRODUCT) / 5
 
 
 @pytest.mark.parametrize(

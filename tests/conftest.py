@@ -213,7 +213,12 @@ def restore_seeded_rows(config: pytest.Config) -> None:
             # A flush without serialized_rollback re-ran post_migrate: its content types and
             # permissions have new keys and would collide with the saved ones. Start empty.
             call_command(
-                "flush", verbosity=0, interactive=False, database=DEFAULT_DB_ALIAS, inhibit_post_migrate=True
+                "flush",
+                verbosity=0,
+                interactive=False,
+                database=DEFAULT_DB_ALIAS,
+                reset_sequences=False,  # the saved rows keep their keys: new ones come after them
+                inhibit_post_migrate=True,
             )
             connection.creation.deserialize_db_from_string(contents)
         else:  # no test asked for serialized_rollback: the flush re-ran post_migrate

@@ -311,6 +311,18 @@ def test_origins_filter_rejects_bad_boolean(reader_client):
     assert "enabled" in response.json()
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["origins/?enabled=", "origins/?unused_days=", "origins/?effect=", "policies/?enabled=", "policies/?mode="],
+)
+def test_a_typed_filter_given_empty_is_refused(reader_client, query):
+    """Given empty is not "no filter" (left out is): an empty value is not a boolean, a number of
+    days or a choice, as the schema says."""
+    response = reader_client.get(API + query)
+    assert response.status_code == 400
+    assert list(response.json()) == [query.split("?")[1].rstrip("=")]
+
+
 def test_origins_are_paginated(reader_client):
     AllowedOrigin.objects.bulk_create(
         AllowedOrigin(origin=f"https://o{i:03}.example.com", policy=Policy.objects.get(name="default"))

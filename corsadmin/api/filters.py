@@ -21,7 +21,7 @@ class StrictBooleanField(forms.NullBooleanField):
     widget = forms.TextInput
 
     def to_python(self, value: Any) -> bool | None:  # type: ignore[override]  # None: no filter
-        if value in (None, ""):
+        if value is None:  # not given
             return None
         answer = flag(str(value))
         if answer is None:
@@ -41,6 +41,26 @@ class DaysField(forms.IntegerField):
         super().__init__(*args, **kwargs)
         self.error_messages.update(invalid=DAYS_MESSAGE, min_value=DAYS_MESSAGE, max_value=DAYS_MESSAGE)
 
+    def to_python(self, value: Any) -> int | None:
+        if value == "":  # given empty (absent is None): not a number of days
+            raise ValidationError(DAYS_MESSAGE, code="invalid")
+        return super().to_python(value)
+
+
+class StrictChoiceField(django_filters.fields.ChoiceField):
+    """One of the choices; given empty is a 400 (absent: no filter)."""
+
+    def to_python(self, value: Any) -> Any:
+        if value == "":
+            raise ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value}
+            )
+        return super().to_python(value)
+
+
+class ChoiceFilter(django_filters.ChoiceFilter):
+    field_class = StrictChoiceField
+
 
 class DaysFilter(django_filters.NumberFilter):
     field_class = DaysField
@@ -57,7 +77,7 @@ class BooleanFilter(django_filters.BooleanFilter):
 class OriginFilter(django_filters.FilterSet):
     policy = django_filters.CharFilter(field_name="policy__name", help_text="The policy's name.")
     enabled = BooleanFilter()
-    effect = django_filters.ChoiceFilter(choices=AllowedOrigin.EFFECTS, help_text="allow or deny.")
+    effect = ChoiceFilter(choices=AllowedOrigin.EFFECTS, help_text="allow or deny.")
     search = django_filters.CharFilter(method="search_text", help_text="Text in the origin or the note.")
     unused_days = DaysFilter(
         method="unused_for",
@@ -78,7 +98,7 @@ class OriginFilter(django_filters.FilterSet):
 
 class PolicyFilter(django_filters.FilterSet):
     enabled = BooleanFilter()
-    mode = django_filters.ChoiceFilter(choices=Policy.MODES, help_text="enforce or report.")
+    mode = ChoiceFilter(choices=Policy.MODES, help_text="enforce or report.")
     search = django_filters.CharFilter(method="search_text", help_text="Text in the name or the note.")
 
     class Meta:

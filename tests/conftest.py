@@ -142,7 +142,6 @@ DJANGO_SURFACE = {
     "test_protected",
     "test_report_mode",
     "test_setup",
-    "test_shared_hosting",
     "test_status",
     "test_testutils",
     "test_write_outcome",

@@ -313,7 +313,13 @@ def test_origins_filter_rejects_bad_boolean(reader_client):
 
 @pytest.mark.parametrize(
     "query",
-    ["origins/?enabled=", "origins/?unused_days=", "origins/?effect=", "policies/?enabled=", "policies/?mode="],
+    [
+        "origins/?enabled=",
+        "origins/?unused_days=",
+        "origins/?effect=",
+        "policies/?enabled=",
+        "policies/?mode=",
+    ],
 )
 def test_a_typed_filter_given_empty_is_refused(reader_client, query):
     """Given empty is not "no filter" (left out is): an empty value is not a boolean, a number of

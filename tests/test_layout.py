@@ -131,7 +131,8 @@ def test_the_front_ends_do_not_import_each_other(front_end, others):
         ("corsadmin.hosting", set()),  # data: the shared hosting platforms
         ("corsadmin.origins", {"corsadmin.hosting"}),  # the one parser: the bottom, and its data
         ("corsadmin.signals", set()),  # only the Signals (safe to import before the apps are ready)
-        ("corsadmin.snapshot", {"corsadmin.hosting", "corsadmin.origins", "corsadmin.regex"}),  # the decision: plain data
+        # the decision: plain data
+        ("corsadmin.snapshot", {"corsadmin.hosting", "corsadmin.origins", "corsadmin.regex"}),
     ],
 )
 def test_the_bottom_of_the_package_stands_alone(module, allowed):

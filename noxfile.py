@@ -7,15 +7,16 @@ Each test runs once, plus again where a second run can tell something (DEVELOPER
 - ``lint`` (first): ``ruff check``, ``ruff format --check`` and ``mypy corsadmin`` (django-stubs
   and djangorestframework-stubs; the configuration is in pyproject.toml), on Python 3.11.
 - ``django61``: Django 6.1 on Python 3.13, the newest pair. The whole suite on the
-  embedded defaults (SQLite, local-memory cache; fuzzers and browser tests included), but
-  the package test.
+  embedded defaults (SQLite, local-memory cache; the browser tests included), but the
+  package test and the API fuzzers (``fuzz``), which run once in ``django52``.
 - ``django61_services``: when ``DATABASE_URL`` or ``REDIS_URL`` is set (else skipped), on
   those services, serially: the ``services`` tests (real servers: production, faults,
   processes) and the ``backends`` tests (the outcome depends on the database or the cache).
 - ``django52``: Django 5.2 LTS on Python 3.11, the oldest pair (what ``make run`` gets
   from a plain Python 3.11): the ``django_surface`` tests (admin, API, migrations,
-  middleware, checks, management commands, testutils) on the embedded defaults, and the
-  package test (it builds the wheel and installs it into Django 5.2 and 6.1 sites itself).
+  middleware, checks, management commands, testutils) on the embedded defaults, the
+  package test (it builds the wheel and installs it into Django 5.2 and 6.1 sites itself)
+  and the API fuzzers (schemathesis, the stateful test).
 - ``django60``: Django 6.0 on Python 3.12, on demand (``nox -s django60``): the same.
 - ``dropin_full``: on demand, the parity table (tests/test_dropin.py) over the full
   product of requests instead of its covering design.
@@ -99,7 +100,7 @@ def django61(session: nox.Session) -> None:
     if session.posargs:
         session.run(*PYTEST, *session.posargs, env=EMBEDDED)
         return
-    session.run(*PYTEST, "-m", "not services and not package", *_workers(), env=EMBEDDED)
+    session.run(*PYTEST, "-m", "not services and not package and not fuzz", *_workers(), env=EMBEDDED)
 
 
 @nox.session(python="3.13")
@@ -116,8 +117,11 @@ def django52(session: nox.Session) -> None:
     if session.posargs:
         session.run(*PYTEST, *session.posargs, env=EMBEDDED)
         return
-    # The package test installs both Django pairs itself: here, in the lane that ends first.
-    session.run(*PYTEST, "-m", "(django_surface or package) and not services", *_workers(), env=EMBEDDED)
+    # The package test (it installs both Django pairs itself) and the API fuzzers: here, in the
+    # lane that ends first.
+    session.run(
+        *PYTEST, "-m", "(django_surface or package or fuzz) and not services", *_workers(), env=EMBEDDED
+    )
 
 
 @nox.session(python="3.12", default=False)

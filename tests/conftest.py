@@ -144,8 +144,14 @@ DJANGO_SURFACE = {
 }
 
 
+# The API fuzzers: once, in the lane that ends first (django52), as the package test.
+FUZZ = {"test_api_schemathesis", "test_api_stateful"}
+
+
 def module_markers(module: str, name: str) -> list[pytest.MarkDecorator]:
     marks = []
+    if module in FUZZ:
+        marks.append(pytest.mark.fuzz)
     if module in BACKENDS or any(module == m and word in name for m, word in BACKENDS_TESTS):
         marks.append(pytest.mark.backends)
     if module in DJANGO_SURFACE and not any(module == m and word in name for m, word in SURFACE_EXCEPT):

@@ -8,6 +8,7 @@ must decide every probe like a snapshot built from scratch.
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import timedelta
 
@@ -315,6 +316,15 @@ BAD_REGEXES = {
 }
 
 
+def storable_bad_regexes() -> list[str]:
+    """The kinds the database in use can hold: PostgreSQL's ``url_regex`` is varchar(512), too
+    short to nest deep enough for a RecursionError (SQLite, the embedded pass, stores it)."""
+    on_postgresql = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+    return sorted(
+        kind for kind, (pattern, _) in BAD_REGEXES.items() if len(pattern) <= 512 or not on_postgresql
+    )
+
+
 def write_around_validation(model, pk, **values) -> None:
     """A stamped write that skips every check (as raw SQL, or the QuerySet.update of old)."""
     from django.db import models, transaction
@@ -329,15 +339,11 @@ def default_policy() -> Policy:
     return Policy.objects.get_or_create(name="default", defaults={"url_regex": "^/"})[0]
 
 
-@pytest.mark.parametrize("kind", sorted(BAD_REGEXES))
+@pytest.mark.parametrize("kind", storable_bad_regexes())
 def test_a_policy_that_cannot_be_compiled_is_skipped_and_later_changes_still_arrive(kind, caplog):
     import logging
 
-    from django.db import connection
-
     pattern, error = BAD_REGEXES[kind]
-    if len(pattern) > 512 and connection.vendor != "sqlite":
-        pytest.skip("url_regex is varchar(512) here: too short to nest deep enough (SQLite stores it)")
     default = default_policy()
     bad = Policy.objects.create(name="bad", url_regex="^/bad/")
     revoked = AllowedOrigin.objects.create(origin=APP, policy=default)

@@ -71,6 +71,16 @@ def test_add_with_every_option(full):
 
 
 @pytest.mark.django_db
+def test_add_says_what_its_options_set():
+    out = cors("add", APP, "--disabled", "--csrf-trusted", "--expires", "2031-01-01T00:00:00+00:00")
+    entry = AllowedOrigin.objects.get()
+    assert out.splitlines()[0] == (
+        f"Added {APP} to policy 'default' (id {entry.pk}, disabled, expires 2031-01-01T00:00:00+00:00, "
+        "CSRF-trusted)."
+    )
+
+
+@pytest.mark.django_db
 def test_add_without_user_notes_the_os_user():
     from corsadmin.management.commands.cors import os_user
 

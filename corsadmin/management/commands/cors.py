@@ -311,7 +311,15 @@ class Command(BaseCommand):
         )
         cli.add(entry, user)
         what = "an exception (deny) for " if entry.is_deny else ""
-        self.say(f"Added {what}{entry.origin} to policy '{entry.policy.name}' (id {entry.pk}).")
+        # What the options set, beside the defaults: the message says all that was done.
+        details = [f"id {entry.pk}"]
+        if not entry.enabled:
+            details.append(_("disabled"))
+        if entry.expires_at:
+            details.append(_("expires %(when)s") % {"when": history.text(entry.expires_at)})
+        if entry.csrf_trusted:
+            details.append(_("CSRF-trusted"))
+        self.say(f"Added {what}{entry.origin} to policy '{entry.policy.name}' ({', '.join(details)}).")
         self.warn(entry.warnings())
         self.not_recorded(user)
 

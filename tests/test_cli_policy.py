@@ -53,7 +53,9 @@ def test_policy_add_with_options_is_recorded(admin_user):
         True,
     )
     assert policy.allow_headers == list(Policy._meta.get_field("allow_headers").get_default())
-    assert out == "Added policy 'api' for ^/api/.\n"
+    assert out == (
+        "Added policy 'api' for ^/api/: Priority: 5; Allow methods: GET, POST; Allow credentials: yes.\n"
+    )
     assert LogEntry.objects.get(object_repr="api").action_flag == ADDITION
 
 

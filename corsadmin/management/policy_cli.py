@@ -121,7 +121,10 @@ def run(command: Any, options: dict[str, Any]) -> None:
         if not serializer.is_valid():
             raise bad_input(one_line(serializer.errors))
         policy = cli.add(Policy(**serializer.validated_data), user)
-        command.say(f"Added policy '{policy.name}' for {policy.url_regex}.")
+        given = [field for field in data_from(options) if field not in ("name", "url_regex")]
+        values = "; ".join(f"{history.label(Policy, f)}: {history.text(getattr(policy, f))}" for f in given)
+        added = f"Added policy '{policy.name}' for {policy.url_regex}"
+        command.say(f"{added}: {values}." if values else f"{added}.")
     else:
         policy = Policy.objects.filter(name=options["name"]).first()
         if policy is None:

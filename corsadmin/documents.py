@@ -18,7 +18,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from . import conf, progress, writes
+from . import conf, history, progress, writes
 from .errors import one_line
 from .history import User, changed_fields, field_values, log_addition, log_change, log_deletion, user_id
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, shared_hosting_wildcards
@@ -109,6 +109,9 @@ class ImportResult:
     deleted: dict[str, int] = field(default_factory=lambda: {"policies": 0, "origins": 0})
     # What is allowed but risky in the result (``AllowedOrigin.warnings()``).
     warnings: list[str] = field(default_factory=list)
+    # Of a dry run only: each row it would write, ("add" | "change" | "remove", the row in
+    # words, what changes: "Enabled: yes → no; ..." or "").
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {
@@ -131,6 +134,22 @@ class ImportRefused(Exception):
     def __init__(self, errors: dict[str, Any]) -> None:
         super().__init__(one_line(errors))
         self.errors = errors
+
+
+def _origin_words(origin: AllowedOrigin, policy: Policy) -> str:
+    return f"origin {origin.origin} in policy '{policy.name}'"
+
+
+def _values(
+    model: type[models.Model], before: Mapping[str, Any], obj: models.Model, fields: list[str]
+) -> str:
+    """ "Enabled: yes → no; Note: - → hi", as the admin history words a change."""
+    after = field_values(obj)
+    return "; ".join(
+        f"{history.label(model, name)}: {history.text(before.get(name))} → {history.text(after.get(name))}"
+        for name in fields
+        if name != "policy"
+    )
 
 
 @dataclass
@@ -332,7 +351,7 @@ def import_document(
     canonical origin; fields a document leaves out keep their value. Replace:
     the database ends up holding exactly the document (left-out fields take
     their defaults; policies and origins it does not name are deleted).
-    ``dry_run``: the same counts, and nothing changed.
+    ``dry_run``: the same counts and the rows it would write (``rows``), and nothing changed.
     """
     result = ImportResult()
     try:
@@ -350,12 +369,17 @@ def import_document(
                     policy.save()
                     log_addition(user, [policy])
                     result.created["policies"] += 1
+                    if dry_run:
+                        result.rows.append(("add", f"policy '{policy.name}'", ""))
                 else:
                     fields = changed_fields(planned.before, policy)
                     if fields:
                         policy.save()
                         log_change(user, policy, planned.before, fields)
                         result.changed["policies"] += 1
+                        if dry_run:
+                            values = _values(Policy, planned.before, policy, fields)
+                            result.rows.append(("change", f"policy '{policy.name}'", values))
                     else:
                         result.unchanged["policies"] += 1
                 kept_policies.append(policy.pk)
@@ -373,6 +397,9 @@ def import_document(
                         obj.save()
                         log_change(user, obj, planned_origin.before, fields)
                         result.changed["origins"] += 1
+                        if dry_run:
+                            values = _values(AllowedOrigin, planned_origin.before, obj, fields)
+                            result.rows.append(("change", _origin_words(obj, policy), values))
                     else:
                         result.unchanged["origins"] += 1
             if replace:
@@ -387,6 +414,14 @@ def import_document(
                     len(p.origins.all()) for p in gone_policies
                 )
                 result.deleted["policies"] = len(gone_policies)
+                if dry_run:
+                    names: dict[Any, Policy] = {p.obj.pk: p.obj for p in plan}
+                    result.rows += [
+                        ("remove", _origin_words(o, names[o.policy_id]), "") for o in gone_origins
+                    ]
+                    for gone in gone_policies:
+                        result.rows.append(("remove", f"policy '{gone.name}'", ""))
+                        result.rows += [("remove", _origin_words(o, gone), "") for o in gone.origins.all()]
                 AllowedOrigin.objects.filter(pk__in=[o.pk for o in gone_origins]).delete()
                 Policy.objects.filter(pk__in=[p.pk for p in gone_policies]).delete()
             if created_origins:
@@ -397,6 +432,8 @@ def import_document(
                         obj.save()
                 log_addition(user, created_origins)
                 result.created["origins"] = len(created_origins)
+                if dry_run:
+                    result.rows += [("add", _origin_words(o, o.policy), "") for o in created_origins]
                 progress.advance(len(created_origins))
             progress.done()
             result.warnings = origin_warnings(

@@ -137,6 +137,7 @@ DJANGO_SURFACE = {
     "test_noadmin",
     "test_overview",
     "test_protected",
+    "test_readme",  # the README's install and testing snippets, in a fresh site on this Django
     "test_setup",
     "test_status",
     "test_testutils",

@@ -71,6 +71,16 @@ def test_add_with_every_option(full):
 
 
 @pytest.mark.django_db
+def test_add_says_what_its_options_set():
+    out = cors("add", APP, "--disabled", "--csrf-trusted", "--expires", "2031-01-01T00:00:00+00:00")
+    entry = AllowedOrigin.objects.get()
+    assert out.splitlines()[0] == (
+        f"Added {APP} to policy 'default' (id {entry.pk}, disabled, expires 2031-01-01T00:00:00+00:00, "
+        "CSRF-trusted)."
+    )
+
+
+@pytest.mark.django_db
 def test_add_without_user_notes_the_os_user():
     from corsadmin.management.commands.cors import os_user
 
@@ -342,3 +352,49 @@ def test_import_from_stdin_is_all_or_nothing():
     assert good.returncode == 0, good.stderr
     assert run_cors("check", "https://one.example.com").returncode == 0
     assert run_cors("check", APP).returncode == 1
+
+
+# --- -v/--verbosity 0 after the action, as Django's own commands take it ----------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("add", APP),
+        ("disable", "https://listed.example.com"),
+        ("enable", "https://listed.example.com"),
+        ("remove", "https://listed.example.com"),
+        ("import", "{document}"),
+        ("export", "{document}"),
+        ("import-settings",),
+        ("reload",),
+        ("policy", "add", "api", "--url-regex", "^/api/"),
+        ("policy", "edit", "default", "--max-age", "60", "--verbosity"),
+        ("policy", "remove", "old"),
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_verbosity_0_after_the_action_is_quiet(tmp_path, args):
+    AllowedOrigin.objects.create(origin="https://listed.example.com")
+    Policy.objects.create(name="old", url_regex="^/old/")
+    document = tmp_path / "cors.json"
+    document.write_text(cors("export"))
+    flag = [] if args[-1] == "--verbosity" else ["-v"]
+    ran = run_cors(*(arg.format(document=document) for arg in args), *flag, "0")
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "", "")
+
+
+@pytest.mark.django_db
+def test_verbosity_0_before_the_action_is_not_undone_by_the_action():
+    ran = run_cors("-v", "0", "add", APP)
+    assert (ran.returncode, ran.stdout) == (0, "")
+    assert AllowedOrigin.objects.filter(origin=APP).exists()
+
+
+@pytest.mark.django_db
+def test_verbosity_0_still_prints_what_was_asked_for():
+    AllowedOrigin.objects.create(origin=APP)
+    ran = run_cors("list", "-v", "0")
+    assert ran.returncode == 0
+    assert ran.stdout.splitlines()[-1] == "1 origin(s)"

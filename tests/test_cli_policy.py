@@ -53,7 +53,9 @@ def test_policy_add_with_options_is_recorded(admin_user):
         True,
     )
     assert policy.allow_headers == list(Policy._meta.get_field("allow_headers").get_default())
-    assert out == "Added policy 'api' for ^/api/.\n"
+    assert out == (
+        "Added policy 'api' for ^/api/: Priority: 5; Allow methods: GET, POST; Allow credentials: yes.\n"
+    )
     assert LogEntry.objects.get(object_repr="api").action_flag == ADDITION
 
 
@@ -63,8 +65,35 @@ def test_policy_edit_changes_only_what_is_given(admin_user):
     out = cors("policy", "edit", "api", "--no-enabled", "--max-age", "60", "--user", "admin")
     policy = Policy.objects.get(name="api")
     assert (policy.enabled, policy.max_age, policy.priority) == (False, 60, 3)
-    assert out == "Changed policy 'api': enabled, max_age.\n"
+    assert out == "Changed policy 'api': Max age: 7200 → 60; Enabled: yes → no.\n"
     assert LogEntry.objects.get(object_repr="api").action_flag == CHANGE
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("flag", "before", "said"),
+    [
+        ("--no-enabled", {}, "Enabled: yes → no"),
+        ("--enabled", {"enabled": False}, "Enabled: no → yes"),
+        ("--credentials", {}, "Allow credentials: no → yes"),
+        ("--no-credentials", {"allow_credentials": True}, "Allow credentials: yes → no"),
+        ("--all-origins", {}, "Allow all origins: no → yes"),
+        ("--no-all-origins", {"allow_all_origins": True}, "Allow all origins: yes → no"),
+        ("--private-network", {}, "Allow private network: no → yes"),
+        ("--no-private-network", {"allow_private_network": True}, "Allow private network: yes → no"),
+    ],
+)
+def test_policy_edit_says_what_each_flag_changed(flag, before, said):
+    Policy.objects.create(name="api", url_regex="^/api/", **before)
+    out = cors("policy", "edit", "api", flag)
+    assert out.splitlines()[0] == f"Changed policy 'api': {said}."
+
+
+@pytest.mark.django_db
+def test_policy_edit_to_the_value_it_has_says_nothing_changed():
+    Policy.objects.create(name="api", url_regex="^/api/", max_age=600)
+    out = cors("policy", "edit", "api", "--enabled", "--max-age", "600")
+    assert out.splitlines()[0] == "Policy 'api' unchanged: it already had these values."
 
 
 @pytest.mark.django_db
@@ -128,11 +157,58 @@ def test_import_dry_run_reports_and_changes_nothing(tmp_path):
     before = unchanged()
     out = cors("import", str(path), "--replace", "--dry-run")
     assert out == (
-        f"Dry run of {path}, nothing changed: would have created 0 policies, 1 origins; changed 0 policies, "
+        f"Dry run of {path}, nothing changed. The import would:\n"
+        "  add     origin https://b.example.com in policy 'default'\n"
+        "  remove  origin https://app.example.com in policy 'default'\n"
+        "Would have created 0 policies, 1 origins; changed 0 policies, "
         "0 origins; unchanged 1 policies, 0 origins; deleted 0 policies, 1 origins.\n"
     )
     assert unchanged() == before
     assert not LogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_dry_run_lists_the_rows_it_would_add_change_and_remove(tmp_path):
+    default = Policy.objects.get(name="default")
+    old = Policy.objects.create(name="old", url_regex="^/old/")
+    AllowedOrigin.objects.create(origin="https://kept.example.com", policy=default)
+    AllowedOrigin.objects.create(origin="https://off.example.com", policy=default)
+    AllowedOrigin.objects.create(origin="https://gone.example.com", policy=default)
+    AllowedOrigin.objects.create(origin="https://legacy.example.com", policy=old)
+    document = {
+        "version": 1,
+        "policies": [
+            {
+                "name": "default",
+                "url_regex": "^/",
+                "max_age": 600,
+                "origins": [
+                    {"origin": "https://kept.example.com"},
+                    {"origin": "https://off.example.com", "enabled": False},
+                ],
+            },
+            {"name": "api", "url_regex": "^/api/", "origins": [{"origin": "https://new.example.com"}]},
+        ],
+    }
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(document))
+    before = unchanged()
+    out = cors("import", str(path), "--replace", "--dry-run")
+    assert out.splitlines() == [
+        f"Dry run of {path}, nothing changed. The import would:",
+        "  add     policy 'api'",
+        "  add     origin https://new.example.com in policy 'api'",
+        "  change  policy 'default': Max age: 7200 → 600",
+        "  change  origin https://off.example.com in policy 'default': Enabled: yes → no",
+        "  remove  origin https://gone.example.com in policy 'default'",
+        "  remove  policy 'old'",
+        "  remove  origin https://legacy.example.com in policy 'old'",
+        (
+            "Would have created 1 policies, 1 origins; changed 1 policies, 1 origins; "
+            "unchanged 0 policies, 1 origins; deleted 1 policies, 2 origins."
+        ),
+    ]
+    assert unchanged() == before
 
 
 @pytest.fixture

@@ -10,6 +10,9 @@ import argparse
 import json
 from typing import Any
 
+from django.utils.translation import gettext as _
+
+from .. import history
 from ..errors import one_line
 from ..models import Policy
 from ..serializers import PolicySerializer
@@ -118,7 +121,10 @@ def run(command: Any, options: dict[str, Any]) -> None:
         if not serializer.is_valid():
             raise bad_input(one_line(serializer.errors))
         policy = cli.add(Policy(**serializer.validated_data), user)
-        command.stdout.write(f"Added policy '{policy.name}' for {policy.url_regex}.")
+        given = [field for field in data_from(options) if field not in ("name", "url_regex")]
+        values = "; ".join(f"{history.label(Policy, f)}: {history.text(getattr(policy, f))}" for f in given)
+        added = f"Added policy '{policy.name}' for {policy.url_regex}"
+        command.say(f"{added}: {values}." if values else f"{added}.")
     else:
         policy = Policy.objects.filter(name=options["name"]).first()
         if policy is None:
@@ -126,7 +132,7 @@ def run(command: Any, options: dict[str, Any]) -> None:
         if action == "remove":
             count = policy.origins.count()
             cli.remove(policy, user)
-            command.stdout.write(f"Removed policy '{policy.name}' and its {count} origin(s).")
+            command.say(f"Removed policy '{policy.name}' and its {count} origin(s).")
         else:
             data = data_from(options)
             if not data:
@@ -134,6 +140,22 @@ def run(command: Any, options: dict[str, Any]) -> None:
             serializer = PolicySerializer(policy, data=data, partial=True)
             if not serializer.is_valid():
                 raise bad_input(one_line(serializer.errors))
+            name, before = policy.name, history.field_values(policy)
             cli.change(policy, serializer.validated_data, user)
-            command.stdout.write(f"Changed policy '{policy.name}': {', '.join(sorted(data))}.")
+            command.say(changes(name, before, policy))
     command.not_recorded(user)
+
+
+def changes(name: str, before: dict[str, Any], policy: Policy) -> str:
+    """What an edit changed, old -> new, in the words of the admin history (``Enabled: yes -> no``);
+    an option that set a field to the value it had is no change."""
+    after = history.field_values(policy)
+    changed = [
+        (history.label(Policy, field), history.text(before[field]), history.text(after[field]))
+        for field in after
+        if history.text(before.get(field)) != history.text(after[field])
+    ]
+    if not changed:
+        return _("Policy '%(name)s' unchanged: it already had these values.") % {"name": name}
+    values = "; ".join(f"{label}: {old} → {new}" for label, old, new in changed)
+    return _("Changed policy '%(name)s': %(values)s.") % {"name": name, "values": values}

@@ -7,6 +7,8 @@ serializers read the typed input of ``check`` and show ``--json``). Exit status:
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import sys
 from datetime import datetime
@@ -18,6 +20,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from ... import diagnosis, documents, history, progress
 from ...api.filters import DAYS_MESSAGE, MAX_DAYS
@@ -31,6 +34,28 @@ from .. import cli, policy_cli, status_cli
 from ..cli import BAD_INPUT, REFUSED, bad_input, os_user
 
 QUIET_HELP = "no progress bar (there is none anyway when standard error is not a terminal)"
+VERBOSITY_HELP = (
+    "0: quiet (no report of what was done, no progress bar; what you asked to see, warnings "
+    "and errors still print); 1: normal (default)"
+)
+
+
+def verbosity_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v/--verbosity`` after any action too (``cors import f.json -v 0``), as Django's own
+    commands take it anywhere. ``SUPPRESS``: an action's parser sets it only when given, so it
+    never overwrites a ``-v`` given before the action."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument(
+                    "-v",
+                    "--verbosity",
+                    type=int,
+                    choices=[0, 1, 2, 3],
+                    default=argparse.SUPPRESS,
+                    help=VERBOSITY_HELP,
+                )
+                verbosity_everywhere(sub)
 
 
 class ErrorLines(CommandError):
@@ -137,6 +162,7 @@ class Command(BaseCommand):
             description="Make every server process reload the whole allow-list from the database. "
             "Needed only after writing corsadmin's tables with raw SQL.",
         )
+        verbosity_everywhere(parser)
 
     _from_argv = False
 
@@ -161,10 +187,18 @@ class Command(BaseCommand):
 
     def do_reload(self, options: dict[str, Any]) -> None:
         generation = request_reload()
-        self.stdout.write(f"Every process reloads the allow-list (generation {generation}).")
+        self.say(f"Every process reloads the allow-list (generation {generation}).")
+
+    verbosity = 1
+
+    def say(self, message: str) -> None:
+        """A report of what was done: not at ``-v 0`` (what was asked for is written directly)."""
+        if self.verbosity > 0:
+            self.stdout.write(message)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
+        self.verbosity = int(options.get("verbosity", 1))
         handler = getattr(self, "do_" + action.replace("-", "_"))
         # A progress bar on standard error, for import, export and import-settings on a terminal.
         stream = getattr(self.stderr, "_out", self.stderr)
@@ -191,9 +225,7 @@ class Command(BaseCommand):
 
     def not_recorded(self, user: Any) -> None:
         if user is None:
-            self.stdout.write(
-                f"(acting OS user: {os_user()}; give --user NAME to record it in the admin history)"
-            )
+            self.say(f"(acting OS user: {os_user()}; give --user NAME to record it in the admin history)")
 
     def find(self, options: dict[str, Any]) -> AllowedOrigin:
         try:
@@ -279,7 +311,15 @@ class Command(BaseCommand):
         )
         cli.add(entry, user)
         what = "an exception (deny) for " if entry.is_deny else ""
-        self.stdout.write(f"Added {what}{entry.origin} to policy '{entry.policy.name}' (id {entry.pk}).")
+        # What the options set, beside the defaults: the message says all that was done.
+        details = [f"id {entry.pk}"]
+        if not entry.enabled:
+            details.append(_("disabled"))
+        if entry.expires_at:
+            details.append(_("expires %(when)s") % {"when": history.text(entry.expires_at)})
+        if entry.csrf_trusted:
+            details.append(_("CSRF-trusted"))
+        self.say(f"Added {what}{entry.origin} to policy '{entry.policy.name}' ({', '.join(details)}).")
         self.warn(entry.warnings())
         self.not_recorded(user)
 
@@ -297,7 +337,7 @@ class Command(BaseCommand):
         entry = self.find(options)
         opened = self.widening(entry)
         cli.remove(entry, user)
-        self.stdout.write(f"Removed {entry.origin} from policy '{entry.policy.name}'.")
+        self.say(f"Removed {entry.origin} from policy '{entry.policy.name}'.")
         self.warn(opened)
         self.not_recorded(user)
 
@@ -306,11 +346,11 @@ class Command(BaseCommand):
         entry = self.find(options)
         word = "enabled" if enabled else "disabled"
         if entry.enabled == enabled:
-            self.stdout.write(f"{entry.origin} in policy '{entry.policy.name}' is already {word}.")
+            self.say(f"{entry.origin} in policy '{entry.policy.name}' is already {word}.")
             return
         opened = [] if enabled else self.widening(entry)
         cli.change(entry, {"enabled": enabled}, user)
-        self.stdout.write(f"{word.capitalize()} {entry.origin} in policy '{entry.policy.name}'.")
+        self.say(f"{word.capitalize()} {entry.origin} in policy '{entry.policy.name}'.")
         self.warn(entry.warnings() if enabled else opened)
         self.not_recorded(user)
 
@@ -407,11 +447,26 @@ class Command(BaseCommand):
                 lines=lines,
             ) from None
         if dry_run:
-            self.stdout.write(f"Dry run of {path}, nothing changed: would have {result.summary()}.")
+            self.write_plan(path, result)
             return
-        self.stdout.write(f"Imported {path}: {result.summary()}.")
+        self.say(f"Imported {path}: {result.summary()}.")
         self.warn(result.warnings)
         self.not_recorded(user)
+
+    def write_plan(self, path: str, result: documents.ImportResult) -> None:
+        """A dry run's rows, one a line, additions, changes, removals in turn; the counts last."""
+        verbs = {"add": _("add"), "change": _("change"), "remove": _("remove")}
+        rows = sorted(result.rows, key=lambda row: list(verbs).index(row[0]))  # stable: document order
+        if rows:
+            self.stdout.write(_("Dry run of %(path)s, nothing changed. The import would:") % {"path": path})
+        else:
+            self.stdout.write(
+                _("Dry run of %(path)s, nothing changed. The import would change nothing.") % {"path": path}
+            )
+        width = max((len(verb) for verb in verbs.values()), default=0)
+        for verb, what, values in rows:
+            self.stdout.write(f"  {verbs[verb]:<{width}}  {what}" + (f": {values}" if values else ""))
+        self.stdout.write(_("Would have %(summary)s.") % {"summary": result.summary()})
 
     def do_policy(self, options: dict[str, Any]) -> None:
         policy_cli.run(self, options)
@@ -432,7 +487,7 @@ class Command(BaseCommand):
                 f.write(text)
         except OSError as exc:
             raise bad_input(f"Cannot write {path}: {exc.strerror}.") from None
-        self.stdout.write(f"Exported to {path}.")
+        self.say(f"Exported to {path}.")
 
     def do_import_settings(self, options: dict[str, Any]) -> None:
         try:
@@ -443,7 +498,10 @@ class Command(BaseCommand):
             raise CommandError("import-settings is not available in this version of corsadmin.") from None
         user = self.acting_user(options)
         try:
-            settings_import.run(stdout=self.stdout, dry_run=options["dry_run"], user=user)
+            quiet = self.verbosity == 0 and not options["dry_run"]  # a dry run's plan was asked for
+            settings_import.run(
+                stdout=io.StringIO() if quiet else self.stdout, dry_run=options["dry_run"], user=user
+            )
         except settings_import.ImportProblem as exc:
             raise bad_input(str(exc)) from None
         if not options["dry_run"]:

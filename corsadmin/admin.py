@@ -478,7 +478,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
         lines = [entry_status(obj)]
         if obj.expires_at is not None:
             expired = obj.expires_at <= timezone.now()
-            template = gettext("expired %(when)s") if expired else gettext("expires %(when)s")
+            template = gettext("expired %(when)s") if expired else gettext("until %(when)s")
             lines.append(template % {"when": _when(obj.expires_at)})
         if obj.csrf_trusted:
             lines.append(gettext("CSRF trusted"))

@@ -14,6 +14,7 @@ A failure names the widths seen and the elements that stick out.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 from tests.browser.chromium import launch
 
 WIDTH, HEIGHT = 1280, 800
+SHOTS = os.environ.get("CORSADMIN_LAYOUT_SHOTS")  # a directory: each page as the test saw it
 # The rows are the module fixture's, committed outside the tests' transactions; the mark makes
 # pytest-django set up the test database (it sets up only those that collected tests ask for).
 pytestmark = pytest.mark.django_db
@@ -231,6 +233,8 @@ def measured(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str
                 results = {}
                 for name, path in pages(keys).items():
                     response = page.goto(base + path)
+                    if SHOTS:
+                        page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
                     results[name] = {
                         "status": response.status if response else None,
                         **page.evaluate(MEASURE),

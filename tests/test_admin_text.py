@@ -119,7 +119,7 @@ def test_the_overview_and_the_refused_list_show_one_date_format(admin_client):
 def test_the_origin_list_shows_the_expiry_in_the_admin_format(admin_client):
     AllowedOrigin.objects.create(origin="https://app.example.com", expires_at=SEEN + timedelta(days=400))
     html = admin_client.get("/admin/corsadmin/allowedorigin/").content.decode()
-    assert '<span class="corsadmin-line">expires Jan. 11, 2028, 1:27 a.m.</span>' in html
+    assert '<span class="corsadmin-line">until Jan. 11, 2028, 1:27 a.m.</span>' in html
 
 
 # --- one status wording -------------------------------------------------------------------------

@@ -155,6 +155,7 @@ def make_data() -> dict[str, Any]:
         "user": user,
         "policy": policies[0].pk,
         "entry": entries[0].pk,
+        "deny": next(entry.pk for entry in entries if entry.effect == AllowedOrigin.DENY),
         "refused": RefusedOrigin.objects.get(path_prefix=BIDI_PATH).pk,
     }
 
@@ -183,6 +184,8 @@ def pages(keys: dict[str, Any]) -> dict[str, str]:
         "origins": "/admin/corsadmin/allowedorigin/",
         "origin-form": f"/admin/corsadmin/allowedorigin/{keys['entry']}/change/",
         "origin-history": f"/admin/corsadmin/allowedorigin/{keys['entry']}/history/",
+        "origin-add": "/admin/corsadmin/allowedorigin/add/",
+        "origin-delete": f"/admin/corsadmin/allowedorigin/{keys['deny']}/delete/",  # says what it allows
         "policies": "/admin/corsadmin/policy/",
         "policy-form": f"/admin/corsadmin/policy/{keys['policy']}/change/",
         "policy-add": "/admin/corsadmin/policy/add/",
@@ -191,7 +194,7 @@ def pages(keys: dict[str, Any]) -> dict[str, str]:
     }
 
 
-PAGES = list(pages({"refused": 0, "entry": 0, "policy": 0}))
+PAGES = list(pages({"refused": 0, "entry": 0, "deny": 0, "policy": 0}))
 
 
 @pytest.fixture(scope="module")

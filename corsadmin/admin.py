@@ -18,7 +18,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -37,25 +38,39 @@ from .models import (
 )
 from .origins import NULL, shared_hosting_refusal
 from .usage import hits_of, unused, with_usage
+from .visible import one_line, visible_text
+from .wording import entry_status
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
 UNUSED_CHOICES = (30, 90)
 UNUSED_DAYS = 30  # the "disable unused" action's
-# AllowedOrigin.status()'s words (also the CLI's, which stays in English) as the admin shows them.
-STATUS_LABELS = {
-    "active": _("active"),
-    "disabled": _("disabled"),
-    "expired": _("expired"),
-    "expires soon": _("expires soon"),
-}
 ALL = _("All")
 
 
-def _short_time(value: Any) -> str:
-    """ "2026-12-02 14:05" in the current time zone; "-" for none."""
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
+def _when(value: Any) -> str:
+    """A time as the admin shows every time: its localized DATETIME_FORMAT in the current time
+    zone (``Dec. 7, 2026, 1:27 a.m.`` in English); "-" for none."""
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else "-"
+
+
+def _cut(text: str) -> str:
+    """Text on one line, cut with an ellipsis by CSS, whole on hover."""
+    return format_html('<span class="corsadmin-cut" title="{}">{}</span>', text, text) if text else ""
+
+
+def _lines(lines: list[str]) -> str:
+    """A folded column: one line each (the first is the column's main word)."""
+    return format_html_join("", '<span class="corsadmin-line">{}</span>', ((line,) for line in lines))
+
+
+class CorsadminMedia:
+    """The app's stylesheet on its admin pages: one-line origins, fixed-width lists, marked
+    escapes of control and bidi characters (corsadmin/static/corsadmin/admin.css)."""
+
+    class Media:
+        css = {"all": ("corsadmin/admin.css",)}
 
 
 def _compact(number: int) -> str:
@@ -323,20 +338,19 @@ def settings_policy_rows() -> list[tuple[str, Any]]:
 
 
 @admin.register(Policy)
-class PolicyAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
+class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
+    # Fits 1280 px beside the navigation and the filters: the name, regex and hosts on one line
+    # each (cut, whole on hover), enabled / mode / allow-all / credentials folded into "state".
     list_display = (
-        "name",
-        "url_regex",
+        "name_shown",
+        "regex_shown",
         "hosts_shown",
         "priority",
-        "mode",
-        "enabled",
-        "allow_all_origins",
-        "allow_credentials",
+        "state",
         "active_origins",
-        "updated_at",
+        "updated",
     )
     list_filter = ("enabled", "mode", "allow_credentials", "allow_all_origins")
     search_fields = ("name", "note", "url_regex")
@@ -365,9 +379,32 @@ class PolicyAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
         )
         return super().get_queryset(request).annotate(_active=Count("origins", filter=active))
 
+    @admin.display(description=_("name"), ordering="name")
+    def name_shown(self, obj: Policy) -> str:
+        return _cut(obj.name)
+
+    @admin.display(description=_("URL regex"), ordering="url_regex")
+    def regex_shown(self, obj: Policy) -> str:
+        return format_html('<code class="corsadmin-cut" title="{}">{}</code>', obj.url_regex, obj.url_regex)
+
     @admin.display(description=_("hosts"))
     def hosts_shown(self, obj: Policy) -> str:
-        return ", ".join(obj.hosts) if obj.hosts else gettext("every host")
+        return _cut(", ".join(obj.hosts) if obj.hosts else gettext("every host"))
+
+    @admin.display(description=_("state"), ordering="enabled")
+    def state(self, obj: Policy) -> str:
+        lines = [gettext("enabled") if obj.enabled else gettext("disabled")]
+        if obj.mode == Policy.REPORT:
+            lines.append(gettext("report-only"))
+        if obj.allow_all_origins:
+            lines.append(gettext("all origins"))
+        if obj.allow_credentials:
+            lines.append(gettext("credentials"))
+        return _lines(lines)
+
+    @admin.display(description=_("updated"), ordering="updated_at")
+    def updated(self, obj: Policy) -> str:
+        return _when(obj.updated_at)
 
     @admin.display(description=_("active origins"), ordering="_active")
     def active_origins(self, obj: Policy) -> int:
@@ -388,13 +425,13 @@ class PolicyAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
 
 
 @admin.register(AllowedOrigin)
-class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
+class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
     form = AllowedOriginForm
-    # Narrow enough for a 1280 px screen beside the admin's navigation: "status" says
-    # disabled/expired, the note is cut (the whole note is its tooltip).
-    # Usage is one narrow column (requests; when last seen on hover) to keep the 1280 px fit;
-    # an exception (deny entry) says so in its status, no column of its own.
-    list_display = ("origin", "policy", "status", "expires", "csrf", "hits", "short_note", "changed")
+    # Fits a 1280 px screen beside the admin's navigation and the filters (a fixed table,
+    # corsadmin/admin.css): the origin on one line, cut with an ellipsis (whole on hover), its
+    # note on a quiet line below (cut too); "status" folds the effect, the expiry and CSRF
+    # trust; usage is one narrow column (requests; when last seen on hover).
+    list_display = ("origin_shown", "policy_shown", "status", "hits", "changed")
     list_filter = ("policy", "effect", "enabled", ExpiredFilter, UnusedFilter, "csrf_trusted")
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
@@ -410,12 +447,12 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
         if obj.is_deny:  # an exception's hits are the requests it refused
             seen = gettext("denied %(hits)s requests, last %(when)s") % {
                 "hits": hits,
-                "when": _short_time(last_seen) if last_seen else gettext("never"),
+                "when": _when(last_seen) if last_seen else gettext("never"),
             }
         elif last_seen:
             seen = gettext("%(hits)s requests, last seen %(when)s") % {
                 "hits": hits,
-                "when": _short_time(last_seen),
+                "when": _when(last_seen),
             }
         else:
             seen = gettext("%(hits)s requests, never seen") % {"hits": hits}
@@ -423,34 +460,38 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
 
     @admin.display(description=_("last seen"), ordering="last_seen")
     def last_seen(self, obj: AllowedOrigin) -> str:
-        when = _short_time(hits_of(obj)[1])
-        if when == "-":
-            return gettext("never")
-        return format_html('<span title="{}">{}</span>', when, when.split(" ")[0])
+        last_seen = hits_of(obj)[1]
+        return _when(last_seen) if last_seen else gettext("never")
 
-    @admin.display(description=_("status"))
+    @admin.display(description=_("origin"), ordering="origin")
+    def origin_shown(self, obj: AllowedOrigin) -> str:
+        if not obj.note:
+            return one_line(obj.origin)
+        note = format_html(
+            '<span class="corsadmin-cut corsadmin-note" title="{}">{}</span>', obj.note, obj.note
+        )
+        return format_html("{}{}", one_line(obj.origin), note)
+
+    @admin.display(description=_("policy"), ordering="policy__name")
+    def policy_shown(self, obj: AllowedOrigin) -> str:
+        return _cut(obj.policy.name)
+
+    @admin.display(description=_("status"), ordering="enabled")
     def status(self, obj: AllowedOrigin) -> str:
-        status = STATUS_LABELS.get(obj.status(), obj.status())
-        return gettext("deny: %(status)s") % {"status": status} if obj.is_deny else str(status)
-
-    @admin.display(description=_("expires"), ordering="expires_at")
-    def expires(self, obj: AllowedOrigin) -> str:
-        return _short_time(obj.expires_at)
+        """The status (``corsadmin.wording``, as the API and the CLI say it), then the expiry
+        and CSRF trust, one line each."""
+        lines = [entry_status(obj)]
+        if obj.expires_at is not None:
+            expired = obj.expires_at <= timezone.now()
+            template = gettext("expired %(when)s") if expired else gettext("until %(when)s")
+            lines.append(template % {"when": _when(obj.expires_at)})
+        if obj.csrf_trusted:
+            lines.append(gettext("CSRF trusted"))
+        return _lines(lines)
 
     @admin.display(description=_("changed"), ordering="updated_at")
     def changed(self, obj: AllowedOrigin) -> str:
-        when = _short_time(obj.updated_at)
-        return format_html('<span title="{}">{}</span>', when, when.split(" ")[0])
-
-    @admin.display(description=_("CSRF"), boolean=True, ordering="csrf_trusted")
-    def csrf(self, obj: AllowedOrigin) -> bool:
-        return obj.csrf_trusted
-
-    @admin.display(description=_("note"), ordering="note")
-    def short_note(self, obj: AllowedOrigin) -> str:
-        if len(obj.note) <= 24:
-            return obj.note
-        return format_html('<span title="{}">{}…</span>', obj.note, obj.note[:23])
+        return _when(obj.updated_at)
 
     def get_urls(self) -> list[Any]:
         return [
@@ -802,25 +843,36 @@ class AllowedNowFilter(admin.SimpleListFilter):
         return queryset.exclude(pk__in=allowed)
 
 
+class PathFilter(admin.SimpleListFilter):
+    """The refused paths, shown with their control and bidi characters made visible."""
+
+    title = _("path")
+    parameter_name = "path_prefix__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+        paths = (
+            model_admin.get_queryset(request).order_by("path_prefix").values_list("path_prefix", flat=True)
+        )
+        return [(path, visible_text(path)) for path in paths.distinct()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() is None:
+            return queryset
+        return queryset.filter(path_prefix=self.value())
+
+
 @admin.register(RefusedOrigin)
-class RefusedOriginAdmin(admin.ModelAdmin):
-    list_display = (
-        "origin",
-        "path_prefix",
-        "report",
-        "policy",
-        "count",
-        "first_seen",
-        "last_seen",
-        "allowed_now",
-        "dismissed",
-    )
-    list_filter = (DismissedFilter, AllowedNowFilter, "report", "path_prefix")
+class RefusedOriginAdmin(CorsadminMedia, admin.ModelAdmin):
+    # Fits 1280 px beside the navigation and the filters: origin and path on one line each
+    # (cut, whole on hover, control and bidi characters shown as escapes); allowed now,
+    # dismissed and report-only folded into "status"; first seen on the last seen's hover.
+    list_display = ("origin_shown", "path_shown", "count", "seen", "status")
+    list_filter = (DismissedFilter, AllowedNowFilter, "report", PathFilter)
     search_fields = ("origin", "path_prefix", "policy")
     actions = ("allow", "dismiss")
     fields = (
-        "origin",
-        "path_prefix",
+        "origin_shown",
+        "path_shown",
         "report",
         "policy",
         "count",
@@ -830,11 +882,33 @@ class RefusedOriginAdmin(admin.ModelAdmin):
         "allowed_now",
         "fix",
     )
-    readonly_fields = ("allowed_now", "fix")
+    readonly_fields = ("origin_shown", "path_shown", "allowed_now", "fix")
 
     @admin.display(description=_("allowed now"), boolean=True)
     def allowed_now(self, obj: RefusedOrigin) -> bool:
         return allowed_now(obj)
+
+    @admin.display(description=_("origin"), ordering="origin")
+    def origin_shown(self, obj: RefusedOrigin) -> str:
+        return one_line(obj.origin)
+
+    @admin.display(description=_("path"), ordering="path_prefix")
+    def path_shown(self, obj: RefusedOrigin) -> str:
+        return one_line(obj.path_prefix, "corsadmin-path")
+
+    @admin.display(description=_("last seen"), ordering="last_seen")
+    def seen(self, obj: RefusedOrigin) -> str:
+        first = gettext("first seen %(when)s") % {"when": _when(obj.first_seen)}
+        return format_html('<span title="{}">{}</span>', first, _when(obj.last_seen))
+
+    @admin.display(description=_("status"))
+    def status(self, obj: RefusedOrigin) -> str:
+        lines = [gettext("allowed now") if allowed_now(obj) else gettext("still refused")]
+        if obj.dismissed:
+            lines.append(gettext("dismissed"))
+        if obj.report:
+            lines.append(gettext("report-only: %(policy)s") % {"policy": obj.policy})
+        return _lines(lines)
 
     @admin.display(description=_("fix"))
     def fix(self, obj: RefusedOrigin) -> str:

@@ -47,7 +47,7 @@ class OriginDocumentSerializer(OriginSerializer):
         fields = tuple(
             name
             for name in OriginSerializer.Meta.fields
-            if name not in {"id", "policy", "hits", "last_seen", "warnings"}
+            if name not in {"id", "policy", "hits", "last_seen", "status", "warnings"}
         )
 
 

@@ -641,9 +641,13 @@ class RefusedOrigin(models.Model):
         ]
 
     def __str__(self) -> str:
+        # Sent by clients: control and bidi characters as escapes (a path must not display as /admin/).
+        from .visible import visible_text
+
+        origin, path = visible_text(self.origin), visible_text(self.path_prefix)
         if self.report:
-            return f"{self.origin} on {self.path_prefix} (would be refused by {self.policy})"
-        return f"{self.origin} on {self.path_prefix}"
+            return f"{origin} on {path} (would be refused by {self.policy})"
+        return f"{origin} on {path}"
 
 
 # --- Usage (not configuration: never stamped with a generation, never exported) ------

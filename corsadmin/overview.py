@@ -12,6 +12,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
@@ -89,7 +90,7 @@ def charts(now: datetime) -> list[PolicyCharts]:
                     % {"policy": label},
                     [f"{h:%H}" for h in local_hours],
                     _series(hour_values),
-                    bar_titles=[f"{h:%Y-%m-%d %H}:00" for h in local_hours],
+                    bar_titles=[date_format(h, "DATETIME_FORMAT") for h in local_hours],  # the admin's format
                     label_every=3,
                     x_label=gettext("hour (%(timezone)s)")
                     % {"timezone": timezone.get_current_timezone_name()},
@@ -100,7 +101,7 @@ def charts(now: datetime) -> list[PolicyCharts]:
                     % {"policy": label},
                     [f"{d:%m-%d}" for d in days],
                     _series(day_values),
-                    bar_titles=[f"{d:%Y-%m-%d}" for d in days],
+                    bar_titles=[date_format(d, "DATE_FORMAT") for d in days],
                     label_every=5,
                     x_label=gettext("day"),
                 ),

@@ -21,6 +21,7 @@ from .errors import model_errors
 from .models import TOKEN_PATTERN, AllowedOrigin, Policy, find_default_policy
 from .origins import MAX_LENGTH, MAX_ORIGIN_LENGTH
 from .usage import hits_of
+from .wording import entry_status
 
 TOKEN_MAX_LENGTH = 128
 TOKEN_LIST_MAX_ITEMS = 100
@@ -308,6 +309,10 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         allow_null=True,
         help_text="When this entry last allowed a request; null if never.",
     )
+    status = serializers.SerializerMethodField(
+        help_text="In words, as the admin and `cors list` say it: active, disabled, expired or "
+        "expires soon (within 7 days); `deny: ` before it for an exception (deny entry)."
+    )
 
     class Meta:
         model = AllowedOrigin
@@ -325,11 +330,15 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
             "created_by",
             "hits",
             "last_seen",
+            "status",
             "warnings",
         )
         read_only_fields = ("id", "created_at", "updated_at", "created_by")
         # One origin per policy is the model's UniqueConstraint, checked by full_clean.
         validators: list[Any] = []
+
+    def get_status(self, obj: AllowedOrigin) -> str:
+        return entry_status(obj, translate=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is None and "policy" in self.fields and "policy" not in attrs:

@@ -1,11 +1,18 @@
-"""Take the README's screenshots of the admin overview page.
+"""Take the README's screenshots of the admin, at 1280 px (a laptop screen).
 
-    python docs/screenshots.py        # writes docs/overview.png and docs/overview-charts.png
+    python docs/screenshots.py        # writes the PNGs below into docs/
+
+- ``overview.png`` and ``overview-charts.png``: the overview page and its charts;
+- ``admin-refused-origins.png``: the refused origins list (one-line origins and paths, a
+  bidi control shown as an escape, allowed-now / dismissed / report-only in "status");
+- ``admin-origins.png``: the allowed origins list (status, expiry and CSRF in "status");
+- ``admin-policy-form.png``: a policy's change form with its origins.
 
 A throw-away site (SQLite in a temporary directory) with demo data: three policies, a
-few dozen origins, 30 days of hourly counts, refused origins and admin history. It is
-served by ``manage.py runserver`` on a free port and photographed by headless Chromium
-(``/usr/bin/chromium``, through Playwright).
+few dozen origins (some of about 60 characters, with long notes), 30 days of hourly counts,
+refused origins (long paths among them) and admin history. It is served by
+``manage.py runserver`` on a free port and photographed by headless Chromium
+(``/usr/bin/chromium``, through Playwright) at 1280×800.
 """
 
 from __future__ import annotations
@@ -39,7 +46,15 @@ def demo_data() -> None:
     hour = now.replace(minute=0, second=0, microsecond=0)
     admin = User.objects.get(username="admin")
     alice = User.objects.create_user("alice", is_staff=True)
-    api = Policy.objects.create(name="api", url_regex="^/api/", priority=10, allow_credentials=True)
+    api = Policy.objects.create(
+        name="api",
+        url_regex="^/api/",
+        priority=10,
+        allow_credentials=True,
+        hosts=["api.example.com", "api.eu-west-1.example.com"],
+        note="The public API: partners' single-page apps call it with cookies. Every entry needs a "
+        "ticket; expiring entries are for pilots and are reviewed on Mondays.",
+    )
     widgets = Policy.objects.create(name="widgets", url_regex="^/widgets/", priority=5)
     default = Policy.objects.get(name="default")
     origins = []
@@ -60,6 +75,24 @@ def demo_data() -> None:
                 origin=f"https://{name}.example.com", policy=policy, expires_at=expires
             )
         )
+    for i, (name, effect) in enumerate(
+        [
+            ("customer-portal-eu-west-1.partner-company-example", "allow"),
+            ("reporting-dashboard-staging.analytics-vendor-example", "allow"),
+            ("legacy-intranet-gateway.acquired-subsidiary-example", "deny"),
+        ]
+    ):
+        origins.append(
+            AllowedOrigin.objects.create(
+                origin=f"https://{name}.com",
+                policy=api,
+                effect=effect,
+                csrf_trusted=i == 0,
+                expires_at=now + timedelta(days=40) if i == 1 else None,
+                note="Requested by the partner integrations team for the quarterly reconciliation "
+                "export (ticket OPS-4711); ask Jo before removing it.",
+            )
+        )
     for entry in origins[:10]:
         hits = rng.randint(200, 90000)
         seen = now - timedelta(minutes=rng.randint(1, 600))
@@ -75,14 +108,23 @@ def demo_data() -> None:
             refused = int(refusals * rng.uniform(0.2, 1.4) * (3 if h in (5, 6, 7) and name == "api" else 1))
             rows.append(PolicyHour(policy=name, hour=at, allowed=allowed, refused=refused))
     PolicyHour.objects.bulk_create(rows)
-    for origin, prefix, count in [
-        ("https://tenant-new.example.com", "/api/", 1843),
-        ("https://evil.example.net", "/api/", 412),
-        ("http://localhost:3000", "/api/", 97),
-        ("https://staging.shop.example.com", "/widgets/", 55),
-    ]:
+    for i, (origin, prefix, count) in enumerate(
+        [
+            ("https://tenant-new.example.com", "/api/", 1843),
+            ("https://evil.example.net", "/api/", 412),
+            ("http://localhost:3000", "/api/", 97),
+            ("https://staging.shop.example.com", "/widgets/", 55),
+            ("https://customer-portal-eu-central-1.partner-company-example.com", "/partner-webhooks/", 31),
+            ("https://evil.example.net", "/\u202enimda/", 12),  # a bidi override: shown as an escape
+            ("https://reporting-dashboard-preview.analytics-vendor-example.com", "/api/", 9),
+        ]
+    ):
         RefusedOrigin.objects.create(
-            origin=origin, path_prefix=prefix, count=count, first_seen=now - timedelta(days=3), last_seen=now
+            origin=origin,
+            path_prefix=prefix,
+            count=count,
+            first_seen=now - timedelta(days=3),
+            last_seen=now - timedelta(minutes=7 * i),
         )
     origin_type = ContentType.objects.get_for_model(AllowedOrigin)
     for user, entry, flag, message in [
@@ -153,14 +195,25 @@ def main() -> None:
 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(base + "/admin/login/")
             page.fill("#id_username", "admin")
             page.fill("#id_password", PASSWORD)
             page.click("input[type=submit]")
+            page.wait_for_url(base + "/admin/")
             page.goto(base + "/admin/corsadmin/allowedorigin/overview/")
             page.screenshot(path=str(ROOT / "docs" / "overview.png"), full_page=True)
             page.locator("#overview-charts").screenshot(path=str(ROOT / "docs" / "overview-charts.png"))
+            for name, path in [
+                ("admin-refused-origins", "/admin/corsadmin/refusedorigin/"),
+                ("admin-origins", "/admin/corsadmin/allowedorigin/?policy__id__exact=2"),
+                ("admin-policy-form", "/admin/corsadmin/policy/2/change/"),
+            ]:
+                page.goto(base + path)
+                # The policy form: its fields and the first origins (the rest are more of the same).
+                height = min(2400, page.evaluate("document.documentElement.scrollHeight"))
+                clip = {"x": 0, "y": 0, "width": 1280, "height": height}
+                page.screenshot(path=str(ROOT / "docs" / f"{name}.png"), full_page=True, clip=clip)
             browser.close()
     finally:
         server.terminate()

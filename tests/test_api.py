@@ -192,7 +192,9 @@ def test_create_origin_defaults_to_default_policy(full_client, full):
         "created_by",
         "hits",
         "last_seen",
+        "status",
     }
+    assert body["status"] == "active"
     entry = AllowedOrigin.objects.get(pk=body["id"])
     assert entry.created_by == full
     assert entry.policy.name == "default"

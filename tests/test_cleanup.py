@@ -152,7 +152,7 @@ def test_the_overview_shows_how_often_each_exception_denied(admin_client, client
     usage.flush()
     html = admin_client.get(OVERVIEW).content.decode()
     section = html[html.index('id="overview-denials"') : html.index('id="overview-changes"')]
-    assert f">{UC}</a></td>" in section
+    assert f'title="{UC}">{UC}</span></a></td>' in section
     assert "<td>default</td><td>denied 2 times</td>" in section
 
 
@@ -160,7 +160,7 @@ def test_the_list_says_denied_on_hover_for_an_exception(admin_client, client, ex
     client.get(ECHO, HTTP_ORIGIN=UC)
     usage.flush()
     html = admin_client.get(CHANGELIST).content.decode()
-    assert '<span title="denied 1 requests, last 2026-11-26 10:15">1</span>' in html
+    assert '<span title="denied 1 requests, last Nov. 26, 2026, 10:15 a.m.">1</span>' in html
 
 
 # --- bulk disable / delete / move of an exception asks first ---------------------------

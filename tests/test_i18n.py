@@ -143,7 +143,7 @@ def test_refused_origin_messages_go_through_ngettext(admin_client, pseudo_locale
 def test_status_column_goes_through_gettext(pseudo_locale):
     entry = AllowedOrigin(origin="https://app.example.com", effect=AllowedOrigin.DENY)
     status = admin.site._registry[AllowedOrigin].status(entry)
-    assert status == "⟦deny: ⟦active⟧⟧"
+    assert status == '<span class="corsadmin-line">⟦deny: ⟦active⟧⟧</span>'  # then expiry, CSRF: none
 
 
 def test_filter_choices_go_through_gettext(pseudo_locale):

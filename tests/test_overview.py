@@ -114,19 +114,19 @@ def test_the_page_draws_each_policy_s_last_24_hours_and_30_days(admin_client):
     hourly = bars(chart(html, "chart-default-hourly"))
     assert len(hourly) == 48
     assert hourly[-4:] == [
-        ("48", "2026-11-26 09:00 allowed: 4"),
-        ("0", "2026-11-26 09:00 refused: 0"),
-        ("120", "2026-11-26 10:00 allowed: 10"),
-        ("60", "2026-11-26 10:00 refused: 5"),
+        ("48", "Nov. 26, 2026, 9 a.m. allowed: 4"),
+        ("0", "Nov. 26, 2026, 9 a.m. refused: 0"),
+        ("120", "Nov. 26, 2026, 10 a.m. allowed: 10"),
+        ("60", "Nov. 26, 2026, 10 a.m. refused: 5"),
     ]
     assert all(height == "0" for height, _ in hourly[:-4])  # 10:00 yesterday is not in the last 24 hours
     daily = bars(chart(html, "chart-default-daily"))
     assert len(daily) == 60
     assert daily[-4:] == [  # top 20: 6 px per request
-        ("36", "2026-11-25 allowed: 6"),
-        ("0", "2026-11-25 refused: 0"),
-        ("84", "2026-11-26 allowed: 14"),
-        ("30", "2026-11-26 refused: 5"),
+        ("36", "Nov. 25, 2026 allowed: 6"),
+        ("0", "Nov. 25, 2026 refused: 0"),
+        ("84", "Nov. 26, 2026 allowed: 14"),
+        ("30", "Nov. 26, 2026 refused: 5"),
     ]
     assert all(height == "0" for height, _ in daily[:-4])
     assert "Policy default: 20 allowed, 5 refused in 30 days" in html

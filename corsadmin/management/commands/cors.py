@@ -30,6 +30,7 @@ from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
 from ...serializers import CheckQuerySerializer, OriginSerializer
 from ...usage import unused, with_usage
+from ...wording import entry_status
 from .. import cli, policy_cli, status_cli
 from ..cli import BAD_INPUT, REFUSED, bad_input, os_user
 
@@ -263,7 +264,7 @@ class Command(BaseCommand):
                     str(e.pk),
                     e.policy.name,
                     e.origin,
-                    e.status() + (", deny" if e.is_deny else ""),
+                    entry_status(e, translate=False),  # the admin's and the API's words
                     e.expires_at.isoformat() if e.expires_at else "-",
                     "yes" if e.csrf_trusted else "no",
                     str(e.hits),  # with_usage

@@ -18,7 +18,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -30,9 +31,11 @@ from .history import change_message, field_values
 from .models import (
     EXPIRES_SOON,
     NULL_WITH_CREDENTIALS,
+    PAST_EXPIRY,
     AllowedOrigin,
     Policy,
     RefusedOrigin,
+    expiry_in_past,
     shared_hosting_wildcards,
 )
 from .origins import NULL, shared_hosting_refusal
@@ -113,6 +116,12 @@ class ExpiryForm(forms.Form):
         label=_("Expires at"),
         help_text=_("Leave empty to never expire."),
     )
+
+    def clean_expires_at(self) -> Any:
+        value = self.cleaned_data["expires_at"]
+        if expiry_in_past(value):
+            raise ValidationError(PAST_EXPIRY, code="past_expiry")
+        return value
 
 
 class CheckForm(forms.Form):
@@ -195,6 +204,8 @@ def _allow(
 ) -> tuple[AllowedOrigin | None, str]:
     """Add a refused ``origin`` to ``policy`` for the user: validated, saved and recorded in
     the history together. (The entry, "") or (None, why it was not added)."""
+    from .widening import refusing
+
     entry = AllowedOrigin(
         origin=origin,
         policy=policy,
@@ -203,6 +214,9 @@ def _allow(
     )
     try:
         entry.full_clean()
+        denies = refusing(entry)
+        if denies:  # an allow entry beside it would allow nothing: say where to change it
+            return None, _refused_by_exception(entry.origin, denies[0])
 
         def write() -> None:
             entry.save()
@@ -210,8 +224,33 @@ def _allow(
 
         writes.run(write)
     except (ValidationError, IntegrityError) as exc:
-        return None, "; ".join(getattr(exc, "messages", [str(exc)]))
+        listed = entry._listed_exception() if entry.policy_id else None
+        if listed is not None:
+            return None, _refused_by_exception(entry.origin, listed)
+        return None, conditional_escape("; ".join(getattr(exc, "messages", [str(exc)])))
     return entry, ""
+
+
+REFUSED_BY_EXCEPTION = _(
+    "the exception (deny entry) %(deny)s in policy %(policy)s refuses it. To allow it, change that "
+    "entry (make it an allow entry, or disable or delete it): %(link)s"
+)
+
+
+def _html(template: str, **params: Any) -> SafeString:
+    """``template % params`` as HTML: the template is ours (or its translation), every value is
+    escaped unless it is already HTML."""
+    return mark_safe(template % {name: conditional_escape(value) for name, value in params.items()})
+
+
+def _refused_by_exception(origin: str, deny: AllowedOrigin) -> SafeString:
+    """Why an origin is not added: an exception in its policy, named, with a link to change it."""
+    link = format_html(
+        '<a href="{}">{}</a>',
+        reverse("admin:corsadmin_allowedorigin_change", args=[deny.pk]),
+        gettext("change %(deny)s in policy %(policy)s") % {"deny": deny.origin, "policy": deny.policy.name},
+    )
+    return _html(str(REFUSED_BY_EXCEPTION), deny=deny.origin, policy=deny.policy.name, link=link)
 
 
 class OneLockOrderMixin:
@@ -301,7 +340,7 @@ class OriginInlineFormSet(BaseInlineFormSet):
 
 
 EXCEPTION_DELETED_INLINE = _(
-    "%(origin)s is an exception (deny entry) in force: deleting it allows what it refuses. Delete it "
+    "The exception (deny entry) %(origin)s is in force: deleting it allows what it refuses. Delete it "
     'from the list of allowed origins (select it, then "Delete selected"), which names the origins '
     "that become allowed and asks first; or untick Delete to keep it. Nothing was saved."
 )
@@ -378,6 +417,12 @@ class PolicyAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "settings_policy": settings_policy_rows()}
         return super().changelist_view(request, extra_context)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # As the API's "warnings": e.g. plain http:// origins while it allows credentials.
+        for warning in form.instance.warnings():
+            self.message_user(request, warning, messages.WARNING)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is AllowedOrigin:
@@ -528,8 +573,8 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
             return back
         entry, reason = _allow(self, request, origin, policy, "allowed from the overview")
         if entry is None:
-            message = gettext("Not allowed: %(origin)s: %(reason)s") % {"origin": origin, "reason": reason}
-            self.message_user(request, message, messages.ERROR)
+            refusal = _html(gettext("Not allowed: %(origin)s: %(reason)s"), origin=origin, reason=reason)
+            self.message_user(request, refusal, messages.ERROR)
             return back
         RefusedOrigin.objects.filter(origin=entry.origin).update(dismissed=True)
         message = gettext("Allowed %(origin)s in policy %(policy)s.") % {
@@ -566,10 +611,15 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
         return reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query), None
 
     def save_model(self, request: HttpRequest, obj: AllowedOrigin, form: Any, change: bool) -> None:
+        from .widening import ChangeWatch, write_warnings
+
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
+        # The row as stored, before this save: what changing an exception opens (as the API says).
+        before = AllowedOrigin.objects.select_related("policy").filter(pk=obj.pk).first() if change else None
+        watch = ChangeWatch(before) if before is not None else None
         super().save_model(request, obj, form, change)
-        for warning in obj.warnings():
+        for warning in [*obj.warnings(), *write_warnings(obj, watch)]:
             self.message_user(request, warning, messages.WARNING)
 
     def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int | None:
@@ -580,10 +630,13 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
         ``updated_at`` and is announced like any other save, with one history entry.
         """
 
+        risky: list[str] = []
+
         def write() -> tuple[list[str], int]:
             # The generation row first (``writes.run``), then the selected rows: one lock order.
             objs = list(queryset.select_related("policy").select_for_update(of=("self",)))
             problems: list[str] = []
+            risky.clear()  # a retried attempt starts again
             changed = []
             for obj in objs:
                 fields = [name for name, value in values.items() if getattr(obj, name) != value]
@@ -595,7 +648,11 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
                 try:
                     obj.full_clean(exclude={"created_by"})
                 except ValidationError as exc:
-                    problems.append(f"{obj.origin}: {' '.join(exc.messages)}")
+                    # Never an origin first: the admin capitalises a message's first letter.
+                    problems.append(
+                        gettext("Origin %(origin)s: %(reasons)s")
+                        % {"origin": obj.origin, "reasons": " ".join(exc.messages)}
+                    )
                     continue
                 changed.append((obj, fields, before))
             if problems:
@@ -603,6 +660,8 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
                 return problems, 0
             for obj, fields, before in changed:
                 obj.save()
+                if obj.enabled:  # what the API's PATCH would warn about
+                    risky.extend(obj.warnings())
                 # The API's and the CLI's words: labels and old -> new values.
                 self.log_change(
                     request, obj, change_message(AllowedOrigin, before, field_values(obj), fields)
@@ -621,6 +680,8 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
             for problem in problems:
                 self.message_user(request, problem, messages.ERROR)
             return None
+        for warning in risky:
+            self.message_user(request, warning, messages.WARNING)
         return count
 
     @admin.action(description=_("Enable selected origins"), permissions=["change"])
@@ -885,7 +946,7 @@ class RefusedOriginAdmin(admin.ModelAdmin):
                 origin_admin, request, refused.origin, policy, "allowed from refused origins"
             )
             if entry is None:
-                problems.append(f"{refused.origin}: {reason}")
+                problems.append(_html("%(origin)s: %(reason)s", origin=refused.origin, reason=reason))
                 continue
             added.append(entry.origin)
         queryset.filter(origin__in=added).update(dismissed=True)
@@ -897,7 +958,7 @@ class RefusedOriginAdmin(admin.ModelAdmin):
             self.message_user(request, message, messages.SUCCESS)
         for problem in problems:
             self.message_user(
-                request, gettext("Not allowed: %(problem)s") % {"problem": problem}, messages.ERROR
+                request, _html(gettext("Not allowed: %(problem)s"), problem=problem), messages.ERROR
             )
         return None
 

@@ -148,12 +148,8 @@ class ModelCleanMixin:
 
 def policy_warnings(policy: Policy) -> list[str]:
     """The warnings of a policy's origins: plain http:// ones while it allows credentials."""
-    if not policy.pk or not policy.allow_credentials:
-        return []
-    risky = getattr(policy, "http_origins", None)  # prefetched by the API's list and detail views
-    if risky is None:
-        risky = policy.origins.filter(origin__startswith="http://").order_by("origin")
-    return [warning for entry in risky for warning in entry.warnings()]
+    # ``http_origins``: prefetched by the API's list and detail views.
+    return policy.warnings(getattr(policy, "http_origins", None))
 
 
 class WarningsField(serializers.ListField):

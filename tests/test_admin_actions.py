@@ -57,7 +57,7 @@ def test_move_null_into_a_credentials_policy_is_refused_with_the_reason(admin_cl
     entry = old_entry("null")
     before = without_time(export_document())
     messages = run(admin_client, "move_to_policy", [entry], policy="creds")
-    assert messages == ["Nothing changed: 1 origin(s) refused.", f"null: {NULL_WITH_CREDENTIALS}"]
+    assert messages == ["Nothing changed: 1 origin(s) refused.", f"Origin null: {NULL_WITH_CREDENTIALS}"]
     assert without_time(export_document()) == before
 
 
@@ -78,7 +78,7 @@ def test_move_refuses_a_duplicate_with_the_reason(admin_client):
     messages = run(admin_client, "move_to_policy", [entry], policy="partners")
     assert messages == [
         "Nothing changed: 1 origin(s) refused.",
-        "https://app.example.com: This origin is already listed in this policy.",
+        "Origin https://app.example.com: This origin is already listed in this policy.",
     ]
     entry.refresh_from_db()
     assert entry.policy.name == "default"

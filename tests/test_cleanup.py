@@ -267,8 +267,7 @@ def test_cli_disable_of_an_exception_proceeds_and_says_what_becomes_allowed(exce
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == f"Disabled {UC} in policy 'default'."
     assert err.strip() == (
-        f"Warning: {UC} is no longer refused by the exception {UC}: "
-        f"allowed by {WILDCARD} in policy 'default'."
+        f"Warning: The exception {UC} no longer refuses {UC}: allowed by {WILDCARD} in policy 'default'."
     )
     assert not AllowedOrigin.objects.get(origin=UC).enabled
 
@@ -277,7 +276,7 @@ def test_cli_remove_of_an_exception_proceeds_and_says_what_becomes_allowed(excep
     call_command("cors", "remove", UC)
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == f"Removed {UC} from policy 'default'."
-    assert f"{UC} is no longer refused by the exception {UC}" in err
+    assert f"The exception {UC} no longer refuses {UC}" in err
     assert not AllowedOrigin.objects.filter(origin=UC).exists()
 
 
@@ -324,7 +323,7 @@ def test_deleting_an_exception_in_the_policy_inline_is_refused_naming_where_to_d
     [formset] = response.context["inline_admin_formsets"]
     assert formset.formset.non_form_errors() == [
         (
-            f"{UC} is an exception (deny entry) in force: deleting it allows what it refuses. Delete it from "
+            f"The exception (deny entry) {UC} is in force: deleting it allows what it refuses. Delete it from "
             'the list of allowed origins (select it, then "Delete selected"), which names the origins that '
             "become allowed and asks first; or untick Delete to keep it. Nothing was saved."
         )
@@ -345,7 +344,7 @@ def test_deleting_an_allow_entry_in_the_policy_inline_still_works(
 
 # --- the API's PATCH/PUT of an exception proceeds and says what becomes allowed ----------
 
-OPENED = f"{UC} is no longer refused by the exception {UC}: allowed by {WILDCARD} in policy 'default'."
+OPENED = f"The exception {UC} no longer refuses {UC}: allowed by {WILDCARD} in policy 'default'."
 
 
 @pytest.mark.parametrize(
@@ -373,7 +372,7 @@ def test_api_patch_setting_an_exception_s_expiry_warns_what_it_opens_then(full_c
     assert response.status_code == 200
     assert response.json()["warnings"] == [
         (
-            f"{UC} will no longer be refused by the exception {UC} once it expires at {later.isoformat()}: "
+            f"Once the exception {UC} expires at {later.isoformat()}, it no longer refuses {UC}: "
             f"allowed by {WILDCARD} in policy 'default'."
         )
     ]

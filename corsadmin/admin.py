@@ -19,14 +19,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from . import conf, writes
 from .diagnosis import explain
-from .forms import AllowedOriginForm, PolicyForm
+from .forms import AllowedOriginForm, PolicyForm, exception_link, html
 from .history import change_message, field_values
 from .models import (
     EXPIRES_SOON,
@@ -224,7 +224,7 @@ def _allow(
 
         writes.run(write)
     except (ValidationError, IntegrityError) as exc:
-        listed = entry._listed_exception() if entry.policy_id else None
+        listed = entry.listed_exception() if entry.policy_id else None
         if listed is not None:
             return None, _refused_by_exception(entry.origin, listed)
         return None, conditional_escape("; ".join(getattr(exc, "messages", [str(exc)])))
@@ -237,20 +237,11 @@ REFUSED_BY_EXCEPTION = _(
 )
 
 
-def _html(template: str, **params: Any) -> SafeString:
-    """``template % params`` as HTML: the template is ours (or its translation), every value is
-    escaped unless it is already HTML."""
-    return mark_safe(template % {name: conditional_escape(value) for name, value in params.items()})
-
-
 def _refused_by_exception(origin: str, deny: AllowedOrigin) -> SafeString:
     """Why an origin is not added: an exception in its policy, named, with a link to change it."""
-    link = format_html(
-        '<a href="{}">{}</a>',
-        reverse("admin:corsadmin_allowedorigin_change", args=[deny.pk]),
-        gettext("change %(deny)s in policy %(policy)s") % {"deny": deny.origin, "policy": deny.policy.name},
+    return html(
+        str(REFUSED_BY_EXCEPTION), deny=deny.origin, policy=deny.policy.name, link=exception_link(deny)
     )
-    return _html(str(REFUSED_BY_EXCEPTION), deny=deny.origin, policy=deny.policy.name, link=link)
 
 
 class OneLockOrderMixin:
@@ -573,7 +564,7 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
             return back
         entry, reason = _allow(self, request, origin, policy, "allowed from the overview")
         if entry is None:
-            refusal = _html(gettext("Not allowed: %(origin)s: %(reason)s"), origin=origin, reason=reason)
+            refusal = html(gettext("Not allowed: %(origin)s: %(reason)s"), origin=origin, reason=reason)
             self.message_user(request, refusal, messages.ERROR)
             return back
         RefusedOrigin.objects.filter(origin=entry.origin).update(dismissed=True)
@@ -946,7 +937,7 @@ class RefusedOriginAdmin(admin.ModelAdmin):
                 origin_admin, request, refused.origin, policy, "allowed from refused origins"
             )
             if entry is None:
-                problems.append(_html("%(origin)s: %(reason)s", origin=refused.origin, reason=reason))
+                problems.append(html("%(origin)s: %(reason)s", origin=refused.origin, reason=reason))
                 continue
             added.append(entry.origin)
         queryset.filter(origin__in=added).update(dismissed=True)
@@ -958,7 +949,7 @@ class RefusedOriginAdmin(admin.ModelAdmin):
             self.message_user(request, message, messages.SUCCESS)
         for problem in problems:
             self.message_user(
-                request, _html(gettext("Not allowed: %(problem)s"), problem=problem), messages.ERROR
+                request, html(gettext("Not allowed: %(problem)s"), problem=problem), messages.ERROR
             )
         return None
 

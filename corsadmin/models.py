@@ -531,7 +531,7 @@ class AllowedOrigin(ConfigModel):
         try:
             super().validate_constraints(exclude)
         except ValidationError as exc:
-            denied = self._listed_exception()
+            denied = self.listed_exception()
             if denied is None or not hasattr(exc, "error_dict"):
                 raise
             duplicate = str(self._meta.constraints[0].get_violation_error_message())
@@ -544,7 +544,7 @@ class AllowedOrigin(ConfigModel):
             ]
             raise ValidationError(errors) from None
 
-    def _listed_exception(self) -> AllowedOrigin | None:
+    def listed_exception(self) -> AllowedOrigin | None:
         """For an allow entry: the deny entry its policy already has for the same origin."""
         if self.effect != self.ALLOW or not self.policy_id:
             return None

@@ -323,9 +323,9 @@ def test_deleting_an_exception_in_the_policy_inline_is_refused_naming_where_to_d
     [formset] = response.context["inline_admin_formsets"]
     assert formset.formset.non_form_errors() == [
         (
-            f"The exception (deny entry) {UC} is in force: deleting it allows what it refuses. Delete it from "
-            'the list of allowed origins (select it, then "Delete selected"), which names the origins that '
-            "become allowed and asks first; or untick Delete to keep it. Nothing was saved."
+            f"The exception (deny entry) {UC} is in force: deleting it allows what it refuses. Delete it "
+            'from the list of allowed origins (select it, then "Delete selected"), which names the origins '
+            "that become allowed and asks first; or untick Delete to keep it. Nothing was saved."
         )
     ]
     assert AllowedOrigin.objects.filter(pk=deny.pk).exists()
@@ -391,3 +391,43 @@ def test_api_delete_of_an_exception_keeps_its_contract(full_client, exception):
     _allow, deny = exception
     response = full_client.delete(f"/api/cors/origins/{deny.pk}/")
     assert (response.status_code, response.content) == (204, b"")
+
+
+# --- the admin's forms warn as the API does (issue 21, item 5) ------------------------------
+
+
+def test_the_origin_change_form_warns_what_disabling_an_exception_opens(admin_client, exception):
+    from django.contrib.messages import WARNING
+
+    _allow, deny = exception
+    data = {"origin": UC, "policy": str(deny.policy_id), "effect": "deny", "note": ""}
+    data.update({"expires_at_0": "", "expires_at_1": ""})  # "enabled" left out: unticked
+    response = admin_client.post(CHANGELIST + f"{deny.pk}/change/", data, follow=True)
+    assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [OPENED]
+    assert not AllowedOrigin.objects.get(pk=deny.pk).enabled
+
+
+REFUSED_BY_DENY = (
+    "The exception (deny entry) https://*.example.org in policy 'default' refuses https://a.example.org: "
+    "this entry allows nothing there until that exception is disabled, deleted or expires."
+)
+
+
+def test_the_origin_add_form_warns_when_an_exception_refuses_the_new_entry(admin_client, credentials_policy):
+    from django.contrib.messages import WARNING
+
+    AllowedOrigin.objects.create(origin="https://*.example.org", policy=credentials_policy, effect="deny")
+    data = {"origin": "https://a.example.org", "policy": str(credentials_policy.pk), "enabled": "on"}
+    data.update({"effect": "allow", "note": "", "expires_at_0": "", "expires_at_1": ""})
+    response = admin_client.post(CHANGELIST + "add/", data, follow=True)
+    assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [REFUSED_BY_DENY]
+    assert AllowedOrigin.objects.filter(origin="https://a.example.org").exists()
+
+
+def test_the_api_warns_when_an_exception_refuses_the_new_entry(full_client, credentials_policy):
+    AllowedOrigin.objects.create(origin="https://*.example.org", policy=credentials_policy, effect="deny")
+    response = full_client.post(
+        "/api/cors/origins/", {"origin": "https://a.example.org", "policy": "default"}, format="json"
+    )
+    assert response.status_code == 201
+    assert response.json()["warnings"] == [REFUSED_BY_DENY]

@@ -410,9 +410,27 @@ class PolicyAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Saved, then warned as the API warns: the policy's plain http:// origins while it allows
+        credentials, and each inline entry written: its own risks, what changing an exception
+        opened, the exceptions that leave an allow entry allowing nothing."""
+        from .widening import ChangeWatch, write_warnings
+
+        inline = [formset for formset in formsets if formset.model is AllowedOrigin]
+        edited = [f.instance.pk for formset in inline for f in formset.initial_forms if f.has_changed()]
+        exceptions = AllowedOrigin.objects.select_related("policy").filter(
+            pk__in=edited, effect=AllowedOrigin.DENY
+        )
+        watches = {entry.pk: ChangeWatch(entry) for entry in exceptions}  # as stored, before the save
         super().save_related(request, form, formsets, change)
-        # As the API's "warnings": e.g. plain http:// origins while it allows credentials.
-        for warning in form.instance.warnings():
+        said = list(form.instance.warnings())
+        for formset in inline:
+            for entry in [*formset.new_objects, *(obj for obj, _fields in formset.changed_objects)]:
+                said += [
+                    w
+                    for w in [*entry.warnings(), *write_warnings(entry, watches.get(entry.pk))]
+                    if w not in said
+                ]
+        for warning in said:
             self.message_user(request, warning, messages.WARNING)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:

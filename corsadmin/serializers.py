@@ -324,6 +324,13 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
             "warnings",
         )
         read_only_fields = ("id", "created_at", "updated_at", "created_by")
+        extra_kwargs = {
+            "expires_at": {
+                "help_text": "ISO 8601, or null to never expire. A new entry, or a change of expiry, "
+                "may not be in the past (400); an entry that has expired keeps its expiry through "
+                "other changes, and an import restores it."
+            }
+        }
         # One origin per policy is the model's UniqueConstraint, checked by full_clean.
         validators: list[Any] = []
 

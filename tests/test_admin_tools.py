@@ -291,8 +291,8 @@ def test_admin_messages_never_capitalise_an_origin(admin_client):
         follow=True,
     )
     html = response.content.decode()
-    assert "lists the plain http:// origin http://legacy.example.org:" in html
     assert "Http://" not in html
+    assert "lists the plain http:// origin http://legacy.example.org:" in html
 
 
 @pytest.mark.parametrize(

@@ -431,3 +431,22 @@ def test_the_api_warns_when_an_exception_refuses_the_new_entry(full_client, cred
     )
     assert response.status_code == 201
     assert response.json()["warnings"] == [REFUSED_BY_DENY]
+
+
+def test_disabling_an_exception_in_the_policy_inline_warns_what_it_opens(
+    admin_client, credentials_policy, exception
+):
+    from django.contrib.messages import WARNING
+
+    from .test_admin import policy_form
+
+    _allow, deny = exception
+    data = policy_form(credentials_policy, allow_credentials="on")
+    for index, entry in enumerate(credentials_policy.origins.all()):
+        data[f"origins-{index}-effect"] = entry.effect
+        if entry.pk == deny.pk:
+            del data[f"origins-{index}-enabled"]
+    url = f"/admin/corsadmin/policy/{credentials_policy.pk}/change/"
+    response = admin_client.post(url, data, follow=True)
+    assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [OPENED]
+    assert not AllowedOrigin.objects.get(pk=deny.pk).enabled

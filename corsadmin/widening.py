@@ -1,6 +1,7 @@
 """What removing exceptions (deny entries) would allow: the admin's bulk disable, delete, move
-and set-expiry actions name it and ask for confirmation, the CLI prints it, and the API's
-PUT/PATCH of an exception returns it in ``warnings``.
+and set-expiry actions name it and ask for confirmation, the CLI prints it, the API's
+PUT/PATCH of an exception returns it in ``warnings`` and the admin's forms show it after a save.
+Also the other way round: the exceptions that leave a new allow entry allowing nothing.
 
 A deny entry refuses the origins it matches in its own policy only, so removing it opens
 exactly the origins that the same policy's remaining allow entries (or ``allow_all_origins``)
@@ -159,15 +160,6 @@ def refusing_messages(entry: AllowedOrigin) -> list[str]:
     ]
 
 
-def messages(found: Iterable[Opening], expires_at: datetime | None = None) -> list[str]:
-    """One sentence per opening, as the CLI prints it and the API's ``warnings`` say it; with
-    ``expires_at``, what becomes allowed when the exception expires then."""
-    # Never an origin first: the admin capitalises a message's first letter ("Http://").
-    if expires_at is None:
-        return [gettext(NO_LONGER_REFUSED) % _words(o) for o in found]
-    return [gettext(REFUSED_UNTIL_EXPIRY) % {**_words(o), "when": expires_at.isoformat()} for o in found]
-
-
 NO_LONGER_REFUSED = gettext_noop(
     "The exception %(deny)s no longer refuses %(origins)s: allowed by %(allowed_by)s in policy '%(policy)s'."
 )
@@ -177,13 +169,22 @@ REFUSED_UNTIL_EXPIRY = gettext_noop(
 )
 
 
+def messages(found: Iterable[Opening], expires_at: datetime | None = None) -> list[str]:
+    """One sentence per opening, as the CLI prints it and the API's ``warnings`` say it; with
+    ``expires_at``, what becomes allowed when the exception expires then."""
+    # Never an origin first: the admin capitalises a message's first letter ("Http://").
+    if expires_at is None:
+        return [gettext(NO_LONGER_REFUSED) % _words(o) for o in found]
+    return [gettext(REFUSED_UNTIL_EXPIRY) % {**_words(o), "when": expires_at.isoformat()} for o in found]
+
+
 def _words(o: Opening) -> dict[str, str]:
     return {"deny": o.deny, "origins": o.origins, "allowed_by": o.allowed_by, "policy": o.policy}
 
 
 class ChangeWatch:
-    """Around one explicit change of an entry (the API's PUT/PATCH): what it will open, found
-    before the change is written (``openings`` reads the other rows as they stand)."""
+    """Around one explicit change of an entry (the API's PUT/PATCH, the admin's forms): what it
+    opens, found before the change is written (``openings`` reads the other rows as they stand)."""
 
     def __init__(self, before: AllowedOrigin) -> None:
         self.policy_id, self.expires_at = before.policy_id, before.expires_at

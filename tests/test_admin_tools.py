@@ -154,6 +154,7 @@ def test_allow_action_of_an_origin_its_policy_denies_names_the_exception_and_lin
             "default</a>"
         )
     ]
+    assert f'<a href="/admin/corsadmin/allowedorigin/{deny.pk}/change/">' in response.content.decode()
     assert list(AllowedOrigin.objects.values_list("origin", "effect")) == [(row.origin, "deny")]
     row.refresh_from_db()
     assert row.dismissed is False

@@ -639,6 +639,8 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
         ``updated_at`` and is announced like any other save, with one history entry.
         """
 
+        from .widening import write_warnings
+
         risky: list[str] = []
 
         def write() -> tuple[list[str], int]:
@@ -670,7 +672,7 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
             for obj, fields, before in changed:
                 obj.save()
                 if obj.enabled:  # what the API's PATCH would warn about
-                    risky.extend(obj.warnings())
+                    risky.extend([*obj.warnings(), *write_warnings(obj)])
                 # The API's and the CLI's words: labels and old -> new values.
                 self.log_change(
                     request, obj, change_message(AllowedOrigin, before, field_values(obj), fields)

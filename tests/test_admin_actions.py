@@ -122,3 +122,17 @@ def test_enabling_an_http_origin_on_a_credentials_policy_warns_as_the_api_does(a
         ),
         "Enabled 1 origin(s).",
     ]
+
+
+def test_moving_an_origin_where_an_exception_refuses_it_warns_as_the_api_does(admin_client):
+    partners = Policy.objects.create(name="partners")
+    AllowedOrigin.objects.create(origin="https://*.example.com", policy=partners, effect="deny")
+    entry = old_entry()
+    assert run(admin_client, "move_to_policy", [entry], policy="partners") == [
+        (
+            "The exception (deny entry) https://*.example.com in policy 'partners' refuses "
+            "https://app.example.com: this entry allows nothing there until that exception is disabled, "
+            "deleted or expires."
+        ),
+        "Moved 1 origin(s) to partners.",
+    ]

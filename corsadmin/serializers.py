@@ -289,8 +289,9 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         origin_warnings,
         help_text="Allowed but risky, e.g. a plain http:// origin on a policy that allows credentials; "
         "after a PUT or PATCH that disables an exception (deny entry), turns it into an allow entry, "
-        "moves it or sets its expiry: the origins that become allowed (then, or at that expiry). "
-        "Present only when there is something to say.",
+        "moves it or sets its expiry: the origins that become allowed (then, or at that expiry); "
+        "after a write of an allow entry that an exception of its policy refuses entirely: that "
+        "exception. Present only when there is something to say.",
     )
     hits = UsageField(
         0,

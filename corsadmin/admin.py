@@ -19,21 +19,24 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from . import conf, writes
 from .diagnosis import explain
-from .forms import AllowedOriginForm, PolicyForm
+from .forms import AllowedOriginForm, PolicyForm, exception_link, html
 from .history import change_message, field_values
 from .models import (
     EXPIRES_SOON,
     NULL_WITH_CREDENTIALS,
+    PAST_EXPIRY,
     AllowedOrigin,
     Policy,
     RefusedOrigin,
+    expiry_in_past,
     shared_hosting_wildcards,
 )
 from .origins import NULL, shared_hosting_refusal
@@ -129,6 +132,12 @@ class ExpiryForm(forms.Form):
         help_text=_("Leave empty to never expire."),
     )
 
+    def clean_expires_at(self) -> Any:
+        value = self.cleaned_data["expires_at"]
+        if expiry_in_past(value):
+            raise ValidationError(PAST_EXPIRY, code="past_expiry")
+        return value
+
 
 class CheckForm(forms.Form):
     origin = forms.CharField(
@@ -210,6 +219,8 @@ def _allow(
 ) -> tuple[AllowedOrigin | None, str]:
     """Add a refused ``origin`` to ``policy`` for the user: validated, saved and recorded in
     the history together. (The entry, "") or (None, why it was not added)."""
+    from .widening import refusing
+
     entry = AllowedOrigin(
         origin=origin,
         policy=policy,
@@ -218,6 +229,9 @@ def _allow(
     )
     try:
         entry.full_clean()
+        denies = refusing(entry)
+        if denies:  # an allow entry beside it would allow nothing: say where to change it
+            return None, _refused_by_exception(entry.origin, denies[0])
 
         def write() -> None:
             entry.save()
@@ -225,8 +239,24 @@ def _allow(
 
         writes.run(write)
     except (ValidationError, IntegrityError) as exc:
-        return None, "; ".join(getattr(exc, "messages", [str(exc)]))
+        listed = entry.listed_exception() if entry.policy_id else None
+        if listed is not None:
+            return None, _refused_by_exception(entry.origin, listed)
+        return None, conditional_escape("; ".join(getattr(exc, "messages", [str(exc)])))
     return entry, ""
+
+
+REFUSED_BY_EXCEPTION = _(
+    "the exception (deny entry) %(deny)s in policy %(policy)s refuses it. To allow it, change that "
+    "entry (make it an allow entry, or disable or delete it): %(link)s"
+)
+
+
+def _refused_by_exception(origin: str, deny: AllowedOrigin) -> SafeString:
+    """Why an origin is not added: an exception in its policy, named, with a link to change it."""
+    return html(
+        str(REFUSED_BY_EXCEPTION), deny=deny.origin, policy=deny.policy.name, link=exception_link(deny)
+    )
 
 
 class OneLockOrderMixin:
@@ -316,7 +346,7 @@ class OriginInlineFormSet(BaseInlineFormSet):
 
 
 EXCEPTION_DELETED_INLINE = _(
-    "%(origin)s is an exception (deny entry) in force: deleting it allows what it refuses. Delete it "
+    "The exception (deny entry) %(origin)s is in force: deleting it allows what it refuses. Delete it "
     'from the list of allowed origins (select it, then "Delete selected"), which names the origins '
     "that become allowed and asks first; or untick Delete to keep it. Nothing was saved."
 )
@@ -415,6 +445,30 @@ class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, admin.M
     ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "settings_policy": settings_policy_rows()}
         return super().changelist_view(request, extra_context)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Saved, then warned as the API warns: the policy's plain http:// origins while it allows
+        credentials, and each inline entry written: its own risks, what changing an exception
+        opened, the exceptions that leave an allow entry allowing nothing."""
+        from .widening import ChangeWatch, write_warnings
+
+        inline = [formset for formset in formsets if formset.model is AllowedOrigin]
+        edited = [f.instance.pk for formset in inline for f in formset.initial_forms if f.has_changed()]
+        exceptions = AllowedOrigin.objects.select_related("policy").filter(
+            pk__in=edited, effect=AllowedOrigin.DENY
+        )
+        watches = {entry.pk: ChangeWatch(entry) for entry in exceptions}  # as stored, before the save
+        super().save_related(request, form, formsets, change)
+        said = list(form.instance.warnings())
+        for formset in inline:
+            for entry in [*formset.new_objects, *(obj for obj, _fields in formset.changed_objects)]:
+                said += [
+                    w
+                    for w in [*entry.warnings(), *write_warnings(entry, watches.get(entry.pk))]
+                    if w not in said
+                ]
+        for warning in said:
+            self.message_user(request, warning, messages.WARNING)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is AllowedOrigin:
@@ -569,8 +623,8 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
             return back
         entry, reason = _allow(self, request, origin, policy, "allowed from the overview")
         if entry is None:
-            message = gettext("Not allowed: %(origin)s: %(reason)s") % {"origin": origin, "reason": reason}
-            self.message_user(request, message, messages.ERROR)
+            refusal = html(gettext("Not allowed: %(origin)s: %(reason)s"), origin=origin, reason=reason)
+            self.message_user(request, refusal, messages.ERROR)
             return back
         RefusedOrigin.objects.filter(origin=entry.origin).update(dismissed=True)
         message = gettext("Allowed %(origin)s in policy %(policy)s.") % {
@@ -607,10 +661,15 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
         return reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query), None
 
     def save_model(self, request: HttpRequest, obj: AllowedOrigin, form: Any, change: bool) -> None:
+        from .widening import ChangeWatch, write_warnings
+
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
+        # The row as stored, before this save: what changing an exception opens (as the API says).
+        before = AllowedOrigin.objects.select_related("policy").filter(pk=obj.pk).first() if change else None
+        watch = ChangeWatch(before) if before is not None else None
         super().save_model(request, obj, form, change)
-        for warning in obj.warnings():
+        for warning in [*obj.warnings(), *write_warnings(obj, watch)]:
             self.message_user(request, warning, messages.WARNING)
 
     def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int | None:
@@ -621,10 +680,15 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
         ``updated_at`` and is announced like any other save, with one history entry.
         """
 
+        from .widening import write_warnings
+
+        risky: list[str] = []
+
         def write() -> tuple[list[str], int]:
             # The generation row first (``writes.run``), then the selected rows: one lock order.
             objs = list(queryset.select_related("policy").select_for_update(of=("self",)))
             problems: list[str] = []
+            risky.clear()  # a retried attempt starts again
             changed = []
             for obj in objs:
                 fields = [name for name, value in values.items() if getattr(obj, name) != value]
@@ -636,7 +700,11 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
                 try:
                     obj.full_clean(exclude={"created_by"})
                 except ValidationError as exc:
-                    problems.append(f"{obj.origin}: {' '.join(exc.messages)}")
+                    # Never an origin first: the admin capitalises a message's first letter.
+                    problems.append(
+                        gettext("Origin %(origin)s: %(reasons)s")
+                        % {"origin": obj.origin, "reasons": " ".join(exc.messages)}
+                    )
                     continue
                 changed.append((obj, fields, before))
             if problems:
@@ -644,6 +712,8 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
                 return problems, 0
             for obj, fields, before in changed:
                 obj.save()
+                if obj.enabled:  # what the API's PATCH would warn about
+                    risky.extend([*obj.warnings(), *write_warnings(obj)])
                 # The API's and the CLI's words: labels and old -> new values.
                 self.log_change(
                     request, obj, change_message(AllowedOrigin, before, field_values(obj), fields)
@@ -662,6 +732,8 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
             for problem in problems:
                 self.message_user(request, problem, messages.ERROR)
             return None
+        for warning in risky:
+            self.message_user(request, warning, messages.WARNING)
         return count
 
     @admin.action(description=_("Enable selected origins"), permissions=["change"])
@@ -959,7 +1031,7 @@ class RefusedOriginAdmin(CorsadminMedia, admin.ModelAdmin):
                 origin_admin, request, refused.origin, policy, "allowed from refused origins"
             )
             if entry is None:
-                problems.append(f"{refused.origin}: {reason}")
+                problems.append(html("%(origin)s: %(reason)s", origin=refused.origin, reason=reason))
                 continue
             added.append(entry.origin)
         queryset.filter(origin__in=added).update(dismissed=True)
@@ -971,7 +1043,7 @@ class RefusedOriginAdmin(CorsadminMedia, admin.ModelAdmin):
             self.message_user(request, message, messages.SUCCESS)
         for problem in problems:
             self.message_user(
-                request, gettext("Not allowed: %(problem)s") % {"problem": problem}, messages.ERROR
+                request, html(gettext("Not allowed: %(problem)s"), problem=problem), messages.ERROR
             )
         return None
 

@@ -323,7 +323,8 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
             for key, value in attrs.items():
                 setattr(obj, key, value)
             try:
-                obj.full_clean(exclude={"policy", "created_by"})
+                # A restore keeps what the backup held: an expired entry stays, expiry and all.
+                obj.full_clean(exclude={"policy", "created_by", "expires_at"})
             except DjangoValidationError as exc:
                 _set_error(errors, where, drf_errors(exc).detail)
                 continue

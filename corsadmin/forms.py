@@ -4,13 +4,31 @@ import re
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import SafeString
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .models import AllowedOrigin, Policy, default_headers, default_methods
+from .models import DENIED_IN_POLICY, AllowedOrigin, Policy, default_headers, default_methods
 from .origins import canonical_origin
+
+
+def html(template: str, **params: Any) -> SafeString:
+    """``template % params`` as HTML: the template is ours (or its translation), every value is
+    escaped unless it is already HTML."""
+    return mark_safe(template % {name: conditional_escape(value) for name, value in params.items()})
+
+
+def exception_link(deny: AllowedOrigin) -> SafeString:
+    """A link to an exception's (deny entry's) change page, naming it and its policy."""
+    return format_html(
+        '<a href="{}">{}</a>',
+        reverse("admin:corsadmin_allowedorigin_change", args=[deny.pk]),
+        gettext("change %(deny)s in policy %(policy)s") % {"deny": deny.origin, "policy": deny.policy.name},
+    )
 
 
 class TokenListField(forms.CharField):
@@ -147,3 +165,16 @@ class AllowedOriginForm(forms.ModelForm):
         if value == "*":  # refused by the model, whose advice depends on the policy's credentials
             return value
         return canonical_origin(value)
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        """An origin its policy lists as an exception: the model's words, and a link to that entry."""
+        for items in getattr(errors, "error_dict", {}).values():
+            for index, error in enumerate(items):
+                listed = self.instance.listed_exception() if error.code == "denied" else None
+                if listed is not None:
+                    message = DENIED_IN_POLICY % {"policy": listed.policy.name}
+                    items[index] = ValidationError(
+                        html("%(message)s %(link)s", message=message, link=exception_link(listed)),
+                        code="denied",
+                    )
+        super()._update_errors(errors)  # type: ignore[misc]

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import connections, models, router, transaction
 from django.db.models import F
@@ -59,6 +59,30 @@ EVERY_ORIGIN_WITH_CREDENTIALS = (
     "credentials, and echoing any origin would hand your users' data to every site. List the "
     "origins that need it, or a subdomain wildcard you control such as https://*.example.com."
 )
+
+
+PAST_EXPIRY = _(
+    "This expiry is in the past: the entry would never match. Give a later date and time, or leave "
+    "it empty to never expire."
+)
+
+
+DENIED_IN_POLICY = _(
+    "Policy %(policy)s already lists this origin as an exception (deny entry), which refuses it. "
+    "To allow it, change that entry instead of adding another: make it an allow entry, or disable "
+    "or delete it."
+)
+
+
+PLAIN_HTTP_WITH_CREDENTIALS = _(
+    "Policy %(policy)s allows credentials and lists the plain http:// origin %(origin)s: anyone on "
+    "the network path can impersonate it and read your users' data. Prefer https://."
+)
+
+
+def expiry_in_past(value: Any) -> bool:
+    """Whether an ``expires_at`` given now is already past (None never expires)."""
+    return value is not None and value <= timezone.now()
 
 
 def default_methods() -> list[str]:
@@ -269,7 +293,7 @@ class Policy(ConfigModel):
 
     name = models.SlugField(_("name"), max_length=64, unique=True)
     url_regex = models.CharField(
-        _("url regex"),
+        _("URL regex"),
         max_length=512,
         default="^/",
         validators=[validate_url_regex],
@@ -358,6 +382,16 @@ class Policy(ConfigModel):
                 refusals = [shared_hosting_refusal(text, platform) for text, platform in hosted]
                 raise ValidationError({"allow_credentials": refusals})
 
+    def warnings(self, http_origins: Any = None) -> list[str]:
+        """What is allowed but risky about this policy: its plain http:// origins while it allows
+        credentials (``http_origins``: those entries, if already read). The API's ``warnings``
+        and the admin's messages after a save alike."""
+        if not self.pk or not self.allow_credentials:
+            return []
+        if http_origins is None:
+            http_origins = self.origins.filter(origin__startswith="http://").order_by("origin")
+        return [warning for entry in http_origins for warning in entry.warnings()]
+
     UPDATE_CLEANERS = {
         "allow_methods": lambda value: clean_token_list(value, "methods", upper=True),
         "allow_headers": lambda value: clean_token_list(value, "headers"),
@@ -428,7 +462,7 @@ class AllowedOrigin(ConfigModel):
         _("expires at"), null=True, blank=True, help_text=_("Leave empty to never expire.")
     )
     csrf_trusted = models.BooleanField(
-        _("csrf trusted"), default=False, help_text=_("Also trusted by Django's CSRF origin check.")
+        _("CSRF trusted"), default=False, help_text=_("Also trusted by Django's CSRF origin check.")
     )
     effect = models.CharField(
         _("effect"),
@@ -478,6 +512,48 @@ class AllowedOrigin(ConfigModel):
                 if self.origin == "*" and self.policy_id and self.policy.allow_credentials:
                     error = ValidationError(EVERY_ORIGIN_WITH_CREDENTIALS, code="invalid_origin")
                 raise ValidationError({"origin": error.error_list}) from None
+        if (not exclude or "expires_at" not in exclude) and self._sets_past_expiry():
+            raise ValidationError({"expires_at": ValidationError(PAST_EXPIRY, code="past_expiry")})
+
+    def _sets_past_expiry(self) -> bool:
+        """Whether this write gives the entry an expiry already past: a new entry, or a changed
+        expiry. (An entry that has expired keeps its expiry through other edits; an import,
+        which restores what a backup held, excludes the field.)"""
+        if not expiry_in_past(self.expires_at):
+            return False
+        if self._state.adding or self.pk is None:
+            return True
+        stored = AllowedOrigin.objects.filter(pk=self.pk).values_list("expires_at", flat=True).first()
+        return stored != self.expires_at
+
+    def validate_constraints(self, exclude: Any = None) -> None:
+        """The one-origin-per-policy refusal says so when the entry listed is an exception."""
+        try:
+            super().validate_constraints(exclude)
+        except ValidationError as exc:
+            denied = self.listed_exception()
+            if denied is None or not hasattr(exc, "error_dict"):
+                raise
+            duplicate = str(self._meta.constraints[0].get_violation_error_message())
+            errors = exc.error_dict
+            errors[NON_FIELD_ERRORS] = [
+                ValidationError(DENIED_IN_POLICY, code="denied", params={"policy": denied.policy.name})
+                if str(error.message) == duplicate
+                else error
+                for error in errors.get(NON_FIELD_ERRORS, [])
+            ]
+            raise ValidationError(errors) from None
+
+    def listed_exception(self) -> AllowedOrigin | None:
+        """For an allow entry: the deny entry its policy already has for the same origin."""
+        if self.effect != self.ALLOW or not self.policy_id:
+            return None
+        return (
+            AllowedOrigin.objects.filter(policy_id=self.policy_id, origin=self.origin, effect=self.DENY)
+            .exclude(pk=self.pk)
+            .select_related("policy")
+            .first()
+        )
 
     def clean(self) -> None:
         self._refuse_csrf_trusted()
@@ -534,10 +610,8 @@ class AllowedOrigin(ConfigModel):
             return []
         found = []
         if self.origin.startswith("http://") and self.policy_id and self.policy.allow_credentials:
-            found.append(
-                f"{self.origin} is plain http:// on policy {self.policy.name}, which allows credentials: "
-                "anyone on the network path can impersonate it and read your users' data. Prefer https://."
-            )
+            # Never an origin first: the admin capitalises a message's first letter ("Http://").
+            found.append(PLAIN_HTTP_WITH_CREDENTIALS % {"policy": self.policy.name, "origin": self.origin})
         if "*." in self.origin:
             found += [shared_hosting_warning(*hosted) for hosted in shared_hosting_wildcards([self.origin])]
         return found

@@ -149,12 +149,8 @@ class ModelCleanMixin:
 
 def policy_warnings(policy: Policy) -> list[str]:
     """The warnings of a policy's origins: plain http:// ones while it allows credentials."""
-    if not policy.pk or not policy.allow_credentials:
-        return []
-    risky = getattr(policy, "http_origins", None)  # prefetched by the API's list and detail views
-    if risky is None:
-        risky = policy.origins.filter(origin__startswith="http://").order_by("origin")
-    return [warning for entry in risky for warning in entry.warnings()]
+    # ``http_origins``: prefetched by the API's list and detail views.
+    return policy.warnings(getattr(policy, "http_origins", None))
 
 
 class WarningsField(serializers.ListField):
@@ -294,8 +290,9 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         origin_warnings,
         help_text="Allowed but risky, e.g. a plain http:// origin on a policy that allows credentials; "
         "after a PUT or PATCH that disables an exception (deny entry), turns it into an allow entry, "
-        "moves it or sets its expiry: the origins that become allowed (then, or at that expiry). "
-        "Present only when there is something to say.",
+        "moves it or sets its expiry: the origins that become allowed (then, or at that expiry); "
+        "after a write of an allow entry that an exception of its policy refuses entirely: that "
+        "exception. Present only when there is something to say.",
     )
     hits = UsageField(
         0,
@@ -334,6 +331,13 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
             "warnings",
         )
         read_only_fields = ("id", "created_at", "updated_at", "created_by")
+        extra_kwargs = {
+            "expires_at": {
+                "help_text": "ISO 8601, or null to never expire. A new entry, or a change of expiry, "
+                "may not be in the past (400); an entry that has expired keeps its expiry through "
+                "other changes, and an import restores it."
+            }
+        }
         # One origin per policy is the model's UniqueConstraint, checked by full_clean.
         validators: list[Any] = []
 

@@ -1,6 +1,7 @@
 """What removing exceptions (deny entries) would allow: the admin's bulk disable, delete, move
-and set-expiry actions name it and ask for confirmation, the CLI prints it, and the API's
-PUT/PATCH of an exception returns it in ``warnings``.
+and set-expiry actions name it and ask for confirmation, the CLI prints it, the API's
+PUT/PATCH of an exception returns it in ``warnings`` and the admin's forms show it after a save.
+Also the other way round: the exceptions that leave a new allow entry allowing nothing.
 
 A deny entry refuses the origins it matches in its own policy only, so removing it opens
 exactly the origins that the same policy's remaining allow entries (or ``allow_all_origins``)
@@ -16,6 +17,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from .models import AllowedOrigin
 from .origins import ANY_PORT, NULL, OriginEntry, parse_entry
@@ -122,25 +124,67 @@ def openings(removed: Iterable[AllowedOrigin]) -> tuple[list[AllowedOrigin], lis
     return denies, found
 
 
-def messages(found: Iterable[Opening], expires_at: datetime | None = None) -> list[str]:
-    """One sentence per opening, as the CLI prints it and the API's ``warnings`` say it; with
-    ``expires_at``, what becomes allowed when the exception expires then."""
-    if expires_at is None:
-        return [
-            f"{o.origins} is no longer refused by the exception {o.deny}: allowed by {o.allowed_by} "
-            f"in policy '{o.policy}'."
-            for o in found
-        ]
+def refusing(entry: AllowedOrigin) -> list[AllowedOrigin]:
+    """For an allow entry: the exceptions (deny entries) in force in its policy that refuse all
+    it matches, so that it allows nothing while they stand."""
+    policy_id = entry.policy_id
+    parsed = None if entry.is_deny or policy_id is None else _parsed(entry.origin)
+    if parsed is None or policy_id is None:
+        return []
+    now = timezone.now()
+    rows = (
+        AllowedOrigin.objects.filter(_candidates(parsed), policy_id=policy_id, effect=AllowedOrigin.DENY)
+        .exclude(pk=entry.pk)
+        .select_related("policy")
+        .order_by("origin")
+    )
     return [
-        f"{o.origins} will no longer be refused by the exception {o.deny} once it expires at "
-        f"{expires_at.isoformat()}: allowed by {o.allowed_by} in policy '{o.policy}'."
-        for o in found
+        deny
+        for deny in rows
+        if _active(deny, now) and (denied := _parsed(deny.origin)) and overlap(denied, parsed) == parsed.text
     ]
 
 
+REFUSED_BY_EXCEPTION = gettext_noop(
+    "The exception (deny entry) %(deny)s in policy '%(policy)s' refuses %(origin)s: this entry allows "
+    "nothing there until that exception is disabled, deleted or expires."
+)
+
+
+def refusing_messages(entry: AllowedOrigin) -> list[str]:
+    """``refusing`` in words: the admin's and the API's warning after a write of an allow entry."""
+    return [
+        gettext(REFUSED_BY_EXCEPTION)
+        % {"deny": deny.origin, "policy": deny.policy.name, "origin": entry.origin}
+        for deny in refusing(entry)
+    ]
+
+
+NO_LONGER_REFUSED = gettext_noop(
+    "The exception %(deny)s no longer refuses %(origins)s: allowed by %(allowed_by)s in policy '%(policy)s'."
+)
+REFUSED_UNTIL_EXPIRY = gettext_noop(
+    "Once the exception %(deny)s expires at %(when)s, it no longer refuses %(origins)s: allowed by "
+    "%(allowed_by)s in policy '%(policy)s'."
+)
+
+
+def messages(found: Iterable[Opening], expires_at: datetime | None = None) -> list[str]:
+    """One sentence per opening, as the CLI prints it and the API's ``warnings`` say it; with
+    ``expires_at``, what becomes allowed when the exception expires then."""
+    # Never an origin first: the admin capitalises a message's first letter ("Http://").
+    if expires_at is None:
+        return [gettext(NO_LONGER_REFUSED) % _words(o) for o in found]
+    return [gettext(REFUSED_UNTIL_EXPIRY) % {**_words(o), "when": expires_at.isoformat()} for o in found]
+
+
+def _words(o: Opening) -> dict[str, str]:
+    return {"deny": o.deny, "origins": o.origins, "allowed_by": o.allowed_by, "policy": o.policy}
+
+
 class ChangeWatch:
-    """Around one explicit change of an entry (the API's PUT/PATCH): what it will open, found
-    before the change is written (``openings`` reads the other rows as they stand)."""
+    """Around one explicit change of an entry (the API's PUT/PATCH, the admin's forms): what it
+    opens, found before the change is written (``openings`` reads the other rows as they stand)."""
 
     def __init__(self, before: AllowedOrigin) -> None:
         self.policy_id, self.expires_at = before.policy_id, before.expires_at
@@ -156,3 +200,10 @@ class ChangeWatch:
         if after.expires_at is not None and after.expires_at != self.expires_at:
             return messages(self.found, after.expires_at)
         return []
+
+
+def write_warnings(entry: AllowedOrigin, watch: ChangeWatch | None = None) -> list[str]:
+    """What a write of one entry says beyond the entry's own risks (``AllowedOrigin.warnings``):
+    what changing an exception opened (``watch``, taken before the write), and the exceptions
+    that leave an allow entry allowing nothing. The API's ``warnings`` and the admin's messages."""
+    return [*(watch.warnings(entry) if watch is not None else []), *refusing_messages(entry)]

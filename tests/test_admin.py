@@ -150,6 +150,37 @@ def test_add_duplicate_shows_a_form_error(admin_client, default_policy):
     assert AllowedOrigin.objects.count() == 1
 
 
+def test_add_form_for_an_origin_its_policy_denies_names_the_exception_and_links_to_it(
+    admin_client, default_policy
+):
+    deny = AllowedOrigin.objects.create(origin=APP, effect=AllowedOrigin.DENY)
+    response = admin_client.post(ORIGINS + "add/", origin_form(default_policy, APP))
+    assert response.status_code == 200
+    assert form_errors(response)["__all__"] == [
+        (
+            "Policy default already lists this origin as an exception (deny entry), which refuses it. To "
+            "allow it, change that entry instead of adding another: make it an allow entry, or disable or "
+            f'delete it. <a href="/admin/corsadmin/allowedorigin/{deny.pk}/change/">change {APP} in policy '
+            "default</a>"
+        )
+    ]
+    assert AllowedOrigin.objects.count() == 1
+
+
+PAST_EXPIRY = (
+    "This expiry is in the past: the entry would never match. Give a later date and time, or leave it "
+    "empty to never expire."
+)
+
+
+def test_add_form_refuses_an_expiry_in_the_past(admin_client, default_policy):
+    data = origin_form(default_policy, APP, expires_at_0="2020-01-01", expires_at_1="00:00:00")
+    response = admin_client.post(ORIGINS + "add/", data)
+    assert response.status_code == 200
+    assert form_errors(response)["expires_at"] == [PAST_EXPIRY]
+    assert not AllowedOrigin.objects.exists()
+
+
 def test_add_page_loads(admin_client):
     response = admin_client.get(ORIGINS + "add/")
     assert response.status_code == 200
@@ -165,6 +196,31 @@ def test_policy_all_origins_with_credentials_is_a_form_error(admin_client):
     assert response.status_code == 200
     assert "A policy cannot allow all origins and credentials together" in str(form_errors(response))
     assert not Policy.objects.filter(name="open").exists()
+
+
+@pytest.mark.parametrize(
+    ("page", "field", "label"),
+    [(POLICIES + "add/", "url_regex", "URL regex"), (ORIGINS + "add/", "csrf_trusted", "CSRF trusted")],
+)
+def test_labels_spell_acronyms_in_capitals(admin_client, page, field, label):
+    response = admin_client.get(page)
+    assert response.context["adminform"].form.fields[field].label == label
+    assert f'for="id_{field}">{label}' in response.content.decode()
+
+
+def test_policy_form_warns_about_http_origins_when_credentials_are_ticked(admin_client, default_policy):
+    from django.contrib.messages import WARNING, get_messages
+
+    for origin in ("http://b.example.com", "http://a.example.com"):
+        AllowedOrigin.objects.create(origin=origin)
+    data = policy_form(default_policy, allow_credentials="on")
+    response = admin_client.post(POLICIES + f"{default_policy.pk}/change/", data, follow=True)
+    assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [
+        f"Policy default allows credentials and lists the plain http:// origin {origin}: anyone on the "
+        "network path can impersonate it and read your users' data. Prefer https://."
+        for origin in ("http://a.example.com", "http://b.example.com")
+    ]
+    assert Policy.objects.get(pk=default_policy.pk).allow_credentials
 
 
 def test_policy_add(admin_client):

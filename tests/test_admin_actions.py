@@ -57,7 +57,7 @@ def test_move_null_into_a_credentials_policy_is_refused_with_the_reason(admin_cl
     entry = old_entry("null")
     before = without_time(export_document())
     messages = run(admin_client, "move_to_policy", [entry], policy="creds")
-    assert messages == ["Nothing changed: 1 origin(s) refused.", f"null: {NULL_WITH_CREDENTIALS}"]
+    assert messages == ["Nothing changed: 1 origin(s) refused.", f"Origin null: {NULL_WITH_CREDENTIALS}"]
     assert without_time(export_document()) == before
 
 
@@ -78,7 +78,7 @@ def test_move_refuses_a_duplicate_with_the_reason(admin_client):
     messages = run(admin_client, "move_to_policy", [entry], policy="partners")
     assert messages == [
         "Nothing changed: 1 origin(s) refused.",
-        "https://app.example.com: This origin is already listed in this policy.",
+        "Origin https://app.example.com: This origin is already listed in this policy.",
     ]
     entry.refresh_from_db()
     assert entry.policy.name == "default"
@@ -87,3 +87,52 @@ def test_move_refuses_a_duplicate_with_the_reason(admin_client):
 def test_bulk_action_reports_how_many_changed(admin_client):
     entries = [old_entry("https://a.example.com"), old_entry("https://b.example.com", enabled=False)]
     assert run(admin_client, "disable", entries) == ["Disabled 1 origin(s)."]
+
+
+def test_set_expiry_in_the_past_is_a_form_error_and_changes_nothing(admin_client):
+    entry = old_entry()
+    data = {
+        "action": "set_expiry",
+        "_selected_action": [entry.pk],
+        "apply": "1",
+        "expires_at_0": "2020-01-01",
+        "expires_at_1": "00:00:00",
+    }
+    response = admin_client.post(CHANGELIST, data)
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "expires_at": [
+            (
+                "This expiry is in the past: the entry would never match. Give a later date and time, or "
+                "leave it empty to never expire."
+            )
+        ]
+    }
+    entry.refresh_from_db()
+    assert (entry.expires_at, entry.updated_at) == (None, LONG_AGO)
+
+
+def test_enabling_an_http_origin_on_a_credentials_policy_warns_as_the_api_does(admin_client):
+    Policy.objects.filter(name="default").update(allow_credentials=True)
+    entry = old_entry("http://legacy.example.org", enabled=False)
+    assert run(admin_client, "enable", [entry]) == [
+        (
+            "Policy default allows credentials and lists the plain http:// origin http://legacy.example.org: "
+            "anyone on the network path can impersonate it and read your users' data. Prefer https://."
+        ),
+        "Enabled 1 origin(s).",
+    ]
+
+
+def test_moving_an_origin_where_an_exception_refuses_it_warns_as_the_api_does(admin_client):
+    partners = Policy.objects.create(name="partners")
+    AllowedOrigin.objects.create(origin="https://*.example.com", policy=partners, effect="deny")
+    entry = old_entry()
+    assert run(admin_client, "move_to_policy", [entry], policy="partners") == [
+        (
+            "The exception (deny entry) https://*.example.com in policy 'partners' refuses "
+            "https://app.example.com: this entry allows nothing there until that exception is disabled, "
+            "deleted or expires."
+        ),
+        "Moved 1 origin(s) to partners.",
+    ]

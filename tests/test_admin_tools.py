@@ -138,6 +138,28 @@ def test_allow_action_reports_an_unusable_origin(admin_client):
     assert "public suffix" in response.content.decode()
 
 
+def test_allow_action_of_an_origin_its_policy_denies_names_the_exception_and_links_to_it(admin_client):
+    row = refused()
+    deny = AllowedOrigin.objects.create(origin=row.origin, effect=AllowedOrigin.DENY)
+    response = admin_client.post(
+        REFUSED,
+        {"action": "allow", "_selected_action": [row.pk], "apply": "1", "policy": "default"},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        (
+            f"Not allowed: {row.origin}: the exception (deny entry) {row.origin} in policy default refuses "
+            "it. To allow it, change that entry (make it an allow entry, or disable or delete it): "
+            f'<a href="/admin/corsadmin/allowedorigin/{deny.pk}/change/">change {row.origin} in policy '
+            "default</a>"
+        )
+    ]
+    assert f'<a href="/admin/corsadmin/allowedorigin/{deny.pk}/change/">' in response.content.decode()
+    assert list(AllowedOrigin.objects.values_list("origin", "effect")) == [(row.origin, "deny")]
+    row.refresh_from_db()
+    assert row.dismissed is False
+
+
 def test_dismiss_hides_a_refused_origin(admin_client):
     row = refused()
     admin_client.post(REFUSED, {"action": "dismiss", "_selected_action": [row.pk]})
@@ -260,6 +282,18 @@ def test_admin_warns_about_http_on_a_credentials_policy(admin_client):
     )
     assert AllowedOrigin.objects.filter(origin="http://app.example.com").exists()
     assert "plain http://" in response.content.decode()
+
+
+def test_admin_messages_never_capitalise_an_origin(admin_client):
+    policy = Policy.objects.create(name="app", allow_credentials=True)
+    response = admin_client.post(
+        "/admin/corsadmin/allowedorigin/add/",
+        {"origin": "http://legacy.example.org", "policy": policy.pk, "enabled": "on", "note": ""},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert "Http://" not in html
+    assert "lists the plain http:// origin http://legacy.example.org:" in html
 
 
 @pytest.mark.parametrize(

@@ -500,8 +500,8 @@ def credentials_policy(db):
 
 def plain_warning(origin: str = PLAIN, policy: str = "api") -> str:
     return (
-        f"{origin} is plain http:// on policy {policy}, which allows credentials: anyone on the network "
-        "path can impersonate it and read your users' data. Prefer https://."
+        f"Policy {policy} allows credentials and lists the plain http:// origin {origin}: anyone on the "
+        "network path can impersonate it and read your users' data. Prefer https://."
     )
 
 

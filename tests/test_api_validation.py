@@ -129,6 +129,46 @@ def test_duplicate_in_a_race_is_400_not_500(full_client, monkeypatch):
     assert response.json() == {"origin": ["This origin is already listed in this policy."]}
 
 
+DENIED = (
+    "Policy default already lists this origin as an exception (deny entry), which refuses it. To allow "
+    "it, change that entry instead of adding another: make it an allow entry, or disable or delete it."
+)
+
+
+def test_adding_an_origin_its_policy_denies_says_it_is_an_exception(full_client):
+    AllowedOrigin.objects.create(origin=APP, effect=AllowedOrigin.DENY)
+    response = full_client.post(API + "origins/", {"origin": APP}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"origin": [DENIED]}
+    assert list(AllowedOrigin.objects.values_list("origin", "effect")) == [(APP, "deny")]
+
+
+PAST_EXPIRY = (
+    "This expiry is in the past: the entry would never match. Give a later date and time, or leave it "
+    "empty to never expire."
+)
+
+
+def test_an_origin_created_already_expired_is_400(full_client):
+    response = full_client.post(
+        API + "origins/", {"origin": APP, "expires_at": "2020-01-01T00:00:00Z"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"expires_at": [PAST_EXPIRY]}
+    assert not AllowedOrigin.objects.exists()
+
+
+def test_setting_a_past_expiry_on_update_is_400_and_changes_nothing(full_client):
+    entry = AllowedOrigin.objects.create(origin=APP)
+    response = full_client.patch(
+        API + f"origins/{entry.pk}/", {"expires_at": "2020-01-01T00:00:00Z"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"expires_at": [PAST_EXPIRY]}
+    entry.refresh_from_db()
+    assert entry.expires_at is None
+
+
 def test_same_origin_in_two_policies_is_fine(full_client):
     Policy.objects.create(name="api")
     AllowedOrigin.objects.create(origin=APP)

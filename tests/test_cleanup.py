@@ -267,8 +267,7 @@ def test_cli_disable_of_an_exception_proceeds_and_says_what_becomes_allowed(exce
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == f"Disabled {UC} in policy 'default'."
     assert err.strip() == (
-        f"Warning: {UC} is no longer refused by the exception {UC}: "
-        f"allowed by {WILDCARD} in policy 'default'."
+        f"Warning: The exception {UC} no longer refuses {UC}: allowed by {WILDCARD} in policy 'default'."
     )
     assert not AllowedOrigin.objects.get(origin=UC).enabled
 
@@ -277,7 +276,7 @@ def test_cli_remove_of_an_exception_proceeds_and_says_what_becomes_allowed(excep
     call_command("cors", "remove", UC)
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == f"Removed {UC} from policy 'default'."
-    assert f"{UC} is no longer refused by the exception {UC}" in err
+    assert f"The exception {UC} no longer refuses {UC}" in err
     assert not AllowedOrigin.objects.filter(origin=UC).exists()
 
 
@@ -324,9 +323,9 @@ def test_deleting_an_exception_in_the_policy_inline_is_refused_naming_where_to_d
     [formset] = response.context["inline_admin_formsets"]
     assert formset.formset.non_form_errors() == [
         (
-            f"{UC} is an exception (deny entry) in force: deleting it allows what it refuses. Delete it from "
-            'the list of allowed origins (select it, then "Delete selected"), which names the origins that '
-            "become allowed and asks first; or untick Delete to keep it. Nothing was saved."
+            f"The exception (deny entry) {UC} is in force: deleting it allows what it refuses. Delete it "
+            'from the list of allowed origins (select it, then "Delete selected"), which names the origins '
+            "that become allowed and asks first; or untick Delete to keep it. Nothing was saved."
         )
     ]
     assert AllowedOrigin.objects.filter(pk=deny.pk).exists()
@@ -345,7 +344,7 @@ def test_deleting_an_allow_entry_in_the_policy_inline_still_works(
 
 # --- the API's PATCH/PUT of an exception proceeds and says what becomes allowed ----------
 
-OPENED = f"{UC} is no longer refused by the exception {UC}: allowed by {WILDCARD} in policy 'default'."
+OPENED = f"The exception {UC} no longer refuses {UC}: allowed by {WILDCARD} in policy 'default'."
 
 
 @pytest.mark.parametrize(
@@ -373,7 +372,7 @@ def test_api_patch_setting_an_exception_s_expiry_warns_what_it_opens_then(full_c
     assert response.status_code == 200
     assert response.json()["warnings"] == [
         (
-            f"{UC} will no longer be refused by the exception {UC} once it expires at {later.isoformat()}: "
+            f"Once the exception {UC} expires at {later.isoformat()}, it no longer refuses {UC}: "
             f"allowed by {WILDCARD} in policy 'default'."
         )
     ]
@@ -392,3 +391,62 @@ def test_api_delete_of_an_exception_keeps_its_contract(full_client, exception):
     _allow, deny = exception
     response = full_client.delete(f"/api/cors/origins/{deny.pk}/")
     assert (response.status_code, response.content) == (204, b"")
+
+
+# --- the admin's forms warn as the API does (issue 21, item 5) ------------------------------
+
+
+def test_the_origin_change_form_warns_what_disabling_an_exception_opens(admin_client, exception):
+    from django.contrib.messages import WARNING
+
+    _allow, deny = exception
+    data = {"origin": UC, "policy": str(deny.policy_id), "effect": "deny", "note": ""}
+    data.update({"expires_at_0": "", "expires_at_1": ""})  # "enabled" left out: unticked
+    response = admin_client.post(CHANGELIST + f"{deny.pk}/change/", data, follow=True)
+    assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [OPENED]
+    assert not AllowedOrigin.objects.get(pk=deny.pk).enabled
+
+
+REFUSED_BY_DENY = (
+    "The exception (deny entry) https://*.example.org in policy 'default' refuses https://a.example.org: "
+    "this entry allows nothing there until that exception is disabled, deleted or expires."
+)
+
+
+def test_the_origin_add_form_warns_when_an_exception_refuses_the_new_entry(admin_client, credentials_policy):
+    from django.contrib.messages import WARNING
+
+    AllowedOrigin.objects.create(origin="https://*.example.org", policy=credentials_policy, effect="deny")
+    data = {"origin": "https://a.example.org", "policy": str(credentials_policy.pk), "enabled": "on"}
+    data.update({"effect": "allow", "note": "", "expires_at_0": "", "expires_at_1": ""})
+    response = admin_client.post(CHANGELIST + "add/", data, follow=True)
+    assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [REFUSED_BY_DENY]
+    assert AllowedOrigin.objects.filter(origin="https://a.example.org").exists()
+
+
+def test_the_api_warns_when_an_exception_refuses_the_new_entry(full_client, credentials_policy):
+    AllowedOrigin.objects.create(origin="https://*.example.org", policy=credentials_policy, effect="deny")
+    response = full_client.post(
+        "/api/cors/origins/", {"origin": "https://a.example.org", "policy": "default"}, format="json"
+    )
+    assert response.status_code == 201
+    assert response.json()["warnings"] == [REFUSED_BY_DENY]
+
+
+def test_disabling_an_exception_in_the_policy_inline_warns_what_it_opens(
+    admin_client, credentials_policy, exception
+):
+    from django.contrib.messages import WARNING
+
+    from .test_admin import policy_form
+
+    _allow, deny = exception
+    data = policy_form(credentials_policy, allow_credentials="on")
+    for index, entry in enumerate(credentials_policy.origins.all()):
+        data[f"origins-{index}-effect"] = entry.effect
+        if entry.pk == deny.pk:
+            del data[f"origins-{index}-enabled"]
+    url = f"/admin/corsadmin/policy/{credentials_policy.pk}/change/"
+    response = admin_client.post(url, data, follow=True)
+    assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [OPENED]
+    assert not AllowedOrigin.objects.get(pk=deny.pk).enabled

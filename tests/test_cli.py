@@ -135,6 +135,31 @@ def test_bad_input_is_a_one_line_error_and_changes_nothing(args, message):
 
 
 @pytest.mark.django_db
+def test_add_with_an_expiry_in_the_past_is_refused():
+    error = refused("add", APP, "--expires", "2020-01-01T00:00:00Z")
+    past = "This expiry is in the past: the entry would never match."
+    assert (error.returncode, str(error)) == (
+        2,
+        f"expires_at: {past} Give a later date and time, or leave it empty to never expire.",
+    )
+    assert not AllowedOrigin.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_restores_an_expired_entry_as_the_backup_held_it(tmp_path):
+    document = {
+        "version": 1,
+        "policies": [
+            {"name": "default", "origins": [{"origin": APP, "expires_at": "2020-01-01T00:00:00Z"}]},
+        ],
+    }
+    path = tmp_path / "backup.json"
+    path.write_text(json.dumps(document))
+    cors("import", str(path))
+    assert AllowedOrigin.objects.get(origin=APP).expires_at.isoformat() == "2020-01-01T00:00:00+00:00"
+
+
+@pytest.mark.django_db
 def test_duplicate_is_refused_with_the_api_message():
     cors("add", APP)
     error = refused("add", "https://APP.example.com")

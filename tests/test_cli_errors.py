@@ -49,7 +49,7 @@ def test_import_settings_records_history_under_the_user(settings, admin_user):
     call_command("cors", "import-settings", "--user", admin_user.username, stdout=io.StringIO())
     logged = LogEntry.objects.filter(user=admin_user).order_by("object_repr")
     assert [(e.object_repr, e.action_flag, e.get_change_message()) for e in logged] == [
-        ("default", CHANGE, "Changed Url regex and Max age."),
+        ("default", CHANGE, "Changed URL regex and Max age."),
         (APP, ADDITION, "Added."),
     ]
     assert AllowedOrigin.objects.get(origin=APP).created_by == admin_user

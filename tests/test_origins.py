@@ -376,3 +376,40 @@ def test_policy_defaults(db):
         policy.enabled,
         policy.allow_methods,
     ) == ("^/", 7200, False, True, ["DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"])
+
+
+# --- messages: never an origin first (the admin capitalises a message's first letter) -------
+
+
+def test_no_warning_begins_with_an_origin(default_policy):
+    from corsadmin.widening import Opening, messages
+
+    Policy.objects.filter(pk=default_policy.pk).update(allow_credentials=True)
+    entry = AllowedOrigin.objects.create(origin="http://legacy.example.org", policy=default_policy)
+    entry.refresh_from_db()
+    opened = Opening("https://uc.example.com", "https://uc.example.com", "https://*.example.com", "default")
+    said = [*entry.warnings(), *messages([opened]), *messages([opened], entry.created_at)]
+    assert len(said) == 3
+    assert [text.split(" ", 1)[0] for text in said] == ["Policy", "The", "Once"]
+
+
+def test_a_past_expiry_is_refused_only_when_the_write_sets_it(default_policy):
+    from datetime import UTC, datetime
+
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError) as excinfo:
+        AllowedOrigin(origin="https://new.example.com", policy=default_policy, expires_at=past).full_clean()
+    assert excinfo.value.message_dict == {
+        "expires_at": [
+            (
+                "This expiry is in the past: the entry would never match. Give a later date and time, or "
+                "leave it empty to never expire."
+            )
+        ]
+    }
+    # An entry that has expired keeps its expiry through other edits (raw write: stored as is).
+    stored = AllowedOrigin.objects.create(
+        origin="https://old.example.com", policy=default_policy, expires_at=past
+    )
+    stored.note = "kept for the record"
+    stored.full_clean()

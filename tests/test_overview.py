@@ -270,3 +270,41 @@ def test_allow_refuses_an_invalid_origin_and_changes_nothing(admin_client):
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     assert len(messages) == 1 and messages[0].startswith("Not allowed: javascript://x: ")
     assert not AllowedOrigin.objects.exists() and not LogEntry.objects.exists()
+
+
+def test_allow_of_an_origin_its_policy_lists_as_an_exception_names_it_and_links_to_it(admin_client):
+    api = Policy.objects.create(name="api", url_regex="^/api/", priority=10)
+    deny = AllowedOrigin.objects.create(origin="https://partner.example.net", policy=api, effect="deny")
+    response = admin_client.post(
+        ALLOW, {"origin": "https://partner.example.net", "path": "/api/"}, follow=True
+    )
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        (
+            "Not allowed: https://partner.example.net: the exception (deny entry) "
+            "https://partner.example.net in policy api refuses it. To allow it, change that entry (make it "
+            "an allow entry, or disable or delete it): "
+            f'<a href="/admin/corsadmin/allowedorigin/{deny.pk}/change/">change '
+            "https://partner.example.net in policy api</a>"
+        )
+    ]
+    assert list(AllowedOrigin.objects.values_list("origin", "effect")) == [
+        ("https://partner.example.net", "deny")
+    ]
+    assert not LogEntry.objects.exists()
+
+
+def test_allow_of_an_origin_a_deny_wildcard_refuses_adds_nothing_and_names_it(admin_client):
+    api = Policy.objects.create(name="api", url_regex="^/api/", priority=10)
+    deny = AllowedOrigin.objects.create(origin="https://*.example.net", policy=api, effect="deny")
+    response = admin_client.post(
+        ALLOW, {"origin": "https://partner.example.net", "path": "/api/"}, follow=True
+    )
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        (
+            "Not allowed: https://partner.example.net: the exception (deny entry) https://*.example.net "
+            "in policy api refuses it. To allow it, change that entry (make it an allow entry, or disable or "
+            f'delete it): <a href="/admin/corsadmin/allowedorigin/{deny.pk}/change/">change '
+            "https://*.example.net in policy api</a>"
+        )
+    ]
+    assert list(AllowedOrigin.objects.values_list("origin", flat=True)) == ["https://*.example.net"]

@@ -45,7 +45,7 @@ from ..serializers import (
     drf_errors,
 )
 from ..usage import with_usage
-from ..widening import ChangeWatch
+from ..widening import ChangeWatch, write_warnings
 from . import permissions
 from .authentication import SessionAuthentication, TokenAuthentication
 from .exceptions import exception_handler
@@ -133,6 +133,8 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
         def write() -> None:
             obj = serializer.save(**extra)
             history.log_addition(user, [obj])
+            if isinstance(obj, AllowedOrigin):  # e.g. an exception in its policy refuses it
+                obj.widening_warnings = write_warnings(obj)  # type: ignore[attr-defined]
 
         with refused_as_field_errors(serializer.Meta.model):
             writes.run(write)
@@ -152,7 +154,7 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
             obj = serializer.save()
             history.log_change(self.request.user, obj, before, history.changed_fields(before, obj))
             if watch is not None:  # an explicit act on an exception proceeds, and says what it opens
-                obj.widening_warnings = watch.warnings(obj)
+                obj.widening_warnings = write_warnings(obj, watch)
 
         with refused_as_field_errors(serializer.Meta.model):
             writes.run(write)

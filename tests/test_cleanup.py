@@ -450,3 +450,12 @@ def test_disabling_an_exception_in_the_policy_inline_warns_what_it_opens(
     response = admin_client.post(url, data, follow=True)
     assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [OPENED]
     assert not AllowedOrigin.objects.get(pk=deny.pk).enabled
+
+
+def test_cors_add_warns_when_an_exception_refuses_the_new_entry(credentials_policy):
+    from .cli_runner import run_cors
+
+    AllowedOrigin.objects.create(origin="https://*.example.org", policy=credentials_policy, effect="deny")
+    ran = run_cors("add", "https://a.example.org", "--policy", "default")
+    assert ran.returncode == 0
+    assert ran.stderr.splitlines() == [f"Warning: {REFUSED_BY_DENY}"]

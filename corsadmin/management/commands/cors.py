@@ -30,6 +30,7 @@ from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
 from ...serializers import CheckQuerySerializer, OriginSerializer
 from ...usage import unused, with_usage
+from ...widening import write_warnings
 from ...wording import entry_status
 from .. import cli, policy_cli, status_cli
 from ..cli import BAD_INPUT, REFUSED, bad_input, os_user
@@ -321,7 +322,7 @@ class Command(BaseCommand):
         if entry.csrf_trusted:
             details.append(_("CSRF-trusted"))
         self.say(f"Added {what}{entry.origin} to policy '{entry.policy.name}' ({', '.join(details)}).")
-        self.warn(entry.warnings())
+        self.warn([*entry.warnings(), *write_warnings(entry)])
         self.not_recorded(user)
 
     def widening(self, entry: AllowedOrigin) -> list[str]:
@@ -352,7 +353,7 @@ class Command(BaseCommand):
         opened = [] if enabled else self.widening(entry)
         cli.change(entry, {"enabled": enabled}, user)
         self.say(f"{word.capitalize()} {entry.origin} in policy '{entry.policy.name}'.")
-        self.warn(entry.warnings() if enabled else opened)
+        self.warn([*entry.warnings(), *write_warnings(entry)] if enabled else opened)
         self.not_recorded(user)
 
     def do_disable(self, options: dict[str, Any]) -> None:

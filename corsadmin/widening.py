@@ -16,11 +16,13 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .models import AllowedOrigin
 from .origins import ANY_PORT, NULL, OriginEntry, parse_entry
 
-EVERY_ORIGIN = "allow all origins"
+EVERY_ORIGIN = gettext_lazy("allow all origins")
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def openings(removed: Iterable[AllowedOrigin]) -> tuple[list[AllowedOrigin], lis
         staying = [entry for row, entry in rows if row.is_deny]
         allows = [(row.origin, entry) for row, entry in rows if not row.is_deny]
         if policy.allow_all_origins:
-            allows.append((EVERY_ORIGIN, parsed))
+            allows.append((str(EVERY_ORIGIN), parsed))
         for allowed_by, allow in allows:
             opened = overlap(parsed, allow)
             if opened is None:
@@ -127,13 +129,25 @@ def messages(found: Iterable[Opening], expires_at: datetime | None = None) -> li
     ``expires_at``, what becomes allowed when the exception expires then."""
     if expires_at is None:
         return [
-            f"{o.origins} is no longer refused by the exception {o.deny}: allowed by {o.allowed_by} "
-            f"in policy '{o.policy}'."
+            _(
+                "%(origins)s is no longer refused by the exception %(deny)s: allowed by %(allowed_by)s "
+                "in policy '%(policy)s'."
+            )
+            % {"origins": o.origins, "deny": o.deny, "allowed_by": o.allowed_by, "policy": o.policy}
             for o in found
         ]
     return [
-        f"{o.origins} will no longer be refused by the exception {o.deny} once it expires at "
-        f"{expires_at.isoformat()}: allowed by {o.allowed_by} in policy '{o.policy}'."
+        _(
+            "%(origins)s will no longer be refused by the exception %(deny)s once it expires at "
+            "%(time)s: allowed by %(allowed_by)s in policy '%(policy)s'."
+        )
+        % {
+            "origins": o.origins,
+            "deny": o.deny,
+            "time": expires_at.isoformat(),
+            "allowed_by": o.allowed_by,
+            "policy": o.policy,
+        }
         for o in found
     ]
 

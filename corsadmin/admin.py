@@ -526,7 +526,7 @@ class AllowedOriginAdmin(OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin
                 request, gettext("Not allowed: there is no policy to add it to."), messages.ERROR
             )
             return back
-        entry, reason = _allow(self, request, origin, policy, "allowed from the overview")
+        entry, reason = _allow(self, request, origin, policy, gettext("allowed from the overview"))
         if entry is None:
             message = gettext("Not allowed: %(origin)s: %(reason)s") % {"origin": origin, "reason": reason}
             self.message_user(request, message, messages.ERROR)
@@ -882,7 +882,7 @@ class RefusedOriginAdmin(admin.ModelAdmin):
         added, problems = [], []
         for refused in queryset:
             entry, reason = _allow(
-                origin_admin, request, refused.origin, policy, "allowed from refused origins"
+                origin_admin, request, refused.origin, policy, gettext("allowed from refused origins")
             )
             if entry is None:
                 problems.append(f"{refused.origin}: {reason}")

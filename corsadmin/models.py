@@ -664,8 +664,12 @@ class RefusedOrigin(models.Model):
 
     def __str__(self) -> str:
         if self.report:
-            return f"{self.origin} on {self.path_prefix} (would be refused by {self.policy})"
-        return f"{self.origin} on {self.path_prefix}"
+            return _("%(origin)s on %(path)s (would be refused by %(policy)s)") % {
+                "origin": self.origin,
+                "path": self.path_prefix,
+                "policy": self.policy,
+            }
+        return _("%(origin)s on %(path)s") % {"origin": self.origin, "path": self.path_prefix}
 
 
 # --- Usage (not configuration: never stamped with a generation, never exported) ------

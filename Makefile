@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 3
 
-.PHONY: run test test-venv setup serve clean browser corsheaders-suite
+.PHONY: run test test-venv setup serve clean browser gettext corsheaders-suite
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,13 +37,21 @@ browser:
 	  $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium )
 
+# GNU gettext (xgettext, msgfmt) for the catalogue tests (tests/test_locale.py: makemessages on a
+# copy of the sources); an install needs none (the compiled .mo ships in the package).
+gettext:
+	@test -x /usr/bin/xgettext || ( \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gettext )
+
 # The Django matrix (noxfile.py): Django 6.1 on Python 3.13, Django 5.2 on Python 3.11, its
 # sessions in lanes side by side (tests/lanes.py; logs in var/test-logs/).
-test: setup browser $(VENV)/.test-installed
+test: setup browser gettext $(VENV)/.test-installed
 	$(PY) -m tests.lanes $(VENV)/bin/nox
 
 # Quicker, while developing: the django61 session's two passes in .venv (python3's Django).
-test-venv: setup browser $(VENV)/.test-installed
+test-venv: setup browser gettext $(VENV)/.test-installed
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not services" --mix-db-tests --durations=25
 	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then \
 	  $(PY) -m pytest -m "services or backends" --mix-db-tests --durations=25; fi  # DEVELOPERS.md

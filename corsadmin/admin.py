@@ -621,7 +621,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
                 request, gettext("Not allowed: there is no policy to add it to."), messages.ERROR
             )
             return back
-        entry, reason = _allow(self, request, origin, policy, "allowed from the overview")
+        entry, reason = _allow(self, request, origin, policy, gettext("allowed from the overview"))
         if entry is None:
             refusal = html(gettext("Not allowed: %(origin)s: %(reason)s"), origin=origin, reason=reason)
             self.message_user(request, refusal, messages.ERROR)
@@ -1028,7 +1028,7 @@ class RefusedOriginAdmin(CorsadminMedia, admin.ModelAdmin):
         added, problems = [], []
         for refused in queryset:
             entry, reason = _allow(
-                origin_admin, request, refused.origin, policy, "allowed from refused origins"
+                origin_admin, request, refused.origin, policy, gettext("allowed from refused origins")
             )
             if entry is None:
                 problems.append(html("%(origin)s: %(reason)s", origin=refused.origin, reason=reason))

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from django.core.signals import request_started
+from django.utils.translation import gettext_lazy as _
 
 from .signals import config_committed
 
@@ -22,18 +23,18 @@ from .signals import config_committed
 @dataclass(frozen=True)
 class Failure:
     status: int
-    detail: str
+    detail: Any  # a lazily translated text
     code: str
 
 
 UNAVAILABLE = Failure(
     503,
-    "The database is unavailable right now; nothing was changed. Try again in a moment.",
+    _("The database is unavailable right now; nothing was changed. Try again in a moment."),
     "database_unavailable",
 )
 LOCKED = Failure(
     503,
-    (
+    _(
         "The database is locked by another write (SQLite allows one writer at a time); nothing was "
         "changed. Try again in a moment."
     ),
@@ -41,12 +42,12 @@ LOCKED = Failure(
 )
 CONFLICT = Failure(
     409,
-    "This change collided with another write made at the same moment; nothing was changed. Try again.",
+    _("This change collided with another write made at the same moment; nothing was changed. Try again."),
     "write_conflict",
 )
 UNKNOWN = Failure(
     503,
-    (
+    _(
         "The database connection failed while the change was being committed: it may or may not "
         "have been saved. Check before trying again: GET the object (or list them), or read its "
         "history in the admin."

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .hosts import host_matches
 from .models import AllowedOrigin
@@ -126,14 +127,14 @@ def explain(
         result["allowed"] = result["allowed"] and result["preflight"]["allowed"]
         gaps = []
         if pre.allowed and not method_ok:
-            gaps.append(f"the method {actual_method}")
+            gaps.append(_("the method %(method)s") % {"method": actual_method})
         if pre.allowed and missing:
-            gaps.append(f"the request header(s) {', '.join(missing)}")
+            gaps.append(_("the request header(s) %(headers)s") % {"headers": ", ".join(missing)})
         if gaps:
-            result["reason"] = (
-                f"{result['reason'].rstrip('.')}, but its preflight answer does not list "
-                f"{' nor '.join(gaps)}, so a browser refuses the request."
-            )
+            result["reason"] = _(
+                "%(reason)s, but its preflight answer does not list %(gaps)s, so a browser refuses "
+                "the request."
+            ) % {"reason": result["reason"].rstrip("."), "gaps": _(" nor ").join(gaps)}
     return result
 
 
@@ -141,16 +142,16 @@ def _reason(snapshot: Any, decision: Any, origin: str, path: str, host: str | No
     reason = _verdict(snapshot, decision, origin, path, host)
     if decision.would_refuse:
         names = ", ".join(repr(name) for name in decision.would_refuse)
-        reason += (
-            f" Report-only policy {names} would refuse it: enforced as it stands, it would break "
+        reason += " " + _(
+            "Report-only policy %(names)s would refuse it: enforced as it stands, it would break "
             "this request (listed in the refused origins with report: true)."
-        )
+        ) % {"names": names}
     skipped = [s for s in snapshot.skipped if s.kind == "policy" or s.name == origin]
     if skipped:
-        reason += (
-            " Left out of the allow-list, as they cannot be compiled (written around validation; "
-            "fix or delete them): " + "; ".join(s.describe() for s in skipped[:5]) + "."
-        )
+        reason += " " + _(
+            "Left out of the allow-list, as they cannot be compiled (written around validation; "
+            "fix or delete them): %(entries)s."
+        ) % {"entries": "; ".join(s.describe() for s in skipped[:5])}
     return reason
 
 
@@ -168,68 +169,109 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
     if not decision.allowed and decision.covered and is_protected(path):
         raw = snapshot.decide(origin if len(origin) <= MAX_ORIGIN_LENGTH else None, path, host=host)
         if raw.allowed:
-            return (
-                f"Policy {raw.policy!r} allows {origin!r} with credentials, but {path!r} is the admin or "
+            return _(
+                "Policy %(policy)s allows %(origin)s with credentials, but %(path)s is the admin or "
                 "corsadmin's API, which no other site may read with the user's cookies. Set "
                 "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] = True if you really mean it."
-            )
+            ) % {"policy": repr(raw.policy), "origin": repr(origin), "path": repr(path)}
     covering, reporting = _covering(snapshot, path, host)
-    where = f"{path!r}" + (f" on host {host!r}" if host else "")
+    where = _("%(path)s on host %(host)s") % {"path": repr(path), "host": repr(host)} if host else repr(path)
     if not decision.covered:
-        reason = f"No enabled policy covers the path {where}: responses carry no CORS headers."
+        reason = _("No enabled policy covers the path %(where)s: responses carry no CORS headers.") % {
+            "where": where
+        }
         if reporting:
-            reason += f" (Report-only {', '.join(map(repr, reporting))} never change a response.)"
+            reason += " " + _("(Report-only %(names)s never change a response.)") % {
+                "names": ", ".join(map(repr, reporting))
+            }
         return reason
     exception = ""
     if decision.denied_by:
-        exception = (
-            f"policy {decision.denied_policy!r} refuses it by its exception (deny entry) "
-            f"{decision.denied_by!r}"
-        )
+        exception = _("policy %(policy)s refuses it by its exception (deny entry) %(entry)s") % {
+            "policy": repr(decision.denied_policy),
+            "entry": repr(decision.denied_by),
+        }
     if decision.allowed:
-        reason = f"Allowed by policy {decision.policy!r} (entry {decision.matched!r})."
+        reason = _("Allowed by policy %(policy)s (entry %(entry)s).") % {
+            "policy": repr(decision.policy),
+            "entry": repr(decision.matched),
+        }
         if exception:
-            reason += f" Before it, {exception}."
+            reason += " " + _("Before it, %(exception)s.") % {"exception": exception}
         return reason
     if exception:
-        return f"Refused: {exception}, and no other policy covering {where} allows {origin!r}."
-    reason = f"No policy covering {where} ({', '.join(covering)}) allows {origin!r}."
+        return _("Refused: %(exception)s, and no other policy covering %(where)s allows %(origin)s.") % {
+            "exception": exception,
+            "where": where,
+            "origin": repr(origin),
+        }
+    reason = _("No policy covering %(where)s (%(policies)s) allows %(origin)s.") % {
+        "where": where,
+        "policies": ", ".join(covering),
+        "origin": repr(origin),
+    }
     if len(origin) > MAX_ORIGIN_LENGTH:
-        return reason + f" The origin is longer than {MAX_ORIGIN_LENGTH} characters, so it is ignored."
+        return (
+            reason
+            + " "
+            + _("The origin is longer than %(max)d characters, so it is ignored.")
+            % {"max": MAX_ORIGIN_LENGTH}
+        )
     try:
         text = canonical_origin(origin)
     except DjangoValidationError as exc:
         return f"{reason} {exc.messages[0]}"
     if text != origin:
         return (
-            f"{reason} Browsers send origins in canonical form ({text!r}); origins are "
-            "compared byte for byte."
+            reason
+            + " "
+            + _("Browsers send origins in canonical form (%(origin)s); origins are compared byte for byte.")
+            % {"origin": repr(text)}
         )
     listed = list(AllowedOrigin.objects.filter(origin=text).select_related("policy"))
     notes = _ignored(snapshot, text, path, host)
     now = timezone.now()
     for entry in listed:
         if not entry.enabled:
-            notes.append(f"it is listed in policy {entry.policy.name!r} but disabled")
+            notes.append(
+                _("it is listed in policy %(policy)s but disabled") % {"policy": repr(entry.policy.name)}
+            )
         elif entry.expires_at is not None and entry.expires_at <= now:
             notes.append(
-                f"it is listed in policy {entry.policy.name!r} but expired at {entry.expires_at.isoformat()}"
+                _("it is listed in policy %(policy)s but expired at %(time)s")
+                % {"policy": repr(entry.policy.name), "time": entry.expires_at.isoformat()}
             )
         elif not entry.policy.enabled:
-            notes.append(f"it is listed in policy {entry.policy.name!r}, which is disabled")
+            notes.append(
+                _("it is listed in policy %(policy)s, which is disabled")
+                % {"policy": repr(entry.policy.name)}
+            )
         elif entry.policy.name in reporting:
-            notes.append(f"it is listed in policy {entry.policy.name!r}, which is report-only")
+            notes.append(
+                _("it is listed in policy %(policy)s, which is report-only")
+                % {"policy": repr(entry.policy.name)}
+            )
         elif entry.policy.name not in covering and not host_matches(entry.policy.hosts, host):
             notes.append(
-                f"it is listed in policy {entry.policy.name!r}, which applies only to the host(s) "
-                f"{', '.join(entry.policy.hosts)}" + ("" if host else " (no host was given)")
+                (
+                    _("it is listed in policy %(policy)s, which applies only to the host(s) %(hosts)s")
+                    if host
+                    else _(
+                        "it is listed in policy %(policy)s, which applies only to the host(s) %(hosts)s "
+                        "(no host was given)"
+                    )
+                )
+                % {"policy": repr(entry.policy.name), "hosts": ", ".join(entry.policy.hosts)}
             )
         elif entry.policy.name not in covering:
-            notes.append(f"it is listed in policy {entry.policy.name!r}, which does not cover {path!r}")
+            notes.append(
+                _("it is listed in policy %(policy)s, which does not cover %(path)s")
+                % {"policy": repr(entry.policy.name), "path": repr(path)}
+            )
     if not listed and not notes:
-        notes = _near_misses(text) or ["there is no entry for this origin"]
+        notes = _near_misses(text) or [_("there is no entry for this origin")]
     if notes:
-        reason += " Note: " + "; ".join(notes) + "."
+        reason += " " + _("Note: %(notes)s.") % {"notes": "; ".join(notes)}
     return reason
 
 
@@ -246,9 +288,12 @@ def _ignored(snapshot: Any, origin: str, path: str, host: str | None) -> list[st
             continue
         platform = shared_hosting(parse_entry(entry[1]))
         notes.append(
-            f"{entry[1]!r} in policy {policy.name!r} matches it but is not honoured: {platform} is a "
-            "shared hosting platform where anyone can publish, and the policy allows credentials "
-            f"(list the hosts you own, e.g. https://yourapp.{platform}, and delete the wildcard)"
+            _(
+                "%(entry)s in policy %(policy)s matches it but is not honoured: %(platform)s is a "
+                "shared hosting platform where anyone can publish, and the policy allows credentials "
+                "(list the hosts you own, e.g. https://yourapp.%(platform)s, and delete the wildcard)"
+            )
+            % {"entry": repr(entry[1]), "policy": repr(policy.name), "platform": platform}
         )
     return notes
 
@@ -264,13 +309,24 @@ def _near_misses(text: str) -> list[str]:
             listed = parse_entry(entry.origin)
         except DjangoValidationError:
             continue
-        where = f"entry {entry.origin!r} in policy {entry.policy.name!r}"
+        where = {"entry": repr(entry.origin), "policy": repr(entry.policy.name)}
         if listed.wildcard and listed.host == asked.host:
-            notes.append(f"{where} matches subdomains only, not {asked.host} itself")
+            notes.append(
+                _("entry %(entry)s in policy %(policy)s matches subdomains only, not %(host)s itself")
+                % {**where, "host": asked.host}
+            )
         elif listed.host != asked.host:
             continue
         elif listed.scheme != asked.scheme:
-            notes.append(f"scheme differs: {where} is {listed.scheme}://, the request is {asked.scheme}://")
+            notes.append(
+                _(
+                    "scheme differs: entry %(entry)s in policy %(policy)s is %(listed)s://, the request is %(asked)s://"
+                )
+                % {**where, "listed": listed.scheme, "asked": asked.scheme}
+            )
         elif listed.port != asked.port and listed.port != "*":
-            notes.append(f"port differs: {where} is for port {listed.port or 'default'}")
+            notes.append(
+                _("port differs: entry %(entry)s in policy %(policy)s is for port %(port)s")
+                % {**where, "port": listed.port or _("default")}
+            )
     return notes

@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
@@ -212,21 +213,28 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
     errors: dict[str, Any] = {}
     if not isinstance(document, Mapping):
         raise ImportRefused(
-            {api_settings.NON_FIELD_ERRORS_KEY: ['Expected a JSON object {"version": 1, "policies": [...]}.']}
+            {
+                api_settings.NON_FIELD_ERRORS_KEY: [
+                    _('Expected a JSON object {"version": 1, "policies": [...]}.')
+                ]
+            }
         )
     version = document.get("version")
     if version is None:
-        errors["version"] = ["This field is required."]
+        errors["version"] = [_("This field is required.")]
     elif version != DOCUMENT_VERSION or isinstance(version, bool):
         errors["version"] = [
-            f"Unsupported version {version!r}: this server reads version {DOCUMENT_VERSION}."
+            _("Unsupported version %(version)s: this server reads version %(supported)d.")
+            % {"version": repr(version), "supported": DOCUMENT_VERSION}
         ]
     policies = document.get("policies")
     if policies is None:
-        errors["policies"] = ["This field is required."]
+        errors["policies"] = [_("This field is required.")]
         raise ImportRefused(errors)
     if not isinstance(policies, list):
-        errors["policies"] = [f'Expected a list of policies but got type "{type(policies).__name__}".']
+        errors["policies"] = [
+            _('Expected a list of policies but got type "%(type)s".') % {"type": type(policies).__name__}
+        ]
         raise ImportRefused(errors)
 
     progress.stage(
@@ -246,7 +254,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
     for i, item in enumerate(policies):
         if not isinstance(item, Mapping):
             _set_error(
-                errors, ("policies", i, api_settings.NON_FIELD_ERRORS_KEY), ["Expected a policy object."]
+                errors, ("policies", i, api_settings.NON_FIELD_ERRORS_KEY), [_("Expected a policy object.")]
             )
             continue
         serializer = PolicyDocumentSerializer(data={k: v for k, v in item.items() if k != "origins"})
@@ -260,7 +268,10 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
                 _set_error(
                     errors,
                     ("policies", i, "name"),
-                    [f"The policy '{name}' is already in this document (policies[{seen_names[name]}])."],
+                    [
+                        _("The policy '%(name)s' is already in this document (policies[%(index)d]).")
+                        % {"name": name, "index": seen_names[name]}
+                    ],
                 )
             seen_names.setdefault(name, i)
             current = existing.pop(name, None)
@@ -291,7 +302,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
             where = ("policies", i, "origins", j)
             if not isinstance(origin_item, Mapping):
                 _set_error(
-                    errors, (*where, api_settings.NON_FIELD_ERRORS_KEY), ["Expected an origin object."]
+                    errors, (*where, api_settings.NON_FIELD_ERRORS_KEY), [_("Expected an origin object.")]
                 )
                 continue
             origin_serializer = OriginDocumentSerializer(data=origin_item)
@@ -308,7 +319,10 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
                 _set_error(
                     errors,
                     (*where, "origin"),
-                    [f"This origin is already listed in this policy (origins[{seen_origins[text]}])."],
+                    [
+                        _("This origin is already listed in this policy (origins[%(index)d]).")
+                        % {"index": seen_origins[text]}
+                    ],
                 )
                 continue
             seen_origins[text] = j
@@ -330,7 +344,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
                 continue
             if text == NULL and policy_obj.allow_credentials and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
                 # The database still holds the policy's old flags: judge by the document's.
-                _set_error(errors, (*where, "origin"), [NULL_WITH_CREDENTIALS])
+                _set_error(errors, (*where, "origin"), [str(NULL_WITH_CREDENTIALS)])
                 continue
             credentials = policy_obj.allow_credentials and not obj.is_deny
             hosted = shared_hosting_wildcards([text]) if credentials else []
@@ -451,7 +465,10 @@ def import_document(
         raise ImportRefused(
             {
                 api_settings.NON_FIELD_ERRORS_KEY: [
-                    "The database refused the import (a concurrent change?); nothing was changed. Try again."
+                    _(
+                        "The database refused the import (a concurrent change?); nothing was changed. "
+                        "Try again."
+                    )
                 ]
             }
         ) from None

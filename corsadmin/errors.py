@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 from rest_framework.settings import api_settings
 
-DUPLICATE_ORIGIN = "This origin is already listed in this policy."
-DUPLICATE_POLICY = "A policy with this name already exists."
+DUPLICATE_ORIGIN = _("This origin is already listed in this policy.")
+DUPLICATE_POLICY = _("A policy with this name already exists.")
 
 
 def model_errors(exc: ValidationError, non_field: str | None = None) -> dict[str, list[str]]:

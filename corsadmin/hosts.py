@@ -14,49 +14,65 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.http.request import split_domain_port
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .origins import _canonical_hostname, _canonical_ip
 
 MAX_HOSTS = 100
-HOSTS_HINT = (
+HOSTS_HINT = gettext_lazy(
     "Write a host name (api.example.com), a wildcard (*.example.com) or an IP address, without a port."
 )
 
 
-def _fail(message: str) -> ValidationError:
+def _fail(message: Any) -> ValidationError:
     return ValidationError(message, code="invalid_host")
 
 
 def canonical_host(value: Any) -> str:
     """One entry of ``hosts`` in canonical form, or ``ValidationError``."""
     if not isinstance(value, str):
-        raise _fail(f"A host must be text. {HOSTS_HINT}")
+        raise _fail(_("A host must be text. %(hint)s") % {"hint": HOSTS_HINT})
     text = value.strip()
     if not text:
-        raise _fail(f"A host is empty. {HOSTS_HINT}")
+        raise _fail(_("A host is empty. %(hint)s") % {"hint": HOSTS_HINT})
     if len(text) > 255:
-        raise _fail("A host is longer than 253 characters.")
+        raise _fail(_("A host is longer than 253 characters."))
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
-        raise _fail(f"'{text}' contains whitespace or a control character. {HOSTS_HINT}")
+        raise _fail(
+            _("'%(host)s' contains whitespace or a control character. %(hint)s")
+            % {"host": text, "hint": HOSTS_HINT}
+        )
     if "://" in text or any(c in text for c in "/?#@\\"):
-        raise _fail(f"'{text}' is not a bare host: leave out the scheme and any path. {HOSTS_HINT}")
+        raise _fail(
+            _("'%(host)s' is not a bare host: leave out the scheme and any path. %(hint)s")
+            % {"host": text, "hint": HOSTS_HINT}
+        )
     if text == "*":
-        raise _fail("'*' is not a host: leave the list empty for every host.")
+        raise _fail(_("'*' is not a host: leave the list empty for every host."))
     if text.startswith("["):
         if not text.endswith("]"):
-            raise _fail(f"'{text}' has a port or text after its IPv6 address; hosts carry no port.")
+            raise _fail(
+                _("'%(host)s' has a port or text after its IPv6 address; hosts carry no port.")
+                % {"host": text}
+            )
         ip = _canonical_ip(text, text)
         assert ip is not None
         return ip
     if ":" in text:
-        raise _fail(f"'{text}' has a port; a policy's hosts carry none ({HOSTS_HINT})")
+        raise _fail(
+            _("'%(host)s' has a port; a policy's hosts carry none (%(hint)s)")
+            % {"host": text, "hint": HOSTS_HINT}
+        )
     wildcard = text.startswith("*.")
     host = text[2:] if wildcard else text
     try:
         ip = _canonical_ip(host, text)
         if ip is not None:
             if wildcard:
-                raise _fail(f"'{text}' puts a wildcard on an IP address; list each address.")
+                raise _fail(
+                    _("'%(value)s' puts a wildcard on an IP address; list each address.") % {"value": text}
+                )
             return ip
         host = _canonical_hostname(host, text)
     except ValidationError as exc:
@@ -69,9 +85,11 @@ def clean_hosts(value: Any) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValidationError("Give the hosts as a list of strings.", code="invalid_list")
+        raise ValidationError(_("Give the hosts as a list of strings."), code="invalid_list")
     if len(value) > MAX_HOSTS:
-        raise ValidationError(f"At most {MAX_HOSTS} hosts per policy.", code="invalid_list")
+        raise ValidationError(
+            _("At most %(max)d hosts per policy.") % {"max": MAX_HOSTS}, code="invalid_list"
+        )
     cleaned: list[str] = []
     for item in value:
         host = canonical_host(item)

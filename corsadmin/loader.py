@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from django.core.exceptions import ValidationError
 from django.db import router
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from . import conf, settings_policy
 from .hosting import shared_hosting_platform
@@ -75,7 +76,19 @@ class Skipped(NamedTuple):
         return f"origin {self.name!r} of policy {self.policy}"
 
     def describe(self) -> str:
-        return f"{self.label} (id {self.row_id}): {self.reason}"
+        """In the operator's language, for the check page (``label`` is the log's)."""
+        if self.kind == "policy":
+            return _("policy %(policy)s (id %(id)s): %(reason)s") % {
+                "policy": self.name,
+                "id": self.row_id,
+                "reason": self.reason,
+            }
+        return _("origin %(origin)s of policy %(policy)s (id %(id)s): %(reason)s") % {
+            "origin": repr(self.name),
+            "policy": self.policy,
+            "id": self.row_id,
+            "reason": self.reason,
+        }
 
 
 _MISSING = object()

@@ -35,26 +35,26 @@ DEFAULT_POLICY = "default"
 EXPIRES_SOON = timedelta(days=7)
 
 
-NULL_WITH_CREDENTIALS = (
+NULL_WITH_CREDENTIALS = _(
     "'null' on a policy that allows credentials would let any sandboxed iframe or local file read "
     "your users' data. Use a policy without credentials, or set "
     "CORSADMIN['ALLOW_NULL_WITH_CREDENTIALS'] = True if you really mean it."
 )
 
 
-NULL_CSRF_TRUSTED = (
+NULL_CSRF_TRUSTED = _(
     "'null' cannot be CSRF-trusted: every sandboxed iframe and file:// page sends Origin: null, "
     "so trusting it would let any site pass Django's CSRF origin check. Untick 'CSRF trusted'."
 )
 
 
-DENY_CSRF_TRUSTED = (
+DENY_CSRF_TRUSTED = _(
     "A deny entry cannot be CSRF-trusted: it refuses the origin. Untick 'CSRF trusted', or make "
     "the entry an allow entry."
 )
 
 
-EVERY_ORIGIN_WITH_CREDENTIALS = (
+EVERY_ORIGIN_WITH_CREDENTIALS = _(
     "A policy that allows credentials cannot allow every origin: browsers refuse '*' with "
     "credentials, and echoing any origin would hand your users' data to every site. List the "
     "origins that need it, or a subdomain wildcard you control such as https://*.example.com."
@@ -93,6 +93,19 @@ def default_headers() -> list[str]:
     return list(conf.DEFAULT_HEADERS)
 
 
+# The messages of ``clean_token_list``, by what the list holds.
+TOKEN_LIST_MESSAGES = {
+    "methods": (
+        _("Give the methods as a list of strings."),
+        _("'%(item)s' is not a valid method: use letters, digits and - (e.g. X-Request-Id)."),
+    ),
+    "headers": (
+        _("Give the headers as a list of strings."),
+        _("'%(item)s' is not a valid header: use letters, digits and - (e.g. X-Request-Id)."),
+    ),
+}
+
+
 def validate_url_regex(value: str) -> None:
     problem = regex_problem(value)
     if problem is not None:
@@ -102,13 +115,13 @@ def validate_url_regex(value: str) -> None:
 def clean_token_list(value: Any, what: str, upper: bool = False) -> list[str]:
     """Validate a list of HTTP tokens (methods or header names), deduplicated, in order."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationError(f"Give the {what} as a list of strings.", code="invalid_list")
+        raise ValidationError(TOKEN_LIST_MESSAGES[what][0], code="invalid_list")
     cleaned: list[str] = []
     for item in value:
         token = item.strip()
         if not _TOKEN.fullmatch(token):
             raise ValidationError(
-                f"'{item}' is not a valid {what[:-1]}: use letters, digits and - (e.g. X-Request-Id).",
+                TOKEN_LIST_MESSAGES[what][1] % {"item": item},
                 code="invalid_token",
             )
         token = token.upper() if upper else token.lower()
@@ -269,7 +282,9 @@ class ConfigModel(models.Model):
                     field.run_validators(value)
                 if field.choices and value not in {choice for choice, _label in field.flatchoices}:
                     raise ValidationError(
-                        f"{value!r} is not one of the choices of {name}.", code="invalid_choice"
+                        _("%(value)s is not one of the choices of %(field)s.")
+                        % {"value": repr(value), "field": name},
+                        code="invalid_choice",
                     )
                 if name in cls.UPDATE_CLEANERS:
                     cleaned[name] = cls.UPDATE_CLEANERS[name](value)
@@ -339,7 +354,7 @@ class Policy(ConfigModel):
             models.CheckConstraint(
                 condition=~models.Q(allow_all_origins=True, allow_credentials=True),
                 name="corsadmin_policy_no_all_origins_with_credentials",
-                violation_error_message=(
+                violation_error_message=_(
                     "A policy cannot allow all origins and credentials together: browsers "
                     "refuse '*' with credentials, and echoing every origin would hand "
                     "logged-in users' data to any site. List the origins instead."
@@ -410,7 +425,9 @@ class Policy(ConfigModel):
         self.clean()
         validate_url_regex(self.url_regex)
         if self.mode not in (self.ENFORCE, self.REPORT):
-            raise ValidationError({"mode": f"'{self.mode}' is not a mode: use enforce or report."})
+            raise ValidationError(
+                {"mode": _("'%(mode)s' is not a mode: use enforce or report.") % {"mode": self.mode}}
+            )
         if self.allow_all_origins and self.allow_credentials:
             raise ValidationError(str(self._meta.constraints[0].violation_error_message))
 
@@ -491,7 +508,7 @@ class AllowedOrigin(ConfigModel):
             models.UniqueConstraint(
                 fields=["policy", "origin"],
                 name="corsadmin_origin_unique_per_policy",
-                violation_error_message="This origin is already listed in this policy.",
+                violation_error_message=_("This origin is already listed in this policy."),
             )
         ]
 
@@ -574,7 +591,9 @@ class AllowedOrigin(ConfigModel):
     def prepare_for_save(self) -> None:
         self.origin = canonical_origin(self.origin)
         if self.effect not in (self.ALLOW, self.DENY):
-            raise ValidationError({"effect": f"'{self.effect}' is not an effect: use allow or deny."})
+            raise ValidationError(
+                {"effect": _("'%(effect)s' is not an effect: use allow or deny.") % {"effect": self.effect}}
+            )
         self._refuse_csrf_trusted()
         self._refuse_null_with_credentials()
         self._refuse_shared_hosting_with_credentials()
@@ -720,8 +739,12 @@ class RefusedOrigin(models.Model):
 
         origin, path = visible_text(self.origin), visible_text(self.path_prefix)
         if self.report:
-            return f"{origin} on {path} (would be refused by {self.policy})"
-        return f"{origin} on {path}"
+            return _("%(origin)s on %(path)s (would be refused by %(policy)s)") % {
+                "origin": origin,
+                "path": path,
+                "policy": self.policy,
+            }
+        return _("%(origin)s on %(path)s") % {"origin": origin, "path": path}
 
 
 # --- Usage (not configuration: never stamped with a generation, never exported) ------

@@ -11,9 +11,13 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import idna
 from django.core.exceptions import ValidationError
+from django.utils.functional import lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from publicsuffixlist import PublicSuffixList
 
 from .hosting import shared_hosting_platform
@@ -63,10 +67,17 @@ EXTENSION_SCHEMES = (
 # and Electron apps (app://...), VS Code webviews (vscode-webview://...).
 APP_SCHEMES = ("app", "capacitor", "ionic", "tauri", "vscode-webview")
 ORIGIN_SCHEMES = frozenset((*WEB_SCHEMES, *EXTENSION_SCHEMES, *APP_SCHEMES))
-ACCEPTED_SCHEMES = (
-    f"{', '.join(WEB_SCHEMES)}; browser extensions: {', '.join(EXTENSION_SCHEMES)}; "
-    f"app webviews: {', '.join(APP_SCHEMES)}"
-)
+
+
+def _accepted_schemes() -> str:
+    return _("%(web)s; browser extensions: %(extensions)s; app webviews: %(apps)s") % {
+        "web": ", ".join(WEB_SCHEMES),
+        "extensions": ", ".join(EXTENSION_SCHEMES),
+        "apps": ", ".join(APP_SCHEMES),
+    }
+
+
+ACCEPTED_SCHEMES = lazy(_accepted_schemes, str)()
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -79,7 +90,7 @@ _REQUEST_ORIGIN = re.compile(
     r"(?::(?P<port>[1-9][0-9]{0,4}))?"
 )
 
-SHAPE_HINT = (
+SHAPE_HINT = gettext_lazy(
     "Write an origin as scheme://host[:port] (e.g. https://app.example.com), "
     "a subdomain wildcard (https://*.example.com), a port wildcard "
     "(http://localhost:*), or null."
@@ -109,7 +120,7 @@ class OriginEntry:
         return not self.wildcard and self.port != ANY_PORT
 
 
-def _fail(message: str) -> ValidationError:
+def _fail(message: Any) -> ValidationError:
     return ValidationError(message, code="invalid_origin")
 
 
@@ -170,31 +181,31 @@ def shared_hosting(entry: OriginEntry) -> str | None:
 
 
 def shared_hosting_refusal(text: str, platform: str) -> str:
-    return (
-        f"'{text}' would let any page on {platform}, a shared hosting platform where anyone "
+    return _(
+        "'%(origin)s' would let any page on %(platform)s, a shared hosting platform where anyone "
         "can publish, read your users' data with their cookies: a policy that allows "
-        f"credentials cannot list it. List the hosts you own (e.g. https://yourapp.{platform}), "
+        "credentials cannot list it. List the hosts you own (e.g. https://yourapp.%(platform)s), "
         "or put the wildcard on a policy without credentials."
-    )
+    ) % {"origin": text, "platform": platform}
 
 
 def shared_hosting_warning(text: str, platform: str) -> str:
-    return (
-        f"'{text}' allows every page on {platform}, a shared hosting platform where anyone "
+    return _(
+        "'%(origin)s' allows every page on %(platform)s, a shared hosting platform where anyone "
         "can publish: any stranger's page there can read these responses. Prefer the hosts "
-        f"you own (e.g. https://yourapp.{platform})."
-    )
+        "you own (e.g. https://yourapp.%(platform)s)."
+    ) % {"origin": text, "platform": platform}
 
 
 def _check_characters(value: str) -> None:
     if not value:
-        raise _fail(f"The origin is empty. {SHAPE_HINT}")
+        raise _fail(_("The origin is empty. %(hint)s") % {"hint": SHAPE_HINT})
     if len(value) > MAX_LENGTH:
-        raise _fail(f"The origin is longer than {MAX_LENGTH} characters.")
+        raise _fail(_("The origin is longer than %(max)d characters.") % {"max": MAX_LENGTH})
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise _fail("The origin contains a control character; remove it.")
+        raise _fail(_("The origin contains a control character; remove it."))
     if any(c.isspace() for c in value):
-        raise _fail(f"The origin contains whitespace; remove it. {SHAPE_HINT}")
+        raise _fail(_("The origin contains whitespace; remove it. %(hint)s") % {"hint": SHAPE_HINT})
 
 
 _REGEX_SIGNS = (".+", "\\.", "(", "|", "?:", "[^", "\\d", "\\w")
@@ -203,9 +214,12 @@ _REGEX_SIGNS = (".+", "\\.", "(", "|", "?:", "[^", "\\d", "\\w")
 def _refuse_regex(value: str) -> None:
     if value.startswith("^") or value.endswith("$") or any(sign in value for sign in _REGEX_SIGNS):
         raise _fail(
-            f"'{value}' looks like a regular expression; entries are origins, not patterns. "
-            "For every subdomain write a wildcard (https://*.example.com), for any port "
-            "http://localhost:*; a regex can stay in CORS_ALLOWED_ORIGIN_REGEXES."
+            _(
+                "'%(value)s' looks like a regular expression; entries are origins, not patterns. "
+                "For every subdomain write a wildcard (https://*.example.com), for any port "
+                "http://localhost:*; a regex can stay in CORS_ALLOWED_ORIGIN_REGEXES."
+            )
+            % {"value": value}
         )
 
 
@@ -213,53 +227,70 @@ def _split_scheme(value: str) -> tuple[str, str]:
     _refuse_regex(value)
     if value == "*":
         raise _fail(
-            "A bare '*' is not an origin. To allow every origin, turn on "
-            "'allow all origins' on the policy instead."
+            _(
+                "A bare '*' is not an origin. To allow every origin, turn on "
+                "'allow all origins' on the policy instead."
+            )
         )
     scheme, sep, rest = value.partition("://")
     if not sep:
-        raise _fail(f"'{value}' has no scheme. {SHAPE_HINT}")
+        raise _fail(_("'%(value)s' has no scheme. %(hint)s") % {"value": value, "hint": SHAPE_HINT})
     scheme = scheme.lower()
     if not _SCHEME.fullmatch(scheme):
-        raise _fail(f"'{scheme}' is not a valid URL scheme. {SHAPE_HINT}")
+        raise _fail(
+            _("'%(scheme)s' is not a valid URL scheme. %(hint)s") % {"scheme": scheme, "hint": SHAPE_HINT}
+        )
     if scheme == "file":
-        raise _fail("Pages opened from file:// send 'Origin: null'; add the entry null instead.")
+        raise _fail(_("Pages opened from file:// send 'Origin: null'; add the entry null instead."))
     if scheme in NON_WEB_SCHEMES:
         raise _fail(
-            f"'{scheme}://' is never the scheme of an origin a browser sends (WebSocket "
-            "connections carry the page's http:// or https:// origin). Use http://, "
-            "https:// or a browser-extension scheme."
+            _(
+                "'%(scheme)s://' is never the scheme of an origin a browser sends (WebSocket "
+                "connections carry the page's http:// or https:// origin). Use http://, "
+                "https:// or a browser-extension scheme."
+            )
+            % {"scheme": scheme}
         )
     if scheme not in ORIGIN_SCHEMES:
         raise _fail(
-            f"'{scheme}://' is not a scheme browsers send in an Origin header for a page that "
-            f"may be allowed. Accepted schemes: {ACCEPTED_SCHEMES}."
+            _(
+                "'%(scheme)s://' is not a scheme browsers send in an Origin header for a page that "
+                "may be allowed. Accepted schemes: %(schemes)s."
+            )
+            % {"scheme": scheme, "schemes": ACCEPTED_SCHEMES}
         )
     return scheme, rest
 
 
 def _check_authority(value: str, scheme: str, rest: str) -> None:
-    for char, part in (("/", "a path"), ("?", "a query"), ("#", "a fragment")):
+    for char, message in (
+        ("/", gettext_lazy("'%(value)s' has a path; an origin has none. Write it as %(origin)s.")),
+        ("?", gettext_lazy("'%(value)s' has a query; an origin has none. Write it as %(origin)s.")),
+        ("#", gettext_lazy("'%(value)s' has a fragment; an origin has none. Write it as %(origin)s.")),
+    ):
         if char in rest:
             authority = rest.split("/")[0].split("?")[0].split("#")[0]
-            raise _fail(f"'{value}' has {part}; an origin has none. Write it as {scheme}://{authority}.")
+            raise _fail(message % {"value": value, "origin": f"{scheme}://{authority}"})
     if "@" in rest:
         raise _fail(
-            f"'{value}' has user information (user@); an origin has none. "
-            f"Write it as {scheme}://{rest.rpartition('@')[2]}."
+            _("'%(value)s' has user information (user@); an origin has none. Write it as %(origin)s.")
+            % {"value": value, "origin": f"{scheme}://{rest.rpartition('@')[2]}"}
         )
     if "\\" in rest:
-        raise _fail(f"'{value}' contains a backslash. {SHAPE_HINT}")
+        raise _fail(_("'%(value)s' contains a backslash. %(hint)s") % {"value": value, "hint": SHAPE_HINT})
 
 
 def _split_port(value: str, scheme: str, rest: str) -> tuple[str, str]:
     if rest.startswith("["):
         end = rest.find("]")
         if end == -1:
-            raise _fail(f"'{value}' has an unclosed '[' in its IPv6 address.")
+            raise _fail(_("'%(value)s' has an unclosed '[' in its IPv6 address.") % {"value": value})
         host, after = rest[: end + 1], rest[end + 1 :]
         if after and not after.startswith(":"):
-            raise _fail(f"'{value}' has text after its IPv6 address. {SHAPE_HINT}")
+            raise _fail(
+                _("'%(value)s' has text after its IPv6 address. %(hint)s")
+                % {"value": value, "hint": SHAPE_HINT}
+            )
         port = after[1:] if after else None
     else:
         host, sep, port_text = rest.rpartition(":")
@@ -273,8 +304,11 @@ def _split_port(value: str, scheme: str, rest: str) -> tuple[str, str]:
         return host, ANY_PORT
     if not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
         raise _fail(
-            f"'{port}' is not a valid port in '{value}': use a number from 1 to "
-            "65535, '*' for any port, or leave it out for the default."
+            _(
+                "'%(port)s' is not a valid port in '%(value)s': use a number from 1 to "
+                "65535, '*' for any port, or leave it out for the default."
+            )
+            % {"port": port, "value": value}
         )
     port = str(int(port))
     return host, "" if DEFAULT_PORTS.get(scheme) == port else port
@@ -287,38 +321,54 @@ def _canonical_ip(host: str, value: str) -> str | None:
                 raise ValueError(host)
             return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
         except ValueError:
-            raise _fail(f"'{host}' in '{value}' is not a valid IPv6 address.") from None
+            raise _fail(
+                _("'%(host)s' in '%(value)s' is not a valid IPv6 address.") % {"host": host, "value": value}
+            ) from None
     if host.rsplit(".", 1)[-1].isdigit():
         try:
             return str(ipaddress.IPv4Address(host))
         except ValueError:
             raise _fail(
-                f"'{host}' in '{value}' is not a valid IPv4 address; write it as four "
-                "decimal numbers, e.g. 192.0.2.10."
+                _(
+                    "'%(host)s' in '%(value)s' is not a valid IPv4 address; write it as four "
+                    "decimal numbers, e.g. 192.0.2.10."
+                )
+                % {"host": host, "value": value}
             ) from None
     return None
 
 
 def _canonical_hostname(host: str, value: str) -> str:
     if not host:
-        raise _fail(f"'{value}' has no host. {SHAPE_HINT}")
+        raise _fail(_("'%(value)s' has no host. %(hint)s") % {"value": value, "hint": SHAPE_HINT})
     if host.endswith("."):
-        raise _fail(f"'{value}' ends its host with a dot; remove the trailing dot.")
+        raise _fail(_("'%(value)s' ends its host with a dot; remove the trailing dot.") % {"value": value})
     if "*" in host:
         raise _fail(
-            f"'{value}' has a '*' inside the host. A wildcard may only be the whole "
-            "first label, as in https://*.example.com."
+            _(
+                "'%(value)s' has a '*' inside the host. A wildcard may only be the whole "
+                "first label, as in https://*.example.com."
+            )
+            % {"value": value}
         )
     if any(not label for label in host.split(".")):
-        raise _fail(f"'{value}' has an empty label (two dots in a row or a leading dot).")
+        raise _fail(
+            _("'%(value)s' has an empty label (two dots in a row or a leading dot).") % {"value": value}
+        )
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
-        raise _fail(f"'{host}' in '{value}' is not a valid host name: {exc}.") from None
+        raise _fail(
+            _("'%(host)s' in '%(value)s' is not a valid host name: %(error)s.")
+            % {"host": host, "value": value, "error": exc}
+        ) from None
     if len(ascii_host) > 253 or not all(_LABEL.fullmatch(label) for label in ascii_host.split(".")):
         raise _fail(
-            f"'{host}' in '{value}' is not a valid host name: use letters, digits and "
-            "hyphens, labels of at most 63 characters."
+            _(
+                "'%(host)s' in '%(value)s' is not a valid host name: use letters, digits and "
+                "hyphens, labels of at most 63 characters."
+            )
+            % {"host": host, "value": value}
         )
     return ascii_host
 
@@ -326,7 +376,7 @@ def _canonical_hostname(host: str, value: str) -> str:
 def parse_entry(value: str) -> OriginEntry:
     """Parse and canonicalise an allow-list entry, or raise ``ValidationError``."""
     if not isinstance(value, str):
-        raise _fail(f"An origin must be text. {SHAPE_HINT}")
+        raise _fail(_("An origin must be text. %(hint)s") % {"hint": SHAPE_HINT})
     _check_characters(value)
     if value.lower() == NULL:
         return OriginEntry(text=NULL)
@@ -339,21 +389,35 @@ def parse_entry(value: str) -> OriginEntry:
     ip = _canonical_ip(host, value)
     if ip is not None:
         if wildcard:
-            raise _fail(f"'{value}' puts a wildcard on an IP address; list each address.")
+            raise _fail(
+                _("'%(value)s' puts a wildcard on an IP address; list each address.") % {"value": value}
+            )
         host = ip
     else:
         host = _canonical_hostname(host, value)
     if wildcard and is_public_suffix(host):
         raise _fail(
-            f"'{value}' would allow every site under the public suffix '{host}'. "
-            f"Use a domain you control, e.g. {scheme}://*.example.{host}."
+            _(
+                "'%(value)s' would allow every site under the public suffix '%(suffix)s'. "
+                "Use a domain you control, e.g. %(example)s."
+            )
+            % {"value": value, "suffix": host, "example": f"{scheme}://*.example.{host}"}
         )
     nested = public_suffix_below(host) if wildcard else None
     if nested is not None:
         raise _fail(
-            f"'{value}' would also allow sites under the public suffix '{nested}' (and others "
-            f"below {host}), which belong to other people. List your own hosts, e.g. "
-            f"{scheme}://*.yourname.{nested} or {scheme}://app.{host}."
+            _(
+                "'%(value)s' would also allow sites under the public suffix '%(suffix)s' (and others "
+                "below %(base)s), which belong to other people. List your own hosts, e.g. "
+                "%(example)s or %(other)s."
+            )
+            % {
+                "value": value,
+                "suffix": nested,
+                "base": host,
+                "example": f"{scheme}://*.yourname.{nested}",
+                "other": f"{scheme}://app.{host}",
+            }
         )
     port_part = f":{port}" if port else ""
     text = f"{scheme}://{'*.' if wildcard else ''}{host}{port_part}"

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import re2
+from django.utils.translation import gettext as _
 
 logger = logging.getLogger("corsadmin")
 
@@ -39,15 +40,15 @@ def regex_problem(pattern: str) -> str | None:
     try:
         re.compile(pattern)
     except (re.error, OverflowError, RecursionError, ValueError) as exc:
-        return f"Not a valid regular expression: {exc}."
+        return _("Not a valid regular expression: %(error)s.") % {"error": exc}
     try:
         re2.compile(pattern, _options())
     except re2.error as exc:
-        return (
-            f"Not a regular expression corsadmin can run safely ({_reason(exc)}). Paths are matched "
+        return _(
+            "Not a regular expression corsadmin can run safely (%(reason)s). Paths are matched "
             "with RE2, which has no lookarounds (?=...) (?!...) nor backreferences \\1, and "
             "repeats at most {1000}."
-        )
+        ) % {"reason": _reason(exc)}
     return None
 
 

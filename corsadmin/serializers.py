@@ -15,6 +15,8 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from .errors import model_errors
@@ -33,7 +35,7 @@ class TextField(serializers.CharField):
     """Text only: a number or a boolean is a type error, not silently turned into text."""
 
     # Its own key: "invalid" is also the slug validator's, whose message must win there.
-    default_error_messages = {"not_text": "Not a valid string."}
+    default_error_messages = {"not_text": gettext_lazy("Not a valid string.")}
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -248,8 +250,8 @@ class OriginField(TextField):
 
 class PolicyNameField(serializers.SlugRelatedField):
     default_error_messages = {
-        "does_not_exist": "There is no policy named '{value}'.",
-        "invalid": "Give the policy's name as text.",
+        "does_not_exist": gettext_lazy("There is no policy named '{value}'."),
+        "invalid": gettext_lazy("Give the policy's name as text."),
     }
 
     def __init__(self, **kwargs: Any) -> None:
@@ -351,7 +353,11 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
             attrs["policy"] = find_default_policy()
             if attrs["policy"] is None:
                 raise serializers.ValidationError(
-                    {"policy": ["There is no policy named 'default'. Name the policy to add the origin to."]}
+                    {
+                        "policy": [
+                            _("There is no policy named 'default'. Name the policy to add the origin to.")
+                        ]
+                    }
                 )
         return super().validate(attrs)
 
@@ -392,7 +398,7 @@ class CheckQuerySerializer(serializers.Serializer):
         default="/",
         max_length=4096,
         trim_whitespace=False,
-        error_messages={"invalid": "Give a path starting with '/', e.g. /api/items/."},
+        error_messages={"invalid": gettext_lazy("Give a path starting with '/', e.g. /api/items/.")},
         help_text="The request path (path_info), starting with '/'.",
     )
     method = serializers.RegexField(
@@ -431,7 +437,8 @@ class CheckQuerySerializer(serializers.Serializer):
         domain, _port = split_domain_port(value.strip())
         if not domain or "*" in domain:
             raise serializers.ValidationError(
-                f"'{value}' is not a request host: give e.g. api.example.com or api.example.com:8000."
+                _("'%(value)s' is not a request host: give e.g. api.example.com or api.example.com:8000.")
+                % {"value": value}
             )
         try:
             return canonical_host(domain)

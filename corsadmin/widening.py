@@ -17,12 +17,12 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from .models import AllowedOrigin
 from .origins import ANY_PORT, NULL, OriginEntry, parse_entry
 
-EVERY_ORIGIN = "allow all origins"
+EVERY_ORIGIN = gettext_lazy("allow all origins")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def openings(removed: Iterable[AllowedOrigin]) -> tuple[list[AllowedOrigin], lis
         staying = [entry for row, entry in rows if row.is_deny]
         allows = [(row.origin, entry) for row, entry in rows if not row.is_deny]
         if policy.allow_all_origins:
-            allows.append((EVERY_ORIGIN, parsed))
+            allows.append((str(EVERY_ORIGIN), parsed))
         for allowed_by, allow in allows:
             opened = overlap(parsed, allow)
             if opened is None:

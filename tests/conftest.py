@@ -110,7 +110,10 @@ BACKENDS_TESTS = {("test_api_security", "throttl")}  # throttles counted in the 
 # management commands, testutils): run on the oldest Django too.
 # But not the tables of decisions and validation (the parity table, checks of origins, hosts,
 # deny entries, report mode, API bodies): the same code on every Django, run once on 6.1.
-SURFACE_EXCEPT = {("test_dropin", "test_same_response_as_django_cors_headers")}
+SURFACE_EXCEPT = {
+    ("test_dropin", "test_same_response_as_django_cors_headers"),
+    ("test_locale", "catalogue"),  # the files, not Django: read once
+}
 DJANGO_SURFACE = {
     "test_admin",
     "test_admin_actions",
@@ -135,6 +138,7 @@ DJANGO_SURFACE = {
     "test_dropin_tools",
     "test_history",
     "test_i18n",
+    "test_locale",
     "test_middleware",
     "test_noadmin",
     "test_overview",

@@ -194,3 +194,143 @@ def test_templates_show_no_text_outside_translate_tags(template: str):
     source = (TEMPLATES / template).read_text()
     assert "{% load i18n" in source
     assert untranslated_words(source) == []
+
+
+# --- Validation and API messages: through gettext, placeholders filled after --------------
+
+
+def refusal(call) -> str:
+    """The first message of the error ``call`` raises."""
+    from django.core.exceptions import ValidationError
+    from rest_framework.exceptions import APIException
+
+    from corsadmin.documents import ImportRefused
+
+    try:
+        call()
+    except ValidationError as exc:
+        return exc.messages[0]
+    except ImportRefused as exc:
+        return next(iter(exc.errors.values()))[0]
+    except APIException as exc:
+        return str(exc.detail)
+    raise AssertionError("no error")
+
+
+def _origin():
+    from corsadmin.origins import parse_entry
+
+    return refusal(lambda: parse_entry("https://a.example/p"))
+
+
+def _host():
+    from corsadmin.hosts import canonical_host
+
+    return refusal(lambda: canonical_host("api.example.com:8000"))
+
+
+def _regex():
+    from corsadmin.regex import regex_problem
+
+    return regex_problem("^/(?=x)")
+
+
+def _token():
+    from corsadmin.models import clean_token_list
+
+    return refusal(lambda: clean_token_list(["b@d"], "methods"))
+
+
+def _constraint():
+    return refusal(
+        lambda: Policy(name="p", allow_all_origins=True, allow_credentials=True).prepare_for_save()
+    )
+
+
+def _null_with_credentials():
+    from corsadmin.models import NULL_WITH_CREDENTIALS
+
+    return str(NULL_WITH_CREDENTIALS)
+
+
+def _import_version():
+    from corsadmin.documents import import_document
+
+    return refusal(lambda: import_document({"version": 2, "policies": []}))
+
+
+def _check_host():
+    from corsadmin.serializers import CheckQuerySerializer
+
+    serializer = CheckQuerySerializer(data={"origin": "https://a.example", "host": "*.example.com"})
+    assert not serializer.is_valid()
+    return str(serializer.errors["host"][0])
+
+
+def _json():
+    from corsadmin.api.parsers import loads
+
+    return refusal(lambda: loads("{"))
+
+
+def _database():
+    from corsadmin.db_errors import UNAVAILABLE
+
+    return str(UNAVAILABLE.detail)
+
+
+def _days():
+    from corsadmin.api.filters import DAYS_MESSAGE
+
+    return str(DAYS_MESSAGE)
+
+
+def _widening():
+    from corsadmin.widening import Opening, messages
+
+    return messages(
+        [Opening("https://x.example.com", "https://x.example.com", "https://*.example.com", "api")]
+    )[0]
+
+
+def _refused_text():
+    now = timezone.now()
+    return str(RefusedOrigin(origin="https://a.example", path_prefix="/api", first_seen=now, last_seen=now))
+
+
+def _warning():
+    policy = Policy.objects.create(name="creds", url_regex="^/", allow_credentials=True)
+    return AllowedOrigin(origin="http://a.example", policy=policy).warnings()[0]
+
+
+def _reason():
+    from corsadmin.diagnosis import explain
+
+    return explain("https://a.example", "/api/")["reason"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(_origin, id="origins"),
+        pytest.param(_host, id="hosts"),
+        pytest.param(_regex, id="regex"),
+        pytest.param(_token, id="models: token lists"),
+        pytest.param(_constraint, id="models: constraints"),
+        pytest.param(_null_with_credentials, id="models: module-level texts"),
+        pytest.param(_warning, id="models: warnings"),
+        pytest.param(_refused_text, id="models: refused origin's text"),
+        pytest.param(_import_version, id="documents"),
+        pytest.param(_check_host, id="serializers"),
+        pytest.param(_json, id="api parsers"),
+        pytest.param(_days, id="api filters"),
+        pytest.param(_database, id="db_errors"),
+        pytest.param(_widening, id="widening"),
+        pytest.param(_reason, id="diagnosis"),
+    ],
+)
+def test_messages_go_through_gettext_with_placeholders(pseudo_locale, message):
+    text = message()
+    assert text.startswith("⟦"), text
+    assert "%(" not in text  # the placeholders filled after translation

@@ -102,6 +102,8 @@ def test_the_wheel_carries_templates_migrations_and_py_typed(dist):
         "corsadmin/py.typed",
         "corsadmin/testutils.py",
         "corsadmin/templates/admin/corsadmin/check.html",
+        "corsadmin/locale/de/LC_MESSAGES/django.po",
+        "corsadmin/locale/de/LC_MESSAGES/django.mo",
         "corsadmin/migrations/0001_initial.py",
         "corsadmin/migrations/0002_default_policy.py",
         "corsadmin/management/commands/cors.py",
@@ -113,7 +115,14 @@ def test_the_wheel_carries_templates_migrations_and_py_typed(dist):
 def test_the_sdist_carries_py_typed_and_no_tests(dist):
     with tarfile.open(only(dist, "corsadmin-*.tar.gz")) as sdist:
         names = {name.partition("/")[2] for name in sdist.getnames()}
-    assert {"corsadmin/py.typed", "corsadmin/testutils.py", "pyproject.toml"} - names == set()
+    expected = {
+        "corsadmin/py.typed",
+        "corsadmin/testutils.py",
+        "corsadmin/locale/de/LC_MESSAGES/django.po",
+        "corsadmin/locale/de/LC_MESSAGES/django.mo",
+        "pyproject.toml",
+    }
+    assert expected - names == set()
     assert not [name for name in names if name.startswith(("tests/", "bench/", "project/"))]
 
 

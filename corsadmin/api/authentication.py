@@ -80,4 +80,4 @@ class SessionAuthentication(authentication.SessionAuthentication):
         check.process_request(request)
         reason = check.process_view(request, None, (), {})  # type: ignore[arg-type]
         if reason:
-            raise exceptions.PermissionDenied(f"CSRF Failed: {reason}")
+            raise exceptions.PermissionDenied(_("CSRF Failed: %(reason)s") % {"reason": reason})

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from django.db import InterfaceError, OperationalError
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -28,13 +29,17 @@ RETRY_AFTER = "5"
 
 class DatabaseUnavailable(APIException):
     status_code = 503
-    default_detail = "The database is unavailable right now; nothing was changed. Try again in a moment."
+    default_detail = gettext_lazy(
+        "The database is unavailable right now; nothing was changed. Try again in a moment."
+    )
     default_code = "database_unavailable"
 
 
 class WriteConflict(APIException):
     status_code = 409
-    default_detail = "This change collided with another write made at the same moment. Try again."
+    default_detail = gettext_lazy(
+        "This change collided with another write made at the same moment. Try again."
+    )
     default_code = "write_conflict"
 
 

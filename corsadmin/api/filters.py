@@ -6,13 +6,15 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from django.utils.functional import lazy
+from django.utils.translation import gettext as _
 
 from ..models import AllowedOrigin, Policy
 from ..usage import unused
 from .params import flag
 
 MAX_DAYS = 36500
-DAYS_MESSAGE = f"Give a whole number of days from 1 to {MAX_DAYS}."
+DAYS_MESSAGE = lazy(lambda: _("Give a whole number of days from 1 to %(max)d.") % {"max": MAX_DAYS}, str)()
 
 
 class StrictBooleanField(forms.NullBooleanField):
@@ -25,7 +27,7 @@ class StrictBooleanField(forms.NullBooleanField):
             return None
         answer = flag(str(value))
         if answer is None:
-            raise ValidationError("Give true or false.", code="invalid")
+            raise ValidationError(_("Give true or false."), code="invalid")
         return answer
 
     def validate(self, value: Any) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -13,7 +15,7 @@ from rest_framework.utils import json
 
 from .. import conf
 
-TOO_DEEP = "The JSON document is nested too deeply to read; nothing was changed."
+TOO_DEEP = gettext_lazy("The JSON document is nested too deeply to read; nothing was changed.")
 # corsadmin's documents nest 5 levels (export -> policies -> policy -> origins -> origin).
 # Deeper is refused the same way on every Python (3.11's parser gives up on its own near
 # 1,000 levels; 3.13's reads 5,000).
@@ -43,7 +45,7 @@ def loads(raw: bytes | str) -> Any:
     except RecursionError:
         raise ParseError(TOO_DEEP) from None
     except ValueError as exc:
-        raise ParseError(f"JSON parse error - {exc}") from None
+        raise ParseError(_("JSON parse error - %(error)s") % {"error": exc}) from None
     if too_deep(value):
         raise ParseError(TOO_DEEP)
     return value
@@ -57,7 +59,7 @@ class SafeJSONParser(JSONParser):
         try:
             text = codecs.getreader(encoding)(stream).read()
         except ValueError as exc:  # not in that encoding
-            raise ParseError(f"JSON parse error - {exc}") from None
+            raise ParseError(_("JSON parse error - %(error)s") % {"error": exc}) from None
         return loads(text)
 
 
@@ -82,10 +84,15 @@ def read_document(request: Request) -> Any:
     else:
         raw = django_request.read(limit + 1)
     if length > limit or len(raw) > limit:
-        size = f"{length:,} bytes" if length > limit else f"over {limit:,} bytes"
+        size = (_("%(count)s bytes") if length > limit else _("over %(count)s bytes")) % {
+            "count": f"{length:,}" if length > limit else f"{limit:,}"
+        }
         raise DocumentTooLarge(
-            f"The document is {size}; imports are limited to {limit:,} bytes. Raise "
-            "CORSADMIN['IMPORT_MAX_BYTES'] to import it. Nothing was changed."
+            _(
+                "The document is %(size)s; imports are limited to %(limit)s bytes. Raise "
+                "CORSADMIN['IMPORT_MAX_BYTES'] to import it. Nothing was changed."
+            )
+            % {"size": size, "limit": f"{limit:,}"}
         )
     if not raw:
         return {}  # refused by the import with "version: This field is required." and the like

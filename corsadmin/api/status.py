@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.db import DatabaseError
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -53,8 +54,10 @@ class StatusSerializer(serializers.Serializer):
 
 
 UNAVAILABLE = {
-    "detail": "The processes' heartbeats cannot be read right now (the cache holding them does not "
-    "answer). Try again in a moment.",
+    "detail": _(
+        "The processes' heartbeats cannot be read right now (the cache holding them does not "
+        "answer). Try again in a moment."
+    ),
     "code": "heartbeats_unavailable",
 }
 

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import Prefetch
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -88,7 +89,11 @@ class Pagination(PageNumberPagination):
             return self.page_size
         if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
             raise serializers.ValidationError(
-                {self.page_size_query_param: [f"Give a whole number from 1 to {self.max_page_size}."]}
+                {
+                    self.page_size_query_param: [
+                        _("Give a whole number from 1 to %(max)d.") % {"max": self.max_page_size}
+                    ]
+                }
             )
         return int(value)
 
@@ -99,7 +104,9 @@ class Pagination(PageNumberPagination):
         if value is None:
             return 1
         if not value.isascii() or not value.isdigit():
-            raise NotFound(self.invalid_page_message.format(page_number=value, message="Not a page number."))
+            raise NotFound(
+                self.invalid_page_message.format(page_number=value, message=_("Not a page number."))
+            )
         return value
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
@@ -253,7 +260,7 @@ def _replace_flag(request: Request) -> bool:
     value = request.query_params.get("replace", "")
     answer = flag(value) if value else False
     if answer is None:
-        raise serializers.ValidationError({"replace": ["Give replace=true or replace=false."]})
+        raise serializers.ValidationError({"replace": [_("Give replace=true or replace=false.")]})
     return answer
 
 
@@ -316,7 +323,7 @@ class BlockedView(CorsAdminAPIView, generics.ListAPIView):
             return rows
         wanted = flag(report)
         if wanted is None:
-            raise serializers.ValidationError({"report": ["Give report=true or report=false."]})
+            raise serializers.ValidationError({"report": [_("Give report=true or report=false.")]})
         return rows.filter(report=wanted)
 
 

@@ -198,8 +198,9 @@ class EntryTable:
 
     def live_until(self) -> float:
         """Until when some entry of the table can match an origin: ``inf`` when one never
-        expires, else the latest expiry (``-inf``: no entry). Found once per table; for a
-        table made by ``changed`` in O(changes), as the counts of its ``exact`` are shared."""
+        expires, else the latest expiry (``-inf``: no entry). Found once per table, at once
+        when one of the first entries never expires; else the counts of ``exact`` are taken
+        once and shared by the tables ``changed`` makes from it (O(changes) for those)."""
         live = self._live
         if live is None:
             live = self._live = self._find_live()
@@ -207,23 +208,31 @@ class EntryTable:
 
     def _find_live(self) -> float:
         exact, recent = self.exact, self.recent
+        for value in recent.values():
+            if value is not None and type(value) is not tuple:
+                return math.inf
+        for entry in self.patterns.values():
+            if entry[2] == math.inf:
+                return math.inf
         stats = self._exact_live
         if stats is None:
-            stats = self._exact_live = _live_stats(exact.items())
+            # Most tables hold an entry that never expires among their first few: no count.
+            for key, value in itertools.islice(exact.items(), 64):
+                if type(value) is not tuple and key not in recent:
+                    return math.inf
+            stats = self._exact_live = _live_stats(exact.items())  # once per ``exact``
         forever, latest, latest_key = stats
-        if latest_key in recent:  # the latest was replaced or removed: ask the rest (rare)
-            latest = _live_stats((k, v) for k, v in exact.items() if k not in recent)[1]
-        for key, value in recent.items():
+        for key in recent:
             old = exact.get(key)
             if old is not None and type(old) is not tuple:  # replaced or removed
                 forever -= 1
-            if value is not None:
-                if type(value) is not tuple:
-                    forever += 1
-                elif value[1] > latest:
-                    latest = value[1]
         if forever > 0:
             return math.inf
+        if latest_key in recent:  # the latest was replaced or removed: ask the rest (rare)
+            latest = _live_stats((k, v) for k, v in exact.items() if k not in recent)[1]
+        for value in recent.values():
+            if value is not None and value[1] > latest:
+                latest = value[1]
         for entry in self.patterns.values():
             if entry[2] > latest:
                 latest = entry[2]

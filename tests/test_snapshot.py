@@ -348,7 +348,7 @@ def test_a_report_only_policy_with_an_entry_reports():
 )
 def test_entry_table_lives_until_its_last_entry_expires(entries, removed, added, expected):
     built = EntryTable.build((i, text, exp) for i, (text, exp) in enumerate(entries, start=1))
-    built.live_until()  # counted once; the changed table reuses the counts of its exact origins
+    built.live_until()  # an all-expiring table counts its exact origins; the changed one reuses that
     changed = built.changed(
         [("exact", text) for text in removed],
         [(entry_key(text)[:2], (100 + i, text, exp)) for i, (text, exp) in enumerate(added)],

@@ -464,7 +464,8 @@ def report_only(site: Site) -> Iterator[str]:
         "print(Token.objects.get_or_create(user=user)[0].key)\n"
         'Policy.objects.create(name="legacy", url_regex=r"^/demo/echo/", priority=20,\n'
         "                      allow_all_origins=True)\n"
-        'strict = Policy.objects.create(name="strict", url_regex=r"^/demo/echo/", priority=30, mode="report")\n'
+        'strict = Policy.objects.create(name="strict", url_regex=r"^/demo/echo/", priority=30,\n'
+        '                               mode="report")\n'
         'AllowedOrigin.objects.create(origin="https://partner.example.com", policy=strict)\n'
     ).strip()
     try:

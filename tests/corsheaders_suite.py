@@ -42,9 +42,10 @@ if not CONTROL:
 """
 
 # The tests of django-cors-headers 4.9.0 expected to fail, each a difference the README lists.
-# All three are one mode difference: with no CORS_* origin setting there is no settings policy,
-# and the migration's `default`, which allows nothing, covers nothing (django-cors-headers covers
-# CORS_URLS_REGEX, `^.*$` by default, whatever it allows).
+# Both are one mode difference: with no CORS_* origin setting (and no check_request_enabled
+# receiver) there is no settings policy, and the migration's `default`, which allows nothing,
+# covers nothing (django-cors-headers covers CORS_URLS_REGEX, `^.*$` by default, whatever it
+# allows).
 _NO_ORIGIN_SETTING = "no CORS_* origin setting: no settings policy, and the empty `default` covers nothing"
 EXPECTED_FAILURES = {
     "tests/test_middleware.py::CorsMiddlewareTests::test_get_origin_vary_by_default": (
@@ -52,9 +53,6 @@ EXPECTED_FAILURES = {
     ),
     "tests/test_middleware.py::CorsMiddlewareTests::test_options_empty_request_method": (
         f"{_NO_ORIGIN_SETTING}, so the preflight goes to the view (405 from its `View`)"
-    ),
-    "tests/test_middleware.py::CorsMiddlewareTests::test_signal_handler_that_returns_false": (
-        f"{_NO_ORIGIN_SETTING}, so the preflight a receiver did not enable goes to the view (405)"
     ),
 }
 

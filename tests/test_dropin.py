@@ -17,6 +17,10 @@ from corsadmin.models import AllowedOrigin, Policy
 from corsadmin.settings_policy import compile_origin_regex
 
 from .covering import pairwise, uncovered_pairs
+from .twin_requests import PATHS as TWINS
+from .twin_requests import allow_origin, pinned, send  # noqa: F401  (pinned is a fixture)
+
+PREFLIGHT_HEADERS = {"Access-Control-Request-Method": "PUT"}
 
 pytestmark = pytest.mark.django_db
 
@@ -499,6 +503,62 @@ def test_check_request_enabled_receiver_allows(signal, client, settings):
         signal.disconnect(allow_partner)
     assert allowed["Access-Control-Allow-Origin"] == "https://partner.example.com"
     assert not refused.has_header("Access-Control-Allow-Origin")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"CORS_URLS_REGEX": r"^/api/"}, {}, {"CORS_ALLOWED_ORIGINS": ["https://app.example.com"]}],
+    ids=["urls-regex-only", "no-setting", "with-origins"],
+)
+def test_same_response_as_django_cors_headers_with_a_receiver(values, settings):
+    """A site that enables CORS with a check_request_enabled receiver, with the seeded default:
+    paths CORS_URLS_REGEX matches are covered whatever the receiver answers; others only when
+    it says yes."""
+    for name, value in values.items():
+        setattr(settings, name, value)
+
+    def partner_only(sender, request, **kwargs):
+        return request.headers.get("Origin") == "https://partner.example.com"
+
+    rf = RequestFactory()
+    mismatches = []
+    corsheaders_signal.connect(partner_only)
+    try:
+        for origin, path, (method, extra) in itertools.product(
+            [None, "https://partner.example.com", "https://evil.example.net"],
+            ["/api/x", "/other", "/other/vary"],
+            [("GET", {}), ("OPTIONS", PREFLIGHT), ("OPTIONS", {})],
+        ):
+            meta = dict(extra) if origin is None else {**extra, "HTTP_ORIGIN": origin}
+            theirs = observed(CorsHeadersMiddleware, rf.generic(method, path, **meta))
+            ours = observed(CorsMiddleware, rf.generic(method, path, **meta))
+            if ours != theirs:
+                mismatches.append(((origin, method, path, sorted(extra)), theirs, ours))
+    finally:
+        corsheaders_signal.disconnect(partner_only)
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_a_preflight_no_receiver_enables_is_answered_where_the_settings_cover(twin, pinned, settings):  # noqa: F811
+    settings.CORS_URLS_REGEX = r"^/api/"
+    pinned()
+
+    def no_one(sender, request, **kwargs):
+        return False
+
+    signals.check_request_enabled.connect(no_one)
+    try:
+        inside, outside = (
+            send(twin, "https://evil.example.net", path, method="OPTIONS", headers=PREFLIGHT_HEADERS)
+            for path in ("/api/x", "/other")
+        )
+    finally:
+        signals.check_request_enabled.disconnect(no_one)
+    assert [(r.status_code, r.content, r.get("Vary"), allow_origin(r)) for r in (inside, outside)] == [
+        (200, b"", "origin", None),
+        (200, b"ok", None, None),  # the view's own answer
+    ]
 
 
 def test_pathological_regex_takes_linear_time(client, settings):

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext as _
 
 from .hosts import host_matches
@@ -155,14 +156,35 @@ def _reason(snapshot: Any, decision: Any, origin: str, path: str, host: str | No
     return reason
 
 
-def _covering(snapshot: Any, path: str, host: str | None) -> tuple[list[str], list[str]]:
-    """(enforcing, report-only) names of the enabled policies covering this path and host."""
+def _covering(snapshot: Any, path: str, host: str | None) -> tuple[list[str], list[str], list[str]]:
+    """(enforcing, report-only) names of the enabled policies covering this path and host,
+    and the names of those whose ``url_regex`` matches but which cover nothing, as they
+    can allow nothing (no enabled, unexpired allow entry; not allow-all)."""
     enforcing: list[str] = []
     reporting: list[str] = []
+    empty: list[str] = []
+    now = time.time()
     for policy in snapshot.hosts.get(host):
         if policy.match_path(path):
-            (reporting if policy.report else enforcing).append(policy.name)
-    return enforcing, reporting
+            if policy.live_until <= now:
+                empty.append(policy.name)
+            else:
+                (reporting if policy.report else enforcing).append(policy.name)
+    return enforcing, reporting, empty
+
+
+def _covers_nothing(empty: list[str]) -> str:
+    """Why the policies ``empty`` (whose url_regex matches) do not cover the path."""
+    names = ", ".join(map(repr, empty))
+    return ngettext(
+        "Policy %(names)s matches the path but covers nothing: it has no enabled, unexpired allow "
+        "entry and does not allow all origins, so it changes no response (no Vary, no preflight "
+        "answered) until it has one.",
+        "Policies %(names)s match the path but cover nothing: none has an enabled, unexpired "
+        "allow entry nor allows all origins, so they change no response (no Vary, no preflight "
+        "answered) until they have one.",
+        len(empty),
+    ) % {"names": names}
 
 
 def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | None) -> str:
@@ -174,7 +196,7 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
                 "corsadmin's API, which no other site may read with the user's cookies. Set "
                 "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] = True if you really mean it."
             ) % {"policy": repr(raw.policy), "origin": repr(origin), "path": repr(path)}
-    covering, reporting = _covering(snapshot, path, host)
+    covering, reporting, empty = _covering(snapshot, path, host)
     where = _("%(path)s on host %(host)s") % {"path": repr(path), "host": repr(host)} if host else repr(path)
     if not decision.covered:
         reason = _("No enabled policy covers the path %(where)s: responses carry no CORS headers.") % {
@@ -184,6 +206,11 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
             reason += " " + _("(Report-only %(names)s never change a response.)") % {
                 "names": ", ".join(map(repr, reporting))
             }
+        if empty:
+            reason += " " + _covers_nothing(empty)
+            notes = _listing_notes(origin, path, host, covering, reporting, empty)
+            if notes:
+                reason += " " + gettext("Note: %(notes)s.") % {"notes": "; ".join(notes)}
         return reason
     exception = ""
     if decision.denied_by:
@@ -228,8 +255,28 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
             + _("Browsers send origins in canonical form (%(origin)s); origins are compared byte for byte.")
             % {"origin": repr(text)}
         )
-    listed = list(AllowedOrigin.objects.filter(origin=text).select_related("policy"))
     notes = _ignored(snapshot, text, path, host)
+    listing = _listing_notes(text, path, host, covering, reporting, empty)
+    notes += listing or []
+    if listing is None and not notes:
+        notes = _near_misses(text) or [_("there is no entry for this origin")]
+    if notes:
+        reason += " " + _("Note: %(notes)s.") % {"notes": "; ".join(notes)}
+    return reason
+
+
+def _listing_notes(
+    origin: str, path: str, host: str | None, covering: list[str], reporting: list[str], empty: list[str]
+) -> list[str] | None:
+    """Why the entries listing ``origin`` do not allow it here (None: it is listed nowhere)."""
+    try:
+        text = canonical_origin(origin)
+    except DjangoValidationError:
+        return None
+    listed = list(AllowedOrigin.objects.filter(origin=text).select_related("policy"))
+    if not listed:
+        return None
+    notes = []
     now = timezone.now()
     for entry in listed:
         if not entry.enabled:
@@ -263,16 +310,17 @@ def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | N
                 )
                 % {"policy": repr(entry.policy.name), "hosts": ", ".join(entry.policy.hosts)}
             )
+        elif entry.policy.name in empty and entry.effect == AllowedOrigin.DENY:
+            notes.append(
+                gettext("it is listed in policy %(policy)s as an exception (deny entry)")
+                % {"policy": repr(entry.policy.name)}
+            )
         elif entry.policy.name not in covering:
             notes.append(
                 _("it is listed in policy %(policy)s, which does not cover %(path)s")
                 % {"policy": repr(entry.policy.name), "path": repr(path)}
             )
-    if not listed and not notes:
-        notes = _near_misses(text) or [_("there is no entry for this origin")]
-    if notes:
-        reason += " " + _("Note: %(notes)s.") % {"notes": "; ".join(notes)}
-    return reason
+    return notes
 
 
 def _ignored(snapshot: Any, origin: str, path: str, host: str | None) -> list[str]:

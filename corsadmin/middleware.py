@@ -18,7 +18,7 @@ from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
 from .refresh import holder
 from .signals import check_request_enabled
-from .snapshot import Decision, Snapshot
+from .snapshot import REFUSED, Decision, Snapshot
 from .telemetry import record_refusal, record_report
 
 SIGNALS: tuple[Signal, ...] = (check_request_enabled,)
@@ -34,7 +34,7 @@ logger = logging.getLogger("corsadmin")
 class _Request:
     """What the decision needs from a request."""
 
-    __slots__ = ("origin", "path", "method", "preflight", "private_network", "request", "host")
+    __slots__ = ("origin", "path", "method", "preflight", "private_network", "request", "host", "vary")
 
     def __init__(self, request: HttpRequest) -> None:
         self.request = request
@@ -46,6 +46,8 @@ class _Request:
         self.preflight = self.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta
         self.private_network = meta.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK") == "true"
         self.host: str | None = None
+        # The Vary field name when the ``CORS_*`` settings decided through a receiver.
+        self.vary: str | None = None
 
     def decide(self, snapshot: Snapshot) -> Decision:
         # The Host only when some policy names hosts (asking Django to validate it costs).
@@ -56,7 +58,19 @@ class _Request:
         return guard(decision, self.path) if decision.allowed else decision
 
     def decide_enabled(self, snapshot: Snapshot) -> Decision:
+        self.vary = "origin"  # the settings' answer: as django-cors-headers writes it
         return snapshot.allowed_by_receiver(self.origin, self.method, self.preflight, self.private_network)
+
+    def decide_not_enabled(self, snapshot: Snapshot, decision: Decision) -> Decision:
+        """A request no receiver enabled, while one is connected: covered where
+        ``CORS_URLS_REGEX`` matches, as django-cors-headers covers it whatever the receivers
+        answer (``Vary``, a preflight answered), even with no origin setting (then no database
+        policy that allows nothing covers the path)."""
+        fallback = snapshot.fallback
+        if decision.covered or fallback is None or not fallback.match_path(self.path):
+            return decision
+        self.vary = "origin"
+        return REFUSED
 
     def note_refusal(self, request: HttpRequest, decision: Decision, snapshot: Snapshot) -> None:
         """Count a refused cross-origin request (a same-origin one is not a refusal), or
@@ -180,8 +194,11 @@ class CorsMiddleware:
         asked = _Request(request)
         snapshot = holder.get()
         decision = asked.decide(snapshot)
-        if not decision.allowed and asked.origin and _receivers_listening() and _enabled_by_receiver(request):
-            decision = asked.decide_enabled(snapshot)
+        if not decision.allowed and _receivers_listening():
+            if asked.origin and _enabled_by_receiver(request):
+                decision = asked.decide_enabled(snapshot)
+            else:
+                decision = asked.decide_not_enabled(snapshot, decision)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
         asked.note_refusal(request, decision, snapshot)
@@ -192,21 +209,20 @@ class CorsMiddleware:
                 usage.denied(decision.denied_id)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
+        vary = asked.vary or _vary_field(snapshot)
         if asked.preflight and decision.covered:
-            return _finish(_preflight_response(), decision, _vary_field(snapshot))
-        return _finish(self.get_response(request), decision, _vary_field(snapshot))
+            return _finish(_preflight_response(), decision, vary)
+        return _finish(self.get_response(request), decision, vary)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         asked = _Request(request)
         snapshot = await holder.aget()
         decision = asked.decide(snapshot)
-        if (
-            not decision.allowed
-            and asked.origin
-            and _receivers_listening()
-            and await _aenabled_by_receiver(request)
-        ):
-            decision = asked.decide_enabled(snapshot)
+        if not decision.allowed and _receivers_listening():
+            if asked.origin and await _aenabled_by_receiver(request):
+                decision = asked.decide_enabled(snapshot)
+            else:
+                decision = asked.decide_not_enabled(snapshot, decision)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
         asked.note_refusal(request, decision, snapshot)
@@ -217,9 +233,10 @@ class CorsMiddleware:
                 usage.denied(decision.denied_id)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
+        vary = asked.vary or _vary_field(snapshot)
         if asked.preflight and decision.covered:
-            return _finish(_preflight_response(), decision, _vary_field(snapshot))
-        return _finish(await self.get_response(request), decision, _vary_field(snapshot))
+            return _finish(_preflight_response(), decision, vary)
+        return _finish(await self.get_response(request), decision, vary)
 
 
 class CsrfViewMiddleware(DjangoCsrfViewMiddleware):

@@ -466,7 +466,10 @@ class CheckResultSerializer(serializers.Serializer):
     path = serializers.CharField()
     method = serializers.CharField()
     allowed = serializers.BooleanField(help_text="Whether a browser would let the page make this request.")
-    covered = serializers.BooleanField(help_text="Whether some enabled policy covers the path.")
+    covered = serializers.BooleanField(
+        help_text="Whether some enabled policy covers the path (a policy that can allow no origin: "
+        "no enabled, unexpired allow entry and not allow-all, covers nothing)."
+    )
     policy = serializers.CharField(allow_null=True)
     matched = serializers.CharField(
         allow_null=True,

@@ -43,6 +43,9 @@ class SettingsPolicy(CompiledPolicy):
 
     def __init__(self, *, origins: Iterable[str], regexes: Iterable[Any], **options: Any) -> None:
         super().__init__(**options)
+        # Covers CORS_URLS_REGEX whatever it allows, as django-cors-headers does (``Vary``,
+        # preflights answered): only a database policy that allows nothing covers nothing.
+        self.live_until = math.inf
         self.pairs: dict[tuple[str, str], Entry] = {}
         # Entries without a host (null, file://) match only the very same string:
         # comparing their empty netloc would let any host-less Origin through.

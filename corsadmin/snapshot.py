@@ -43,6 +43,7 @@ ALLOW_PRIVATE_NETWORK = "Access-Control-Allow-Private-Network"
 
 # (entry id or None, entry text, expiry as a UNIX timestamp or inf)
 Entry = tuple[Any, str, float]
+FOREVER = math.inf
 ALL_ORIGINS: Entry = (None, "*", math.inf)
 
 
@@ -140,7 +141,7 @@ class EntryTable:
     (scheme, host or base, port, wildcard?) of ``patterns``.
     """
 
-    __slots__ = ("exact", "recent", "patterns", "_bases", "_hosting")
+    __slots__ = ("exact", "recent", "patterns", "_bases", "_hosting", "_live", "_exact_live")
 
     # Folding costs one copy of ``exact``: do it once per this many changes (or 1/16 of it).
     FOLD_AT = 4096
@@ -158,6 +159,10 @@ class EntryTable:
         # here with one string lookup, before any key tuple is built.
         self._bases = frozenset(key[1] for key in self.patterns)
         self._hosting: tuple[Entry, ...] | None = None
+        self._live: float | None = None  # see live_until
+        # (entries of ``exact`` that never expire, its latest expiry, whose): shared by the
+        # tables made from this one with the same ``exact`` (see live_until).
+        self._exact_live: tuple[int, float, str | None] | None = None
 
     @classmethod
     def build(cls, entries: Iterable[tuple[Any, str, float]], label: str = "") -> EntryTable:
@@ -189,6 +194,49 @@ class EntryTable:
         """Done building: index the patterns' hosts."""
         self._bases = frozenset(key[1] for key in self.patterns)
         self._hosting = None
+        self._live = self._exact_live = None
+
+    def live_until(self) -> float:
+        """Until when some entry of the table can match an origin: ``inf`` when one never
+        expires, else the latest expiry (``-inf``: no entry). Found once per table, at once
+        when one of the first entries never expires; else the counts of ``exact`` are taken
+        once and shared by the tables ``changed`` makes from it (O(changes) for those)."""
+        live = self._live
+        if live is None:
+            live = self._live = self._find_live()
+        return live
+
+    def _find_live(self) -> float:
+        exact, recent = self.exact, self.recent
+        for value in recent.values():
+            if value is not None and type(value) is not tuple:
+                return math.inf
+        for entry in self.patterns.values():
+            if entry[2] == math.inf:
+                return math.inf
+        stats = self._exact_live
+        if stats is None:
+            # Most tables hold an entry that never expires among their first few: no count.
+            for key, value in itertools.islice(exact.items(), 64):
+                if type(value) is not tuple and key not in recent:
+                    return math.inf
+            stats = self._exact_live = _live_stats(exact.items())  # once per ``exact``
+        forever, latest, latest_key = stats
+        for key in recent:
+            old = exact.get(key)
+            if old is not None and type(old) is not tuple:  # replaced or removed
+                forever -= 1
+        if forever > 0:
+            return math.inf
+        if latest_key in recent:  # the latest was replaced or removed: ask the rest (rare)
+            latest = _live_stats((k, v) for k, v in exact.items() if k not in recent)[1]
+        for value in recent.values():
+            if value is not None and value[1] > latest:
+                latest = value[1]
+        for entry in self.patterns.values():
+            if entry[2] > latest:
+                latest = entry[2]
+        return latest
 
     def hosting_wildcards(self) -> tuple[Entry, ...]:
         """The wildcards on a shared hosting platform (``corsadmin.hosting``), sorted by text;
@@ -217,6 +265,7 @@ class EntryTable:
         }
         table = EntryTable(self.exact, patterns, self.recent)
         table._hosting = ()
+        table._exact_live = self._exact_live
         return table
 
     def __len__(self) -> int:
@@ -247,7 +296,10 @@ class EntryTable:
         exact = self.exact
         if len(recent) > max(self.FOLD_AT, len(exact) >> 4):
             exact, recent = _fold(exact, recent), {}
-        return EntryTable(exact, self.patterns if patterns is None else patterns, recent)
+        table = EntryTable(exact, self.patterns if patterns is None else patterns, recent)
+        if exact is self.exact:
+            table._exact_live = self._exact_live
+        return table
 
     def exact_value(self, origin: str) -> ExactValue:
         if self.recent:
@@ -305,6 +357,17 @@ class EntryTable:
 
 _MISSING = object()
 EMPTY_TABLE = EntryTable()
+
+
+def _live_stats(items: Iterable[tuple[str, ExactValue]]) -> tuple[int, float, str | None]:
+    """(how many never expire, the latest expiry of the others, its key) of exact entries."""
+    forever, latest, latest_key = 0, -math.inf, None
+    for key, value in items:
+        if type(value) is not tuple:
+            forever += 1
+        elif value[1] > latest:
+            latest, latest_key = value[1], key
+    return forever, latest, latest_key
 
 
 def _fold(exact: dict[str, ExactValue], recent: dict[str, ExactValue]) -> dict[str, ExactValue]:
@@ -394,6 +457,7 @@ class CompiledPolicy:
         "table",
         "refuse_null",
         "ignored",
+        "live_until",
         "_common",
         "_options",
     )
@@ -439,6 +503,11 @@ class CompiledPolicy:
         # Entries stored but never honoured (kept out of ``table``), for ``check`` to explain:
         # wildcards on shared hosting listed on a credentials policy around validation.
         self.ignored = ignored
+        # Until when the policy can allow some origin (``inf``: for good): an enabled,
+        # unexpired allow entry, or allow-all. Past it the policy covers nothing: no
+        # preflight answered, no ``Vary`` (so the seeded, empty ``default`` changes no
+        # response). Deny entries allow nothing; nor does ``null`` it refuses.
+        self.live_until = math.inf if allow_all_origins else self._table_live_until()
         common = {}
         if allow_credentials:
             common[ALLOW_CREDENTIALS] = "true"
@@ -449,6 +518,17 @@ class CompiledPolicy:
         if max_age:
             options[MAX_AGE] = str(max_age)
         self._options = options
+
+    def _table_live_until(self) -> float:
+        table = self.table
+        if self.refuse_null and len(table) == 1 and table.exact_value(NULL) is not None:
+            return -math.inf
+        return table.live_until()
+
+    def covers(self, path: str, now: float) -> bool:
+        """Whether the policy covers ``path`` at ``now``: its ``url_regex`` matches and it
+        can allow some origin (its hosts aside)."""
+        return self.live_until > now and self.match_path(path) is not None
 
     def denied(self, origin: str, now: float) -> Entry | None:
         """The deny entry refusing this origin in this policy, if any."""
@@ -572,13 +652,23 @@ class Snapshot:
         if not origin:  # the same answer as below, without building the list
             for policy in policies:
                 if not policy.report and policy.match_path(path):
-                    return REFUSED, True
-            return NOT_COVERED, True
-        covering = [p for p in policies if p.match_path(path)]
+                    until = policy.live_until
+                    if until == FOREVER:
+                        return REFUSED, True
+                    if until > time.time():  # covers until its last entry expires
+                        return REFUSED, False
+            return NOT_COVERED, True  # a policy that allows nothing stays so (in this snapshot)
+        now = time.time()
+        # A policy that can allow nothing (no enabled, unexpired allow entry, not allow-all)
+        # covers nothing. One whose entries all expire covers until the last one does: no
+        # answer it is part of is remembered.
+        covering = [p for p in policies if p.live_until > now and p.match_path(path)]
         if not covering:
             return NOT_COVERED, True
-        now = time.time()
         lasting = True
+        for policy in covering:
+            if policy.live_until != FOREVER:
+                lasting = False
         denied: tuple[str, str, Any] | None = None
         reporting = 0
         for policy in covering:
@@ -612,7 +702,7 @@ class Snapshot:
         if reporting == len(covering):  # only report-only policies: as if none covered it
             return NOT_COVERED, True
         if denied is None:
-            return REFUSED, True
+            return REFUSED, lasting
         name, text, entry_id = denied
         return Decision(covered=True, denied_policy=name, denied_by=text, denied_id=entry_id), lasting
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -137,13 +138,17 @@ def refused(snapshot: Any, path: str, host: str | None = None) -> None:
     key = (host, path)
     name = _covering.get(key, _UNKNOWN)  # one get: another thread may clear the memo meanwhile
     if name == _UNKNOWN:
-        # (report-only policies never decide; per-host policies only for their hosts)
+        # (report-only policies never decide; per-host policies only for their hosts; a policy
+        # that can allow nothing covers nothing)
         applying = snapshot.hosts.get(host)
-        name = next((p.name for p in applying if not p.report and p.match_path(path)), None)
-        memo = _covering
-        if len(memo) >= MEMO_SIZE:
-            memo.clear()
-        memo[key] = name
+        now = time.time()
+        policy = next((p for p in applying if not p.report and p.covers(path, now)), None)
+        name = None if policy is None else policy.name
+        if policy is None or policy.live_until == math.inf:  # else it may cover nothing later
+            memo = _covering
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[key] = name
     if name is None:
         return
     counts = _cur_policies.get(name)

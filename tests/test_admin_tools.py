@@ -51,12 +51,25 @@ def test_check_page_needs_view_permission(client):
     assert client.get("/admin/corsadmin/allowedorigin/check/").status_code == 200
 
 
-def test_refused_cross_origin_request_is_counted_without_a_write(client, django_assert_num_queries):
+@pytest.fixture
+def default_allows_something(db):
+    """Refusals are counted where a policy covers the path: one that can allow some origin."""
+    AllowedOrigin.objects.create(origin="https://app.example.com")
+
+
+def test_refused_cross_origin_request_is_counted_without_a_write(
+    client, django_assert_num_queries, default_allows_something
+):
     client.get("/demo/echo/")  # warm the snapshot
     with django_assert_num_queries(0):
         client.get("/demo/echo/", HTTP_ORIGIN="https://stranger.example.com")
         client.get("/demo/echo/", HTTP_ORIGIN="https://stranger.example.com")
     assert recorder.pending()[("https://stranger.example.com", "/demo/", "")][0] == 2
+
+
+def test_no_refusal_is_counted_where_the_empty_default_covers_nothing(client):
+    client.get("/demo/echo/", HTTP_ORIGIN="https://stranger.example.com")
+    assert recorder.pending() == {}
 
 
 def test_same_origin_request_is_not_a_refusal(client):
@@ -70,7 +83,7 @@ def test_allowed_origin_is_not_counted(client):
     assert recorder.pending() == {}
 
 
-def test_flush_writes_and_accumulates_counts(client):
+def test_flush_writes_and_accumulates_counts(client, default_allows_something):
     client.get("/demo/echo/", HTTP_ORIGIN="https://stranger.example.com")
     recorder.flush()
     client.get("/demo/echo/", HTTP_ORIGIN="https://stranger.example.com")
@@ -81,7 +94,7 @@ def test_flush_writes_and_accumulates_counts(client):
     assert row.first_seen <= row.last_seen
 
 
-def test_distinct_origins_are_capped(client, settings):
+def test_distinct_origins_are_capped(client, settings, default_allows_something):
     settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY_MAX_ORIGINS": 2}
     for n in range(5):
         client.get("/demo/echo/", HTTP_ORIGIN=f"https://s{n}.example.com")

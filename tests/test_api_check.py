@@ -224,3 +224,42 @@ def test_check_explains_a_refusal(allow_list, reader_client, origin, path, reaso
     result = reader_client.get(API + "check/", {"origin": origin, "path": path}).json()
     assert result["allowed"] is False
     assert reason in result["reason"]
+
+
+COVERS_NOTHING = (
+    "No enabled policy covers the path '/demo/echo/': responses carry no CORS headers. Policy "
+    "'default' matches the path but covers nothing: it has no enabled, unexpired allow entry and "
+    "does not allow all origins, so it changes no response (no Vary, no preflight answered) until "
+    "it has one."
+)
+
+
+def test_check_says_the_seeded_default_without_entries_covers_nothing(reader_client, client):
+    result = reader_client.get(API + "check/", {"origin": APP, "path": "/demo/echo/"}).json()
+    response = client.get("/demo/echo/", HTTP_ORIGIN=APP)
+    assert (result["allowed"], result["covered"], result["reason"], vary(response)) == (
+        False,
+        False,
+        COVERS_NOTHING,
+        [],
+    )
+
+
+def test_cli_check_says_the_seeded_default_without_entries_covers_nothing():
+    with pytest.raises(CommandError) as refused:
+        call_command("cors", "check", APP, "--path", "/demo/echo/", stdout=io.StringIO())
+    assert (refused.value.returncode, str(refused.value)) == (1, f"refused: {COVERS_NOTHING}")
+
+
+@pytest.mark.parametrize(
+    ("entry", "note"),
+    [
+        ({"enabled": False}, "it is listed in policy 'default' but disabled"),
+        ({"effect": "deny"}, "it is listed in policy 'default' as an exception (deny entry)"),
+    ],
+    ids=["disabled", "deny"],
+)
+def test_check_notes_the_entry_of_a_policy_that_covers_nothing(reader_client, entry, note):
+    AllowedOrigin.objects.create(origin=APP, **entry)
+    result = reader_client.get(API + "check/", {"origin": APP, "path": "/demo/echo/"}).json()
+    assert (result["covered"], result["reason"]) == (False, f"{COVERS_NOTHING} Note: {note}.")

@@ -41,9 +41,12 @@ JSON_PUT = {
     "body": '{"hello": "world"}',
 }
 
-# Policies next to `default` (^/, no exposed header, no credentials, the default request headers).
+# Policies next to `default` (^/, no exposed header, no credentials, the default request headers),
+# which lists an origin no page has, so that it covers every path (a policy that can allow
+# nothing covers nothing).
 POLICIES = """
 from corsadmin.conf import DEFAULT_HEADERS
+AllowedOrigin.objects.create(origin="https://listed.example.com")
 Policy.objects.create(name="exposing", url_regex=r"^/demo/", priority=10, expose_headers=["x-request-id"])
 Policy.objects.create(name="custom-headers", url_regex=r"^/demo/", priority=10,
                       allow_headers=[*DEFAULT_HEADERS, "x-custom"])
@@ -419,8 +422,9 @@ TELEMETRY_WAIT = 15.0  # TELEMETRY_INTERVAL (10 s) and a margin: the workers wri
 
 @pytest.fixture
 def report_only(site: Site) -> Iterator[str]:
-    """`legacy` allows every origin on /demo/echo/; `strict`, report-only, lists nobody yet. An API
-    token to read /api/cors/blocked/. Both policies go afterwards (the site is shared)."""
+    """`legacy` allows every origin on /demo/echo/; `strict`, report-only, lists another origin
+    (not the page's: a policy that can allow nothing would report nothing). An API token to read
+    /api/cors/blocked/. Both policies go afterwards (the site is shared)."""
     key = site.orm(
         "from django.contrib.auth import get_user_model\n"
         "from rest_framework.authtoken.models import Token\n"
@@ -428,7 +432,9 @@ def report_only(site: Site) -> Iterator[str]:
         "print(Token.objects.get_or_create(user=user)[0].key)\n"
         'Policy.objects.create(name="legacy", url_regex=r"^/demo/echo/", priority=20,\n'
         "                      allow_all_origins=True)\n"
-        'Policy.objects.create(name="strict", url_regex=r"^/demo/echo/", priority=30, mode="report")\n'
+        'strict = Policy.objects.create(name="strict", url_regex=r"^/demo/echo/", priority=30,\n'
+        '                               mode="report")\n'
+        'AllowedOrigin.objects.create(origin="https://partner.example.com", policy=strict)\n'
     ).strip()
     try:
         yield key

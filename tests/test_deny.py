@@ -61,7 +61,8 @@ def allow_all_denying_null() -> None:
 
 def denied_first_allowed_below() -> None:
     Policy.objects.create(name="strict", url_regex="^/demo/", priority=10)
-    entries((UC, "deny"), policy="strict")
+    # With an allow entry of its own: a policy that allows nothing covers nothing.
+    entries((UC, "deny"), (APP, "allow"), policy="strict")
     entries((UC, "allow"))
 
 

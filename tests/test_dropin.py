@@ -9,21 +9,34 @@ import pytest
 from corsheaders.middleware import CorsMiddleware as CorsHeadersMiddleware
 from corsheaders.signals import check_request_enabled as corsheaders_signal
 from django.http import HttpResponse
-from django.test import RequestFactory
+from django.test import Client, RequestFactory, override_settings
 
 from corsadmin import signals
 from corsadmin.middleware import CorsMiddleware
-from corsadmin.models import Policy
+from corsadmin.models import AllowedOrigin, Policy
 from corsadmin.settings_policy import compile_origin_regex
 
 from .covering import pairwise, uncovered_pairs
+from .twin_requests import PATHS as TWINS
+from .twin_requests import allow_origin, pinned, send  # noqa: F401  (pinned is a fixture)
+
+PREFLIGHT_HEADERS = {"Access-Control-Request-Method": "PUT"}
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def no_database_policies():
-    Policy.objects.all().delete()
+def seeded_default_only():
+    """The database as ``migrate`` leaves it: the ``default`` policy (``^/``), no entry."""
+    Policy.objects.exclude(name="default").delete()
+    assert list(Policy.objects.values_list("name", "url_regex", "origins")) == [("default", "^/", None)]
+
+
+def with_seeded_default(index: int) -> bool:
+    """Whether the index-th setting of the table runs with the seeded ``default`` (two in
+    three; the others with no database policy at all). Not a factor of the product's inner
+    dimensions (urls-regex, private network: 4), so both states meet every combination."""
+    return index % 3 != 0
 
 
 def view(request):
@@ -133,7 +146,9 @@ ORIGINS = [
 ]
 # README, "Differences from django-cors-headers": origins corsadmin never answers.
 UNSAFE_ORIGINS = {"*", "https://a.example.com\x01", "https://" + "a" * 2050 + ".example.com"}
-PATHS = ["/api/x", "/api/vary", "/other"]
+# Outside CORS_URLS_REGEX too: another path, and one whose view sets its own Vary (README,
+# "Migrating": the seeded default, which allows nothing, covers nothing).
+PATHS = ["/api/x", "/api/vary", "/other", "/other/vary"]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 PREFLIGHT = {"HTTP_ACCESS_CONTROL_REQUEST_METHOD": "PUT", "HTTP_ACCESS_CONTROL_REQUEST_HEADERS": "x-custom"}
 PRIVATE = {"HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK": "true"}
@@ -224,6 +239,8 @@ def refused(observation):
 
 @pytest.mark.parametrize(("index", "values"), SETTINGS)
 def test_same_response_as_django_cors_headers(index, values, settings, request_space):
+    if not with_seeded_default(index):
+        Policy.objects.all().delete()
     for name, value in values.items():
         setattr(settings, name, value)
     rf = RequestFactory()
@@ -237,6 +254,119 @@ def test_same_response_as_django_cors_headers(index, values, settings, request_s
         if ours != theirs:
             mismatches.append(((origin, method, path, sorted(extra)), theirs, ours))
     assert mismatches == []
+
+
+# --- the whole site, outside the settings' paths -------------------------------------------
+# Sites with CORS_URLS_REGEX, through every middleware of the demo site (the URLconf, the
+# admin, CSRF, sessions), with the seeded default or no database policy: requests to paths
+# the settings do not cover (another path the app 404s, the admin login whose view varies on
+# Cookie, a redirect) and to one they do. The middleware is the only difference.
+SITES = {
+    "exact": {"CORS_ALLOWED_ORIGINS": ["https://app.example.com"], "CORS_URLS_REGEX": r"^/api/"},
+    "regex-credentials": {
+        "CORS_ALLOWED_ORIGIN_REGEXES": [r"^https://\w+\.example\.com$"],
+        "CORS_ALLOW_CREDENTIALS": True,
+        "CORS_URLS_REGEX": r"^/api/.*$",
+    },
+    "allow-all": {"CORS_ALLOW_ALL_ORIGINS": True, "CORS_URLS_REGEX": r"^/api/"},
+    "lists-private-network": {
+        "CORS_ALLOWED_ORIGINS": ["https://app.example.com"],
+        "CORS_ALLOW_METHODS": ["GET"],
+        "CORS_ALLOW_HEADERS": ["x-custom"],
+        "CORS_EXPOSE_HEADERS": ["X-Total"],
+        "CORS_PREFLIGHT_MAX_AGE": 0,
+        "CORS_ALLOW_PRIVATE_NETWORK": True,
+        "CORS_URLS_REGEX": r"^/api/v1/",
+    },
+}
+SITE_DIMENSIONS = {
+    "site": list(SITES),
+    "seeded": [True, False],
+    "path": ["/other/", "/admin/login/", "/", "/api/v1/nowhere/", "/static/nowhere.css"],
+    "origin": [None, "https://app.example.com", "https://evil.example.net"],
+    "shape": ["GET", "POST", "OPTIONS", "preflight", "preflight-private"],
+}
+SITE_ROWS = pairwise(SITE_DIMENSIONS, seed=21)
+SITE_FULL_PRODUCT = [
+    dict(zip(SITE_DIMENSIONS, values, strict=True)) for values in itertools.product(*SITE_DIMENSIONS.values())
+]
+SHAPES = {
+    "GET": ("GET", {}),
+    "POST": ("POST", {}),
+    "OPTIONS": ("OPTIONS", {}),
+    "preflight": ("OPTIONS", PREFLIGHT),
+    "preflight-private": ("OPTIONS", PREFLIGHT | PRIVATE),
+}
+TOKEN = re.compile(rb"[A-Za-z0-9]{64}")  # a CSRF token in a form: new on every response
+MIDDLEWARES = ("corsheaders.middleware.CorsMiddleware", "corsadmin.middleware.CorsMiddleware")
+
+
+@pytest.fixture
+def site_clients(settings):
+    """A test client per CORS middleware, each with the demo site's whole chain in place of
+    corsadmin's (loaded once: a chain is built at a client's first request)."""
+    ours = list(settings.MIDDLEWARE)
+    clients = {}
+    for middleware in MIDDLEWARES:
+        settings.MIDDLEWARE = [middleware if name == MIDDLEWARES[1] else name for name in ours]
+        # CSRF enforced, as on a real site: a cross-origin POST without a token is a 403.
+        clients[middleware] = Client(enforce_csrf_checks=True, raise_request_exception=False)
+        clients[middleware].get("/other/")  # the first request loads the chain and the URLconf
+    settings.MIDDLEWARE = ours
+    return clients
+
+
+def site_observed(client: Client, row) -> tuple:
+    """Status, headers, cookies (names and attributes), body (form tokens masked) and
+    ``request._cors_enabled`` of one request through the whole site; times (``Expires``,
+    a cookie's) as the same mark."""
+    method, extra = SHAPES[row["shape"]]
+    meta = dict(extra) if row["origin"] is None else {**extra, "HTTP_ORIGIN": row["origin"]}
+    client.cookies.clear()
+    response = client.generic(method, row["path"], **meta)
+    headers = {name.lower(): value for name, value in response.items()}
+    if "expires" in headers:
+        headers["expires"] = "(time)"
+    cookies = {
+        name: sorted((key, "(time)" if key == "expires" else value) for key, value in morsel.items() if value)
+        for name, morsel in response.cookies.items()
+    }
+    return (
+        response.status_code,
+        headers,
+        cookies,
+        TOKEN.sub(b"T", response.content),
+        getattr(response.wsgi_request, "_cors_enabled", MISSING),
+    )
+
+
+@pytest.fixture
+def site_rows(request):
+    """The pairwise design; every row of the product with ``--dropin-full``."""
+    if request.config.getoption("dropin_full"):
+        return SITE_FULL_PRODUCT
+    return SITE_ROWS
+
+
+def test_same_response_as_django_cors_headers_outside_the_settings_paths(site_clients, site_rows):
+    mismatches = []
+    by_site = sorted(site_rows, key=lambda row: (row["site"], not row["seeded"]))  # a load per site
+    for (site, seeded), rows in itertools.groupby(by_site, lambda row: (row["site"], row["seeded"])):
+        if not seeded:
+            Policy.objects.all().delete()
+        with override_settings(**SITES[site]):
+            for row in rows:
+                theirs, ours = (site_observed(site_clients[middleware], row) for middleware in MIDDLEWARES)
+                if theirs != ours:
+                    mismatches.append((row, theirs, ours))
+        if not seeded:
+            Policy.objects.create(name="default", url_regex="^/")  # as migrate creates it
+    assert mismatches == []
+
+
+def test_the_site_rows_cover_every_pair():
+    assert uncovered_pairs(SITE_ROWS, SITE_DIMENSIONS, lambda row: True) == set()
+    assert len(SITE_ROWS) < len(SITE_FULL_PRODUCT) / 10
 
 
 def as_row(request: Request) -> dict:
@@ -338,7 +468,8 @@ async def test_request_cors_enabled_on_the_async_path(settings):
 
 
 def test_database_policies_keep_vary_origin_capitalised(settings):
-    Policy.objects.create(name="api", url_regex="^/api/")
+    api = Policy.objects.create(name="api", url_regex="^/api/")
+    AllowedOrigin.objects.create(origin="https://app.example.com", policy=api)
     response = CorsMiddleware(parity_view)(
         RequestFactory().get("/api/x", HTTP_ORIGIN="https://evil.example.net")
     )
@@ -372,6 +503,62 @@ def test_check_request_enabled_receiver_allows(signal, client, settings):
         signal.disconnect(allow_partner)
     assert allowed["Access-Control-Allow-Origin"] == "https://partner.example.com"
     assert not refused.has_header("Access-Control-Allow-Origin")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"CORS_URLS_REGEX": r"^/api/"}, {}, {"CORS_ALLOWED_ORIGINS": ["https://app.example.com"]}],
+    ids=["urls-regex-only", "no-setting", "with-origins"],
+)
+def test_same_response_as_django_cors_headers_with_a_receiver(values, settings):
+    """A site that enables CORS with a check_request_enabled receiver, with the seeded default:
+    paths CORS_URLS_REGEX matches are covered whatever the receiver answers; others only when
+    it says yes."""
+    for name, value in values.items():
+        setattr(settings, name, value)
+
+    def partner_only(sender, request, **kwargs):
+        return request.headers.get("Origin") == "https://partner.example.com"
+
+    rf = RequestFactory()
+    mismatches = []
+    corsheaders_signal.connect(partner_only)
+    try:
+        for origin, path, (method, extra) in itertools.product(
+            [None, "https://partner.example.com", "https://evil.example.net"],
+            ["/api/x", "/other", "/other/vary"],
+            [("GET", {}), ("OPTIONS", PREFLIGHT), ("OPTIONS", {})],
+        ):
+            meta = dict(extra) if origin is None else {**extra, "HTTP_ORIGIN": origin}
+            theirs = observed(CorsHeadersMiddleware, rf.generic(method, path, **meta))
+            ours = observed(CorsMiddleware, rf.generic(method, path, **meta))
+            if ours != theirs:
+                mismatches.append(((origin, method, path, sorted(extra)), theirs, ours))
+    finally:
+        corsheaders_signal.disconnect(partner_only)
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_a_preflight_no_receiver_enables_is_answered_where_the_settings_cover(twin, pinned, settings):  # noqa: F811
+    settings.CORS_URLS_REGEX = r"^/api/"
+    pinned()
+
+    def no_one(sender, request, **kwargs):
+        return False
+
+    signals.check_request_enabled.connect(no_one)
+    try:
+        inside, outside = (
+            send(twin, "https://evil.example.net", path, method="OPTIONS", headers=PREFLIGHT_HEADERS)
+            for path in ("/api/x", "/other")
+        )
+    finally:
+        signals.check_request_enabled.disconnect(no_one)
+    assert [(r.status_code, r.content, r.get("Vary"), allow_origin(r)) for r in (inside, outside)] == [
+        (200, b"", "origin", None),
+        (200, b"ok", None, None),  # the view's own answer
+    ]
 
 
 def test_pathological_regex_takes_linear_time(client, settings):

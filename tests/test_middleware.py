@@ -63,12 +63,26 @@ def listing(*origins: str, **policy_changes) -> Callable[[], None]:
     return setup
 
 
+OTHER = "https://other.example.com"
+
+
 def disabled_entry() -> None:
     AllowedOrigin.objects.create(origin=APP, enabled=False)
+    AllowedOrigin.objects.create(origin=OTHER)  # the policy allows something: it covers
 
 
 def expired_entry() -> None:
     AllowedOrigin.objects.create(origin=APP, expires_at=timezone.now() - timedelta(seconds=1))
+    AllowedOrigin.objects.create(origin=OTHER)  # the policy allows something: it covers
+
+
+def only_disabled_and_expired_entries() -> None:
+    AllowedOrigin.objects.create(origin=APP, enabled=False)
+    AllowedOrigin.objects.create(origin=OTHER, expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def only_a_deny_entry() -> None:
+    AllowedOrigin.objects.create(origin=EVIL, effect=AllowedOrigin.DENY)
 
 
 def unexpired_entry() -> None:
@@ -116,7 +130,13 @@ CASES: dict[str, Case] = {
     "exact origin echoed on DELETE": Case(listing(APP), method="DELETE", cors=ALLOWED),
     "unlisted origin refused": Case(listing(APP), headers={"Origin": EVIL}),
     "no origin header: only Vary": Case(listing(APP), headers={}),
-    "nothing listed refuses": Case(listing()),
+    # A policy that can allow nothing covers nothing (the seeded default until it has an entry).
+    "nothing listed: covers nothing, no Vary": Case(listing(), vary=False),
+    "only disabled or expired entries: covers nothing": Case(only_disabled_and_expired_entries, vary=False),
+    "only a deny entry: covers nothing": Case(only_a_deny_entry, vary=False),
+    "nothing listed: a preflight goes to the view": Case(
+        listing(), method="OPTIONS", headers={"Origin": APP, **PREFLIGHT}, vary=False, view_called=True
+    ),
     "subdomain wildcard echoes the origin": Case(
         listing("https://*.example.com"),
         headers={"Origin": "https://a.b.example.com"},

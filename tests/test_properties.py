@@ -204,11 +204,23 @@ def reference_policy_allows(spec: PolicySpec, origin: str, now: float) -> frozen
     return matched
 
 
+def reference_can_allow(spec: PolicySpec, now: float) -> bool:
+    """Allow-all, or an unexpired allow entry (deny entries allow nothing): else the policy
+    covers nothing."""
+    return spec.allow_all or any(expires > now for _, expires in spec.entries)
+
+
 def reference_decide(
     specs: list[PolicySpec], origin: str | None, path: str, now: float, host: str | None = None
 ) -> Expected:
     covering = sorted(
-        (s for s in specs if re.match(s.url_regex, path) and reference_host_applies(s.hosts, host)),
+        (
+            s
+            for s in specs
+            if re.match(s.url_regex, path)
+            and reference_host_applies(s.hosts, host)
+            and reference_can_allow(s, now)
+        ),
         key=lambda s: (-s.priority, s.name),
     )
     enforcing = [s for s in covering if not s.report]

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from corsadmin import snapshot as snapshot_module
-from corsadmin.snapshot import CompiledPolicy, Snapshot
+from corsadmin.snapshot import CompiledPolicy, EntryTable, Snapshot, entry_key
 
 from .cors_helpers import APP, DEFAULT_HEADERS, DEFAULT_METHODS
 
@@ -271,6 +271,89 @@ def test_uncovered_path_is_not_covered():
 
 def test_empty_snapshot_covers_nothing():
     assert Snapshot([]).decide(APP, "/").covered is False
+
+
+# --- a policy that can allow nothing covers nothing -------------------------------------
+
+
+def test_a_policy_without_entries_covers_nothing():
+    snap = listing()
+    assert (snap.decide(APP, "/").covered, snap.decide(None, "/").covered) == (False, False)
+
+
+def test_a_policy_with_only_an_expired_entry_covers_nothing():
+    snap = Snapshot([policy(entries=[(APP, time.time() - 1)])])
+    assert (snap.decide(APP, "/").covered, snap.decide(None, "/").covered) == (False, False)
+
+
+def test_a_policy_with_only_deny_entries_covers_nothing():
+    snap = Snapshot([policy(denies=[(1, APP, FOREVER)])])
+    assert (snap.decide(APP, "/").covered, snap.decide(None, "/").covered) == (False, False)
+
+
+def test_allow_all_without_entries_covers():
+    assert listing(allow_all_origins=True).decide(None, "/").covered is True
+
+
+def test_a_policy_listing_only_null_it_refuses_covers_nothing():
+    snap = Snapshot([policy(entries=[("null", FOREVER)], allow_credentials=True, refuse_null=True)])
+    assert snap.decide("null", "/").covered is False
+
+
+def test_a_policy_covers_until_its_last_entry_expires(monkeypatch):
+    """Refusals and requests without Origin asked before the expiry are not remembered past it."""
+    now = time.time()
+    snap = Snapshot([policy(entries=[(APP, now + 30), ("https://b.example.com", now + 60)])])
+    before = [snap.decide(o, "/").covered for o in ("https://evil.example.net", None)]
+    monkeypatch.setattr(snapshot_module, "time", SimpleNamespace(time=lambda: now + 31))
+    between = [snap.decide(o, "/").covered for o in ("https://evil.example.net", None)]
+    monkeypatch.setattr(snapshot_module, "time", SimpleNamespace(time=lambda: now + 61))
+    after = [snap.decide(o, "/").covered for o in ("https://evil.example.net", None)]
+    assert (before, between, after) == ([True, True], [True, True], [False, False])
+
+
+def test_a_policy_that_covers_nothing_leaves_the_path_to_the_next():
+    snap = Snapshot([policy("empty", priority=10), policy("api", [(APP, FOREVER)], url_regex="^/api/")])
+    assert (snap.decide(APP, "/api/x").policy, snap.decide(APP, "/other").covered) == ("api", False)
+
+
+def test_an_empty_report_only_policy_reports_nothing():
+    """Enforced as it stands it would cover nothing, so it would refuse nothing."""
+    snap = Snapshot([policy("open", allow_all_origins=True), policy("allowlist", mode="report", priority=10)])
+    assert snap.decide(APP, "/").would_refuse == ()
+
+
+def test_a_report_only_policy_with_an_entry_reports():
+    snap = Snapshot(
+        [
+            policy("open", allow_all_origins=True),
+            policy("allowlist", [("https://b.example.com", FOREVER)], mode="report", priority=10),
+        ]
+    )
+    assert snap.decide(APP, "/").would_refuse == ("allowlist",)
+
+
+@pytest.mark.parametrize(
+    ("entries", "removed", "added", "expected"),
+    [
+        ([], [], [], -FOREVER),
+        ([(APP, FOREVER), ("https://b.example.com", 50.0)], [], [], FOREVER),
+        ([(APP, FOREVER), ("https://b.example.com", 50.0)], [APP], [], 50.0),
+        ([(APP, 70.0), ("https://b.example.com", 50.0)], [APP], [], 50.0),
+        ([(APP, 70.0)], [APP], [("https://c.example.com", 60.0)], 60.0),
+        ([(APP, 70.0)], [], [("https://*.example.com", FOREVER)], FOREVER),
+        ([("https://*.example.com", 80.0), (APP, 70.0)], [], [], 80.0),
+    ],
+    ids=["empty", "forever", "forever-removed", "latest-removed", "replaced", "pattern-added", "pattern"],
+)
+def test_entry_table_lives_until_its_last_entry_expires(entries, removed, added, expected):
+    built = EntryTable.build((i, text, exp) for i, (text, exp) in enumerate(entries, start=1))
+    built.live_until()  # an all-expiring table counts its exact origins; the changed one reuses that
+    changed = built.changed(
+        [("exact", text) for text in removed],
+        [(entry_key(text)[:2], (100 + i, text, exp)) for i, (text, exp) in enumerate(added)],
+    )
+    assert changed.live_until() == expected
 
 
 # --- headers ----------------------------------------------------------------

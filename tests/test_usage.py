@@ -90,8 +90,15 @@ def test_a_refused_cross_origin_request_counts_for_the_covering_policy(client, e
     assert OriginUsage.objects.get().hits == 1
 
 
+def covering_api(**options) -> Policy:
+    """A policy for /demo/ before the default; with an entry (a policy that allows nothing covers nothing)."""
+    api = Policy.objects.create(name="api", url_regex="^/demo/", priority=10, **options)
+    AllowedOrigin.objects.create(origin="https://partner.example.com", policy=api)
+    return api
+
+
 def test_a_refusal_counts_for_the_highest_priority_covering_policy(client, entry, clock):
-    Policy.objects.create(name="api", url_regex="^/demo/", priority=10)
+    covering_api()
     client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")
     usage.flush()
     assert list(PolicyHour.objects.values_list("policy", "refused")) == [("api", 1)]
@@ -99,7 +106,7 @@ def test_a_refusal_counts_for_the_highest_priority_covering_policy(client, entry
 
 def test_a_refusal_counts_for_a_per_host_policy_only_on_its_hosts(client, entry, clock, settings):
     settings.ALLOWED_HOSTS = ["testserver", "api.example.com"]
-    Policy.objects.create(name="api", url_regex="^/demo/", priority=10, hosts=["api.example.com"])
+    covering_api(hosts=["api.example.com"])
     client.get(ECHO, HTTP_ORIGIN="https://evil.example.net", HTTP_HOST="api.example.com")
     client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")  # Host: testserver
     usage.flush()
@@ -287,7 +294,7 @@ def test_the_covering_policy_of_a_refused_path_is_remembered_per_snapshot(
     client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")
     assert usage._covering == {(None, ECHO): "default"}
     with django_capture_on_commit_callbacks(execute=True):
-        Policy.objects.create(name="api", url_regex="^/demo/", priority=10)
+        covering_api()
     client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")  # a new snapshot: asked again
     assert usage._covering == {(None, ECHO): "api"}
     usage.flush()
@@ -312,3 +319,10 @@ def test_a_flush_costs_the_same_statements_for_1_or_1200_entries(entry, clock):
     )
     assert (few, statements_to_flush(many)) == (few, few)
     assert OriginUsage.objects.count() == 1201
+
+
+def test_a_refusal_is_not_counted_for_a_policy_that_allows_nothing(client, entry, clock):
+    Policy.objects.create(name="api", url_regex="^/demo/", priority=10)  # no entry: covers nothing
+    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")
+    usage.flush()
+    assert list(PolicyHour.objects.values_list("policy", "refused")) == [("default", 1)]

@@ -295,7 +295,7 @@ PAGES = {
     "check denied": lambda r, x: check("https://evil.example.net"),
     "check preflight": lambda r, x: check("https://app.example.com", method="PUT", request_headers="x-a"),
     "check uncovered": lambda r, x: check("https://app.example.com", path="/shadow/x", host=""),
-    "check invalid": lambda r, x: check("https://app.example.com/path"),
+    "check invalid": lambda r, x: check("https://app.example.com/x/y"),  # no catalogue word in the data
     "check elsewhere": lambda r, x: check("http://app.example.com:8080", host="www.example.com"),
     "overview": lambda r, x: ("get", ORIGINS + "overview/", None),
     "confirm disable": lambda r, x: ("post", ORIGINS, action("disable", [r["deny"], r["allow"]])),

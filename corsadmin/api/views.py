@@ -31,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import deadlines, diagnosis, documents, history, writes
+from .. import budget, deadlines, diagnosis, documents, history, writes
 from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, Policy, RefusedOrigin
@@ -58,6 +58,20 @@ from .schema import CorsAdminSchema
 LONG_STATEMENTS = 30
 
 
+@contextmanager
+def long_request(view: CorsAdminAPIView) -> Iterator[None]:
+    """Import and export: stop in time (``budget``: 503 ``out_of_time``, nothing changed) rather
+    than be killed by the server; each query may take up to the time left."""
+    deadline = budget.deadline_for(view.started)
+    with budget.limited(deadline):
+        seconds = deadlines.service_timeout() * LONG_STATEMENTS
+        left = budget.remaining()
+        if left is not None:
+            seconds = max(0.1, min(seconds, left))
+        with deadlines.deadline(seconds):
+            yield
+
+
 class CorsAdminAPIView:
     """What every view of the API shares: corsadmin's authentication, a deadline on every
     query (authentication's included: ``deadlines``), and a 503 when the database is
@@ -65,7 +79,10 @@ class CorsAdminAPIView:
 
     authentication_classes: Sequence[type[BaseAuthentication]] = [TokenAuthentication, SessionAuthentication]
 
+    started = 0.0  # budget.now() when this request reached the view
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        self.started = budget.now()
         with deadlines.deadline():
             return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
@@ -243,7 +260,7 @@ class ExportView(CorsAdminAPIView, APIView):
 
     @extend_schema(summary="Export every policy with its origins", responses={200: DocumentSerializer})
     def get(self, request: Request) -> Response:
-        with deadlines.deadline(deadlines.service_timeout() * LONG_STATEMENTS):
+        with long_request(self):
             return Response(documents.export_document())
 
 
@@ -276,7 +293,7 @@ class ImportView(CorsAdminAPIView, APIView):
         replace = _replace_flag(request)
         try:
             # A 100,000-origin document's statements take longer than one lookup's.
-            with deadlines.deadline(deadlines.service_timeout() * LONG_STATEMENTS):
+            with long_request(self):
                 result = documents.import_document(read_document(request), replace=replace, user=request.user)
         except documents.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)

@@ -17,7 +17,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import Prefetch
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -31,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import budget, deadlines, diagnosis, documents, history, writes
+from .. import budget, deadlines, diagnosis, documents, history, metrics, writes
 from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, Policy, RefusedOrigin
@@ -346,6 +346,22 @@ class NotFoundView(CorsAdminAPIView, APIView):
         raise NotFound()
 
     get = post = put = patch = delete = head = options = http_method_not_allowed
+
+
+@extend_schema(exclude=True)
+class MetricsView(CorsAdminAPIView, APIView):
+    """Prometheus metrics (``corsadmin.metrics``) for a user with ``corsadmin.view_policy``:
+    a scraper sends the API's ``Authorization: Token <key>``, an operator's browser its session.
+    401 without credentials, 403 without the permission, 404 unless ``CORSADMIN["METRICS"]``."""
+
+    permission_classes = [permissions.CanViewMetrics]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # A scraper may accept only text/plain: the errors are JSON all the same.
+        return super().perform_content_negotiation(request, force=True)
+
+    def get(self, request: Request) -> HttpResponse:
+        return metrics.view(request._request)
 
 
 class RootView(CorsAdminAPIView, routers.APIRootView):

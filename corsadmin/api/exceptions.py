@@ -23,6 +23,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from ..budget import OutOfTime
 from ..db_errors import classify
@@ -61,6 +62,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
                 response["Retry-After"] = RETRY_AFTER
         return response
     if isinstance(exc, OutOfTime):
+        set_rollback()  # the work's own transaction is undone already; ATOMIC_REQUESTS' too
         logger.warning("corsadmin: API answered 503, out of time (%s)", exc)
         response = Response({"detail": str(exc), "code": OutOfTime.code}, status=503)
         response["Retry-After"] = RETRY_AFTER
@@ -80,6 +82,7 @@ def server_error(exc: Exception, context: dict[str, Any]) -> Response:
     ``got_request_exception`` signal, and the traceback on the ``django.request`` logger,
     which e-mails ``ADMINS`` where the site set that up)."""
     request = getattr(context.get("request"), "_request", None)
+    set_rollback()  # under ATOMIC_REQUESTS, what the view wrote before failing is undone
     got_request_exception.send(sender=None, request=request)
     response = Response(
         {

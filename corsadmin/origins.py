@@ -299,6 +299,14 @@ def _canonical_ip(host: str, value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _idna(host: str) -> str:
+    """The host as IDNA ASCII (UTS 46), remembered: an import validates each origin twice (the
+    document's text, then the model's ``full_clean`` of the canonical one), and this is most of
+    the cost. A refusal (``IDNAError``) is not remembered."""
+    return idna.encode(host, uts46=True).decode("ascii")
+
+
 def _canonical_hostname(host: str, value: str) -> str:
     if not host:
         raise _fail(f"'{value}' has no host. {SHAPE_HINT}")
@@ -312,7 +320,7 @@ def _canonical_hostname(host: str, value: str) -> str:
     if any(not label for label in host.split(".")):
         raise _fail(f"'{value}' has an empty label (two dots in a row or a leading dot).")
     try:
-        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        ascii_host = _idna(host)
     except idna.IDNAError as exc:
         raise _fail(f"'{host}' in '{value}' is not a valid host name: {exc}.") from None
     if len(ascii_host) > 253 or not all(_LABEL.fullmatch(label) for label in ascii_host.split(".")):

@@ -143,6 +143,14 @@ def _check_corsadmin_settings() -> list[CheckMessage]:
         errors.append(
             Error(f"CORSADMIN['CACHE_ALIAS'] {conf.cache_alias()!r} is not in CACHES.", id="corsadmin.E011")
         )
+    timeout = conf.get("REQUEST_TIMEOUT")
+    if timeout is not None and (not isinstance(timeout, Real) or isinstance(timeout, bool) or timeout <= 0):
+        errors.append(
+            Error(
+                "CORSADMIN['REQUEST_TIMEOUT'] should be a number of seconds > 0, or None (no limit).",
+                id="corsadmin.E016",
+            )
+        )
     return errors + _check_max_staleness()
 
 

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from . import conf, history, progress, writes
+from . import budget, conf, history, progress, writes
 from .errors import one_line
 from .history import User, changed_fields, field_values, log_addition, log_change, log_deletion, user_id
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, shared_hosting_wildcards
@@ -78,6 +78,7 @@ def export_document() -> dict[str, Any]:
     serializer_class = PolicyDocumentSerializer
     if progress.active():  # the command line on a terminal: count the origins as they are written
         progress.stage("exporting", total=AllowedOrigin.objects.count())
+    if progress.active() or budget.remaining() is not None:
         serializer_class = _counted_export_serializer()
     document = {
         "version": DOCUMENT_VERSION,
@@ -89,11 +90,12 @@ def export_document() -> dict[str, Any]:
 
 
 def _counted_export_serializer() -> Any:
-    """``PolicyDocumentSerializer`` whose origins advance the progress bar."""
+    """``PolicyDocumentSerializer`` whose origins advance the progress bar and check the clock."""
 
     class CountedOrigin(OriginDocumentSerializer):
         def to_representation(self, instance: Any) -> Any:
             progress.advance()
+            budget.check(_export_out_of_time)
             return super().to_representation(instance)
 
     class CountedPolicyDocument(PolicyDocumentSerializer):
@@ -127,6 +129,43 @@ class ImportResult:
         for what, counts in self.as_dict().items():
             parts.append(f"{what} {counts['policies']} policies, {counts['origins']} origins")
         return "; ".join(parts)
+
+
+def _export_out_of_time() -> str:
+    return _(
+        "The export was stopped before the server's time limit for a request. Export with the "
+        "command line instead (python manage.py cors export), which has no time limit, or raise "
+        "the server's timeout."
+    )
+
+
+class _Clock:
+    """The import's checks of the time it has left (``budget``), saying where it stopped."""
+
+    def __init__(self) -> None:
+        self.stage = "checking"
+        self.done = 0
+        self.total = 0
+
+    def start(self, stage: str, total: int) -> None:
+        self.stage, self.done, self.total = stage, 0, total
+
+    def check(self, steps: int = 0) -> None:
+        self.done += steps
+        budget.check(self.message)
+
+    def message(self) -> str:
+        where = (
+            _("while checking the document (origin %(done)d of %(total)d)")
+            if self.stage == "checking"
+            else _("while writing (origin %(done)d of %(total)d)")
+        )
+        return _(
+            "The import was stopped %(where)s, before the server's time limit for a request: "
+            "nothing was changed. Import this document with the command line (python manage.py "
+            "cors import FILE), which has no time limit, or split it into smaller documents, or "
+            "raise the server's timeout."
+        ) % {"where": where % {"done": self.done, "total": self.total}}
 
 
 class ImportRefused(Exception):
@@ -208,7 +247,7 @@ def writable_fields(serializer_class: type[serializers.Serializer]) -> list[str]
     ]
 
 
-def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
+def _plan(document: Any, replace: bool, clock: _Clock | None = None) -> list[_PlannedPolicy]:
     """Validate the whole document against the database; raise ``ImportRefused`` with every error."""
     errors: dict[str, Any] = {}
     if not isinstance(document, Mapping):
@@ -237,14 +276,18 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
         ]
         raise ImportRefused(errors)
 
-    progress.stage(
-        "checking",
-        total=sum(
-            len(p["origins"])
-            for p in policies
-            if isinstance(p, Mapping) and isinstance(p.get("origins"), list)
-        ),
+    total = sum(
+        len(p["origins"]) for p in policies if isinstance(p, Mapping) and isinstance(p.get("origins"), list)
     )
+    progress.stage("checking", total=total)
+    clock = clock or _Clock()
+    clock.start("checking", total)
+    # One serializer of each kind for the whole document, as DRF's ``many=True`` does: building
+    # a serializer's fields costs more than validating an item with them.
+    policy_serializer = PolicyDocumentSerializer()
+    origin_serializer = OriginDocumentSerializer()
+    policy_fields = writable_fields(PolicyDocumentSerializer)  # replace: what takes its default
+    origin_fields = writable_fields(OriginDocumentSerializer)
     existing = {p.name: p for p in Policy.objects.all()}
     existing_origins: dict[tuple[int | None, str], AllowedOrigin] = {
         (o.policy_id, o.origin): o for o in AllowedOrigin.objects.filter(policy__name__in=list(existing))
@@ -257,12 +300,13 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
                 errors, ("policies", i, api_settings.NON_FIELD_ERRORS_KEY), [_("Expected a policy object.")]
             )
             continue
-        serializer = PolicyDocumentSerializer(data={k: v for k, v in item.items() if k != "origins"})
-        if not serializer.is_valid():
-            _set_error(errors, ("policies", i), serializer.errors)
+        clock.check()
+        policy_data = _validated(policy_serializer, {k: v for k, v in item.items() if k != "origins"})
+        if isinstance(policy_data, serializers.ValidationError):
+            _set_error(errors, ("policies", i), policy_data.detail)
             policy_obj: Policy | None = None
         else:
-            attrs = dict(serializer.validated_data)
+            attrs = dict(policy_data)
             name = attrs["name"]
             if name in seen_names:
                 _set_error(
@@ -276,7 +320,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
             seen_names.setdefault(name, i)
             current = existing.pop(name, None)
             if replace:
-                attrs = {**_defaults(Policy, writable_fields(PolicyDocumentSerializer)), **attrs}
+                attrs = {**_defaults(Policy, policy_fields), **attrs}
             before = field_values(current) if current else None
             policy_obj = current or Policy()
             for key, value in attrs.items():
@@ -299,17 +343,18 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
         seen_origins: dict[str, int] = {}
         for j, origin_item in enumerate(raw_origins):
             progress.advance()
+            clock.check(1)
             where = ("policies", i, "origins", j)
             if not isinstance(origin_item, Mapping):
                 _set_error(
                     errors, (*where, api_settings.NON_FIELD_ERRORS_KEY), [_("Expected an origin object.")]
                 )
                 continue
-            origin_serializer = OriginDocumentSerializer(data=origin_item)
-            if not origin_serializer.is_valid():
-                _set_error(errors, where, origin_serializer.errors)
+            origin_data = _validated(origin_serializer, origin_item)
+            if isinstance(origin_data, serializers.ValidationError):
+                _set_error(errors, where, origin_data.detail)
                 continue
-            attrs = dict(origin_serializer.validated_data)
+            attrs = dict(origin_data)
             try:
                 text = canonical_origin(attrs["origin"])
             except DjangoValidationError as exc:
@@ -330,7 +375,7 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
                 continue
             current_origin = existing_origins.get((policy_obj.pk, text)) if policy_obj.pk else None
             if replace:
-                attrs = {**_defaults(AllowedOrigin, writable_fields(OriginDocumentSerializer)), **attrs}
+                attrs = {**_defaults(AllowedOrigin, origin_fields), **attrs}
             attrs["origin"] = text
             obj = current_origin or AllowedOrigin(policy=policy_obj)
             before = field_values(current_origin) if current_origin else None
@@ -357,6 +402,14 @@ def _plan(document: Any, replace: bool) -> list[_PlannedPolicy]:
     return plan
 
 
+def _validated(serializer: serializers.Serializer, data: Any) -> Any:
+    """``data`` validated by ``serializer`` (reused for every item), or its ``ValidationError``."""
+    try:
+        return serializer.run_validation(data)
+    except serializers.ValidationError as exc:
+        return exc
+
+
 def import_document(
     document: Any, *, replace: bool = False, user: User = None, dry_run: bool = False
 ) -> ImportResult:
@@ -369,11 +422,14 @@ def import_document(
     ``dry_run``: the same counts and the rows it would write (``rows``), and nothing changed.
     """
     result = ImportResult()
+    clock = _Clock()  # with a time limit (``budget``, the API's), stops in time: all rolled back
     try:
         # A write: planned and applied with the generation row locked first (``writes``).
         with transaction.atomic() if dry_run else writes.writing():
-            plan = _plan(document, replace)
-            progress.stage("writing", total=sum(len(planned.origins) for planned in plan))
+            plan = _plan(document, replace, clock)
+            writing = sum(len(planned.origins) for planned in plan)
+            progress.stage("writing", total=writing)
+            clock.start("writing", writing)
             created_origins: list[AllowedOrigin] = []
             kept_policies: list[int] = []
             kept_origins: list[int] = []
@@ -406,6 +462,7 @@ def import_document(
                         created_origins.append(obj)
                         continue
                     progress.advance()
+                    clock.check(1)
                     kept_origins.append(obj.pk)
                     fields = changed_fields(planned_origin.before, obj)
                     if fields:
@@ -417,6 +474,7 @@ def import_document(
                             result.rows.append(("change", _origin_words(obj, policy), values))
                     else:
                         result.unchanged["origins"] += 1
+            clock.check()
             if replace:
                 gone_origins = list(
                     AllowedOrigin.objects.filter(policy_id__in=kept_policies).exclude(pk__in=kept_origins)
@@ -440,11 +498,16 @@ def import_document(
                 AllowedOrigin.objects.filter(pk__in=[o.pk for o in gone_origins]).delete()
                 Policy.objects.filter(pk__in=[p.pk for p in gone_policies]).delete()
             if created_origins:
+                clock.check()
+                # One statement (one generation): on PostgreSQL the API's query deadline, set to
+                # the time left, cuts it when it would run past (``deadlines``).
                 if connection.features.can_return_rows_from_bulk_insert:
                     created_origins = AllowedOrigin.objects.bulk_create(created_origins)
                 else:
                     for obj in created_origins:
+                        clock.check(1)
                         obj.save()
+                clock.check()
                 log_addition(user, created_origins)
                 result.created["origins"] = len(created_origins)
                 if dry_run:
@@ -454,6 +517,7 @@ def import_document(
             result.warnings = origin_warnings(
                 (p.obj.pk for p in plan if p.obj.allow_credentials), (p.obj.pk for p in plan)
             )
+            clock.check()  # the last moment to stop: the commit and the answer are left
             if dry_run:  # everything above, then undone: nothing written, nothing announced
                 transaction.set_rollback(True)
     except DjangoValidationError as exc:

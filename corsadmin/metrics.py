@@ -18,7 +18,11 @@ Series:
     corsadmin_rows_skipped_total{kind}           stored rows a snapshot left out (kind: policy, origin)
     corsadmin_snapshot_generation                the allow-list generation served (lowest worker)
     corsadmin_snapshot_age_seconds               since the database last confirmed it (oldest worker)
-    corsadmin_snapshot_entries{policy}           entries per policy (exact origins and patterns)
+    corsadmin_snapshot_entries{policy}           entries per policy (exact origins and patterns) in
+                                                 the snapshot of the process that answers the scrape,
+                                                 read at the scrape: a deleted policy's series goes
+                                                 with it (a gauge in prometheus_client's multiprocess
+                                                 files could not be removed)
     corsadmin_process_snapshot_generation        the generation each worker serves (``pid`` label
                                                  under PROMETHEUS_MULTIPROC_DIR)
     corsadmin_process_snapshot_age_seconds       each worker's confirmation age (likewise)
@@ -181,13 +185,10 @@ class _Metrics:
             "Generation of the allow-list in the database (read at each scrape)",
             multiprocess_mode="livemax",
         )
-        self.entries = Gauge(
-            "corsadmin_snapshot_entries",
-            "Entries per policy in the allow-list served",
-            ("policy",),
-            multiprocess_mode="livemax",
-        )
-        self.policies: set[str] = set()
+        from prometheus_client import REGISTRY
+
+        if not multiprocess():  # multiprocess: the view's registry of each scrape adds it
+            REGISTRY.register(EntriesCollector())
 
 
 def _get_metrics() -> _Metrics:
@@ -232,16 +233,28 @@ def _set_gauges(metrics: _Metrics) -> None:
         age = max(0.0, time.time() - confirmed)
         metrics.age.set(age)
         metrics.process_age.set(age)
-    seen = set()
-    for policy in snapshot.policies:
-        seen.add(policy.name)
-        metrics.entries.labels(policy.name).set(_entries(policy))
-    for gone in metrics.policies - seen:  # a deleted policy's series goes with it
-        try:
-            metrics.entries.remove(gone)
-        except KeyError:
-            pass
-    metrics.policies = seen
+
+
+class EntriesCollector:
+    """``corsadmin_snapshot_entries{policy}``, read from this process's snapshot at each scrape.
+
+    Not a labelled ``Gauge``: under ``PROMETHEUS_MULTIPROC_DIR`` a series once written stays in
+    the process's file until the process ends (prometheus_client's ``remove()`` only warns
+    "Removal of labels has not been implemented in multi-process mode yet"), so a deleted
+    policy would keep its last value."""
+
+    def describe(self) -> list[Any]:
+        return []  # nothing to check at registration (collect() reads the snapshot)
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "corsadmin_snapshot_entries", "Entries per policy in the allow-list served", labels=("policy",)
+        )
+        for policy in holder.peek().policies:
+            family.add_metric((policy.name,), _entries(policy))
+        yield family
 
 
 def _entries(policy: Any) -> int:
@@ -283,6 +296,7 @@ def exposition() -> tuple[bytes, str]:
 
         registry = CollectorRegistry()
         mp.MultiProcessCollector(registry)
+        registry.register(EntriesCollector())
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 

@@ -338,6 +338,14 @@ def _canonical_ip(host: str, value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _idna(host: str) -> str:
+    """The host as IDNA ASCII (UTS 46), remembered: an import validates each origin twice (the
+    document's text, then the model's ``full_clean`` of the canonical one), and this is most of
+    the cost. A refusal (``IDNAError``) is not remembered."""
+    return idna.encode(host, uts46=True).decode("ascii")
+
+
 def _canonical_hostname(host: str, value: str) -> str:
     if not host:
         raise _fail(_("'%(value)s' has no host. %(hint)s") % {"value": value, "hint": SHAPE_HINT})
@@ -356,7 +364,7 @@ def _canonical_hostname(host: str, value: str) -> str:
             _("'%(value)s' has an empty label (two dots in a row or a leading dot).") % {"value": value}
         )
     try:
-        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        ascii_host = _idna(host)
     except idna.IDNAError as exc:
         raise _fail(
             _("'%(host)s' in '%(value)s' is not a valid host name: %(error)s.")

@@ -1,10 +1,12 @@
-"""The admin and corsadmin's own API are not readable cross-origin with credentials.
+"""The admin, corsadmin's own API and its metrics are not readable cross-origin with credentials.
 
 A policy allowing credentials on ``^/`` would otherwise let each of its origins read
 the admin and the allow-list API with the user's session (and write, for an entry
 that is also CSRF-trusted). Unless ``CORSADMIN["ALLOW_CREDENTIALS_ON_ADMIN"]`` is
 True (``manage.py check`` then warns, corsadmin.W006), a credentialed decision on
-those paths becomes a refusal: no ``Access-Control-*`` header. Requests without
+those paths becomes a refusal: no ``Access-Control-*`` header. The metrics
+(``corsadmin-metrics``, where the site routes them) are refused with credentials
+always: no other site has a reason to read them as the user. Requests without
 credentials are not affected.
 """
 
@@ -22,13 +24,15 @@ from .snapshot import ALLOW_CREDENTIALS, Decision
 
 # A URL of each protected part, and the part of it below that part's root.
 _ROOTS = (("admin:index", ""), ("corsadmin-api:check", "check/"))
+# Never with credentials, whatever ALLOW_CREDENTIALS_ON_ADMIN says.
+_ALWAYS = (("corsadmin-metrics", ""),)
 
 
-@lru_cache(maxsize=8)
-def _prefixes(urlconf: Any) -> tuple[str, ...]:
+@lru_cache(maxsize=16)
+def _prefixes(urlconf: Any, roots: tuple[tuple[str, str], ...] = _ROOTS) -> tuple[str, ...]:
     prefixes = []
     script_prefix = get_script_prefix()
-    for name, tail in _ROOTS:
+    for name, tail in roots:
         try:
             url = reverse(name, urlconf=urlconf)
         except NoReverseMatch:
@@ -47,10 +51,16 @@ def is_protected(path: str) -> bool:
     return path.startswith(protected_prefixes())
 
 
+def always_protected(path: str) -> bool:
+    return path.startswith(_prefixes(get_urlconf() or settings.ROOT_URLCONF, _ALWAYS))
+
+
 def guard(decision: Decision, path: str) -> Decision:
     """The decision, or a refusal when it would expose the admin or the API with credentials."""
     if not decision.allowed or ALLOW_CREDENTIALS not in decision.headers:
         return decision
+    if always_protected(path):
+        return Decision(covered=True)
     if not is_protected(path) or conf.get("ALLOW_CREDENTIALS_ON_ADMIN"):
         return decision
     return Decision(covered=True)

@@ -28,6 +28,15 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def post_worker_init(worker: Any) -> None:
+    """Tell corsadmin when this worker would be killed for a request that runs too long
+    (``--timeout``): an API import or export stops before that and answers 503 in JSON
+    (corsadmin.budget), where the client would otherwise get a bare error page."""
+    from corsadmin import budget
+
+    budget.gunicorn_worker(worker)
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """Write the worker's unwritten counts (usage, refused origins, metrics) before it goes;
     the at-exit hook does it too, for servers run without this file."""

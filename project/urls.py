@@ -8,7 +8,9 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/cors/", include("corsadmin.api.urls")),
-    # Prometheus metrics (CORSADMIN["METRICS"]); protect it as any scrape target in production.
+    # Prometheus metrics (CORSADMIN["METRICS"]), for a user with corsadmin.view_policy: a scraper
+    # sends "Authorization: Token <key>" (manage.py drf_create_token), an operator uses the admin
+    # login. Never readable cross-origin with credentials (corsadmin.protected). README, "Metrics".
     path("metrics/", include("corsadmin.metrics_urls")),
     path("demo/echo/", views.echo, name="demo-echo"),
     path("demo/error/", views.error, name="demo-error"),

@@ -1,11 +1,13 @@
 """A process that counts decisions through the middleware and flushes its metrics.
 
-    python -m tests.metrics_process ALLOWED GENERATION [--disabled | --exit]
+    python -m tests.metrics_process ALLOWED GENERATION [--disabled | --exit | --delete]
 
 Used by test_metrics.py: two of these with one PROMETHEUS_MULTIPROC_DIR stand for two
 gunicorn workers; ``--disabled`` checks that nothing imports prometheus_client; ``--exit``
 counts with a background writer whose interval is an hour and never flushes: only the
-flush at exit can move the counts. No database: the snapshot is built in memory.
+flush at exit can move the counts; ``--delete`` then serves a snapshot without the policy
+(deleted), flushes again and prints the view's text (``exposition``) as ``scrape``. No
+database: the snapshot is built in memory.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def main() -> None:
     allowed, generation = int(sys.argv[1]), int(sys.argv[2])
     disabled = "--disabled" in sys.argv
     at_exit = "--exit" in sys.argv
+    delete = "--delete" in sys.argv
     if disabled:
         sys.modules["prometheus_client"] = None  # type: ignore[assignment]  # any import fails
     import django
@@ -57,7 +60,15 @@ def main() -> None:
         if not disabled and not at_exit:
             metrics.flush()
         imported = sys.modules.get("prometheus_client") is not None
-        print(json.dumps({"prometheus": imported, "counted": len(metrics._decisions)}))
+        result: dict = {"prometheus": imported, "counted": len(metrics._decisions)}
+        if delete:
+            holder._snapshot = Snapshot(
+                [CompiledPolicy(name="kept", entries=[(2, "https://kept.example.com", math.inf)])],
+                generation + 1,
+            )
+            metrics.flush()
+            result["scrape"] = metrics.exposition()[0].decode()
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -369,3 +369,50 @@ def test_bad_new_fields_refuse_the_import_and_change_nothing(full_client, policy
         detail = detail[key]
     assert response.status_code == 400 and words in detail[0]
     assert not Policy.objects.filter(name="x").exists()
+
+
+# --- a time limit (corsadmin.budget) ----------------------------------------------------
+
+
+class TickingClock:
+    """``budget.now``: a second passes at each reading."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_an_import_out_of_time_stops_answers_json_503_and_changes_nothing(full_client, settings, monkeypatch):
+    from corsadmin import budget
+
+    settings.CORSADMIN = {**settings.CORSADMIN, "REQUEST_TIMEOUT": 30}  # 27 s, margin 3 s
+    monkeypatch.setattr(budget, "now", TickingClock())
+    origins = [{"origin": f"https://h{i}.example.com"} for i in range(40)]
+    document = {"version": 1, "policies": [{"name": "big", "url_regex": "^/", "origins": origins}]}
+    entries, logged = AllowedOrigin.objects.count(), LogEntry.objects.count()
+    response = full_client.post(API + "import/", document, format="json")
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response["Retry-After"] == "5"
+    assert response.json() == {
+        "code": "out_of_time",
+        "detail": "The import was stopped while checking the document (origin 25 of 40), before the "
+        "server's time limit for a request: nothing was changed. Import this document with the command "
+        "line (python manage.py cors import FILE), which has no time limit, or split it into smaller "
+        "documents, or raise the server's timeout.",
+    }
+    assert not Policy.objects.filter(name="big").exists()
+    assert (AllowedOrigin.objects.count(), LogEntry.objects.count()) == (entries, logged)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, []), (25, []), (0, ["corsadmin.E016"]), ("9", ["corsadmin.E016"])]
+)
+def test_request_timeout_is_checked(settings, value, expected):
+    from corsadmin.checks import check_settings_types  # not run_checks(): model checks read the database
+
+    settings.CORSADMIN = {**settings.CORSADMIN, "REQUEST_TIMEOUT": value}
+    assert [m.id for m in check_settings_types() if m.id == "corsadmin.E016"] == expected

@@ -8,6 +8,7 @@ at the deadline. The same with real servers: ``tests/test_hangs.py``.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -119,3 +120,40 @@ def test_a_query_that_hangs_is_cut_at_the_deadline():
     with pytest.raises(OperationalError), deadlines.deadline(0.5), connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(20)")
     assert time.monotonic() - start < 5
+
+
+# --- an exception nobody handled --------------------------------------------------------
+
+
+@pytest.fixture
+def failing_check(monkeypatch, reader):
+    from corsadmin import diagnosis
+
+    from .api_fixtures import token_client
+
+    def explain(**kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the check")
+
+    monkeypatch.setattr(diagnosis, "explain", explain)
+    client = token_client(reader)
+    client.raise_request_exception = False  # as a real server: answer, do not re-raise
+    return client
+
+
+CHECK = "/api/cors/check/?origin=https://app.example.com&path=/"
+
+
+@pytest.mark.django_db
+def test_an_unhandled_exception_in_an_api_view_answers_json_500_and_is_reported(failing_check, caplog):
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        response = failing_check.get(CHECK)
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "detail": "The server failed while answering this request; the error was logged for its "
+        "administrators.",
+        "code": "server_error",
+    }
+    [record] = [r for r in caplog.records if r.name == "django.request"]  # as Django reports a 500
+    assert record.getMessage() == "Internal Server Error: /api/cors/check/"
+    assert record.exc_info is not None and str(record.exc_info[1]) == "a bug in the check"

@@ -13,8 +13,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "corsadmin"
 
-# The top: the front ends (admin, REST API, command line) and the admin's forms.
-TOP = ("corsadmin.admin", "corsadmin.forms", "corsadmin.api", "corsadmin.management")
+# The top: the front ends (admin, REST API, command line), the admin's forms, and the metrics'
+# URLconf (its view authenticates as the API does).
+TOP = (
+    "corsadmin.admin",
+    "corsadmin.forms",
+    "corsadmin.api",
+    "corsadmin.management",
+    "corsadmin.metrics_urls",
+)
 
 
 def import_graph(root: Path) -> dict[str, set[str]]:

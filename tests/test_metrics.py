@@ -45,6 +45,14 @@ def enabled(settings):
     return settings
 
 
+@pytest.fixture
+def scraper(db):
+    """A Prometheus scraper: a token of a user with ``view_policy``, as the README says."""
+    from .api_fixtures import make_user, token_client
+
+    return token_client(make_user("prometheus", "view_policy"))
+
+
 def delta(before: dict, after: dict) -> dict:
     return {key: after[key] - before[key] for key in after if after[key] != before[key]}
 
@@ -93,11 +101,11 @@ async def test_the_async_path_counts_the_same(async_client, enabled):
 
 
 @pytest.mark.django_db
-def test_the_view_shows_the_samples(client, enabled):
+def test_the_view_shows_the_samples(client, enabled, scraper):
     AllowedOrigin.objects.create(origin=APP)
     AllowedOrigin.objects.create(origin="https://*.example.org")
     client.get(ECHO, HTTP_ORIGIN=APP)
-    response = client.get("/metrics/")
+    response = scraper.get("/metrics/", HTTP_ACCEPT="text/plain")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=")
     text = response.content.decode()
@@ -131,7 +139,7 @@ def test_refresh_failures_are_counted_by_service(client, enabled, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_disabled_counts_nothing_and_hides_the_view(client, settings):
+def test_disabled_counts_nothing_and_hides_the_view(client, settings, scraper):
     settings.CORSADMIN = {**settings.CORSADMIN, "METRICS": False}
     assert not metrics.ENABLED
     AllowedOrigin.objects.create(origin=APP)
@@ -139,7 +147,7 @@ def test_disabled_counts_nothing_and_hides_the_view(client, settings):
     client.get(ECHO, HTTP_ORIGIN=APP)
     client.get(ECHO, HTTP_ORIGIN=EVIL)
     assert metrics._decisions == counted
-    assert client.get("/metrics/").status_code == 404
+    assert scraper.get("/metrics/").status_code == 404
 
 
 def run_process(*args: str, multiproc_dir: str | None = None) -> dict:
@@ -181,7 +189,6 @@ def test_multiprocess_mode_adds_up_the_workers(tmp_path, client, monkeypatch):
     assert value("corsadmin_decisions_total", policy="workers", outcome="allowed") == 5
     assert value("corsadmin_decisions_total", policy="(none)", outcome="refused") == 2
     assert value("corsadmin_snapshot_generation") == 7  # the stalest worker
-    assert value("corsadmin_snapshot_entries", policy="workers") == 1
 
 
 def test_a_worker_exiting_leaves_its_counts_in_the_multiprocess_directory(tmp_path):
@@ -196,12 +203,67 @@ def test_a_worker_exiting_leaves_its_counts_in_the_multiprocess_directory(tmp_pa
 
 
 @pytest.mark.django_db
-def test_the_view_reads_every_worker_in_multiprocess_mode(tmp_path, client, enabled, monkeypatch):
+def test_the_view_reads_every_worker_in_multiprocess_mode(tmp_path, scraper, enabled, monkeypatch):
     run_process("2", "7", multiproc_dir=str(tmp_path))
     run_process("3", "9", multiproc_dir=str(tmp_path))
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    text = client.get("/metrics/").content.decode()
+    text = scraper.get("/metrics/").content.decode()
     assert 'corsadmin_decisions_total{outcome="allowed",policy="workers"} 5.0' in text
+
+
+def test_a_deleted_policys_entries_leave_the_scrape_in_multiprocess_mode(tmp_path):
+    dropped = ("DATABASE_URL", "REDIS_URL")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env.update(
+        PYTHONPATH=str(ROOT), DJANGO_SETTINGS_MODULE="tests.settings", PROMETHEUS_MULTIPROC_DIR=str(tmp_path)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.metrics_process", "1", "5", "--delete"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    scrape = json.loads(proc.stdout.strip().splitlines()[-1])["scrape"]
+    entries = sorted(line for line in scrape.splitlines() if line.startswith("corsadmin_snapshot_entries{"))
+    assert entries == ['corsadmin_snapshot_entries{policy="kept"} 1.0']
+    assert "Warning" not in proc.stderr, proc.stderr  # prometheus_client's "Removal of labels ..."
+
+
+# --- who may read it --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_view_needs_credentials(client, enabled):
+    response = client.get("/metrics/")
+    assert (response.status_code, response["WWW-Authenticate"]) == (401, "Token")
+
+
+@pytest.mark.django_db
+def test_the_view_needs_the_view_policy_permission(enabled):
+    from .api_fixtures import make_user, token_client
+
+    assert token_client(make_user("someone")).get("/metrics/").status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("opted_in", [False, True])
+def test_the_view_is_never_readable_cross_origin_with_credentials(client, enabled, admin_user, opted_in):
+    """A policy allowing credentials on ^/ answers everywhere else; never on /metrics/, even
+    where ALLOW_CREDENTIALS_ON_ADMIN opens the admin and the API."""
+    from corsadmin.refresh import holder
+
+    enabled.CORSADMIN = {**enabled.CORSADMIN, "ALLOW_CREDENTIALS_ON_ADMIN": opted_in}
+    Policy.objects.filter(name="default").update(allow_credentials=True)
+    AllowedOrigin.objects.create(origin=APP)
+    holder.reset()
+    client.force_login(admin_user)
+    response = client.get("/metrics/", HTTP_ORIGIN=APP)
+    assert response.status_code == 200
+    assert [h for h in response.headers if h.lower().startswith("access-control-")] == []
+    assert client.get(ECHO, HTTP_ORIGIN=APP)["Access-Control-Allow-Credentials"] == "true"
 
 
 # --- logs ------------------------------------------------------------------------------

@@ -289,3 +289,25 @@ def test_a_row_written_around_validation_never_freezes_the_workers(deployment, s
         f"bad row: a deletion and an addition after it reached {len(result.seconds)} workers, "
         f"worst {result.worst:.3f} s; a new server loads the rest; log: {logged[0][-120:]}"
     )
+
+
+# --- an import longer than the worker may take --------------------------------------------
+
+
+def test_an_import_past_the_worker_timeout_answers_json_503_and_changes_nothing(deployment, start_server):
+    """gunicorn kills a sync worker --timeout seconds after its last sign of life (taken just
+    before a request), and the client would get a bare error page. With the site's gunicorn
+    config (post_worker_init tells corsadmin the timeout), a 30,000-origin import, far longer
+    than 3 s, stops itself about 2 s in, rolls back, and answers JSON; the worker lives on."""
+    hooks = ("--config", "python:project.gunicorn_conf", "--timeout", "3")
+    server = start_server("import-timeout", "gunicorn", 1, deployment.env(), *hooks)
+    origins = [{"origin": f"https://h{i}.timeout.e2e.example.com"} for i in range(30_000)]
+    document = {"version": 1, "policies": [{"name": "import-timeout", "url_regex": "^/", "origins": origins}]}
+    reply = api(deployment, server, "POST", "import/", document)
+    assert reply.status == 503, reply.body[:500]
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["code"] == "out_of_time"
+    assert reply.json()["detail"].startswith("The import was stopped while ")
+    assert reply.received - reply.sent < 3
+    assert api(deployment, server, "GET", "policies/import-timeout/").status == 404  # nothing half-done
+    assert "WORKER TIMEOUT" not in server.log()

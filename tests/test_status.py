@@ -455,10 +455,11 @@ def test_each_worker_generation_and_age_is_a_gauge_of_its_own(tmp_path):
 
 
 @pytest.mark.django_db
-def test_the_scrape_reads_the_database_generation(client, settings):
+def test_the_scrape_reads_the_database_generation(client, settings, admin_user):
     pytest.importorskip("prometheus_client")
     settings.CORSADMIN = {**settings.CORSADMIN, "METRICS": True}
     set_generation(42)
+    client.force_login(admin_user)  # the view needs view_policy (README, "Metrics")
     text = client.get("/metrics/").content.decode()
     assert "corsadmin_database_generation 42.0" in text.splitlines()
 

@@ -1,6 +1,8 @@
 """The exception handler of corsadmin's API views: a 503 when the database is unreachable
 (saying so when a change may have been committed all the same), a 409 when a write
-collided with another (``corsadmin.db_errors``).
+collided with another (``corsadmin.db_errors``), a 503 when a long request ran out of
+time (``corsadmin.budget``), and a JSON 500 for anything unexpected: an API client never
+gets the site's HTML error page.
 
 corsadmin's views use it by themselves (``get_exception_handler``); everything else goes
 to the site's own handler (DRF's ``EXCEPTION_HANDLER``), so the site keeps its error
@@ -13,13 +15,18 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
+from django.utils.log import log_response
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
+from ..budget import OutOfTime
 from ..db_errors import classify
 
 logger = logging.getLogger("corsadmin")
@@ -59,8 +66,44 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             if failure.status == 503:
                 response["Retry-After"] = RETRY_AFTER
         return response
+    if isinstance(exc, OutOfTime):
+        set_rollback()  # the work's own transaction is undone already; ATOMIC_REQUESTS' too
+        logger.warning("corsadmin: API answered 503, out of time (%s)", exc)
+        response = Response({"detail": str(exc), "code": OutOfTime.code}, status=503)
+        response["Retry-After"] = RETRY_AFTER
+        return response
     # A dotted path in the settings, a function once DRF has imported it.
     site_handler = cast(Callable[[Exception, Any], Response | None], api_settings.EXCEPTION_HANDLER)
     if site_handler is exception_handler:  # the site named this one
         site_handler = drf_exception_handler
-    return site_handler(exc, context)
+    response = site_handler(exc, context)
+    if response is None:
+        response = server_error(exc, context)
+    return response
+
+
+def server_error(exc: Exception, context: dict[str, Any]) -> Response:
+    """A JSON 500 for an exception nobody handled, reported as Django reports one (the
+    ``got_request_exception`` signal, and the traceback on the ``django.request`` logger,
+    which e-mails ``ADMINS`` where the site set that up)."""
+    request = getattr(context.get("request"), "_request", None)
+    set_rollback()  # under ATOMIC_REQUESTS, what the view wrote before failing is undone
+    got_request_exception.send(sender=None, request=request)
+    response = Response(
+        {
+            "detail": _(
+                "The server failed while answering this request; the error was logged for its administrators."
+            ),
+            "code": "server_error",
+        },
+        status=500,
+    )
+    log_response(
+        "%s: %s",
+        "Internal Server Error",
+        getattr(request, "path", ""),
+        response=response,
+        request=request,
+        exception=exc,
+    )
+    return response

@@ -47,6 +47,12 @@ class CanViewOrigins(RequirePerms):
     perms = (VIEW_ORIGINS,)
 
 
+class CanViewMetrics(RequirePerms):
+    """/metrics/: the policies' names and traffic."""
+
+    perms = (VIEW_POLICIES,)
+
+
 class CanExport(RequirePerms):
     perms = (VIEW_POLICIES, VIEW_ORIGINS)
 

@@ -17,7 +17,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import Prefetch
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -32,7 +32,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import deadlines, diagnosis, documents, history, writes
+from .. import budget, deadlines, diagnosis, documents, history, metrics, writes
 from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, Policy, RefusedOrigin
@@ -59,6 +59,20 @@ from .schema import CorsAdminSchema
 LONG_STATEMENTS = 30
 
 
+@contextmanager
+def long_request(view: CorsAdminAPIView) -> Iterator[None]:
+    """Import and export: stop in time (``budget``: 503 ``out_of_time``, nothing changed) rather
+    than be killed by the server; each query may take up to the time left."""
+    deadline = budget.deadline_for(view.started)
+    with budget.limited(deadline):
+        seconds = deadlines.service_timeout() * LONG_STATEMENTS
+        left = budget.remaining()
+        if left is not None:
+            seconds = max(0.1, min(seconds, left))
+        with deadlines.deadline(seconds):
+            yield
+
+
 class CorsAdminAPIView:
     """What every view of the API shares: corsadmin's authentication, a deadline on every
     query (authentication's included: ``deadlines``), and a 503 when the database is
@@ -66,7 +80,10 @@ class CorsAdminAPIView:
 
     authentication_classes: Sequence[type[BaseAuthentication]] = [TokenAuthentication, SessionAuthentication]
 
+    started = 0.0  # budget.now() when this request reached the view
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        self.started = budget.now()
         with deadlines.deadline():
             return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
@@ -252,7 +269,7 @@ class ExportView(CorsAdminAPIView, APIView):
 
     @extend_schema(summary="Export every policy with its origins", responses={200: DocumentSerializer})
     def get(self, request: Request) -> Response:
-        with deadlines.deadline(deadlines.service_timeout() * LONG_STATEMENTS):
+        with long_request(self):
             return Response(documents.export_document())
 
 
@@ -285,7 +302,7 @@ class ImportView(CorsAdminAPIView, APIView):
         replace = _replace_flag(request)
         try:
             # A 100,000-origin document's statements take longer than one lookup's.
-            with deadlines.deadline(deadlines.service_timeout() * LONG_STATEMENTS):
+            with long_request(self):
                 result = documents.import_document(read_document(request), replace=replace, user=request.user)
         except documents.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
@@ -338,6 +355,22 @@ class NotFoundView(CorsAdminAPIView, APIView):
         raise NotFound()
 
     get = post = put = patch = delete = head = options = http_method_not_allowed
+
+
+@extend_schema(exclude=True)
+class MetricsView(CorsAdminAPIView, APIView):
+    """Prometheus metrics (``corsadmin.metrics``) for a user with ``corsadmin.view_policy``:
+    a scraper sends the API's ``Authorization: Token <key>``, an operator's browser its session.
+    401 without credentials, 403 without the permission, 404 unless ``CORSADMIN["METRICS"]``."""
+
+    permission_classes = [permissions.CanViewMetrics]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # A scraper may accept only text/plain: the errors are JSON all the same.
+        return super().perform_content_negotiation(request, force=True)
+
+    def get(self, request: Request) -> HttpResponse:
+        return metrics.view(request._request)
 
 
 class RootView(CorsAdminAPIView, routers.APIRootView):

@@ -168,3 +168,23 @@ def test_the_install_and_testing_snippets_run_in_a_fresh_site(tmp_path):
         else:
             raise AssertionError(f"{where}: a ```{block.language} block this test does not know")
     assert ran_pytest and tests >= 3, (ran_pytest, tests)
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation but ``-`` and ``_`` dropped,
+    spaces as ``-``."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_contents_link_every_section_in_the_order_of_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    text = re.sub(r"(?ms)^```.*?^```$", "", readme)  # a "# comment" in a code block is no heading
+    headings = re.findall(r"^(#{2,3}) (.+)$", text, flags=re.M)
+    anchors = {github_anchor(title): title for _level, title in headings}
+    contents = text[text.index("\n## Contents\n") :].split("\n## ", 2)[1]
+    links = re.findall(r"\]\(#([^)]+)\)", contents)
+    assert [link for link in links if link not in anchors] == []
+    sections = [github_anchor(title) for level, title in headings if level == "##" and title != "Contents"]
+    assert [s for s in sections if s not in links] == []
+    first_links = list(dict.fromkeys(link for link in links if link in sections))
+    assert first_links == [s for s in sections if s in first_links]  # the map follows the README

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from .hosts import host_matches
 from .models import AllowedOrigin
 from .origins import MAX_ORIGIN_LENGTH, canonical_origin, parse_entry, shared_hosting
-from .protected import guard, is_protected
+from .protected import always_protected, guard, is_protected
 from .refresh import holder
 from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS, EntryTable
 
@@ -188,6 +188,14 @@ def _covers_nothing(empty: list[str]) -> str:
 
 
 def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | None) -> str:
+    if not decision.allowed and decision.covered and always_protected(path):
+        raw = snapshot.decide(origin if len(origin) <= MAX_ORIGIN_LENGTH else None, path, host=host)
+        if raw.allowed:
+            return _(
+                "Policy %(policy)s allows %(origin)s with credentials, but %(path)s is corsadmin's "
+                "metrics, which no other site may read with the user's cookies, whatever "
+                "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] says."
+            ) % {"policy": repr(raw.policy), "origin": repr(origin), "path": repr(path)}
     if not decision.allowed and decision.covered and is_protected(path):
         raw = snapshot.decide(origin if len(origin) <= MAX_ORIGIN_LENGTH else None, path, host=host)
         if raw.allowed:

@@ -77,3 +77,14 @@ def test_check_explains_the_refusal_like_the_middleware(credentials_everywhere, 
     assert result["reason"].startswith(
         "Policy 'default' allows 'https://app.example.com' with credentials, but '/admin/' is the admin"
     )
+
+
+def test_check_explains_the_metrics_refusal(credentials_everywhere, reader_client, settings):
+    settings.CORSADMIN = {**settings.CORSADMIN, "ALLOW_CREDENTIALS_ON_ADMIN": True}
+    result = reader_client.get(API + "check/", {"origin": APP, "path": "/metrics/"}).json()
+    assert (result["allowed"], result["headers"]) == (False, {})
+    assert result["reason"] == (
+        "Policy 'default' allows 'https://app.example.com' with credentials, but '/metrics/' is "
+        "corsadmin's metrics, which no other site may read with the user's cookies, whatever "
+        "CORSADMIN['ALLOW_CREDENTIALS_ON_ADMIN'] says."
+    )

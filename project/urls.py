@@ -15,3 +15,6 @@ urlpatterns = [
     path("demo/echo/", views.echo, name="demo-echo"),
     path("demo/error/", views.error, name="demo-error"),
 ]
+
+# An exception in a middleware on corsadmin's API paths: JSON, as the API answers (README, "REST API").
+handler500 = "corsadmin.api.exceptions.handler500"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.db import OperationalError, connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from corsadmin import deadlines
@@ -157,3 +158,37 @@ def test_an_unhandled_exception_in_an_api_view_answers_json_500_and_is_reported(
     [record] = [r for r in caplog.records if r.name == "django.request"]  # as Django reports a 500
     assert record.getMessage() == "Internal Server Error: /api/cors/check/"
     assert record.exc_info is not None and str(record.exc_info[1]) == "a bug in the check"
+
+
+class FailingMiddleware:
+    """A bug of the site's own, in a middleware: it fails on every request."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raise RuntimeError("a bug in a middleware")
+
+
+@pytest.fixture
+def failing_middleware(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.test_api_failures.FailingMiddleware"]
+    return Client(raise_request_exception=False)
+
+
+@pytest.mark.django_db
+def test_an_exception_in_a_middleware_on_an_api_path_answers_json_500(failing_middleware):
+    response = failing_middleware.get(CHECK)
+    assert (response.status_code, response["Content-Type"]) == (500, "application/json")
+    assert response.json() == {
+        "detail": "The server failed while answering this request; the error was logged for its "
+        "administrators.",
+        "code": "server_error",
+    }
+
+
+@pytest.mark.django_db
+def test_an_exception_in_a_middleware_elsewhere_gets_djangos_page(failing_middleware):
+    response = failing_middleware.get("/demo/echo/")
+    assert (response.status_code, response["Content-Type"]) == (500, "text/html; charset=utf-8")
+    assert b"<h1>Server Error (500)</h1>" in response.content  # django.views.defaults.server_error

@@ -17,9 +17,11 @@ from typing import Any, cast
 
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.log import log_response
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views import defaults
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -82,6 +84,24 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+SERVER_ERROR = gettext_lazy(
+    "The server failed while answering this request; the error was logged for its administrators."
+)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    """A site's ``handler500`` (``handler500 = "corsadmin.api.exceptions.handler500"`` in its
+    root URLconf): the API's JSON 500 for a request to corsadmin's API that failed before or
+    after its view (in a middleware), Django's own page for any other path."""
+    try:
+        api_root = reverse("corsadmin-api:check").removesuffix("check/")
+    except NoReverseMatch:
+        api_root = None
+    if api_root and request.path.startswith(api_root):
+        return JsonResponse({"detail": str(SERVER_ERROR), "code": "server_error"}, status=500)
+    return defaults.server_error(request)
+
+
 def server_error(exc: Exception, context: dict[str, Any]) -> Response:
     """A JSON 500 for an exception nobody handled, reported as Django reports one (the
     ``got_request_exception`` signal, and the traceback on the ``django.request`` logger,
@@ -91,9 +111,7 @@ def server_error(exc: Exception, context: dict[str, Any]) -> Response:
     got_request_exception.send(sender=None, request=request)
     response = Response(
         {
-            "detail": _(
-                "The server failed while answering this request; the error was logged for its administrators."
-            ),
+            "detail": str(SERVER_ERROR),
             "code": "server_error",
         },
         status=500,

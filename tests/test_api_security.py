@@ -276,7 +276,7 @@ def test_an_oversized_body_is_a_400_not_a_500(settings, full):
     client = token_client(full)
     client.raise_request_exception = False
     response = client.post(API + "origins/", {"origin": APP, "note": "x" * 5000}, format="json")
-    assert response.status_code == 400
+    assert (response.status_code, response.json()["code"]) == (400, "bad_request")
     assert b"DATA_UPLOAD_MAX_MEMORY_SIZE" not in response.content
     no_internals(response)
 

@@ -334,8 +334,10 @@ def test_admin_add_and_remove_an_origin(site: Site, chromium: object, page: Fron
         since = time.monotonic()
         assert admin.url == site.url("/admin/corsadmin/allowedorigin/")
         expect(admin.locator(".messagelist .success")).to_have_count(1)
-        listed = admin.locator("#result_list").get_by_role("link", name=page.origin, exact=True)
+        # The row's link holds the origin (exactly: no other port) and, on a line below, its note.
+        listed = admin.locator("#result_list a").filter(has=admin.get_by_text(page.origin, exact=True))
         expect(listed).to_have_count(1)
+        expect(listed.locator(".corsadmin-note")).to_have_text("added by the browser test")
 
         result = page.settles(True, since)
         assert result["body"]["origin"] == page.origin

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -74,6 +75,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = Response({"detail": str(exc), "code": OutOfTime.code}, status=503)
         response["Retry-After"] = RETRY_AFTER
         return response
+    if isinstance(exc, (SuspiciousOperation, BadRequest)):
+        return bad_request(exc, context)
     # A dotted path in the settings, a function once DRF has imported it.
     site_handler = cast(Callable[[Exception, Any], Response | None], api_settings.EXCEPTION_HANDLER)
     if site_handler is exception_handler:  # the site named this one
@@ -84,6 +87,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+BAD_REQUEST = gettext_lazy(
+    "The server could not read this request (too large or malformed): nothing was changed."
+)
 SERVER_ERROR = gettext_lazy(
     "The server failed while answering this request; the error was logged for its administrators."
 )
@@ -100,6 +106,18 @@ def handler500(request: HttpRequest) -> HttpResponse:
     if api_root and request.path.startswith(api_root):
         return JsonResponse({"detail": str(SERVER_ERROR), "code": "server_error"}, status=500)
     return defaults.server_error(request)
+
+
+def bad_request(exc: Exception, context: dict[str, Any]) -> Response:
+    """What Django answers a ``SuspiciousOperation`` or ``BadRequest`` (e.g. a body over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``), in JSON: a 400 that names no setting, logged where Django
+    logs it (``django.security.<name>``, or ``django.request``)."""
+    set_rollback()
+    name = (
+        "django.security." + type(exc).__name__ if isinstance(exc, SuspiciousOperation) else "django.request"
+    )
+    logging.getLogger(name).error("%s", exc)
+    return Response({"detail": str(BAD_REQUEST), "code": "bad_request"}, status=400)
 
 
 def server_error(exc: Exception, context: dict[str, Any]) -> Response:

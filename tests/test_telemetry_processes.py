@@ -90,16 +90,24 @@ def test_a_process_that_exits_gracefully_writes_what_it_counted():
 
 
 def test_a_gunicorn_shutdown_writes_what_its_workers_counted(deployment, start_server):
-    """Refused requests, then a graceful stop well within TELEMETRY_INTERVAL (10 s)."""
+    """Refused requests, then a graceful stop well within TELEMETRY_INTERVAL (10 s).
+
+    A refusal is counted where a policy can allow some origin: the default policy gets one
+    entry first, whatever this session's deployment holds."""
     import psycopg
 
     from .e2e import ECHO, request
 
-    server = start_server("telemetry-exit", "gunicorn", 2, deployment.env())
-    origin = "https://restart.example.net"
-    for _ in range(20):
-        assert request(server.port, "GET", ECHO, {"Origin": origin}).status == 200
-    server.stop()
+    listed = "https://listed.restart.example.net"
+    deployment.manage("cors", "add", listed)
+    try:
+        server = start_server("telemetry-exit", "gunicorn", 2, deployment.env())
+        origin = "https://restart.example.net"
+        for _ in range(20):
+            assert request(server.port, "GET", ECHO, {"Origin": origin}).status == 200
+        server.stop()
+    finally:
+        deployment.manage("cors", "remove", listed)
     assert server.process is not None and server.process.returncode == 0
     with psycopg.connect(deployment.database_url) as conn:
         counted = conn.execute(

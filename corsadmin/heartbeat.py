@@ -2,13 +2,14 @@
 database last confirmed that snapshot, and the refresher's last error.
 
 The refresher sends ``cycle_done`` at the end of each cycle; the receiver here notes the
-process's state (``holder.stats()``) and wakes a writer thread of this process, which
-writes it to the store at once when something changed (generation, error) and otherwise
-every ``period()`` seconds. That thread, not the refresher, waits for the store: a store
-that fails or hangs costs it a retry (logged once, and once when it answers again), never
-a refresh or a request. Because it keeps writing while the process lives, a refresher
-that is stuck shows as a confirmation growing old, and a process that is gone drops out
-after ``gone_after()`` seconds (or at once when it exits normally).
+process's state (``holder.stats()``) and wakes the writer thread of this process (a job of
+``corsadmin.flusher.heartbeats``, apart from the counts' thread), which writes it to the
+store at once when something changed (generation, error) and otherwise every ``period()``
+seconds. That thread, not the refresher, waits for the store: a store that fails or hangs
+costs it a retry (logged once, and once when it answers again), never a refresh or a
+request. Because it keeps writing while the process lives, a refresher that is stuck shows
+as a confirmation growing old, and a process that is gone drops out after ``gone_after()``
+seconds (or at once when it exits normally).
 
 The store: a hash in Redis when corsadmin's cache is Django's ``RedisCache`` (through the
 bus's own client with ``SERVICE_TIMEOUT`` timeouts, under the cache's key prefix, expiring
@@ -16,12 +17,12 @@ when nobody writes), else the ``ProcessHeartbeat`` table.
 
 With ``HEARTBEAT_FLUSH = "manual"`` (tests) there is no thread: nothing is written until
 ``reporter.flush()``. Nor does the thread write while no refresher serves the process
-(``REFRESH = "inline"``, or after a reset until the next refresher reports).
+(``REFRESH = "inline"``, or after a reset until the next refresher reports). Fork and exit
+are ``corsadmin.flusher``'s: a child starts unconfirmed; a normal exit leaves the list.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
@@ -43,12 +44,13 @@ from django.utils import timezone
 
 from . import conf
 from .bus import RedisBus, cut_after, shared_bus
+from .flusher import Job, heartbeats
 from .signals import cycle_done, refreshed
 
 logger = logging.getLogger("corsadmin")
 
 HASH_KEY = "corsadmin:v1:heartbeats"
-WRITER = "corsadmin-heartbeat"
+WRITER = heartbeats.name  # the writer thread's name
 
 
 def period() -> float:
@@ -231,10 +233,22 @@ def _bounded(using: str) -> Iterator[None]:
 
 
 class Reporter:
-    """This process's heartbeat: noted by the refresher, written by a thread of its own."""
+    """This process's heartbeat: noted by the refresher, written by the heartbeat thread."""
 
     def __init__(self) -> None:
         self._reset()
+        self.job = heartbeats.register(
+            Job(
+                "heartbeat",
+                lambda: self.write_due(time.time()),
+                interval=period,
+                pending=self._served,
+                what="this process's heartbeat",
+                event="heartbeat_failed",
+                forked=self.forked,
+                exit=self.exited,
+            )
+        )
 
     def _reset(self) -> None:
         self.pid = os.getpid()
@@ -247,9 +261,6 @@ class Reporter:
         self.database_error: str | None = None
         self.failing = False
         self.exiting = False
-        self.wake = threading.Event()
-        self.lock = threading.Lock()
-        self.thread_pid: int | None = None
         self.holder: Any = None  # whose refresher reports here
         self._store: Store | None = None
 
@@ -276,9 +287,10 @@ class Reporter:
         self.latest = beat
         if conf.get("HEARTBEAT_FLUSH") != "background":
             return  # tests: reporter.flush()
-        self._ensure_thread()
+        if self.job.pid != os.getpid():
+            heartbeats.ensure_started(self.job)
         if beat.changed_from(self.written):
-            self.wake.set()
+            heartbeats.wake(self.job)
 
     def write_due(self, now: float) -> None:
         """Write the latest heartbeat if it changed or ``period()`` has passed since the last."""
@@ -316,26 +328,16 @@ class Reporter:
             self.written = None
             self.write_due(time.time())
 
-    def _ensure_thread(self) -> None:
-        if self.thread_pid == os.getpid():
-            return
-        with self.lock:
-            if self.thread_pid == os.getpid():
-                return
-            self.thread_pid = os.getpid()
-        threading.Thread(target=self._run, name=WRITER, daemon=True).start()
-
-    def _run(self) -> None:
-        while not self.exiting:
-            self.wake.wait(period())
-            self.wake.clear()
-            # Only while a refresher serves the process (a stuck one included): not after a
-            # reset (settings changed, tests), until the next one reports.
-            if self.holder is None or self.holder.stats().get("background"):
-                self.write_due(time.time())
+    def _served(self) -> bool:
+        """Whether the thread writes: only while a refresher serves the process (a stuck one
+        included), not after a reset (settings changed, tests) until the next one reports."""
+        return not self.exiting and (self.holder is None or bool(self.holder.stats().get("background")))
 
     def exited(self) -> None:
-        """At a normal exit: leave the list now rather than after ``gone_after()``."""
+        """At a normal exit: leave the list now rather than after ``gone_after()`` (once:
+        gunicorn's ``worker_exit`` and ``atexit`` both end a worker)."""
+        if self.exiting:
+            return
         self.exiting = True
         if self.written is None or self.failing or self.pid != os.getpid():
             return  # nothing written, or a store that fails: it drops out by itself
@@ -368,11 +370,6 @@ def _setting_changed(setting: str, **kwargs: Any) -> None:
     if setting in ("CORSADMIN", "CACHES", "DATABASES"):
         reporter._store = None
         reporter.written = None
-
-
-atexit.register(reporter.exited)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=reporter.forked)
 
 
 # --- conversions -----------------------------------------------------------------------

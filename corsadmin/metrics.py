@@ -312,8 +312,8 @@ def view(request: Any) -> Any:
     return HttpResponse(body, content_type=content_type)
 
 
-def _forked() -> None:
-    """In a child process: what the parent counted is the parent's (it is not counted again)."""
+def _drop_inherited_counts() -> None:
+    """In a forked child: what the parent counted is the parent's (it is not counted again)."""
     global _flush_lock
     _flush_lock = threading.Lock()
     _decisions.clear()
@@ -337,7 +337,7 @@ job = flusher.register(
         pending=_pending,
         what="the Prometheus metrics",
         event="metrics_failed",
-        forked=_forked,
+        forked=_drop_inherited_counts,
     )
 )
 

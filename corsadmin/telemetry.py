@@ -67,7 +67,7 @@ class Recorder:
                 pending=lambda: bool(self._counts or self.dropped),
                 what="refused-origin telemetry",
                 event="telemetry_failed",
-                forked=self._forked,
+                forked=self._drop_inherited_counts,
             )
         )
 
@@ -142,7 +142,8 @@ class Recorder:
                 self._pruned_at = now
             return len(rows)
 
-    def _forked(self) -> None:
+    def _drop_inherited_counts(self) -> None:
+        """In a forked child: what the parent counted is the parent's to write."""
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._counts = {}

@@ -381,8 +381,8 @@ def hits_of(obj: Any) -> tuple[int, datetime | None]:
     return row if row is not None else (0, None)
 
 
-def _forked() -> None:
-    """In a child process: what the parent counted is the parent's to write."""
+def _drop_inherited_counts() -> None:
+    """In a forked child: what the parent counted is the parent's to write."""
     global _flush_lock, _hour_end
     _flush_lock = threading.Lock()
     _entries.clear()
@@ -398,7 +398,7 @@ job = flusher.register(
         pending=pending,
         what="usage counts",
         event="usage_failed",
-        forked=_forked,
+        forked=_drop_inherited_counts,
     )
 )
 

@@ -38,11 +38,12 @@ def post_worker_init(worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Write the worker's unwritten counts (usage, refused origins, metrics) before it goes;
-    the at-exit hook does it too, for servers run without this file."""
-    from corsadmin.flusher import flusher
+    """Write the worker's unwritten counts (usage, refused origins, metrics) and take its
+    heartbeat off the list before it goes; the at-exit hook does it too, for servers run
+    without this file."""
+    from corsadmin.flusher import at_exit
 
-    flusher.flush_at_exit()
+    at_exit()
 
 
 def pre_fork(server: Any, worker: Any) -> None:

@@ -87,3 +87,48 @@ def test_the_exit_flush_writes_only_the_jobs_started_in_this_process(monkeypatch
     flusher.ensure_started(started)
     flusher.flush_at_exit()
     assert written == ["started"]
+
+
+def test_a_wake_flushes_at_once_and_a_wake_during_the_flush_once_more():
+    flushed: list[int] = []
+    twice = threading.Event()
+    flusher = Flusher("test-flusher-4")
+
+    def flush() -> None:
+        flushed.append(len(flushed))
+        if len(flushed) == 1:
+            flusher.wake(woken)  # something changed while it was being written
+        else:
+            twice.set()
+
+    woken = flusher.register(job("woken", 3600, flush))
+    flusher.ensure_started(woken)
+    flusher.wake(woken)
+    assert twice.wait(10)
+    assert flushed == [0, 1]
+
+
+def test_at_exit_a_job_with_an_exit_of_its_own_runs_it_in_place_of_a_flush(monkeypatch):
+    from corsadmin import flusher as module
+
+    monkeypatch.setattr(module, "close_old_connections", lambda: None)
+    monkeypatch.setattr(module, "connection", type("Closed", (), {"close": lambda self: None})())
+    calls: list[str] = []
+    flusher = Flusher("test-flusher-5")
+    own = job("own", 3600, lambda: calls.append("flushed"))
+    own.exit = lambda: calls.append("exit")
+    flusher.register(own)  # never started here (manual mode): its exit runs all the same
+    flusher.flush_at_exit()
+    assert calls == ["exit"]
+
+
+def test_the_process_hooks_reach_every_flusher_and_the_heartbeat_is_a_job_apart_from_the_counts():
+    from corsadmin import flusher as module
+    from corsadmin import heartbeat, metrics, telemetry, usage
+
+    counts = [usage.job, telemetry.recorder.job, metrics.job]
+    assert module.FLUSHERS == (module.flusher, module.heartbeats)
+    assert all(job in module.flusher.jobs for job in counts)
+    assert heartbeat.reporter.job in module.heartbeats.jobs
+    assert heartbeat.reporter.job not in module.flusher.jobs
+    assert heartbeat.WRITER == module.heartbeats.name == "corsadmin-heartbeat"

@@ -127,7 +127,7 @@ def test_the_process_hooks_reach_every_flusher_and_the_heartbeat_is_a_job_apart_
     from corsadmin import heartbeat, metrics, telemetry, usage
 
     counts = [usage.job, telemetry.recorder.job, metrics.job]
-    assert module.FLUSHERS == (module.flusher, module.heartbeats)
+    assert (module.flusher, module.heartbeats) == module.FLUSHERS
     assert all(job in module.flusher.jobs for job in counts)
     assert heartbeat.reporter.job in module.heartbeats.jobs
     assert heartbeat.reporter.job not in module.flusher.jobs

@@ -13,8 +13,18 @@ CHECK = "/admin/corsadmin/allowedorigin/check/"
 APP = "https://app.example.com"
 
 
-def test_check_is_linked_from_the_admin_home(admin_client):
-    assert f'href="{CHECK}"'.encode() in admin_client.get("/admin/").content
+def test_check_is_reached_from_the_admin_home_through_the_app_list(admin_client):
+    assert b'href="/admin/corsadmin/"' in admin_client.get("/admin/").content
+    assert f'href="{CHECK}"'.encode() in admin_client.get("/admin/corsadmin/").content
+
+
+def test_the_host_site_keeps_its_own_admin_index(admin_client):
+    from django.contrib import admin
+
+    assert (admin.site.index_template, admin.site.app_index_template) == (None, None)
+    response = admin_client.get("/admin/")
+    assert response.templates[0].name == "admin/index.html"
+    assert CHECK.encode() not in response.content
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,12 @@ from django.contrib.messages import get_messages
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 
+import corsadmin
 from corsadmin import admin as corsadmin_admin
-from corsadmin.forms import AllowedOriginForm, PolicyForm
+from corsadmin.admin.forms import AllowedOriginForm, PolicyForm
 from corsadmin.models import AllowedOrigin, OriginUsage, Policy, PolicyHour, RefusedOrigin
 
-TEMPLATES = Path(corsadmin_admin.__file__).parent / "templates" / "admin" / "corsadmin"
+TEMPLATES = Path(corsadmin.__file__).parent / "templates" / "admin" / "corsadmin"
 ADMIN_MODELS = (Policy, AllowedOrigin, RefusedOrigin)
 INTERNAL_FIELDS = {"id", "version"}
 

@@ -13,11 +13,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "corsadmin"
 
-# The top: the front ends (admin, REST API, command line), the admin's forms, and the metrics'
-# URLconf (its view authenticates as the API does).
+# The top: the front ends (admin, REST API, command line) and the metrics' URLconf (its view
+# authenticates as the API does).
 TOP = (
     "corsadmin.admin",
-    "corsadmin.forms",
     "corsadmin.api",
     "corsadmin.management",
     "corsadmin.metrics_urls",
@@ -115,8 +114,8 @@ def test_nothing_below_the_front_ends_imports_them():
 @pytest.mark.parametrize(
     "front_end, others",
     [
-        ("corsadmin.management", ("corsadmin.admin", "corsadmin.forms")),
-        ("corsadmin.api", ("corsadmin.admin", "corsadmin.forms", "corsadmin.management")),
+        ("corsadmin.management", ("corsadmin.admin",)),
+        ("corsadmin.api", ("corsadmin.admin", "corsadmin.management")),
         ("corsadmin.admin", ("corsadmin.api", "corsadmin.management")),
     ],
 )

@@ -179,10 +179,22 @@ def test_recent_changes_name_who_made_them(admin_client, admin_user):
     ]
 
 
-def test_the_admin_home_links_to_the_overview(admin_client):
+def test_the_admin_home_leads_to_the_overview_through_the_app_list(admin_client):
+    assert 'href="/admin/corsadmin/"' in admin_client.get("/admin/").content.decode()
     assert (
         f'<a href="{OVERVIEW}" id="corsadmin-overview-link">Overview</a>'
-        in admin_client.get("/admin/").content.decode()
+        in admin_client.get("/admin/corsadmin/").content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    "changelist",
+    ["/admin/corsadmin/allowedorigin/", "/admin/corsadmin/policy/", "/admin/corsadmin/refusedorigin/"],
+)
+def test_every_cors_list_links_to_the_overview(admin_client, changelist):
+    assert (
+        f'<a href="{OVERVIEW}" id="corsadmin-overview-tool">Overview</a>'
+        in admin_client.get(changelist).content.decode()
     )
 
 
@@ -203,6 +215,15 @@ def test_a_non_staff_user_is_refused(client, django_user_model):
 def test_staff_without_the_view_permission_is_refused(client, django_user_model):
     client.force_login(user(django_user_model, "view_policy"))
     assert client.get(OVERVIEW).status_code == 403
+
+
+def test_staff_without_the_view_permission_are_not_shown_the_links(client, django_user_model):
+    client.force_login(user(django_user_model, "view_policy"))
+    for page in ("/admin/corsadmin/", "/admin/corsadmin/policy/"):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert OVERVIEW not in response.content.decode()
+        assert "/admin/corsadmin/allowedorigin/check/" not in response.content.decode()
 
 
 def test_the_view_permission_is_enough_to_see_it_without_allow_buttons(client, django_user_model):

@@ -1,9 +1,12 @@
+"""The admin's forms: the policy and origin change forms, and the forms its actions and check page ask."""
+
 from __future__ import annotations
 
 import re
 from typing import Any
 
 from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
@@ -12,8 +15,16 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .models import DENIED_IN_POLICY, AllowedOrigin, Policy, default_headers, default_methods
-from .origins import canonical_origin
+from ..models import (
+    DENIED_IN_POLICY,
+    PAST_EXPIRY,
+    AllowedOrigin,
+    Policy,
+    default_headers,
+    default_methods,
+    expiry_in_past,
+)
+from ..origins import canonical_origin
 
 
 def html(template: str, **params: Any) -> SafeString:
@@ -178,3 +189,63 @@ class AllowedOriginForm(forms.ModelForm):
                         code="denied",
                     )
         super()._update_errors(errors)  # type: ignore[misc]
+
+
+class PolicyChoiceForm(forms.Form):
+    policy = forms.ModelChoiceField(
+        Policy.objects.all(), to_field_name="name", initial="default", label=_("Policy")
+    )
+
+
+class ExpiryForm(forms.Form):
+    expires_at = forms.SplitDateTimeField(
+        required=False,
+        widget=AdminSplitDateTime,
+        label=_("Expires at"),
+        help_text=_("Leave empty to never expire."),
+    )
+
+    def clean_expires_at(self) -> Any:
+        value = self.cleaned_data["expires_at"]
+        if expiry_in_past(value):
+            raise ValidationError(PAST_EXPIRY, code="past_expiry")
+        return value
+
+
+class CheckForm(forms.Form):
+    origin = forms.CharField(
+        max_length=2048,
+        label=_("Origin"),
+        help_text=_("As the browser sends it, e.g. https://app.example.com"),
+    )
+    path = forms.CharField(
+        max_length=2048, initial="/", label=_("Path"), help_text=_("The request path, e.g. /api/items/")
+    )
+    method = forms.CharField(max_length=20, initial="GET", label=_("Method"))
+    request_headers = forms.CharField(
+        max_length=2048,
+        required=False,
+        label=_("Request headers"),
+        help_text=_("Headers the page sets, comma-separated (e.g. content-type, x-api-key)"),
+    )
+    host = forms.CharField(
+        max_length=300,
+        required=False,
+        label=_("Host"),
+        help_text=_("The request's Host, for policies limited to hosts (e.g. api.example.com)"),
+    )
+
+    def clean_host(self) -> str | None:
+        value = self.cleaned_data["host"].strip()
+        if not value:
+            return None
+        from django.http.request import split_domain_port
+
+        from ..hosts import canonical_host
+
+        domain, _port = split_domain_port(value)
+        if not domain or "*" in domain:
+            raise ValidationError(
+                gettext("'%(value)s' is not a request host: give e.g. api.example.com.") % {"value": value}
+            )
+        return canonical_host(domain)

@@ -1,7 +1,7 @@
 """``manage.py cors``: the allow-list from the command line.
 
-The models' validation and the admin history, as the admin and the REST API (whose
-serializers read the typed input of ``check`` and show ``--json``). Exit status:
+The models' validation and the admin history, as the admin and the REST API (whose field
+rules read the typed input of ``check`` and whose field names ``--json`` shows: ``records``). Exit status:
 0 success (``check``: allowed), 1 ``check`` refused, 2 bad input (nothing changed).
 """
 
@@ -23,12 +23,11 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from ... import diagnosis, documents, history, progress
-from ...api.filters import DAYS_MESSAGE, MAX_DAYS
-from ...api.parsers import too_deep
 from ...errors import error_lines, one_line
+from ...fields import DAYS_MESSAGE, MAX_DAYS, Refusal, check, too_deep
 from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
-from ...serializers import CheckQuerySerializer, OriginSerializer
+from ...records import CHECK_QUERY_AFTER, check_query_fields, origin_record
 from ...usage import unused, with_usage
 from ...widening import write_warnings
 from ...wording import entry_status
@@ -256,7 +255,7 @@ class Command(BaseCommand):
                 raise bad_input(f"policy: There is no policy named '{options['policy']}'.")
             entries = entries.filter(policy__name=options["policy"])
         if options["json"]:
-            self.stdout.write(json.dumps(OriginSerializer(entries, many=True).data, indent=2))
+            self.stdout.write(json.dumps([origin_record(entry) for entry in entries], indent=2))
             return
         rows = [("ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "HITS", "LAST_SEEN", "NOTE")]
         for e in entries:
@@ -369,10 +368,11 @@ class Command(BaseCommand):
         for name in ("request_method", "request_headers", "host"):
             if options.get(name) is not None:
                 query[name] = options[name]
-        serializer = CheckQuerySerializer(data=query)
-        if not serializer.is_valid():
-            raise bad_input(one_line(serializer.errors))
-        result = diagnosis.explain(**serializer.validated_data)
+        try:
+            question = check(check_query_fields(), query, after=CHECK_QUERY_AFTER)
+        except Refusal as exc:
+            raise bad_input(one_line(exc.detail)) from None
+        result = diagnosis.explain(**question)
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
             if not result["allowed"]:

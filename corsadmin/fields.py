@@ -208,7 +208,7 @@ def Slug(**kwargs: Any) -> Text:  # noqa: N802 (a field, as the others)
 
 def Pattern(pattern: str, message: Any = None, **kwargs: Any) -> Text:  # noqa: N802
     return Text(
-        after=[_matching(pattern, message or gettext("This value does not match the required pattern."))],
+        after=[_matching(pattern, message or words(NO_MATCH))],
         **kwargs,
     )
 

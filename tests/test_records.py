@@ -8,6 +8,7 @@ the same structure and words.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -203,3 +204,16 @@ def test_records_are_what_the_api_shows(django_user_model):
     for entry in AllowedOrigin.objects.select_related("policy", "created_by"):
         assert origin_record(entry) == OriginSerializer(entry).data
     assert len(entries) == 3
+
+
+@pytest.mark.parametrize(
+    "data", [{}, {"name": "bad name", "max_age": "1", "hosts": "x", "mode": "m", "note": None}]
+)
+def test_in_german_too(data):
+    """DRF's words come from DRF's catalogue where it is installed, for the core's checks as for the API."""
+    from django.utils import translation
+
+    with translation.override("de"):
+        ours, theirs = plain(core(policy_fields(), data)), plain(drf(PolicyDocumentSerializer(), data))
+    assert ours == theirs
+    assert "Dieses Feld" in json.dumps(ours, ensure_ascii=False)

@@ -156,7 +156,7 @@ def checked(data: dict[str, Any], policy: Policy | None = None) -> dict[str, Any
             pass
         else:
             if _taken(name, policy):
-                errors["name"] = [UNIQUE_NAME()]
+                errors["name"] = [unique_name_message()]
     values: dict[str, Any] = {}
     try:
         values = check(rules, data, partial=policy is not None)
@@ -176,7 +176,8 @@ def checked(data: dict[str, Any], policy: Policy | None = None) -> dict[str, Any
     return {key: getattr(obj, key) for key in values}
 
 
-def UNIQUE_NAME() -> str:  # noqa: N802 (DRF's words for the unique name, built as its serializer does)
+def unique_name_message() -> str:
+    """A name in use, in the API's words (DRF builds them from the model field's so)."""
     field = Policy._meta.get_field("name")
     return str(field.error_messages["unique"]) % {
         "model_name": Policy._meta.verbose_name,

@@ -1,4 +1,6 @@
-"""The package as a user gets it: built, checked, and installed into fresh Django sites.
+"""The package as a user gets it: built, checked, and installed into fresh Django sites, in both
+shapes: the core (``pip install corsadmin``: the middleware, the admin, the command line; no
+REST framework nor tqdm) and ``corsadmin[api]`` (the REST API mounted too).
 
 Marked ``package``. Needs ``uv`` (requirements-test.txt), ``build`` and ``twine``, and
 the interpreters Python 3.11 and 3.13 (on the CI machine: pyenv's). A missing tool or

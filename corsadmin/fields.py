@@ -7,6 +7,7 @@ translates them exactly as it does the API's (``words``); the core install shows
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -40,7 +41,25 @@ DAYS_MESSAGE = lazy(
 MAX_DEPTH = 64
 
 NOT_TEXT = gettext_lazy("Not a valid string.")
+ISO_8601 = "iso-8601"
 ISO_8601_HUMAN = "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]"
+STRPTIME_WORDS = {
+    "%Y": "YYYY",
+    "%y": "YY",
+    "%m": "MM",
+    "%b": "[Jan-Dec]",
+    "%B": "[January-December]",
+    "%d": "DD",
+    "%H": "hh",
+    "%I": "hh",
+    "%M": "mm",
+    "%S": "ss",
+    "%f": "uuuuuu",
+    "%a": "[Mon-Sun]",
+    "%A": "[Monday-Sunday]",
+    "%p": "[AM|PM]",
+    "%z": "[+HHMM|-HHMM]",
+}
 SLUG = r"^[-a-zA-Z0-9_]+$"
 DECIMAL_TAIL = re.compile(r"\.0*\s*$")  # DRF reads 1.0 as the integer 1, 1.2 as no integer
 
@@ -70,9 +89,14 @@ def words(msgid: str, **params: Any) -> str:
     return gettext(msgid).format(**params)
 
 
+def drf_setting(name: str, default: Any) -> Any:
+    """One of DRF's settings as the site sets it (``REST_FRAMEWORK``), read without DRF."""
+    return getattr(settings, "REST_FRAMEWORK", {}).get(name, default)
+
+
 def non_field_key() -> str:
-    """Where errors about no one field go: DRF's ``NON_FIELD_ERRORS_KEY``, read from the settings."""
-    return str(getattr(settings, "REST_FRAMEWORK", {}).get("NON_FIELD_ERRORS_KEY", "non_field_errors"))
+    """Where errors about no one field go: DRF's ``NON_FIELD_ERRORS_KEY``."""
+    return str(drf_setting("NON_FIELD_ERRORS_KEY", "non_field_errors"))
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -289,20 +313,29 @@ class List(Field):
 
 
 class DateTime(Field):
-    """ISO 8601; aware in the current time zone (naive with ``USE_TZ = False``)."""
+    """ISO 8601 (or DRF's ``DATETIME_INPUT_FORMATS``); aware in the current time zone (naive with
+    ``USE_TZ = False``)."""
 
     def convert(self, data: Any) -> datetime.datetime:
-        parsed = None
         if isinstance(data, datetime.datetime):
-            parsed = data
-        else:
-            try:
-                parsed = parse_datetime(data)
-            except (ValueError, TypeError):
-                pass
-        if parsed is None:
-            raise Refusal([words(DATETIME_FORMAT, format=ISO_8601_HUMAN)])
-        return enforce_timezone(parsed)
+            return enforce_timezone(data)
+        formats = drf_setting("DATETIME_INPUT_FORMATS", [ISO_8601])
+        for input_format in formats:
+            with contextlib.suppress(ValueError, TypeError):
+                if input_format.lower() == ISO_8601:
+                    parsed = parse_datetime(data)
+                    if parsed is not None:
+                        return enforce_timezone(parsed)
+                return enforce_timezone(datetime.datetime.strptime(data, input_format))
+        raise Refusal([words(DATETIME_FORMAT, format=humanized(formats))])
+
+
+def humanized(formats: Iterable[str]) -> str:
+    """Date-time formats in words, as DRF names them in its message."""
+    text = ", ".join(formats).replace(ISO_8601, ISO_8601_HUMAN)
+    for directive, shown in STRPTIME_WORDS.items():
+        text = text.replace(directive, shown)
+    return text
 
 
 def enforce_timezone(value: datetime.datetime) -> datetime.datetime:

@@ -23,6 +23,7 @@ from .fields import (
     HOSTS_MAX_ITEMS,
     INT_MAX,
     INT_MIN,
+    ISO_8601,
     NOT_GIVEN,
     TOKEN_LIST_MAX_ITEMS,
     TOKEN_MAX_LENGTH,
@@ -35,6 +36,7 @@ from .fields import (
     Pattern,
     Slug,
     Text,
+    drf_setting,
     enforce_timezone,
 )
 from .hosts import canonical_host
@@ -131,11 +133,18 @@ CHECK_QUERY_AFTER = {"host": request_host, "method": str.upper, "request_method"
 # --- reading ---------------------------------------------------------------------------
 
 
-def datetime_text(value: datetime.datetime | None) -> str | None:
-    """ISO 8601 in the current time zone, ``Z`` for UTC, as the API writes times."""
+def datetime_text(value: datetime.datetime | None) -> Any:
+    """As the API writes times: ISO 8601 in the current time zone, ``Z`` for UTC (or DRF's
+    ``DATETIME_FORMAT``)."""
     if not value:
         return None
-    text = enforce_timezone(value).isoformat()
+    output_format = drf_setting("DATETIME_FORMAT", ISO_8601)
+    if output_format is None or isinstance(value, str):
+        return value
+    value = enforce_timezone(value)
+    if output_format.lower() != ISO_8601:
+        return value.strftime(output_format)
+    text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

@@ -217,3 +217,25 @@ def test_in_german_too(data):
         ours, theirs = plain(core(policy_fields(), data)), plain(drf(PolicyDocumentSerializer(), data))
     assert ours == theirs
     assert "Dieses Feld" in json.dumps(ours, ensure_ascii=False)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "expires_at", ["31/01/2031 12:30", "2031-01-31T12:30:00Z", "2031-01-31 12:30", "tomorrow", None]
+)
+def test_drf_s_date_time_settings_are_followed_too(settings, expires_at):
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DATETIME_FORMAT": "%Y-%m-%d %H:%M",
+        "DATETIME_INPUT_FORMATS": ["%d/%m/%Y %H:%M", "iso-8601"],
+        "NON_FIELD_ERRORS_KEY": "errors",
+    }
+    data = {"origin": "https://a.example.com", "expires_at": expires_at}
+    assert plain(core(origin_fields(), data)) == plain(drf(OriginDocumentSerializer(), data))
+    assert plain(core(origin_fields(), [])) == plain(drf(OriginDocumentSerializer(), []))
+    entry = AllowedOrigin.objects.create(
+        origin="https://a.example.com",
+        policy=Policy.objects.get(name="default"),
+        expires_at=datetime(2031, 1, 31, 12, 30, tzinfo=UTC),
+    )
+    assert origin_record(entry) == OriginSerializer(entry).data

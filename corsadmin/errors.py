@@ -1,7 +1,7 @@
 """Validation errors in words: field errors as ``field: message`` lines.
 
 Plain data in, text out, so the command line, the import and the API report a
-refusal alike. (DRF's own error objects are built in ``corsadmin.serializers``.)
+refusal alike. (DRF's own error objects are built in ``corsadmin.api.serializers``.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
-from rest_framework.settings import api_settings
+
+from .fields import non_field_key
 
 DUPLICATE_ORIGIN = _("This origin is already listed in this policy.")
 DUPLICATE_POLICY = _("A policy with this name already exists.")
@@ -24,8 +25,8 @@ def model_errors(exc: ValidationError, non_field: str | None = None) -> dict[str
     ``non_field_errors`` when the caller does not know which field it is about.
     """
     if not hasattr(exc, "error_dict"):
-        return {api_settings.NON_FIELD_ERRORS_KEY: list(exc.messages)}
-    key_for_all = non_field or api_settings.NON_FIELD_ERRORS_KEY
+        return {non_field_key(): list(exc.messages)}
+    key_for_all = non_field or non_field_key()
     errors: dict[str, list[str]] = {}
     for name, messages in exc.message_dict.items():
         errors.setdefault(key_for_all if name == "__all__" else name, []).extend(messages)
@@ -37,7 +38,7 @@ def error_lines(detail: Any, path: str = "") -> list[str]:
     if isinstance(detail, Mapping):
         lines = []
         for key, value in detail.items():
-            if key == api_settings.NON_FIELD_ERRORS_KEY:
+            if key == non_field_key():
                 sub = path
             elif str(key).isdigit():
                 sub = f"{path}[{key}]"

@@ -3,7 +3,8 @@
 The work itself (``documents``, ``settings_import``) marks its stages with ``stage()`` and
 its steps with ``advance()``. Both do nothing unless the command line opened ``shown()``
 around the call, which it does only on a terminal and without ``--quiet``: the REST API,
-scripts and pipes never see a bar. The bar is tqdm's, on standard error.
+scripts and pipes never see a bar. The bar is tqdm's, on standard error, where tqdm is installed
+(``pip install "corsadmin[cli]"``); without it the work runs the same, with no bar.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ class _Bars:
         self.bar: Any = None
 
     def stage(self, description: str, total: int | None, unit: str) -> None:
-        from tqdm import tqdm
-
+        try:
+            from tqdm import tqdm
+        except ImportError:  # the core install: no bar
+            return
         self.close()
         # Follow the terminal's size; 80x24 where it has none (a bare pty says 0x0, and tqdm
         # would hide the bar).

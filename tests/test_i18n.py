@@ -261,7 +261,7 @@ def _import_version():
 
 
 def _check_host():
-    from corsadmin.serializers import CheckQuerySerializer
+    from corsadmin.api.answers import CheckQuerySerializer
 
     serializer = CheckQuerySerializer(data={"origin": "https://a.example", "host": "*.example.com"})
     assert not serializer.is_valid()

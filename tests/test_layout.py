@@ -145,6 +145,66 @@ def test_the_bottom_of_the_package_stands_alone(module, allowed):
     assert import_graph(PACKAGE)[module] <= allowed
 
 
+# The packages of the extras: only the REST API imports them; tqdm only behind a guard.
+API_PACKAGES = {"rest_framework", "django_filters", "drf_spectacular", "drf_spectacular_sidecar"}
+GUARDED = {"tqdm": "corsadmin.progress"}
+
+
+def extra_imports(root: Path) -> list[tuple[str, str, bool]]:
+    """(module, imported package, guarded) for each import of an extra's package, at any level;
+    ``guarded``: inside a ``try`` whose handlers catch ImportError."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded_nodes: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                for h in node.handlers
+            ):
+                guarded_nodes.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                tops = [(node.module or "").split(".")[0]]
+            elif isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            else:
+                continue
+            for top in tops:
+                if top in API_PACKAGES or top in GUARDED:
+                    found.append((name, top, id(node) in guarded_nodes))
+    return found
+
+
+def test_only_the_api_imports_the_api_extra_and_tqdm_is_optional():
+    """The core install (``pip install corsadmin``) has none of these: nothing else may need them."""
+    outside = [
+        (module, package, guarded)
+        for module, package, guarded in extra_imports(PACKAGE)
+        if not in_layer(module, "corsadmin.api") and not (guarded and GUARDED.get(package) == module)
+    ]
+    assert outside == []
+
+
+def test_a_function_level_import_of_an_extra_is_found(tmp_path):
+    package = write_package(
+        tmp_path,
+        {
+            "api/views.py": "from rest_framework import views\n",
+            "core.py": "def later():\n    from rest_framework.settings import api_settings\n",
+            "progress.py": "try:\n    import tqdm\nexcept ImportError:\n    tqdm = None\n",
+            "cli.py": "import tqdm.auto\n",
+        },
+    )
+    assert extra_imports(package) == [
+        ("pkg.api.views", "rest_framework", False),
+        ("pkg.cli", "tqdm", False),
+        ("pkg.core", "rest_framework", False),
+        ("pkg.progress", "tqdm", True),
+    ]
+
+
 # --- the check itself can fail ---------------------------------------------------------------
 
 

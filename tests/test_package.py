@@ -1,4 +1,6 @@
-"""The package as a user gets it: built, checked, and installed into fresh Django sites.
+"""The package as a user gets it: built, checked, and installed into fresh Django sites, in both
+shapes: the core (``pip install corsadmin``: the middleware, the admin, the command line; no
+REST framework nor tqdm) and ``corsadmin[api]`` (the REST API mounted too).
 
 Marked ``package``. Needs ``uv`` (requirements-test.txt), ``build`` and ``twine``, and
 the interpreters Python 3.11 and 3.13 (on the CI machine: pyenv's). A missing tool or
@@ -148,8 +150,58 @@ def add_app_as_the_readme_says(settings_py: Path) -> None:
     settings_py.write_text(text)
 
 
-def fetch(port: int, method: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", method=method, headers=headers)
+API_APPS = [
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+]
+# What only corsadmin[api] and corsadmin[cli] bring: never in the core install.
+EXTRA_DISTRIBUTIONS = ("djangorestframework", "django-filter", "drf-spectacular", "tqdm")
+EXTRA_MODULES = ("rest_framework", "django_filters", "drf_spectacular", "drf_spectacular_sidecar", "tqdm")
+API_INCLUDE = 'path("api/cors/", include("corsadmin.api.urls"))'
+
+
+def add_the_api_as_the_readme_says(site: Path) -> None:
+    """README, "REST API": its apps and its URLs."""
+    settings_py = site / "mysite" / "settings.py"
+    text = settings_py.read_text()
+    apps = "".join(f'    "{app}",\n' for app in API_APPS)
+    text = text.replace(
+        'INSTALLED_APPS = [\n    "corsadmin",\n', f'INSTALLED_APPS = [\n{apps}    "corsadmin",\n', 1
+    )
+    assert '"rest_framework.authtoken"' in text
+    settings_py.write_text(text)
+    include_the_api(site)
+
+
+def include_the_api(site: Path) -> None:
+    urls_py = site / "mysite" / "urls.py"
+    text = urls_py.read_text().replace(
+        "from django.urls import path", "from django.urls import include, path"
+    )
+    text = text.replace("urlpatterns = [\n", f"urlpatterns = [\n    {API_INCLUDE},\n", 1)
+    assert API_INCLUDE in text and "import include, path" in text, "startproject's urls.py changed shape"
+    urls_py.write_text(text)
+
+
+ADMIN_CHECK = f"""
+from django.test.utils import setup_test_environment
+setup_test_environment()
+from django.contrib.auth import get_user_model
+from django.test import Client
+user = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-not-used")
+client = Client()
+client.force_login(user)
+index = client.get("/admin/")
+listing = client.get("/admin/corsadmin/allowedorigin/")
+print(index.status_code, listing.status_code, {APP!r} in listing.content.decode())
+"""
+
+
+def fetch(port: int, method: str, headers: dict[str, str], path: str = "/") -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}
@@ -157,8 +209,11 @@ def fetch(port: int, method: str, headers: dict[str, str]) -> tuple[int, dict[st
         return error.code, {k.lower(): v for k, v in error.headers.items()}
 
 
+@pytest.mark.parametrize("shape", ["core", "api"])
 @pytest.mark.parametrize(("python", "django"), SITES, ids=[f"py{p}-django{d}" for p, d in SITES])
-def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, dist, tmp_path):
+def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, shape, dist, tmp_path):
+    """``core``: ``pip install corsadmin``, the middleware, the admin and the command line, no REST
+    framework nor tqdm; ``api``: ``pip install "corsadmin[api]"``, the REST API mounted too."""
     # A user's shell: none of this test run's Django settings or services.
     skip = ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if k not in skip}
@@ -166,15 +221,20 @@ def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, dist
     run([uv(), "venv", "--quiet", "--python", interpreter(python), venv], cwd=tmp_path)
     py = venv / "bin" / "python"
     wheel = only(dist, "*.whl")
+    requirement = f"{wheel}[api]" if shape == "api" else str(wheel)
     run(
-        [uv(), "pip", "install", "--quiet", "--python", py, wheel, f"Django=={pinned_django(django)}"],
+        [uv(), "pip", "install", "--quiet", "--python", py, requirement, f"Django=={pinned_django(django)}"],
         cwd=tmp_path,
     )
+    installed = run([py, "-c", FIND_MODULES], cwd=tmp_path, env=env).split()
+    assert installed == (list(EXTRA_MODULES[:-1]) if shape == "api" else []), installed
 
     site = tmp_path / "mysite"
     site.mkdir()
     run([venv / "bin" / "django-admin", "startproject", "mysite", site], cwd=tmp_path, env=env)
     add_app_as_the_readme_says(site / "mysite" / "settings.py")
+    if shape == "api":
+        add_the_api_as_the_readme_says(site)
 
     where = run(
         [py, "-c", "import corsadmin, django; print(corsadmin.__file__); print(django.get_version())"],
@@ -184,8 +244,24 @@ def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, dist
     assert where[0].startswith(str(venv)), where  # the installed wheel, not the checkout
     assert where[1] == pinned_django(django)
 
+    run([py, "manage.py", "check"], cwd=site, env=env)
     run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=site, env=env)
     run([py, "manage.py", "cors", "add", APP], cwd=site, env=env)
+    assert APP in run([py, "manage.py", "cors", "list"], cwd=site, env=env)
+    assert '"allowed": true' in run(
+        [py, "manage.py", "cors", "check", APP, "--path", "/x", "--json"], cwd=site, env=env
+    )
+    exported = run([py, "manage.py", "cors", "export"], cwd=site, env=env)
+    (tmp_path / "cors.json").write_text(exported)
+    assert "unchanged 1 policies, 1 origins" in run(
+        [py, "manage.py", "cors", "import", tmp_path / "cors.json"], cwd=site, env=env
+    )
+    # The last line: Django's shell may first say what it imported automatically.
+    assert run([py, "manage.py", "shell", "-c", ADMIN_CHECK], cwd=site, env=env).splitlines()[-1].split() == [
+        "200",
+        "200",
+        "True",
+    ]
 
     port = free_port()
     server = subprocess.Popen(
@@ -210,11 +286,14 @@ def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, dist
         preflight_status, preflight = fetch(
             port, "OPTIONS", {"Origin": APP, "Access-Control-Request-Method": "PUT"}
         )
+        api_status, _ = fetch(port, "GET", {"Origin": APP}, "/api/cors/policies/")
     finally:
         server.terminate()
         server.wait(timeout=10)
 
-    assert (status, headers["access-control-allow-origin"], headers["vary"]) == (200, APP, "Origin")
+    # Django's "It worked" page answers / only while the URLconf holds the admin alone.
+    page = 200 if shape == "core" else 404
+    assert (status, headers["access-control-allow-origin"], headers["vary"]) == (page, APP, "Origin")
     assert "access-control-allow-origin" not in refused
     assert (
         preflight_status,
@@ -225,3 +304,28 @@ def test_the_wheel_serves_cors_in_a_fresh_startproject_site(python, django, dist
         APP,
         "DELETE, GET, OPTIONS, PATCH, POST, PUT",
     )
+    # Anonymous: the API refuses (it is there); the core site has no such URL.
+    assert api_status in ((401, 403) if shape == "api" else (404,)), api_status
+
+    metadata = run([py, "-c", REQUIRES], cwd=site, env=env).splitlines()
+    unconditional = [
+        re.match(r"[A-Za-z0-9_.-]+", line)[0].lower() for line in metadata if "extra ==" not in line
+    ]
+    assert unconditional and not set(unconditional) & set(EXTRA_DISTRIBUTIONS), unconditional
+    assert {line.split(";")[1].strip() for line in metadata if "extra ==" in line} >= {
+        'extra == "api"',
+        'extra == "cli"',
+    }
+
+    if shape == "core":
+        # The REST API included without corsadmin[api]: the check says what to install.
+        include_the_api(site)
+        result = subprocess.run(
+            [py, "manage.py", "check"], cwd=site, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode != 0
+        assert 'pip install "corsadmin[api]"' in result.stdout + result.stderr
+
+
+FIND_MODULES = f"import importlib.util as u; print(' '.join(n for n in {EXTRA_MODULES!r} if u.find_spec(n)))"
+REQUIRES = "import importlib.metadata as m; print('\\n'.join(m.requires('corsadmin')))"

@@ -14,8 +14,8 @@ from django.contrib.admin.models import LogEntry
 from django.db import OperationalError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from corsadmin.api.serializers import OriginSerializer
 from corsadmin.models import AllowedOrigin, Policy
-from corsadmin.serializers import OriginSerializer
 
 from .api_fixtures import make_user, token_client
 

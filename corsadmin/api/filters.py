@@ -6,15 +6,12 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.utils.functional import lazy
 from django.utils.translation import gettext as _
 
+from ..fields import DAYS_MESSAGE, MAX_DAYS
 from ..models import AllowedOrigin, Policy
 from ..usage import unused
 from .params import flag
-
-MAX_DAYS = 36500
-DAYS_MESSAGE = lazy(lambda: _("Give a whole number of days from 1 to %(max)d.") % {"max": MAX_DAYS}, str)()
 
 
 class StrictBooleanField(forms.NullBooleanField):

@@ -14,27 +14,9 @@ from rest_framework.settings import api_settings
 from rest_framework.utils import json
 
 from .. import conf
+from ..fields import too_deep
 
 TOO_DEEP = gettext_lazy("The JSON document is nested too deeply to read; nothing was changed.")
-# corsadmin's documents nest 5 levels (export -> policies -> policy -> origins -> origin).
-# Deeper is refused the same way on every Python (3.11's parser gives up on its own near
-# 1,000 levels; 3.13's reads 5,000).
-MAX_DEPTH = 64
-
-
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether lists and objects nest more than ``limit`` levels (iteratively: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in item)
-    return False
 
 
 def loads(raw: bytes | str) -> Any:

@@ -33,27 +33,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import budget, deadlines, diagnosis, documents, history, metrics, writes
-from ..documents import DocumentSerializer
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, Policy, RefusedOrigin
-from ..serializers import (
-    BlockedOriginSerializer,
-    CheckQuerySerializer,
-    CheckResultSerializer,
-    ImportResultSerializer,
-    OriginSerializer,
-    PolicySerializer,
-    drf_errors,
-)
 from ..usage import with_usage
 from ..widening import ChangeWatch, write_warnings
 from . import permissions
+from .answers import (
+    BlockedOriginSerializer,
+    CheckQuerySerializer,
+    CheckResultSerializer,
+    DocumentSerializer,
+    ImportResultSerializer,
+)
 from .authentication import SessionAuthentication, TokenAuthentication
 from .exceptions import exception_handler
 from .filters import OriginFilter, PolicyFilter
 from .params import flag
 from .parsers import SafeJSONParser, read_document
 from .schema import CorsAdminSchema
+from .serializers import OriginSerializer, PolicySerializer, drf_errors
 
 # Import and export: a statement may take this many SERVICE_TIMEOUTs.
 LONG_STATEMENTS = 30

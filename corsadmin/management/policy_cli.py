@@ -1,21 +1,24 @@
 """``manage.py cors policy list|add|edit|remove``: policies from the command line.
 
-The API's serializer reads the options (the same types and messages); the write is the
-model's validation and a save recorded in the admin history (``cli``).
+The API's field rules read the options (the same types and messages: ``records``); the write
+is the model's validation and a save recorded in the admin history (``cli``).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from .. import history
-from ..errors import one_line
+from ..errors import model_errors, one_line
+from ..fields import Refusal, check
 from ..models import Policy
-from ..serializers import PolicySerializer
+from ..records import policy_fields, policy_record
 from . import cli
 from .cli import bad_input
 
@@ -93,7 +96,7 @@ def run(command: Any, options: dict[str, Any]) -> None:
     if action == "list":
         policies = Policy.objects.all()
         if options["json"]:
-            command.stdout.write(json.dumps(PolicySerializer(policies, many=True).data, indent=2))
+            command.stdout.write(json.dumps([policy_record(p) for p in policies], indent=2))
             return
         for p in policies:
             flags = [
@@ -117,10 +120,7 @@ def run(command: Any, options: dict[str, Any]) -> None:
     user = command.acting_user(options)
     policy: Policy | None
     if action == "add":
-        serializer = PolicySerializer(data={"name": options["name"], **data_from(options)})
-        if not serializer.is_valid():
-            raise bad_input(one_line(serializer.errors))
-        policy = cli.add(Policy(**serializer.validated_data), user)
+        policy = cli.add(Policy(**checked({"name": options["name"], **data_from(options)})), user)
         given = [field for field in data_from(options) if field not in ("name", "url_regex")]
         values = "; ".join(f"{history.label(Policy, f)}: {history.text(getattr(policy, f))}" for f in given)
         added = f"Added policy '{policy.name}' for {policy.url_regex}"
@@ -137,13 +137,57 @@ def run(command: Any, options: dict[str, Any]) -> None:
             data = data_from(options)
             if not data:
                 raise bad_input("Nothing to change: give at least one option (see cors policy edit --help).")
-            serializer = PolicySerializer(policy, data=data, partial=True)
-            if not serializer.is_valid():
-                raise bad_input(one_line(serializer.errors))
+            checked_values = checked(data, policy)
             name, before = policy.name, history.field_values(policy)
-            cli.change(policy, serializer.validated_data, user)
+            cli.change(policy, checked_values, user)
             command.say(changes(name, before, policy))
     command.not_recorded(user)
+
+
+def checked(data: dict[str, Any], policy: Policy | None = None) -> dict[str, Any]:
+    """The options checked as the API checks a policy's fields (``policy``: an edit, only the
+    options given), then by the model's validation; a refusal is bad input."""
+    rules = policy_fields(defaults=policy is None)
+    errors: dict[str, Any] = {}
+    if "name" in data:  # a name in use: the first of its errors, as the API's unique check says it
+        try:
+            name = rules["name"].run(data["name"])
+        except Refusal:
+            pass
+        else:
+            if _taken(name, policy):
+                errors["name"] = [unique_name_message()]
+    values: dict[str, Any] = {}
+    try:
+        values = check(rules, data, partial=policy is not None)
+    except Refusal as exc:
+        assert isinstance(exc.detail, dict)
+        for key, detail in exc.detail.items():
+            errors[key] = [*errors.get(key, []), *detail]
+    if errors:
+        raise bad_input(one_line(errors))
+    obj = copy.copy(policy) if policy is not None else Policy(**values)
+    for key, value in values.items():
+        setattr(obj, key, value)
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        raise bad_input(one_line(model_errors(exc))) from None
+    return {key: getattr(obj, key) for key in values}
+
+
+def unique_name_message() -> str:
+    """A name in use, in the API's words (DRF builds them from the model field's so)."""
+    field = Policy._meta.get_field("name")
+    return str(field.error_messages["unique"]) % {
+        "model_name": Policy._meta.verbose_name,
+        "field_label": field.verbose_name,
+    }
+
+
+def _taken(name: Any, policy: Policy | None) -> bool:
+    others = Policy.objects.filter(name=name)
+    return (others.exclude(pk=policy.pk) if policy is not None else others).exists()
 
 
 def changes(name: str, before: dict[str, Any], policy: Policy) -> str:

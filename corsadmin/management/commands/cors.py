@@ -1,14 +1,13 @@
 """``manage.py cors``: the allow-list from the command line.
 
-The models' validation and the admin history, as the admin and the REST API (whose
-serializers read the typed input of ``check`` and show ``--json``). Exit status:
+The models' validation and the admin history, as the admin and the REST API (whose field
+rules read the typed input of ``check`` and whose field names ``--json`` shows: ``records``). Exit status:
 0 success (``check``: allowed), 1 ``check`` refused, 2 bad input (nothing changed).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from datetime import datetime
@@ -22,18 +21,18 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from ... import diagnosis, documents, history, progress
-from ...api.filters import DAYS_MESSAGE, MAX_DAYS
-from ...api.parsers import too_deep
-from ...errors import error_lines, one_line
+from ... import diagnosis, history, progress
+from ...errors import one_line
+from ...fields import DAYS_MESSAGE, MAX_DAYS, Refusal, check
 from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
-from ...serializers import CheckQuerySerializer, OriginSerializer
+from ...records import CHECK_QUERY_AFTER, check_query_fields, origin_record
 from ...usage import unused, with_usage
 from ...widening import write_warnings
 from ...wording import entry_status
-from .. import cli, policy_cli, status_cli
-from ..cli import BAD_INPUT, REFUSED, bad_input, os_user
+from .. import cli, document_cli, policy_cli, status_cli
+from ..cli import REFUSED, bad_input, os_user
+from ..document_cli import ErrorLines
 
 QUIET_HELP = "no progress bar (there is none anyway when standard error is not a terminal)"
 VERBOSITY_HELP = (
@@ -58,16 +57,6 @@ def verbosity_everywhere(parser: argparse.ArgumentParser) -> None:
                     help=VERBOSITY_HELP,
                 )
                 verbosity_everywhere(sub)
-
-
-class ErrorLines(CommandError):
-    """Bad input with several errors: one line in ``call_command``; a process prints a
-    heading and then one error per line."""
-
-    def __init__(self, message: str, *, heading: str, lines: list[str]) -> None:
-        super().__init__(message.replace("\n", " "), returncode=BAD_INPUT)
-        self.heading = heading
-        self.lines = lines
 
 
 class QuietExit(CommandError):
@@ -256,7 +245,7 @@ class Command(BaseCommand):
                 raise bad_input(f"policy: There is no policy named '{options['policy']}'.")
             entries = entries.filter(policy__name=options["policy"])
         if options["json"]:
-            self.stdout.write(json.dumps(OriginSerializer(entries, many=True).data, indent=2))
+            self.stdout.write(json.dumps([origin_record(entry) for entry in entries], indent=2))
             return
         rows = [("ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "HITS", "LAST_SEEN", "NOTE")]
         for e in entries:
@@ -369,10 +358,11 @@ class Command(BaseCommand):
         for name in ("request_method", "request_headers", "host"):
             if options.get(name) is not None:
                 query[name] = options[name]
-        serializer = CheckQuerySerializer(data=query)
-        if not serializer.is_valid():
-            raise bad_input(one_line(serializer.errors))
-        result = diagnosis.explain(**serializer.validated_data)
+        try:
+            question = check(check_query_fields(), query, after=CHECK_QUERY_AFTER)
+        except Refusal as exc:
+            raise bad_input(one_line(exc.detail)) from None
+        result = diagnosis.explain(**question)
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
             if not result["allowed"]:
@@ -411,64 +401,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {name}: {value}")
 
     def do_import(self, options: dict[str, Any]) -> None:
-        user = self.acting_user(options)
-        path = options["file"]
-        try:
-            if path == "-":
-                text = sys.stdin.read()
-            else:
-                with open(path, encoding="utf-8") as f:
-                    text = f.read()
-        except OSError as exc:
-            raise bad_input(f"Cannot read {path}: {exc.strerror}.") from None
-        try:
-            document = json.loads(text)
-            if too_deep(document):
-                raise RecursionError
-        except RecursionError:
-            raise bad_input(f"{path} is nested too deeply to read; nothing imported.") from None
-        except ValueError as exc:
-            raise bad_input(f"{path} is not valid JSON: {exc}.") from None
-        replace, dry_run = options["replace"], options["dry_run"]
-        try:
-            if replace and not dry_run and not options["yes"] and path != "-" and sys.stdin.isatty():
-                planned = documents.import_document(document, replace=True, user=user, dry_run=True)
-                deleted = planned.deleted
-                answer = input(
-                    f"--replace deletes {deleted['policies']} policies and {deleted['origins']} origins "
-                    f"the document does not name ({planned.summary()}). Continue? [y/N] "
-                )
-                if answer.strip().lower() not in ("y", "yes"):
-                    raise bad_input("Nothing imported: not confirmed (give --yes to skip the question).")
-            result = documents.import_document(document, replace=replace, user=user, dry_run=dry_run)
-        except documents.ImportRefused as exc:
-            lines = error_lines(exc.errors)
-            raise ErrorLines(
-                f"Nothing imported: {'; '.join(lines)}",
-                heading=f"Nothing imported: {len(lines)} error(s) in {path}:",
-                lines=lines,
-            ) from None
-        if dry_run:
-            self.write_plan(path, result)
-            return
-        self.say(f"Imported {path}: {result.summary()}.")
-        self.warn(result.warnings)
-        self.not_recorded(user)
-
-    def write_plan(self, path: str, result: documents.ImportResult) -> None:
-        """A dry run's rows, one a line, additions, changes, removals in turn; the counts last."""
-        verbs = {"add": _("add"), "change": _("change"), "remove": _("remove")}
-        rows = sorted(result.rows, key=lambda row: list(verbs).index(row[0]))  # stable: document order
-        if rows:
-            self.stdout.write(_("Dry run of %(path)s, nothing changed. The import would:") % {"path": path})
-        else:
-            self.stdout.write(
-                _("Dry run of %(path)s, nothing changed. The import would change nothing.") % {"path": path}
-            )
-        width = max((len(verb) for verb in verbs.values()), default=0)
-        for verb, what, values in rows:
-            self.stdout.write(f"  {verbs[verb]:<{width}}  {what}" + (f": {values}" if values else ""))
-        self.stdout.write(_("Would have %(summary)s.") % {"summary": result.summary()})
+        document_cli.run_import(self, options)
 
     def do_policy(self, options: dict[str, Any]) -> None:
         policy_cli.run(self, options)
@@ -479,35 +412,10 @@ class Command(BaseCommand):
             raise (QuietExit if options["json"] else CommandError)(stale, returncode=status_cli.STALE)
 
     def do_export(self, options: dict[str, Any]) -> None:
-        text = json.dumps(documents.export_document(), indent=2) + "\n"
-        path = options["file"]
-        if not path or path == "-":
-            self.stdout.write(text, ending="")
-            return
-        try:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            raise bad_input(f"Cannot write {path}: {exc.strerror}.") from None
-        self.say(f"Exported to {path}.")
+        document_cli.run_export(self, options)
 
     def do_import_settings(self, options: dict[str, Any]) -> None:
-        try:
-            from ... import settings_import
-        except ModuleNotFoundError as exc:
-            if exc.name != "corsadmin.settings_import":
-                raise
-            raise CommandError("import-settings is not available in this version of corsadmin.") from None
-        user = self.acting_user(options)
-        try:
-            quiet = self.verbosity == 0 and not options["dry_run"]  # a dry run's plan was asked for
-            settings_import.run(
-                stdout=io.StringIO() if quiet else self.stdout, dry_run=options["dry_run"], user=user
-            )
-        except settings_import.ImportProblem as exc:
-            raise bad_input(str(exc)) from None
-        if not options["dry_run"]:
-            self.not_recorded(user)
+        document_cli.run_import_settings(self, options)
 
 
 def expiry(text: str | None) -> datetime | None:

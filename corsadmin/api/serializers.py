@@ -1,10 +1,10 @@
-"""The models in DRF's terms: the serializers of the REST API, the ``cors`` command and the
-export/import document (``corsadmin.documents``), and the API's answers.
+"""The models in DRF's terms: the REST API's serializers of policies and origins.
 
 Validation is the models': every write serializer ends with the model's
 ``full_clean`` (origin canonical form, token lists, the all-origins +
 credentials constraint, one origin per policy), so the API, the admin and the
-command line refuse the same things with the same messages.
+command line refuse the same things with the same messages. Their bounds, and their field
+rules for the import document and the command line, are ``corsadmin.records``'.
 """
 
 from __future__ import annotations
@@ -19,23 +19,28 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
-from .errors import model_errors
-from .models import TOKEN_PATTERN, AllowedOrigin, Policy, find_default_policy
-from .origins import MAX_LENGTH, MAX_ORIGIN_LENGTH
-from .usage import hits_of
-from .wording import entry_status
-
-TOKEN_MAX_LENGTH = 128
-TOKEN_LIST_MAX_ITEMS = 100
-# Portable bounds (a 32-bit integer column on every database).
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+from ..errors import model_errors
+from ..fields import (
+    HOST_MAX_LENGTH,
+    HOSTS_MAX_ITEMS,
+    INT_MAX,
+    INT_MIN,
+    NOT_TEXT,
+    TOKEN_LIST_MAX_ITEMS,
+    TOKEN_MAX_LENGTH,
+)
+from ..models import AllowedOrigin, Policy, find_default_policy
+from ..origins import MAX_LENGTH
+from ..records import ORIGIN_FIELDS, POLICY_FIELDS, origin_warnings, policy_warnings
+from ..usage import hits_of
+from ..wording import entry_status
 
 
 class TextField(serializers.CharField):
     """Text only: a number or a boolean is a type error, not silently turned into text."""
 
     # Its own key: "invalid" is also the slug validator's, whose message must win there.
-    default_error_messages = {"not_text": gettext_lazy("Not a valid string.")}
+    default_error_messages = {"not_text": NOT_TEXT}
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -149,12 +154,6 @@ class ModelCleanMixin:
         return {name: getattr(obj, name) for name in attrs}
 
 
-def policy_warnings(policy: Policy) -> list[str]:
-    """The warnings of a policy's origins: plain http:// ones while it allows credentials."""
-    # ``http_origins``: prefetched by the API's list and detail views.
-    return policy.warnings(getattr(policy, "http_origins", None))
-
-
 class WarningsField(serializers.ListField):
     """What is allowed but risky; the serializer leaves it out of the body when there is none."""
 
@@ -169,12 +168,6 @@ class WarningsField(serializers.ListField):
 
     def get_attribute(self, instance: Any) -> list[str]:
         return self.compute(instance)
-
-
-def origin_warnings(entry: AllowedOrigin) -> list[str]:
-    """An entry's own warnings, and what the change just made to it opened (set by the API's
-    update: ``widening.ChangeWatch``)."""
-    return [*entry.warnings(), *getattr(entry, "widening_warnings", ())]
 
 
 class WarningsMixin:
@@ -201,8 +194,8 @@ class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         min_value=INT_MIN, max_value=INT_MAX, required=False, help_text="Higher is tried first; ties by name."
     )
     hosts = serializers.ListField(
-        child=TextField(max_length=255, trim_whitespace=False),
-        max_length=100,
+        child=TextField(max_length=HOST_MAX_LENGTH, trim_whitespace=False),
+        max_length=HOSTS_MAX_ITEMS,
         required=False,
         help_text='Exact hosts or wildcards, e.g. ["api.example.com", "*.example.org"], without port; '
         "stored lower-case, IDN as punycode. Empty (the default): every host.",
@@ -217,25 +210,7 @@ class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
 
     class Meta:
         model = Policy
-        fields: tuple[str, ...] = (
-            "name",
-            "url_regex",
-            "hosts",
-            "mode",
-            "allow_all_origins",
-            "allow_credentials",
-            "allow_methods",
-            "allow_headers",
-            "expose_headers",
-            "max_age",
-            "allow_private_network",
-            "enabled",
-            "priority",
-            "note",
-            "created_at",
-            "updated_at",
-            "warnings",
-        )
+        fields: tuple[str, ...] = POLICY_FIELDS
         read_only_fields = ("created_at", "updated_at")
 
 
@@ -315,23 +290,7 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
 
     class Meta:
         model = AllowedOrigin
-        fields: tuple[str, ...] = (
-            "id",
-            "origin",
-            "policy",
-            "enabled",
-            "note",
-            "expires_at",
-            "csrf_trusted",
-            "effect",
-            "created_at",
-            "updated_at",
-            "created_by",
-            "hits",
-            "last_seen",
-            "status",
-            "warnings",
-        )
+        fields: tuple[str, ...] = ORIGIN_FIELDS
         read_only_fields = ("id", "created_at", "updated_at", "created_by")
         extra_kwargs = {
             "expires_at": {
@@ -360,158 +319,3 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
                     }
                 )
         return super().validate(attrs)
-
-
-# --- API answers ----------------------------------------------------------------------
-
-
-class CountsSerializer(serializers.Serializer):
-    policies = serializers.IntegerField()
-    origins = serializers.IntegerField()
-
-
-class ImportResultSerializer(serializers.Serializer):
-    replace = serializers.BooleanField()
-    created = CountsSerializer()
-    changed = CountsSerializer()
-    unchanged = CountsSerializer()
-    deleted = CountsSerializer()
-    warnings = serializers.ListField(
-        child=serializers.CharField(),
-        required=False,
-        help_text="The imported policies' risky origins (plain http:// with credentials); "
-        "present only when there are some.",
-    )
-
-
-# --- check and blocked ---------------------------------------------------------
-
-
-class CheckQuerySerializer(serializers.Serializer):
-    origin = serializers.CharField(
-        max_length=MAX_ORIGIN_LENGTH,
-        trim_whitespace=False,
-        help_text="The Origin header, byte for byte as a browser sends it.",
-    )
-    path = serializers.RegexField(
-        r"^/",
-        default="/",
-        max_length=4096,
-        trim_whitespace=False,
-        error_messages={"invalid": gettext_lazy("Give a path starting with '/', e.g. /api/items/.")},
-        help_text="The request path (path_info), starting with '/'.",
-    )
-    method = serializers.RegexField(
-        rf"^{TOKEN_PATTERN}\Z",
-        default="GET",
-        max_length=32,
-        help_text="The request's method; OPTIONS with request_method asks about a preflight.",
-    )
-    request_method = serializers.RegexField(
-        rf"^{TOKEN_PATTERN}\Z",
-        required=False,
-        max_length=32,
-        help_text="Access-Control-Request-Method of a preflight (with method=OPTIONS).",
-    )
-    request_headers = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=4096,
-        help_text="Comma-separated request header names (Access-Control-Request-Headers).",
-    )
-    private_network = serializers.BooleanField(
-        default=False, help_text="Access-Control-Request-Private-Network: true."
-    )
-    host = serializers.CharField(
-        required=False,
-        max_length=300,
-        help_text="The request's Host (a port is ignored), for policies limited to hosts; "
-        "left out: only the policies for every host apply.",
-    )
-
-    def validate_host(self, value: str) -> str:
-        from django.http.request import split_domain_port
-
-        from .hosts import canonical_host
-
-        domain, _port = split_domain_port(value.strip())
-        if not domain or "*" in domain:
-            raise serializers.ValidationError(
-                _("'%(value)s' is not a request host: give e.g. api.example.com or api.example.com:8000.")
-                % {"value": value}
-            )
-        try:
-            return canonical_host(domain)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from None
-
-    def validate_method(self, value: str) -> str:
-        return value.upper()
-
-    def validate_request_method(self, value: str) -> str:
-        return value.upper()
-
-
-class PreflightSerializer(serializers.Serializer):
-    request_method = serializers.CharField()
-    request_headers = serializers.ListField(child=serializers.CharField())
-    allowed = serializers.BooleanField()
-    method_allowed = serializers.BooleanField()
-    missing_headers = serializers.ListField(child=serializers.CharField())
-    headers = serializers.DictField(child=serializers.CharField())
-
-
-class CheckResultSerializer(serializers.Serializer):
-    origin = serializers.CharField()
-    path = serializers.CharField()
-    method = serializers.CharField()
-    allowed = serializers.BooleanField(help_text="Whether a browser would let the page make this request.")
-    covered = serializers.BooleanField(
-        help_text="Whether some enabled policy covers the path (a policy that can allow no origin: "
-        "no enabled, unexpired allow entry and not allow-all, covers nothing)."
-    )
-    policy = serializers.CharField(allow_null=True)
-    matched = serializers.CharField(
-        allow_null=True,
-        help_text="The entry that matched: the allowing entry, or for a refusal by an exception "
-        "the deny entry.",
-    )
-    effect = serializers.ChoiceField(
-        choices=AllowedOrigin.EFFECTS,
-        allow_null=True,
-        help_text="allow when an entry allowed, deny when an exception (deny entry) refused; else null.",
-    )
-    exception = serializers.DictField(
-        child=serializers.CharField(),
-        allow_null=True,
-        help_text='The first deny entry that matched on the way ({"policy", "origin"}), even when a lower '
-        "policy then allowed; null when none.",
-    )
-    would_refuse = serializers.ListField(
-        child=serializers.CharField(),
-        help_text="Report-only policies covering the request that would refuse what is allowed.",
-    )
-    host = serializers.CharField(allow_null=True)
-    headers = serializers.DictField(
-        child=serializers.CharField(), help_text="The Access-Control-* headers the middleware sends."
-    )
-    preflight = PreflightSerializer(allow_null=True)
-    reason = serializers.CharField()
-
-
-class BlockedOriginSerializer(serializers.Serializer):
-    origin = serializers.CharField()
-    path_prefix = serializers.CharField(help_text="The first segment of the refused paths, e.g. /api/.")
-    report = serializers.BooleanField(
-        help_text="true: a would-be refusal of the report-only `policy` (the real decision allowed it); "
-        "false: a refusal."
-    )
-    policy = serializers.SerializerMethodField(
-        help_text="The report-only policy that would refuse it; null for a refusal."
-    )
-    count = serializers.IntegerField()
-    first_seen = serializers.DateTimeField()
-    last_seen = serializers.DateTimeField()
-
-    def get_policy(self, obj: Any) -> str | None:
-        return obj.policy or None

@@ -1,0 +1,192 @@
+"""The REST API's questions and answers that are no model: check, blocked, import and export.
+
+The check's question has the rules ``cors check`` reads it by (``corsadmin.records``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from ..models import TOKEN_PATTERN, AllowedOrigin
+from ..origins import MAX_ORIGIN_LENGTH
+from ..records import DOCUMENT_ORIGIN_FIELDS, DOCUMENT_POLICY_FIELDS, PATH_MESSAGE, request_host
+from .serializers import OriginSerializer, PolicySerializer, SlugField
+
+# --- import ----------------------------------------------------------------------
+
+
+class CountsSerializer(serializers.Serializer):
+    policies = serializers.IntegerField()
+    origins = serializers.IntegerField()
+
+
+class ImportResultSerializer(serializers.Serializer):
+    replace = serializers.BooleanField()
+    created = CountsSerializer()
+    changed = CountsSerializer()
+    unchanged = CountsSerializer()
+    deleted = CountsSerializer()
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The imported policies' risky origins (plain http:// with credentials); "
+        "present only when there are some.",
+    )
+
+
+# --- check and blocked ---------------------------------------------------------
+
+
+class CheckQuerySerializer(serializers.Serializer):
+    origin = serializers.CharField(
+        max_length=MAX_ORIGIN_LENGTH,
+        trim_whitespace=False,
+        help_text="The Origin header, byte for byte as a browser sends it.",
+    )
+    path = serializers.RegexField(
+        r"^/",
+        default="/",
+        max_length=4096,
+        trim_whitespace=False,
+        error_messages={"invalid": PATH_MESSAGE},
+        help_text="The request path (path_info), starting with '/'.",
+    )
+    method = serializers.RegexField(
+        rf"^{TOKEN_PATTERN}\Z",
+        default="GET",
+        max_length=32,
+        help_text="The request's method; OPTIONS with request_method asks about a preflight.",
+    )
+    request_method = serializers.RegexField(
+        rf"^{TOKEN_PATTERN}\Z",
+        required=False,
+        max_length=32,
+        help_text="Access-Control-Request-Method of a preflight (with method=OPTIONS).",
+    )
+    request_headers = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=4096,
+        help_text="Comma-separated request header names (Access-Control-Request-Headers).",
+    )
+    private_network = serializers.BooleanField(
+        default=False, help_text="Access-Control-Request-Private-Network: true."
+    )
+    host = serializers.CharField(
+        required=False,
+        max_length=300,
+        help_text="The request's Host (a port is ignored), for policies limited to hosts; "
+        "left out: only the policies for every host apply.",
+    )
+
+    def validate_host(self, value: str) -> str:
+        try:
+            return request_host(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def validate_method(self, value: str) -> str:
+        return value.upper()
+
+    def validate_request_method(self, value: str) -> str:
+        return value.upper()
+
+
+class PreflightSerializer(serializers.Serializer):
+    request_method = serializers.CharField()
+    request_headers = serializers.ListField(child=serializers.CharField())
+    allowed = serializers.BooleanField()
+    method_allowed = serializers.BooleanField()
+    missing_headers = serializers.ListField(child=serializers.CharField())
+    headers = serializers.DictField(child=serializers.CharField())
+
+
+class CheckResultSerializer(serializers.Serializer):
+    origin = serializers.CharField()
+    path = serializers.CharField()
+    method = serializers.CharField()
+    allowed = serializers.BooleanField(help_text="Whether a browser would let the page make this request.")
+    covered = serializers.BooleanField(
+        help_text="Whether some enabled policy covers the path (a policy that can allow no origin: "
+        "no enabled, unexpired allow entry and not allow-all, covers nothing)."
+    )
+    policy = serializers.CharField(allow_null=True)
+    matched = serializers.CharField(
+        allow_null=True,
+        help_text="The entry that matched: the allowing entry, or for a refusal by an exception "
+        "the deny entry.",
+    )
+    effect = serializers.ChoiceField(
+        choices=AllowedOrigin.EFFECTS,
+        allow_null=True,
+        help_text="allow when an entry allowed, deny when an exception (deny entry) refused; else null.",
+    )
+    exception = serializers.DictField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text='The first deny entry that matched on the way ({"policy", "origin"}), even when a lower '
+        "policy then allowed; null when none.",
+    )
+    would_refuse = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Report-only policies covering the request that would refuse what is allowed.",
+    )
+    host = serializers.CharField(allow_null=True)
+    headers = serializers.DictField(
+        child=serializers.CharField(), help_text="The Access-Control-* headers the middleware sends."
+    )
+    preflight = PreflightSerializer(allow_null=True)
+    reason = serializers.CharField()
+
+
+class BlockedOriginSerializer(serializers.Serializer):
+    origin = serializers.CharField()
+    path_prefix = serializers.CharField(help_text="The first segment of the refused paths, e.g. /api/.")
+    report = serializers.BooleanField(
+        help_text="true: a would-be refusal of the report-only `policy` (the real decision allowed it); "
+        "false: a refusal."
+    )
+    policy = serializers.SerializerMethodField(
+        help_text="The report-only policy that would refuse it; null for a refusal."
+    )
+    count = serializers.IntegerField()
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()
+
+    def get_policy(self, obj: Any) -> str | None:
+        return obj.policy or None
+
+
+# --- the import/export document (its schema; ``corsadmin.document_plan`` checks it) ---------
+
+
+class OriginDocumentSerializer(OriginSerializer):
+    """An origin inside its policy in the document (the policy is the enclosing one).
+
+    No ``hits`` or ``last_seen``: usage is not configuration, and an import leaves it alone."""
+
+    clean_with_model = False  # the import validates against the database as a whole
+    boolean_defaults = False
+
+    class Meta(OriginSerializer.Meta):
+        fields = DOCUMENT_ORIGIN_FIELDS
+
+
+class PolicyDocumentSerializer(PolicySerializer):
+    clean_with_model = False
+    boolean_defaults = False
+    # Matched by name on import, so no uniqueness check here.
+    name = SlugField(max_length=64)
+    origins = OriginDocumentSerializer(many=True, required=False)
+
+    class Meta(PolicySerializer.Meta):
+        fields = (*DOCUMENT_POLICY_FIELDS, "origins")
+
+
+class DocumentSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=1, help_text="Always 1.")
+    exported_at = serializers.DateTimeField(read_only=True)
+    policies = PolicyDocumentSerializer(many=True)

@@ -1,0 +1,261 @@
+"""The import document checked against the database as a whole: every error with its position,
+or the plan of what an import writes (``corsadmin.documents`` applies it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from django.utils.translation import gettext as _
+
+from . import budget, conf, progress
+from .errors import model_errors, one_line
+from .fields import Field, Refusal, check, non_field_key
+from .history import field_values
+from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, shared_hosting_wildcards
+from .origins import NULL, canonical_origin, shared_hosting_refusal
+from .records import origin_fields, policy_fields
+
+DOCUMENT_VERSION = 1
+
+
+class Clock:
+    """The import's checks of the time it has left (``budget``), saying where it stopped."""
+
+    def __init__(self) -> None:
+        self.stage = "checking"
+        self.done = 0
+        self.total = 0
+
+    def start(self, stage: str, total: int) -> None:
+        self.stage, self.done, self.total = stage, 0, total
+
+    def check(self, steps: int = 0) -> None:
+        self.done += steps
+        budget.check(self.message)
+
+    def message(self) -> str:
+        where = (
+            _("while checking the document (origin %(done)d of %(total)d)")
+            if self.stage == "checking"
+            else _("while writing (origin %(done)d of %(total)d)")
+        )
+        return _(
+            "The import was stopped %(where)s, before the server's time limit for a request: "
+            "nothing was changed. Import this document with the command line (python manage.py "
+            "cors import FILE), which has no time limit, or split it into smaller documents, or "
+            "raise the server's timeout."
+        ) % {"where": where % {"done": self.done, "total": self.total}}
+
+
+class ImportRefused(Exception):
+    """The document has errors; ``errors`` maps positions to DRF field errors."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__(one_line(errors))
+        self.errors = errors
+
+
+@dataclass
+class PlannedOrigin:
+    obj: AllowedOrigin
+    before: dict[str, Any] | None
+
+
+@dataclass
+class PlannedPolicy:
+    obj: Policy
+    before: dict[str, Any] | None
+    origins: list[PlannedOrigin]
+
+
+def _defaults(model: type[models.Model], names: Iterable[str]) -> dict[str, Any]:
+    fields = (model._meta.get_field(name) for name in names)
+    return {field.name: field.get_default() for field in fields if isinstance(field, models.Field)}
+
+
+def _merge(into: dict[str, Any], detail: Mapping[str, Any]) -> None:
+    for key, value in detail.items():
+        key = str(key)
+        current = into.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            _merge(current, value)
+        elif isinstance(current, list) and isinstance(value, list):
+            current.extend(value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _set_error(errors: dict[str, Any], path: tuple[Any, ...], detail: Any) -> None:
+    """Record errors at a position, e.g. ("policies", 1, "origins", 3) -> {"origin": [...]}."""
+    node = errors
+    for key in path[:-1]:
+        node = node.setdefault(str(key), {})
+    _merge(node, {str(path[-1]): _compact(detail)})
+
+
+def _compact(detail: Any) -> Any:
+    """DRF details as plain data; lists of per-item errors become {index: errors}."""
+    if isinstance(detail, Mapping):
+        return {str(k): _compact(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [str(item) for item in detail]
+        return {str(i): _compact(item) for i, item in enumerate(detail) if item}
+    return detail
+
+
+def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[PlannedPolicy]:
+    """Validate the whole document against the database; raise ``ImportRefused`` with every error."""
+    errors: dict[str, Any] = {}
+    if not isinstance(document, Mapping):
+        raise ImportRefused(
+            {non_field_key(): [_('Expected a JSON object {"version": 1, "policies": [...]}.')]}
+        )
+    version = document.get("version")
+    if version is None:
+        errors["version"] = [_("This field is required.")]
+    elif version != DOCUMENT_VERSION or isinstance(version, bool):
+        errors["version"] = [
+            _("Unsupported version %(version)s: this server reads version %(supported)d.")
+            % {"version": repr(version), "supported": DOCUMENT_VERSION}
+        ]
+    policies = document.get("policies")
+    if policies is None:
+        errors["policies"] = [_("This field is required.")]
+        raise ImportRefused(errors)
+    if not isinstance(policies, list):
+        errors["policies"] = [
+            _('Expected a list of policies but got type "%(type)s".') % {"type": type(policies).__name__}
+        ]
+        raise ImportRefused(errors)
+
+    total = sum(
+        len(p["origins"]) for p in policies if isinstance(p, Mapping) and isinstance(p.get("origins"), list)
+    )
+    progress.stage("checking", total=total)
+    clock = clock or Clock()
+    clock.start("checking", total)
+    # One set of fields of each kind for the whole document.
+    policy_rules = policy_fields()
+    origin_rules = origin_fields()
+    policy_names, origin_names = list(policy_rules), list(origin_rules)  # replace: what takes its default
+    existing = {p.name: p for p in Policy.objects.all()}
+    existing_origins: dict[tuple[int | None, str], AllowedOrigin] = {
+        (o.policy_id, o.origin): o for o in AllowedOrigin.objects.filter(policy__name__in=list(existing))
+    }
+    plan: list[PlannedPolicy] = []
+    seen_names: dict[str, int] = {}
+    for i, item in enumerate(policies):
+        if not isinstance(item, Mapping):
+            _set_error(errors, ("policies", i, non_field_key()), [_("Expected a policy object.")])
+            continue
+        clock.check()
+        policy_data = _validated(policy_rules, {k: v for k, v in item.items() if k != "origins"})
+        if isinstance(policy_data, Refusal):
+            _set_error(errors, ("policies", i), policy_data.detail)
+            policy_obj: Policy | None = None
+        else:
+            attrs = dict(policy_data)
+            name = attrs["name"]
+            if name in seen_names:
+                _set_error(
+                    errors,
+                    ("policies", i, "name"),
+                    [
+                        _("The policy '%(name)s' is already in this document (policies[%(index)d]).")
+                        % {"name": name, "index": seen_names[name]}
+                    ],
+                )
+            seen_names.setdefault(name, i)
+            current = existing.pop(name, None)
+            if replace:
+                attrs = {**_defaults(Policy, policy_names), **attrs}
+            before = field_values(current) if current else None
+            policy_obj = current or Policy()
+            for key, value in attrs.items():
+                setattr(policy_obj, key, value)
+            try:
+                policy_obj.full_clean(validate_unique=False)
+            except DjangoValidationError as exc:
+                _set_error(errors, ("policies", i), model_errors(exc))
+            plan.append(PlannedPolicy(policy_obj, before, []))
+        raw_origins = item.get("origins", [])
+        if raw_origins is None:
+            raw_origins = []
+        if not isinstance(raw_origins, list):
+            _set_error(
+                errors,
+                ("policies", i, "origins"),
+                [f'Expected a list of origins but got type "{type(raw_origins).__name__}".'],
+            )
+            continue
+        seen_origins: dict[str, int] = {}
+        for j, origin_item in enumerate(raw_origins):
+            progress.advance()
+            clock.check(1)
+            where = ("policies", i, "origins", j)
+            if not isinstance(origin_item, Mapping):
+                _set_error(errors, (*where, non_field_key()), [_("Expected an origin object.")])
+                continue
+            origin_data = _validated(origin_rules, origin_item)
+            if isinstance(origin_data, Refusal):
+                _set_error(errors, where, origin_data.detail)
+                continue
+            attrs = dict(origin_data)
+            try:
+                text = canonical_origin(attrs["origin"])
+            except DjangoValidationError as exc:
+                _set_error(errors, (*where, "origin"), exc.messages)
+                continue
+            if text in seen_origins:
+                _set_error(
+                    errors,
+                    (*where, "origin"),
+                    [
+                        _("This origin is already listed in this policy (origins[%(index)d]).")
+                        % {"index": seen_origins[text]}
+                    ],
+                )
+                continue
+            seen_origins[text] = j
+            if policy_obj is None:
+                continue
+            current_origin = existing_origins.get((policy_obj.pk, text)) if policy_obj.pk else None
+            if replace:
+                attrs = {**_defaults(AllowedOrigin, origin_names), **attrs}
+            attrs["origin"] = text
+            obj = current_origin or AllowedOrigin(policy=policy_obj)
+            before = field_values(current_origin) if current_origin else None
+            for key, value in attrs.items():
+                setattr(obj, key, value)
+            try:
+                # A restore keeps what the backup held: an expired entry stays, expiry and all.
+                obj.full_clean(exclude={"policy", "created_by", "expires_at"})
+            except DjangoValidationError as exc:
+                _set_error(errors, where, model_errors(exc))
+                continue
+            if text == NULL and policy_obj.allow_credentials and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
+                # The database still holds the policy's old flags: judge by the document's.
+                _set_error(errors, (*where, "origin"), [str(NULL_WITH_CREDENTIALS)])
+                continue
+            credentials = policy_obj.allow_credentials and not obj.is_deny
+            hosted = shared_hosting_wildcards([text]) if credentials else []
+            if hosted:  # judged by the document's flags, as above
+                _set_error(errors, (*where, "origin"), [shared_hosting_refusal(*hosted[0])])
+                continue
+            plan[-1].origins.append(PlannedOrigin(obj, before))
+    if errors:
+        raise ImportRefused(errors)
+    return plan
+
+
+def _validated(rules: Mapping[str, Field], data: Any) -> Any:
+    """``data`` checked by ``rules`` (reused for every item), or its ``Refusal``."""
+    try:
+        return check(rules, data)
+    except Refusal as exc:
+        return exc

@@ -28,12 +28,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import conf, settings_policy
+from .entries import EMPTY_TABLE, Entry, EntryTable, entry_key
 from .hosting import shared_hosting_platform
 from .hosts import clean_hosts
 from .models import AllowedOrigin, Generation, Policy, Tombstone
 from .origins import NULL
 from .signals import row_skipped
-from .snapshot import EMPTY_TABLE, CompiledPolicy, Entry, EntryTable, Snapshot, entry_key
+from .snapshot import CompiledPolicy, Snapshot
 
 logger = logging.getLogger("corsadmin")
 

@@ -19,21 +19,21 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from django.core.exceptions import ValidationError
 from django.db import router
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import conf, settings_policy
+from . import conf
+from .compiler import TableKey, compile_policy, csrf_tables, settings_snapshot
+from .entries import EMPTY_TABLE, Entry, EntryTable, entry_key
 from .hosting import shared_hosting_platform
-from .hosts import clean_hosts
 from .models import AllowedOrigin, Generation, Policy, Tombstone
 from .origins import NULL
 from .signals import row_skipped
-from .snapshot import EMPTY_TABLE, CompiledPolicy, Entry, EntryTable, Snapshot, entry_key
+from .snapshot import Snapshot
 
 logger = logging.getLogger("corsadmin")
 
@@ -55,9 +55,6 @@ POLICY_FIELDS = (
 )
 ORIGIN_FIELDS = ("id", "policy_id", "origin", "expires_at", "csrf_trusted", "enabled", "effect")
 DENY = AllowedOrigin.DENY
-
-# A policy's tables are keyed (policy id, deny?): its allow entries and its exceptions.
-TableKey = tuple[int, bool]
 
 
 class Skipped(NamedTuple):
@@ -135,15 +132,6 @@ def database_generation(using: str | None = None) -> int:
     return value or 0
 
 
-def _stored_hosts(value: Any) -> list[str]:
-    """A policy's hosts as stored; ValueError when written around validation (the policy is
-    then ignored: never widened to every host)."""
-    try:
-        return clean_hosts(value)
-    except ValidationError as exc:
-        raise ValueError(f"invalid hosts: {exc.messages[0]}") from None
-
-
 def _expiry(expires_at: Any) -> float:
     return expires_at.timestamp() if expires_at else math.inf
 
@@ -153,6 +141,28 @@ class SnapshotBuilder:
 
     ``using``: the database alias to read (default: ``read_alias()`` at each read).
     ``progress``: called while a long read advances (the refresher's deadline watches it).
+
+    What it holds, as of ``generation`` (the database's generation the last snapshot was
+    built at; None before the first load):
+
+    - ``_policies``: policy id -> its row (``POLICY_FIELDS``), every stored policy, enabled
+      or not.
+    - ``_tables``: (policy id, deny?) -> ``EntryTable`` of the entries that were enabled,
+      unexpired and valid when read (an expired one stays until a write touches it: the
+      table's lookups ignore it). Every policy has an allow table (perhaps empty); a deny
+      table exists once one of its deny entries was read. Tables are never changed in place
+      (``EntryTable.changed`` makes the next): the snapshot shares them, not these dicts.
+    - ``_texts``: entry id -> stored text, for exactly the entries in ``_tables``: where an
+      entry sat, found again when it changes or its tombstone (an id only) comes.
+    - ``_csrf``: entry id -> (policy id, entry), the CSRF-trusted allow entries among them;
+      the CSRF tables are made from it at each build.
+    - ``_bad``: entry id -> ``Skipped``, the rows that raised as they were read (in no table;
+      an invalid text is only logged).
+    - ``_reported``, ``_ignored_hosting``: what was logged already (one line per skip).
+
+    ``load`` rebuilds them all in locals and assigns them with ``generation`` once its
+    snapshot is built; ``update`` changes them in place through an undo journal, rolled back
+    when its build fails, and moves ``generation`` only after it succeeded.
     """
 
     def __init__(self, using: str | None = None) -> None:
@@ -164,11 +174,11 @@ class SnapshotBuilder:
         self.skipped: tuple[Skipped, ...] = ()  # what the last snapshot left out
         self._policies: dict[int, dict[str, Any]] = {}
         self._tables: dict[TableKey, EntryTable] = {}
-        self._texts: dict[int, str] = {}  # entry id -> its text, for every entry in a table
-        self._csrf: dict[int, tuple[int, Entry]] = {}  # entry id -> (policy id, entry)
-        self._bad: dict[int, Skipped] = {}  # entry id -> why it is not in any table
-        self._reported: set[tuple[str, Any, str]] = set()  # skips already logged by this builder
-        self._ignored_hosting: set[tuple[str, str]] = set()  # (policy, wildcard) already logged
+        self._texts: dict[int, str] = {}
+        self._csrf: dict[int, tuple[int, Entry]] = {}
+        self._bad: dict[int, Skipped] = {}
+        self._reported: set[tuple[str, Any, str]] = set()  # (kind, row id, reason)
+        self._ignored_hosting: set[tuple[str, str]] = set()  # (policy, wildcard)
 
     def load(self) -> Snapshot:
         """Everything, from scratch."""
@@ -378,11 +388,11 @@ class SnapshotBuilder:
                 ignored_ids.update(entry[0] for entry in ignored)
                 logged.update((row["name"], entry[1]) for entry in ignored)
             try:
-                compiled.append(_compile(row, table, tables.get((pk, True)), refuse_null, ignored))
+                compiled.append(compile_policy(row, table, tables.get((pk, True)), refuse_null, ignored))
             except Exception as exc:  # noqa: BLE001  (OverflowError, RecursionError...: skip it, keep the others)
                 skipped.append(Skipped("policy", pk, row["name"], row["name"], _why(exc)))
         self._report_hosting(logged)
-        csrf, csrf_denies = _csrf_tables(policies, tables, csrf_entries, ignored_ids)
+        csrf, csrf_denies = csrf_tables(policies, tables, csrf_entries, ignored_ids)
         snapshot = settings_snapshot(compiled, generation, csrf, csrf_denies)
         snapshot.skipped = tuple(skipped)
         self.skipped = snapshot.skipped
@@ -428,73 +438,6 @@ def _platform(text: str) -> str | None:
     """The shared hosting platform of a stored wildcard's text (as ``hosting_wildcards`` found it)."""
     found = entry_key(text)
     return shared_hosting_platform(found[1][1]) if found is not None and found[0] == "pattern" else None
-
-
-def _compile(
-    row: dict[str, Any],
-    table: EntryTable,
-    denies: EntryTable | None,
-    refuse_null: bool,
-    ignored: tuple[Entry, ...] = (),
-) -> CompiledPolicy:
-    return CompiledPolicy(
-        name=row["name"],
-        url_regex=row["url_regex"],
-        priority=row["priority"],
-        allow_all_origins=row["allow_all_origins"],
-        allow_credentials=row["allow_credentials"],
-        allow_methods=row["allow_methods"],
-        allow_headers=row["allow_headers"],
-        expose_headers=row["expose_headers"],
-        max_age=row["max_age"],
-        allow_private_network=row["allow_private_network"],
-        table=table,
-        refuse_null=refuse_null,
-        mode=row["mode"],
-        hosts=_stored_hosts(row["hosts"]),
-        denies=denies,
-        ignored=ignored,
-    )
-
-
-def _csrf_tables(
-    policies: dict[int, dict[str, Any]],
-    tables: dict[TableKey, EntryTable],
-    csrf_entries: dict[int, tuple[int, Entry]],
-    ignored_ids: Collection[Any] = (),
-) -> tuple[CompiledPolicy, list[tuple[EntryTable, EntryTable]]]:
-    """The CSRF-trusted entries of enabled, enforcing policies: one table for the policies
-    without exceptions, and (trusted, exceptions) for each policy with some."""
-    trusting = {pk for pk, row in policies.items() if row["enabled"] and row["mode"] != Policy.REPORT}
-    plain: list[Entry] = []
-    with_denies: dict[int, list[Entry]] = defaultdict(list)
-    for policy_id, entry in csrf_entries.values():
-        if policy_id not in trusting or entry[0] in ignored_ids:
-            continue
-        if tables.get((policy_id, True)):
-            with_denies[policy_id].append(entry)
-        else:
-            plain.append(entry)
-    csrf = CompiledPolicy(name="(csrf)", table=EntryTable.build(plain))
-    pairs = [(EntryTable.build(entries), tables[pk, True]) for pk, entries in with_denies.items()]
-    return csrf, pairs
-
-
-def settings_snapshot(
-    policies: list[CompiledPolicy] | None = None,
-    generation: Any = None,
-    csrf: CompiledPolicy | None = None,
-    csrf_denies: list[tuple[EntryTable, EntryTable]] | None = None,
-) -> Snapshot:
-    """A snapshot of the given database policies plus the built-in ``CORS_*`` settings policy
-    (enforcing, for every host)."""
-    fallback = settings_policy.build()
-    policies = list(policies or ())
-    if conf.has_settings_policy():
-        policies.append(fallback)
-    return Snapshot(
-        policies, generation=generation, csrf=csrf, fallback=fallback, csrf_denies=csrf_denies or ()
-    )
 
 
 def load_snapshot() -> Snapshot:

@@ -15,7 +15,7 @@ import pytest
 from django.db import connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from corsadmin import refresh
+from corsadmin import refresher as refresh
 from corsadmin.models import AllowedOrigin, Policy
 from corsadmin.refresh import holder
 

@@ -13,10 +13,10 @@ from django.core.management import CommandError, call_command
 from django.db.models import QuerySet
 
 from corsadmin.diagnosis import explain
+from corsadmin.host_index import HostIndex
 from corsadmin.hosts import canonical_host, clean_hosts
 from corsadmin.loader import load_snapshot
 from corsadmin.models import AllowedOrigin, Policy
-from corsadmin.snapshot import HostIndex
 
 from .cors_helpers import cors_headers, vary
 from .twin_requests import PATHS, pinned, send  # noqa: F401  (pinned is a fixture)

@@ -135,10 +135,17 @@ def test_the_front_ends_do_not_import_each_other(front_end, others):
     "module, allowed",
     [
         ("corsadmin.hosting", set()),  # data: the shared hosting platforms
-        ("corsadmin.origins", {"corsadmin.hosting"}),  # the one parser: the bottom, and its data
+        ("corsadmin.suffixes", set()),  # the public suffixes: data
+        # the one parser: the bottom, and its data
+        ("corsadmin.origins", {"corsadmin.hosting", "corsadmin.suffixes"}),
         ("corsadmin.signals", set()),  # only the Signals (safe to import before the apps are ready)
         # the decision: plain data
-        ("corsadmin.snapshot", {"corsadmin.hosting", "corsadmin.origins", "corsadmin.regex"}),
+        ("corsadmin.entries", {"corsadmin.hosting", "corsadmin.origins", "corsadmin.suffixes"}),
+        ("corsadmin.host_index", set()),
+        (
+            "corsadmin.snapshot",
+            {"corsadmin.entries", "corsadmin.host_index", "corsadmin.origins", "corsadmin.regex"},
+        ),
     ],
 )
 def test_the_bottom_of_the_package_stands_alone(module, allowed):

@@ -17,9 +17,9 @@ from django.core import serializers
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from corsadmin.entries import EntryTable
 from corsadmin.loader import SnapshotBuilder, load_snapshot
 from corsadmin.models import AllowedOrigin, Generation, Policy, Tombstone, request_reload
-from corsadmin.snapshot import EntryTable
 
 pytestmark = pytest.mark.django_db
 
@@ -370,7 +370,7 @@ def test_a_policy_that_cannot_be_compiled_is_skipped_and_later_changes_still_arr
 
 
 def test_an_origin_that_cannot_be_read_is_skipped_and_the_rest_loads(monkeypatch):
-    from corsadmin import snapshot as snapshot_module
+    from corsadmin import entries as snapshot_module
 
     default = default_policy()
     AllowedOrigin.objects.create(origin=APP, policy=default)

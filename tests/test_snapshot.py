@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from corsadmin import snapshot as snapshot_module
-from corsadmin.snapshot import CompiledPolicy, EntryTable, Snapshot, entry_key
+from corsadmin.entries import EntryTable, entry_key
+from corsadmin.snapshot import CompiledPolicy, Snapshot
 
 from .cors_helpers import APP, DEFAULT_HEADERS, DEFAULT_METHODS
 

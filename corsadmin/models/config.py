@@ -256,10 +256,6 @@ class AllowedOrigin(ConfigModel):
     def __str__(self) -> str:
         return self.origin
 
-    @property
-    def is_expired(self) -> bool:
-        return self.expires_at is not None and self.expires_at <= timezone.now()
-
     def clean_fields(self, exclude: Any = None) -> None:
         super().clean_fields(exclude)
         if not exclude or "origin" not in exclude:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .changelog import (
     NOTIFY_CHANNEL,
     TOMBSTONE_BATCH,
+    ConfigManager,
     ConfigModel,
     ConfigQuerySet,
     Generation,
@@ -62,6 +63,7 @@ __all__ = [
     "TOKEN_PATTERN",
     "TOMBSTONE_BATCH",
     "AllowedOrigin",
+    "ConfigManager",
     "ConfigModel",
     "ConfigQuerySet",
     "Generation",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
@@ -124,6 +124,16 @@ class ConfigQuerySet(models.QuerySet):
             return super().bulk_update(objs, [*fields, "version"], *args, **kwargs)
 
 
+_Row = TypeVar("_Row", bound=models.Model)
+
+
+class ConfigManager(models.Manager[_Row]):
+    """``ConfigQuerySet``'s manager, declared rather than ``as_manager()``: django-stubs loses the
+    class ``as_manager`` makes when the models live in another module (warm-cache mypy runs)."""
+
+    _queryset_class = ConfigQuerySet
+
+
 class ConfigModel(models.Model):
     """Shared behaviour: validate on every save, and stamp every write with a generation.
 
@@ -133,7 +143,7 @@ class ConfigModel(models.Model):
 
     version = models.BigIntegerField(default=0, db_index=True, editable=False)
 
-    objects = ConfigQuerySet.as_manager()
+    objects = ConfigManager()
 
     class Meta:
         abstract = True

@@ -146,6 +146,12 @@ def test_the_bottom_of_the_package_stands_alone(module, allowed):
     assert import_graph(PACKAGE)[module] <= allowed
 
 
+def test_the_change_log_and_the_validators_need_nothing_from_the_models_they_serve():
+    graph = import_graph(PACKAGE)
+    assert graph["corsadmin.models.changelog"] <= {"corsadmin", "corsadmin.conf", "corsadmin.signals"}
+    assert graph["corsadmin.models.validation"] <= {"corsadmin.origins", "corsadmin.regex"}
+
+
 # --- the check itself can fail ---------------------------------------------------------------
 
 

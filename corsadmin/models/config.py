@@ -43,8 +43,6 @@ from .validation import (
 
 DEFAULT_POLICY = "default"
 EXPIRES_SOON = timedelta(days=7)
-DEFAULT_POLICY = "default"
-EXPIRES_SOON = timedelta(days=7)
 
 
 def default_methods() -> list[str]:

@@ -15,13 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+import re2
+
 from . import conf
 from .snapshot import ALL_ORIGINS, ALLOW_PRIVATE_NETWORK, CompiledPolicy, Entry, header_safe
-
-try:
-    import re2
-except ImportError:  # pragma: no cover - re2 is a pinned dependency
-    re2 = None
 
 NAME = "(settings)"
 
@@ -30,7 +27,7 @@ def compile_origin_regex(pattern: Any) -> Any:
     """Compile one settings regex, in RE2 when it can be; ``re.error`` if invalid."""
     text = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
     flags = pattern.flags & ~re.UNICODE if isinstance(pattern, re.Pattern) else 0
-    if re2 is not None and not flags:
+    if not flags:
         try:
             return re2.compile(text)
         except Exception:

@@ -212,6 +212,12 @@ def test_a_function_level_import_of_an_extra_is_found(tmp_path):
     ]
 
 
+def test_the_change_log_and_the_validators_need_nothing_from_the_models_they_serve():
+    graph = import_graph(PACKAGE)
+    assert graph["corsadmin.models.changelog"] <= {"corsadmin", "corsadmin.conf", "corsadmin.signals"}
+    assert graph["corsadmin.models.validation"] <= {"corsadmin.origins", "corsadmin.regex"}
+
+
 # --- the check itself can fail ---------------------------------------------------------------
 
 

@@ -1,3 +1,5 @@
+"""The app's configuration: its name in the admin, and what it connects when Django is ready."""
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 

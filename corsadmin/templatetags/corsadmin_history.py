@@ -1,3 +1,5 @@
+"""Template filters for the admin's history page: a change's old and new values, in words."""
+
 from __future__ import annotations
 
 from typing import Any

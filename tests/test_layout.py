@@ -218,6 +218,31 @@ def test_the_change_log_and_the_validators_need_nothing_from_the_models_they_ser
     assert graph["corsadmin.models.validation"] <= {"corsadmin.origins", "corsadmin.regex"}
 
 
+MAX_LINES = 450  # small enough to read in one sitting
+
+
+def source_modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts and p.read_text().strip())
+
+
+def test_no_module_is_over_450_lines():
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in source_modules()
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_every_module_opens_with_what_it_is_for():
+    silent = [
+        str(p.relative_to(PACKAGE))
+        for p in source_modules()
+        if not ast.get_docstring(ast.parse(p.read_text()))
+    ]
+    assert silent == []
+
+
 # --- the check itself can fail ---------------------------------------------------------------
 
 

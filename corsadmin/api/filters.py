@@ -1,3 +1,5 @@
+"""The REST API's list filters: policies and origins by name, state, text and days unused."""
+
 from __future__ import annotations
 
 from typing import Any

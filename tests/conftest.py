@@ -3,6 +3,8 @@ the API's users and clients, the production tests' deployment."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -228,12 +230,34 @@ def restore_seeded_rows(config: pytest.Config) -> None:
                 reset_sequences=False,  # the saved rows keep their keys: new ones come after them
                 inhibit_post_migrate=True,
             )
-            connection.creation.deserialize_db_from_string(contents)
+            with raw_saves_unstamped():  # as seeded: versions and the generation as they were
+                connection.creation.deserialize_db_from_string(contents)
         else:  # no test asked for serialized_rollback: the flush re-ran post_migrate
             from corsadmin.models import Generation, Policy
 
             Policy.objects.get_or_create(name="default", defaults={"url_regex": "^/"})
             Generation.objects.get_or_create(pk=1)
+
+
+@contextmanager
+def raw_saves_unstamped() -> Iterator[None]:
+    """Without the stamping of fixtures' raw saves (``loaddata`` moves the generation): the
+    rows come back as they were saved, whatever order the models are registered in."""
+    from django.db.models.signals import post_save
+
+    from corsadmin.models import changelog
+
+    receivers = {
+        "corsadmin.Policy": "corsadmin_policy_raw_save",
+        "corsadmin.AllowedOrigin": "corsadmin_origin_raw_save",
+    }
+    for sender, uid in receivers.items():
+        post_save.disconnect(sender=sender, dispatch_uid=uid)
+    try:
+        yield
+    finally:
+        for sender, uid in receivers.items():
+            post_save.connect(changelog._stamp_raw_save, sender=sender, dispatch_uid=uid)
 
 
 SET_UP = pytest.StashKey[bool]()

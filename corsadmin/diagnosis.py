@@ -17,12 +17,13 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext as _
 
+from .entries import EntryTable
 from .hosts import host_matches
 from .models import AllowedOrigin
 from .origins import MAX_ORIGIN_LENGTH, canonical_origin, parse_entry, shared_hosting
 from .protected import always_protected, guard, is_protected
 from .refresh import holder
-from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS, EntryTable
+from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS
 
 SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
 # Request headers a browser sends without a preflight (Content-Type only for

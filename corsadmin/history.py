@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.db import models
@@ -95,7 +95,7 @@ def user_id(user: User) -> int | None:
     """Whom to record a change under: None for nobody (the table requires a user)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    return user.pk
+    return cast("int | None", user.pk)
 
 
 def field_values(obj: models.Model) -> dict[str, Any]:

@@ -268,7 +268,7 @@ class SnapshotBuilder:
         journal: _Journal,
         tombstones: list[tuple[str, Any]],
         policies: list[dict[str, Any]],
-        origins: list[tuple],
+        origins: list[tuple[Any, ...]],
     ) -> None:
         removed: dict[TableKey, list[tuple[str, Any]]] = defaultdict(list)
         added: dict[TableKey, list[tuple[tuple[str, Any], Entry]]] = defaultdict(list)

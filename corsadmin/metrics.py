@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -43,6 +43,9 @@ from django.dispatch import receiver
 from . import conf, signals
 from .flusher import Job, flusher
 from .refresh import holder
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger("corsadmin")
 
@@ -65,7 +68,7 @@ _skipped_flushed: dict[str, int] = {}
 _durations: list[float] = []
 _confirmed_at: float | None = None  # when the database last answered this process's refresher
 _flush_lock = threading.Lock()
-_metrics: Any = None  # the prometheus_client objects, made on the first flush of the process
+_metrics: _Metrics | None = None  # the prometheus_client objects, made on the first flush of the process
 
 
 def configure() -> None:
@@ -301,7 +304,7 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def view(request: Any) -> Any:
+def view(request: HttpRequest) -> HttpResponse:
     """``/metrics``: 404 unless ``CORSADMIN["METRICS"]``. Protect it as any scrape target
     (network, proxy or the host's own decorator): it names the policies."""
     from django.http import Http404, HttpResponse

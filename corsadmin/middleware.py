@@ -39,7 +39,7 @@ class _Request:
     def __init__(self, request: HttpRequest) -> None:
         self.request = request
         meta = request.META
-        origin = meta.get("HTTP_ORIGIN")
+        origin: str | None = meta.get("HTTP_ORIGIN")
         self.origin = origin if origin is None or len(origin) <= MAX_ORIGIN_LENGTH else None
         self.path = request.path_info
         self.method = request.method or "GET"
@@ -91,7 +91,7 @@ class _Request:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""
         if not self.origin:
             return False
-        host = request.META.get("HTTP_HOST")
+        host: str | None = request.META.get("HTTP_HOST")
         if host and not self.origin.endswith(host):  # cannot be our own origin: skip building it
             return True
         return self.origin != _own_origin(request)

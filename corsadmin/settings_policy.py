@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import conf
-from .snapshot import ALL_ORIGINS, ALLOW_PRIVATE_NETWORK, CompiledPolicy, Entry, header_safe
+from .entries import Entry
+from .snapshot import ALL_ORIGINS, ALLOW_PRIVATE_NETWORK, CompiledPolicy, header_safe
 
 try:
     import re2

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 from django.db import connection, transaction
@@ -34,6 +34,21 @@ from django.dispatch import receiver
 
 from . import conf
 from .flusher import Job, flusher
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    from .models import AllowedOrigin
+
+    class Usage(TypedDict):
+        """What ``with_usage`` adds to each allowed origin."""
+
+        hits: int
+        last_seen: datetime | None
+
+    OriginWithUsage = WithAnnotations[AllowedOrigin, Usage]
 
 logger = logging.getLogger("corsadmin")
 
@@ -350,7 +365,7 @@ def prune() -> int:
 # --- reading ---------------------------------------------------------------------------
 
 
-def with_usage(queryset: QuerySet) -> QuerySet:
+def with_usage(queryset: QuerySet[AllowedOrigin]) -> QuerySet[OriginWithUsage]:
     """Allowed origins annotated with ``hits`` and ``last_seen`` (one join, no query per row)."""
     return queryset.annotate(
         hits=Coalesce(F("usage__hits"), Value(0), output_field=IntegerField()),

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..models import EXPIRES_SOON, RefusedOrigin
+from ..models import EXPIRES_SOON, AllowedOrigin, RefusedOrigin
 from ..usage import unused
 from ..visible import visible_text
 
@@ -29,7 +29,7 @@ class ExpiredFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return [("yes", _("Expired")), ("soon", _("Expires within 7 days")), ("no", _("Not expired"))]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> QuerySet[AllowedOrigin]:
         now = timezone.now()
         expired = Q(expires_at__lte=now)
         if self.value() == "yes":
@@ -50,7 +50,7 @@ class UnusedFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return [(str(days), gettext("Unused for %(days)d days") % {"days": days}) for days in UNUSED_CHOICES]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> QuerySet[AllowedOrigin]:
         if self.value() in {str(days) for days in UNUSED_CHOICES}:
             return queryset.filter(unused(int(self.value())))  # type: ignore[arg-type]
         return queryset
@@ -69,7 +69,7 @@ class DismissedFilter(admin.SimpleListFilter):
                 continue
             yield choice
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> QuerySet[RefusedOrigin]:
         value = self.value() or "no"
         if value == "all":
             return queryset
@@ -93,7 +93,7 @@ class AllowedNowFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return [("no", _("Still refused")), ("yes", _("Allowed since"))]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> QuerySet[RefusedOrigin]:
         if self.value() not in ("yes", "no"):
             return queryset
         # At most REFUSED_MAX_ROWS rows, each asked of the in-memory snapshot.
@@ -116,7 +116,7 @@ class PathFilter(admin.SimpleListFilter):
         )
         return [(path, visible_text(path)) for path in paths.distinct()]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> QuerySet[RefusedOrigin]:
         if self.value() is None:
             return queryset
         return queryset.filter(path_prefix=self.value())

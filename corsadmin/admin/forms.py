@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
@@ -25,6 +25,12 @@ from ..models import (
     expiry_in_past,
 )
 from ..origins import canonical_origin
+
+if TYPE_CHECKING:
+    _PolicyModelForm = forms.ModelForm[Policy]
+    _OriginModelForm = forms.ModelForm[AllowedOrigin]
+else:  # ModelForm takes its model as a type argument in django-stubs only
+    _PolicyModelForm = _OriginModelForm = forms.ModelForm
 
 
 def html(template: str, **params: Any) -> SafeString:
@@ -107,7 +113,7 @@ def _default_when_left_out(field: Any, default: str) -> None:
         field.empty_value = default
 
 
-class PolicyForm(forms.ModelForm):
+class PolicyForm(_PolicyModelForm):
     # Declared fields do not inherit the model's defaults: give them the same ones, so a
     # policy added with the form as shown answers preflights like one added by the API.
     allow_methods = TokenListField(
@@ -136,7 +142,7 @@ class PolicyForm(forms.ModelForm):
 
     class Meta:
         model = Policy
-        fields = "__all__"  # noqa: DJ007  (the admin's fieldsets choose them)
+        fields = "__all__"  # the admin's fieldsets choose them
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,12 +162,12 @@ class PolicyForm(forms.ModelForm):
         return value
 
 
-class AllowedOriginForm(forms.ModelForm):
+class AllowedOriginForm(_OriginModelForm):
     """Canonicalises the origin in the form, so duplicates among inline rows are caught as such."""
 
     class Meta:
         model = AllowedOrigin
-        fields = "__all__"  # noqa: DJ007  (the admin's fieldsets choose them)
+        fields = "__all__"  # the admin's fieldsets choose them
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -172,7 +178,7 @@ class AllowedOriginForm(forms.ModelForm):
         _default_when_left_out(self.fields.get("effect"), AllowedOrigin.ALLOW)
 
     def clean_origin(self) -> str:
-        value = self.cleaned_data["origin"]
+        value: str = self.cleaned_data["origin"]
         if value == "*":  # refused by the model, whose advice depends on the policy's credentials
             return value
         return canonical_origin(value)

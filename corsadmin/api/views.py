@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.db.models import Prefetch
+from django.db.models import Model, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
@@ -52,6 +52,8 @@ from .params import flag
 from .parsers import SafeJSONParser, read_document
 from .schema import CorsAdminSchema
 from .serializers import OriginSerializer, PolicySerializer, drf_errors
+
+_Row = TypeVar("_Row", bound=Model)
 
 # Import and export: a statement may take this many SERVICE_TIMEOUTs.
 LONG_STATEMENTS = 30
@@ -134,7 +136,7 @@ class Pagination(PageNumberPagination):
         return parameters
 
 
-class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
+class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet[_Row]):
     """Create, change and delete: each in one transaction with its admin ``LogEntry``."""
 
     schema = CorsAdminSchema()
@@ -213,7 +215,7 @@ def refused_as_field_errors(model: type[Any]) -> Iterator[None]:
     partial_update=extend_schema(summary="Change some fields of a policy"),
     destroy=extend_schema(summary="Delete a policy and its origins"),
 )
-class PolicyViewSet(RecordedModelViewSet):
+class PolicyViewSet(RecordedModelViewSet[Policy]):
     # The plain http:// origins, for the warnings of a policy that allows credentials.
     queryset = Policy.objects.prefetch_related(
         Prefetch(
@@ -235,7 +237,7 @@ class PolicyViewSet(RecordedModelViewSet):
     partial_update=extend_schema(summary="Change some fields of an allowed origin"),
     destroy=extend_schema(summary="Remove an allowed origin"),
 )
-class OriginViewSet(RecordedModelViewSet):
+class OriginViewSet(RecordedModelViewSet[AllowedOrigin]):
     queryset = with_usage(AllowedOrigin.objects.select_related("policy", "created_by"))
     serializer_class = OriginSerializer
     lookup_value_regex = r"[^/]+"
@@ -311,7 +313,7 @@ class ImportView(CorsAdminAPIView, APIView):
 
 
 @extend_schema_view(get=extend_schema(summary="Origins recently refused"))
-class BlockedView(CorsAdminAPIView, generics.ListAPIView):
+class BlockedView(CorsAdminAPIView, generics.ListAPIView[RefusedOrigin]):
     """Origins the middleware refused recently: origin, count, first and last seen."""
 
     schema = CorsAdminSchema()

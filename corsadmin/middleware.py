@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -115,7 +115,7 @@ def _receivers_listening() -> bool:
     return False
 
 
-def _enabled(responses: list[tuple[Any, Any]]) -> bool:
+def _enabled(responses: Sequence[tuple[object, object]]) -> bool:
     """Whether a receiver said yes; a receiver that raised is logged, never a 500."""
     enabled = False
     for receiver, result in responses:
@@ -182,13 +182,14 @@ class CorsMiddleware:
     sync_capable = True
     async_capable = True
 
+    # Any: an HttpResponse, or an awaitable of one in async mode (told apart at run time).
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> Any:
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.async_mode:
             return self.__acall__(request)
         asked = _Request(request)
@@ -248,6 +249,6 @@ class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
     def _origin_verified(self, request: HttpRequest) -> bool:
         if super()._origin_verified(request):  # type: ignore[misc]  # not in django-stubs
             return True
-        origin = request.META.get("HTTP_ORIGIN")
+        origin: str | None = request.META.get("HTTP_ORIGIN")
         # Never "null" (any sandboxed page sends it), even if a row says so.
         return bool(origin and origin != "null" and holder.get().csrf_trusts(origin))

@@ -82,7 +82,7 @@ def csrf_tables(
 
 def settings_snapshot(
     policies: list[CompiledPolicy] | None = None,
-    generation: Any = None,
+    generation: int | None = None,
     csrf: CompiledPolicy | None = None,
     csrf_denies: list[tuple[EntryTable, EntryTable]] | None = None,
 ) -> Snapshot:

@@ -24,7 +24,7 @@ from .suffixes import wildcard_base_refused
 logger = logging.getLogger("corsadmin")
 
 # (entry id or None, entry text, expiry as a UNIX timestamp or inf)
-Entry = tuple[Any, str, float]
+Entry = tuple[int | None, str, float]
 
 
 # An entry already in canonical form with a plain lower-case LDH host (as stored
@@ -270,7 +270,7 @@ class EntryTable:
 
     def find(self, origin: str, now: float) -> Entry | None:
         """The entry allowing this origin, if any."""
-        value = self.recent.get(origin, _MISSING) if self.recent else _MISSING
+        value: ExactValue = self.recent.get(origin, _MISSING) if self.recent else _MISSING
         if value is _MISSING:
             value = self.exact.get(origin)
         if value is not None:

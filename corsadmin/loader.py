@@ -360,7 +360,7 @@ class SnapshotBuilder:
         tables: dict[TableKey, EntryTable],
         csrf_entries: dict[int, tuple[int, Entry]],
         bad: dict[int, Skipped],
-        generation: Any,
+        generation: int | None,
     ) -> Snapshot:
         compiled = []
         skipped = list(bad.values())

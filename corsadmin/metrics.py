@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -45,7 +45,21 @@ from .flusher import Job, flusher
 from .refresh import holder
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Protocol
+
     from django.http import HttpRequest, HttpResponse
+    from prometheus_client.metrics_core import Metric
+
+    from .snapshot import CompiledPolicy, Decision
+
+    class Asked(Protocol):
+        """What ``count`` reads of the middleware's view of a request."""
+
+        preflight: bool
+
+        def cross_origin(self, request: HttpRequest) -> bool: ...
+
 
 logger = logging.getLogger("corsadmin")
 
@@ -80,7 +94,7 @@ def configure() -> None:
 # --- the request path ------------------------------------------------------------------
 
 
-def count(decision: Any, asked: Any, request: Any) -> None:
+def count(decision: Decision, asked: Asked, request: HttpRequest) -> None:
     """One decision of the middleware. A refused or uncovered request without an Origin, or
     from the site's own origin, is not a CORS request: it is not counted."""
     if decision.allowed:
@@ -102,19 +116,19 @@ def count(decision: Any, asked: Any, request: Any) -> None:
 
 
 @receiver(signals.refreshed)
-def _refreshed(seconds: float, ok: bool, **kwargs: Any) -> None:
+def _refreshed(seconds: float, ok: bool, **kwargs: object) -> None:
     if ENABLED:
         refreshed(seconds, ok)
 
 
 @receiver(signals.service_failed)
-def _service_failed(service: str, **kwargs: Any) -> None:
+def _service_failed(service: str, **kwargs: object) -> None:
     if ENABLED:
         failed(service)
 
 
 @receiver(signals.row_skipped)
-def _row_skipped(kind: str, **kwargs: Any) -> None:
+def _row_skipped(kind: str, **kwargs: object) -> None:
     if ENABLED:
         _skipped[kind] = _skipped.get(kind, 0) + 1
 
@@ -246,10 +260,10 @@ class EntriesCollector:
     "Removal of labels has not been implemented in multi-process mode yet"), so a deleted
     policy would keep its last value."""
 
-    def describe(self) -> list[Any]:
+    def describe(self) -> list[Metric]:
         return []  # nothing to check at registration (collect() reads the snapshot)
 
-    def collect(self) -> Any:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
         family = GaugeMetricFamily(
@@ -260,7 +274,7 @@ class EntriesCollector:
         yield family
 
 
-def _entries(policy: Any) -> int:
+def _entries(policy: CompiledPolicy) -> int:
     table = getattr(policy, "table", None)
     if table is None:
         return 0
@@ -346,6 +360,6 @@ job = flusher.register(
 
 
 @receiver(setting_changed)
-def _setting_changed(setting: str, **kwargs: Any) -> None:
+def _setting_changed(setting: str, **kwargs: object) -> None:
     if setting == "CORSADMIN":
         configure()

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Model, Prefetch
+from django.db.models import Model, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
@@ -114,7 +115,7 @@ class Pagination(PageNumberPagination):
             )
         return int(value)
 
-    def get_page_number(self, request: Request, paginator: Any) -> Any:
+    def get_page_number(self, request: Request, paginator: Paginator[Any]) -> int | str:
         # DRF reads ?page= (empty) as page 1 and ?page=last as the last page; the schema says
         # a whole number, so anything else is the 404 of a page that does not exist.
         value = request.query_params.get(self.page_query_param)
@@ -183,7 +184,7 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet[_Row]):
         with refused_as_field_errors(serializer.Meta.model):
             writes.run(write)
 
-    def perform_destroy(self, instance: Any) -> None:
+    def perform_destroy(self, instance: _Row) -> None:
         pk = instance.pk
 
         def write() -> None:
@@ -195,7 +196,7 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet[_Row]):
 
 
 @contextmanager
-def refused_as_field_errors(model: type[Any]) -> Iterator[None]:
+def refused_as_field_errors(model: type[Model]) -> Iterator[None]:
     """What the database or a model's save refuses (a concurrent duplicate): a 400 with field errors."""
     try:
         yield
@@ -333,7 +334,7 @@ class BlockedView(CorsAdminAPIView, generics.ListAPIView[RefusedOrigin]):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[RefusedOrigin]:
         rows = RefusedOrigin.objects.filter(dismissed=False).order_by("-last_seen", "origin", "policy")
         report = self.request.query_params.get("report")
         if not report:

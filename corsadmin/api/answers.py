@@ -5,8 +5,6 @@ The check's question has the rules ``cors check`` reads it by (``corsadmin.recor
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
@@ -156,7 +154,7 @@ class BlockedOriginSerializer(serializers.Serializer[RefusedOrigin]):
     first_seen = serializers.DateTimeField()
     last_seen = serializers.DateTimeField()
 
-    def get_policy(self, obj: Any) -> str | None:
+    def get_policy(self, obj: RefusedOrigin) -> str | None:
         return obj.policy or None
 
 

@@ -26,7 +26,9 @@ class ExpiredFilter(admin.SimpleListFilter):
     title = _("expiry")
     parameter_name = "expired"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[AllowedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [("yes", _("Expired")), ("soon", _("Expires within 7 days")), ("no", _("Not expired"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> QuerySet[AllowedOrigin]:
@@ -47,7 +49,9 @@ class UnusedFilter(admin.SimpleListFilter):
     title = _("usage")
     parameter_name = "unused"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[AllowedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [(str(days), gettext("Unused for %(days)d days") % {"days": days}) for days in UNUSED_CHOICES]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> QuerySet[AllowedOrigin]:
@@ -60,7 +64,9 @@ class DismissedFilter(admin.SimpleListFilter):
     title = _("dismissed")
     parameter_name = "dismissed"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[RefusedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [("no", _("Not dismissed (default)")), ("yes", _("Dismissed")), ("all", ALL)]
 
     def choices(self, changelist: Any) -> Any:
@@ -90,7 +96,9 @@ class AllowedNowFilter(admin.SimpleListFilter):
     title = _("allowed since")
     parameter_name = "allowed_now"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[RefusedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [("no", _("Still refused")), ("yes", _("Allowed since"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> QuerySet[RefusedOrigin]:
@@ -110,7 +118,9 @@ class PathFilter(admin.SimpleListFilter):
     title = _("path")
     parameter_name = "path_prefix__exact"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[RefusedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         paths = (
             model_admin.get_queryset(request).order_by("path_prefix").values_list("path_prefix", flat=True)
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -154,7 +156,7 @@ class PolicyForm(_PolicyModelForm):
     def clean_allow_headers(self) -> list[str]:
         return self._default_when_new_and_empty("allow_headers", default_headers)
 
-    def _default_when_new_and_empty(self, name: str, default: Any) -> list[str]:
+    def _default_when_new_and_empty(self, name: str, default: Callable[[], Iterable[str]]) -> list[str]:
         """A new policy without methods or headers gets the defaults, as everywhere else."""
         value: list[str] = self.cleaned_data[name]
         if not value and self.instance._state.adding:
@@ -211,8 +213,8 @@ class ExpiryForm(forms.Form):
         help_text=_("Leave empty to never expire."),
     )
 
-    def clean_expires_at(self) -> Any:
-        value = self.cleaned_data["expires_at"]
+    def clean_expires_at(self) -> datetime | None:
+        value: datetime | None = self.cleaned_data["expires_at"]
         if expiry_in_past(value):
             raise ValidationError(PAST_EXPIRY, code="past_expiry")
         return value

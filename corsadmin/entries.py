@@ -114,14 +114,14 @@ class EntryTable:
         self._exact_live: tuple[int, float, str | None] | None = None
 
     @classmethod
-    def build(cls, entries: Iterable[tuple[Any, str, float]], label: str = "") -> EntryTable:
+    def build(cls, entries: Iterable[Entry], label: str = "") -> EntryTable:
         table = cls()
         for entry_id, text, expires in entries:
             table.add(entry_id, text, expires, label)
         table.seal()
         return table
 
-    def add(self, entry_id: Any, text: str, expires: float, label: str = "") -> str | None:
+    def add(self, entry_id: int | None, text: str, expires: float, label: str = "") -> str | None:
         """While building (before ``seal``): add an entry; its canonical text, or None if invalid."""
         found = entry_key(text)
         if found is None:

@@ -7,7 +7,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
@@ -237,9 +236,7 @@ class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, _Policy
         extra_context = {**(extra_context or {}), "settings_policy": settings_policy_rows()}
         return super().changelist_view(request, extra_context)
 
-    def save_related(
-        self, request: HttpRequest, form: forms.ModelForm[Policy], formsets: Any, change: bool
-    ) -> None:
+    def save_related(self, request: HttpRequest, form: PolicyForm, formsets: Any, change: bool) -> None:
         """Saved, then warned as the API warns: the policy's plain http:// origins while it allows
         credentials, and each inline entry written: its own risks, what changing an exception
         opened, the exceptions that leave an allow entry allowing nothing."""
@@ -340,9 +337,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
         return when(obj.updated_at)
 
     def get_urls(self) -> list[URLPattern]:
-        def mounted(
-            view: Callable[[admin.ModelAdmin[AllowedOrigin], HttpRequest], HttpResponse],
-        ) -> Callable[[HttpRequest], HttpResponse]:
+        def mounted(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             return self.admin_site.admin_view(partial(view, self))
 
         return [
@@ -353,7 +348,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
         ]
 
     def save_model(
-        self, request: HttpRequest, obj: AllowedOrigin, form: forms.ModelForm[AllowedOrigin], change: bool
+        self, request: HttpRequest, obj: AllowedOrigin, form: AllowedOriginForm, change: bool
     ) -> None:
         from ..widening import ChangeWatch, write_warnings
 

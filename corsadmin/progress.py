@@ -14,10 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from io import TextIOBase
-from typing import TYPE_CHECKING, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
+    from typing import Protocol
+
+    class Bar(Protocol):
+        """What is used of a tqdm bar (tqdm is imported only where its absence is caught)."""
+
+        def update(self, n: float | None = 1) -> bool | None: ...
+
+        def close(self) -> None: ...
 
 
 class _Bars:
@@ -25,7 +32,7 @@ class _Bars:
 
     def __init__(self, stream: TextIO | TextIOBase) -> None:
         self.stream = stream
-        self.bar: tqdm[NoReturn] | None = None
+        self.bar: Bar | None = None
 
     def stage(self, description: str, total: int | None, unit: str) -> None:
         try:

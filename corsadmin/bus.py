@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
@@ -50,7 +50,7 @@ class CacheBus:
 
     can_listen = False
 
-    def __init__(self, cache: Any) -> None:
+    def __init__(self, cache: BaseCache) -> None:
         self.cache = cache
 
     def close(self) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from numbers import Real
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -28,7 +27,7 @@ ANSWERING_MIDDLEWARE = (
 )
 
 
-def _is_str_sequence(value: Any) -> bool:
+def _is_str_sequence(value: object) -> bool:
     return (
         isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(v, str) for v in value)
     )
@@ -42,7 +41,7 @@ def _setting_name(name: str) -> str:
 
 
 @register(Tags.security)
-def check_settings_types(**kwargs: Any) -> list[CheckMessage]:
+def check_settings_types(**kwargs: object) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     for name in ("CORS_ALLOW_HEADERS", "CORS_ALLOW_METHODS", "CORS_EXPOSE_HEADERS"):
         if not _is_str_sequence(conf.cors_setting(name)):
@@ -186,7 +185,7 @@ def _check_max_staleness() -> list[CheckMessage]:
 
 
 @register(Tags.security)
-def check_credentials(**kwargs: Any) -> list[CheckMessage]:
+def check_credentials(**kwargs: object) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     if not conf.cors_setting("CORS_ALLOW_CREDENTIALS") or not conf.has_settings_policy():
         return messages
@@ -228,7 +227,7 @@ def check_credentials(**kwargs: Any) -> list[CheckMessage]:
 
 
 @register(Tags.security)
-def check_middleware(**kwargs: Any) -> list[CheckMessage]:
+def check_middleware(**kwargs: object) -> list[CheckMessage]:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
     messages: list[CheckMessage] = []
     if OUR_MIDDLEWARE in middleware and CORSHEADERS_MIDDLEWARE in middleware:
@@ -271,7 +270,7 @@ OUR_CSRF = "corsadmin.middleware.CsrfViewMiddleware"
 
 
 @register(Tags.security, deploy=True)
-def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
+def check_csrf_middleware(**kwargs: object) -> list[CheckMessage]:
     """Django's security.W003 in a form that knows corsadmin's CSRF middleware: silence
     security.W003 (SILENCED_SYSTEM_CHECKS) when using ours, and this one still warns."""
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
@@ -287,7 +286,7 @@ def check_csrf_middleware(**kwargs: Any) -> list[CheckMessage]:
 
 
 @register(Tags.database)
-def check_policy_hosts(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def check_policy_hosts(databases: Collection[str] | None = None, **kwargs: object) -> list[CheckMessage]:
     """A policy's exact host that ALLOWED_HOSTS refuses: requests for it are answered by the
     host-less policies only, so the policy never applies there (``check --database default``)."""
     if not databases or "default" not in databases:
@@ -319,7 +318,9 @@ def check_policy_hosts(databases: Any = None, **kwargs: Any) -> list[CheckMessag
 
 
 @register(Tags.security, Tags.database)
-def check_shared_hosting_wildcards(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def check_shared_hosting_wildcards(
+    databases: Collection[str] | None = None, **kwargs: object
+) -> list[CheckMessage]:
     """Wildcard allow entries on a shared hosting platform (``https://*.glitch.me``): any
     stranger's page there is allowed (``check --database default``). One on a credentials
     policy (stored before the rule, or around validation) is named as not honoured."""
@@ -364,7 +365,9 @@ def check_shared_hosting_wildcards(databases: Any = None, **kwargs: Any) -> list
 
 
 @register(Tags.database)
-def check_settings_policy_shadows(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def check_settings_policy_shadows(
+    databases: Collection[str] | None = None, **kwargs: object
+) -> list[CheckMessage]:
     """The ``(settings)`` policy answering in a database policy's place with other options
     (``check --database default``): what a migration half done leaves behind."""
     if not databases or "default" not in databases or not conf.has_settings_policy():
@@ -404,7 +407,7 @@ def check_settings_policy_shadows(databases: Any = None, **kwargs: Any) -> list[
 
 
 @register(Tags.database)
-def check_skipped_rows(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def check_skipped_rows(databases: Collection[str] | None = None, **kwargs: object) -> list[CheckMessage]:
     """Stored rows the allow-list leaves out because they cannot be compiled (written around
     validation: raw SQL, an old release): the snapshot every process builds, built here
     (``check --database default``)."""

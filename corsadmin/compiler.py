@@ -61,7 +61,7 @@ def csrf_tables(
     policies: dict[int, dict[str, Any]],
     tables: dict[TableKey, EntryTable],
     csrf_entries: dict[int, tuple[int, Entry]],
-    ignored_ids: Collection[Any] = (),
+    ignored_ids: Collection[int | None] = (),
 ) -> tuple[CompiledPolicy, list[tuple[EntryTable, EntryTable]]]:
     """The CSRF-trusted entries of enabled, enforcing policies: one table for the policies
     without exceptions, and (trusted, exceptions) for each policy with some."""
@@ -82,7 +82,7 @@ def csrf_tables(
 
 def settings_snapshot(
     policies: list[CompiledPolicy] | None = None,
-    generation: Any = None,
+    generation: int | None = None,
     csrf: CompiledPolicy | None = None,
     csrf_denies: list[tuple[EntryTable, EntryTable]] | None = None,
 ) -> Snapshot:

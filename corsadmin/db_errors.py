@@ -123,11 +123,11 @@ def _committed_in_request() -> bool:
     return bool(_commits.get())
 
 
-def _request_started(**kwargs: Any) -> None:
+def _request_started(**kwargs: object) -> None:
     _commits.set([])
 
 
-def _config_committed(generation: int, **kwargs: Any) -> None:
+def _config_committed(generation: int, **kwargs: object) -> None:
     commits = _commits.get()
     if commits is not None:
         commits.append(generation)

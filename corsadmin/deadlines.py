@@ -23,12 +23,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import OperationalError, connections
 
 from . import conf
 from .bus import _shut_down
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 logger = logging.getLogger("corsadmin")
 
@@ -61,7 +64,7 @@ def deadline(seconds: float | None = None) -> Iterator[None]:
 
 
 @contextmanager
-def _connect_timeout(connection: Any, seconds: float) -> Iterator[None]:
+def _connect_timeout(connection: BaseDatabaseWrapper, seconds: float) -> Iterator[None]:
     """A ``connect_timeout`` for a connection opened within the block, unless the site set one."""
     options = connection.settings_dict.get("OPTIONS") or {}
     if "connect_timeout" in options:
@@ -86,6 +89,7 @@ def check_health() -> None:
     if seconds is None:
         return
     for alias in connections:
+        # Any: django-stubs has no health_check_enabled / health_check_done
         connection: Any = connections[alias]
         raw = connection.connection if connection.vendor == "postgresql" else None
         if raw is None or not connection.health_check_enabled or connection.health_check_done:

@@ -17,12 +17,13 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext as _
 
+from .entries import EntryTable
 from .hosts import host_matches
 from .models import AllowedOrigin
 from .origins import MAX_ORIGIN_LENGTH, canonical_origin, parse_entry, shared_hosting
 from .protected import always_protected, guard, is_protected
 from .refresh import holder
-from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS, EntryTable
+from .snapshot import ALLOW_CREDENTIALS, ALLOW_HEADERS, ALLOW_METHODS, Decision, Snapshot
 
 SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
 # Request headers a browser sends without a preflight (Content-Type only for
@@ -139,7 +140,7 @@ def explain(
     return result
 
 
-def _reason(snapshot: Any, decision: Any, origin: str, path: str, host: str | None = None) -> str:
+def _reason(snapshot: Snapshot, decision: Decision, origin: str, path: str, host: str | None = None) -> str:
     reason = _verdict(snapshot, decision, origin, path, host)
     if decision.would_refuse:
         names = ", ".join(repr(name) for name in decision.would_refuse)
@@ -156,7 +157,7 @@ def _reason(snapshot: Any, decision: Any, origin: str, path: str, host: str | No
     return reason
 
 
-def _covering(snapshot: Any, path: str, host: str | None) -> tuple[list[str], list[str], list[str]]:
+def _covering(snapshot: Snapshot, path: str, host: str | None) -> tuple[list[str], list[str], list[str]]:
     """(enforcing, report-only) names of the enabled policies covering this path and host,
     and the names of those whose ``url_regex`` matches but which cover nothing, as they
     can allow nothing (no enabled, unexpired allow entry; not allow-all)."""
@@ -187,7 +188,7 @@ def _covers_nothing(empty: list[str]) -> str:
     ) % {"names": names}
 
 
-def _verdict(snapshot: Any, decision: Any, origin: str, path: str, host: str | None) -> str:
+def _verdict(snapshot: Snapshot, decision: Decision, origin: str, path: str, host: str | None) -> str:
     if not decision.allowed and decision.covered and always_protected(path):
         raw = snapshot.decide(origin if len(origin) <= MAX_ORIGIN_LENGTH else None, path, host=host)
         if raw.allowed:
@@ -331,7 +332,7 @@ def _listing_notes(
     return notes
 
 
-def _ignored(snapshot: Any, origin: str, path: str, host: str | None) -> list[str]:
+def _ignored(snapshot: Snapshot, origin: str, path: str, host: str | None) -> list[str]:
     """The entries that would allow the origin but are never honoured where they are listed:
     a wildcard on shared hosting in a policy that allows credentials (``loader``)."""
     notes = []

@@ -159,7 +159,7 @@ def import_document(
                     obj = planned_origin.obj
                     obj.policy = policy
                     if planned_origin.before is None:
-                        obj.created_by = creator
+                        obj.created_by = creator  # type: ignore[assignment]  # AbstractBaseUser: the AUTH_USER_MODEL
                         created_origins.append(obj)
                         continue
                     progress.advance()

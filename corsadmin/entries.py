@@ -24,7 +24,7 @@ from .suffixes import wildcard_base_refused
 logger = logging.getLogger("corsadmin")
 
 # (entry id or None, entry text, expiry as a UNIX timestamp or inf)
-Entry = tuple[Any, str, float]
+Entry = tuple[int | None, str, float]
 
 
 # An entry already in canonical form with a plain lower-case LDH host (as stored
@@ -114,14 +114,14 @@ class EntryTable:
         self._exact_live: tuple[int, float, str | None] | None = None
 
     @classmethod
-    def build(cls, entries: Iterable[tuple[Any, str, float]], label: str = "") -> EntryTable:
+    def build(cls, entries: Iterable[Entry], label: str = "") -> EntryTable:
         table = cls()
         for entry_id, text, expires in entries:
             table.add(entry_id, text, expires, label)
         table.seal()
         return table
 
-    def add(self, entry_id: Any, text: str, expires: float, label: str = "") -> str | None:
+    def add(self, entry_id: int | None, text: str, expires: float, label: str = "") -> str | None:
         """While building (before ``seal``): add an entry; its canonical text, or None if invalid."""
         found = entry_key(text)
         if found is None:
@@ -270,7 +270,7 @@ class EntryTable:
 
     def find(self, origin: str, now: float) -> Entry | None:
         """The entry allowing this origin, if any."""
-        value = self.recent.get(origin, _MISSING) if self.recent else _MISSING
+        value: ExactValue = self.recent.get(origin, _MISSING) if self.recent else _MISSING
         if value is _MISSING:
             value = self.exact.get(origin)
         if value is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import Any
 
 from django.conf import settings
@@ -99,7 +99,7 @@ def non_field_key() -> str:
     return str(drf_setting("NON_FIELD_ERRORS_KEY", "non_field_errors"))
 
 
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
     """Whether lists and objects nest more than ``limit`` levels (iteratively: no recursion)."""
     stack = [(value, 1)]
     while stack:
@@ -142,7 +142,7 @@ class Field:
         self.default = default
         self.validators = list(validators)
 
-    def run(self, data: Any) -> Any:
+    def run(self, data: object) -> Any:
         if data is None:
             if not self.allow_null:
                 raise Refusal([words(NULL)])
@@ -160,12 +160,12 @@ class Field:
             raise Refusal(errors)
         return value
 
-    def convert(self, data: Any) -> Any:
+    def convert(self, data: object) -> Any:
         return data
 
 
 def _max_length(limit: int, message: str) -> Validator:
-    def validate(value: Any) -> None:
+    def validate(value: Sized) -> None:
         if len(value) > limit:
             raise Refusal([words(message, max_length=limit)])
 
@@ -210,14 +210,14 @@ class Text(Field):
             self.validators.append(ProhibitNullCharactersValidator())
         self.validators += [_no_surrogates, *after]
 
-    def run(self, data: Any) -> Any:
+    def run(self, data: object) -> Any:
         if data == "" or (self.trim and str(data).strip() == ""):
             if not self.allow_blank:
                 raise Refusal([words(BLANK)])
             return ""
         return super().run(data)
 
-    def convert(self, data: Any) -> str:
+    def convert(self, data: object) -> str:
         if self.text_only and not isinstance(data, str):
             raise Refusal([str(NOT_TEXT)])
         if isinstance(data, bool) or not isinstance(data, (str, int, float)):
@@ -240,7 +240,7 @@ def Pattern(pattern: str, message: Any = None, **kwargs: Any) -> Text:  # noqa: 
 class Boolean(Field):
     """true or false: JSON's booleans only."""
 
-    def convert(self, data: Any) -> bool:
+    def convert(self, data: object) -> bool:
         if not isinstance(data, bool):
             raise Refusal([words(NOT_BOOLEAN)])
         return data
@@ -269,7 +269,7 @@ class Integer(Field):
 
         return validate
 
-    def convert(self, data: Any) -> int:
+    def convert(self, data: object) -> int:
         if isinstance(data, (bool, str)):
             raise Refusal([words(NOT_INTEGER)])
         try:
@@ -283,7 +283,7 @@ class Choice(Field):
         super().__init__(**kwargs)
         self.choices = {str(key): key for key, _label in choices}
 
-    def convert(self, data: Any) -> Any:
+    def convert(self, data: object) -> Any:
         try:
             return self.choices[str(data)]
         except KeyError:
@@ -298,7 +298,7 @@ class List(Field):
         self.child = child
         self.validators.append(_max_length(max_length, LIST_MAX))
 
-    def convert(self, data: Any) -> list[Any]:
+    def convert(self, data: object) -> list[Any]:
         if isinstance(data, (str, Mapping)) or not hasattr(data, "__iter__"):
             raise Refusal([words(NOT_A_LIST, input_type=type(data).__name__)])
         result, errors = [], {}
@@ -316,6 +316,7 @@ class DateTime(Field):
     """ISO 8601 (or DRF's ``DATETIME_INPUT_FORMATS``); aware in the current time zone (naive with
     ``USE_TZ = False``)."""
 
+    # Any: what is not text fails in parse_datetime or strptime (TypeError), as in DRF's DateTimeField
     def convert(self, data: Any) -> datetime.datetime:
         if isinstance(data, datetime.datetime):
             return enforce_timezone(data)

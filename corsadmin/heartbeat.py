@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -46,6 +46,9 @@ from . import conf
 from .bus import RedisBus, cut_after, shared_bus
 from .flusher import Job, heartbeats
 from .signals import cycle_done, refreshed
+
+if TYPE_CHECKING:
+    from .refresh import SnapshotHolder
 
 logger = logging.getLogger("corsadmin")
 
@@ -261,7 +264,7 @@ class Reporter:
         self.database_error: str | None = None
         self.failing = False
         self.exiting = False
-        self.holder: Any = None  # whose refresher reports here
+        self.holder: SnapshotHolder | None = None  # whose refresher reports here
         self._store: Store | None = None
 
     def refreshed(self, ok: bool) -> None:
@@ -270,7 +273,7 @@ class Reporter:
         else:
             self.database_error = "the database did not answer the refresher"
 
-    def observe(self, stats: dict[str, Any], holder: Any = None) -> None:
+    def observe(self, stats: dict[str, Any], holder: SnapshotHolder | None = None) -> None:
         """The end of a refresher cycle (its thread, or the inline refresh's)."""
         self.holder = holder
         now = time.time()
@@ -353,7 +356,7 @@ reporter = Reporter()
 
 
 @receiver(cycle_done, dispatch_uid="corsadmin_heartbeat")
-def _cycle_done(holder: Any, **kwargs: Any) -> None:
+def _cycle_done(holder: SnapshotHolder, **kwargs: object) -> None:
     try:
         reporter.observe(holder.stats(), holder)
     except Exception:  # noqa: BLE001  (never into the refresher)
@@ -361,12 +364,12 @@ def _cycle_done(holder: Any, **kwargs: Any) -> None:
 
 
 @receiver(refreshed, dispatch_uid="corsadmin_heartbeat")
-def _refreshed(ok: bool, **kwargs: Any) -> None:
+def _refreshed(ok: bool, **kwargs: object) -> None:
     reporter.refreshed(ok)
 
 
 @receiver(setting_changed)
-def _setting_changed(setting: str, **kwargs: Any) -> None:
+def _setting_changed(setting: str, **kwargs: object) -> None:
     if setting in ("CORSADMIN", "CACHES", "DATABASES"):
         reporter._store = None
         reporter.written = None

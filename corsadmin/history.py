@@ -18,14 +18,18 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from django.apps import apps
 from django.db import models
 from django.utils import timezone
 from django.utils.text import capfirst
 
-User = Any  # a user model instance, AnonymousUser or None
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
+User: TypeAlias = "AbstractBaseUser | AnonymousUser | None"
 logger = logging.getLogger("corsadmin")
 # Django's LogEntry.action_flag values (django.contrib.admin.models), and their words.
 ADDITION, CHANGE, DELETION = 1, 2, 3
@@ -37,7 +41,7 @@ def label(model: type[models.Model], name: str) -> str:
     return str(capfirst(field.verbose_name if isinstance(field, models.Field) else name))
 
 
-def text(value: Any) -> str:
+def text(value: object) -> str:
     """A field's value in words: lists joined, booleans yes/no, times ISO 8601, none as '-'."""
     if value is None or value == "":
         return "-"
@@ -95,7 +99,7 @@ def user_id(user: User) -> int | None:
     """Whom to record a change under: None for nobody (the table requires a user)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    return user.pk
+    return cast("int | None", user.pk)
 
 
 def field_values(obj: models.Model) -> dict[str, Any]:
@@ -112,7 +116,9 @@ def changed_fields(before: Mapping[str, Any], obj: models.Model) -> list[str]:
     return [name for name, value in after.items() if before.get(name) != value]
 
 
-def _log(user: User, objects: Iterable[models.Model], action: int, message: Any = "") -> None:
+def _log(
+    user: User, objects: Iterable[models.Model], action: int, message: str | list[dict[str, Any]] = ""
+) -> None:
     uid = user_id(user)
     objects = list(objects)
     if uid is None or not objects:
@@ -125,7 +131,9 @@ def _log(user: User, objects: Iterable[models.Model], action: int, message: Any 
     LogEntry.objects.log_actions(uid, objects, action, message or "")
 
 
-def _log_line(uid: int, objects: list[models.Model], action: int, message: Any) -> None:
+def _log_line(
+    uid: int, objects: list[models.Model], action: int, message: str | list[dict[str, Any]]
+) -> None:
     """The history of a site without the admin: one log line per object."""
     change = values_of(json.dumps(message)) if action == CHANGE else ""
     for obj in objects:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -17,7 +17,7 @@ class HostIndex(Generic[T]):
 
     __slots__ = ("_every", "_exact", "_wildcards", "_order", "_memo", "scoped")
 
-    def __init__(self, items: Sequence[T], hosts_of: Any) -> None:
+    def __init__(self, items: Sequence[T], hosts_of: Callable[[T], Iterable[str]]) -> None:
         """``items`` in the order lookups must return them; ``hosts_of(item)`` its hosts."""
         self._order = {id(item): i for i, item in enumerate(items)}
         self._every = tuple(item for item in items if not hosts_of(item))

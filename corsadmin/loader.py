@@ -20,7 +20,8 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar, cast
 
 from django.db import router
 from django.utils import timezone
@@ -61,7 +62,7 @@ class Skipped(NamedTuple):
     """A stored row the snapshot leaves out, and why (written around validation)."""
 
     kind: str  # "policy" or "origin"
-    row_id: Any
+    row_id: int
     name: str  # the policy's name, or the origin's text
     policy: str  # the policy's name (the entry's policy for an origin)
     reason: str  # "Type: message"
@@ -89,24 +90,27 @@ class Skipped(NamedTuple):
 
 
 _MISSING = object()
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 
 class _Journal:
     """The old values of what an update changed in place, to put back if its build fails."""
 
     def __init__(self) -> None:
+        # (table, key, old value or _MISSING): the tables hold keys and values of many types
         self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
 
-    def set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+    def set(self, table: dict[_Key, _Value], key: _Key, value: _Value) -> None:
         self._undo.append((table, key, table.get(key, _MISSING)))
         table[key] = value
 
-    def pop(self, table: dict[Any, Any], key: Any) -> Any:
+    def pop(self, table: dict[_Key, _Value], key: _Key) -> _Value | None:
         old = table.pop(key, _MISSING)
         if old is _MISSING:
             return None
         self._undo.append((table, key, old))
-        return old
+        return cast(_Value, old)
 
     def rollback(self) -> None:
         for table, key, old in reversed(self._undo):
@@ -132,7 +136,7 @@ def database_generation(using: str | None = None) -> int:
     return value or 0
 
 
-def _expiry(expires_at: Any) -> float:
+def _expiry(expires_at: datetime | None) -> float:
     return expires_at.timestamp() if expires_at else math.inf
 
 
@@ -177,7 +181,7 @@ class SnapshotBuilder:
         self._texts: dict[int, str] = {}
         self._csrf: dict[int, tuple[int, Entry]] = {}
         self._bad: dict[int, Skipped] = {}
-        self._reported: set[tuple[str, Any, str]] = set()  # (kind, row id, reason)
+        self._reported: set[tuple[str, int, str]] = set()  # (kind, row id, reason)
         self._ignored_hosting: set[tuple[str, str]] = set()  # (policy, wildcard)
 
     def load(self) -> Snapshot:
@@ -268,7 +272,7 @@ class SnapshotBuilder:
         journal: _Journal,
         tombstones: list[tuple[str, Any]],
         policies: list[dict[str, Any]],
-        origins: list[tuple],
+        origins: list[tuple[Any, ...]],
     ) -> None:
         removed: dict[TableKey, list[tuple[str, Any]]] = defaultdict(list)
         added: dict[TableKey, list[tuple[tuple[str, Any], Entry]]] = defaultdict(list)
@@ -316,7 +320,7 @@ class SnapshotBuilder:
                 journal.set(self._tables, key, table)
 
     def _forget(
-        self, journal: _Journal, entry_id: Any, removed: dict[TableKey, list[tuple[str, Any]]]
+        self, journal: _Journal, entry_id: int, removed: dict[TableKey, list[tuple[str, Any]]]
     ) -> None:
         """Note where an entry was, to remove it (it moved, changed or went)."""
         text = journal.pop(self._texts, entry_id)
@@ -360,12 +364,12 @@ class SnapshotBuilder:
         tables: dict[TableKey, EntryTable],
         csrf_entries: dict[int, tuple[int, Entry]],
         bad: dict[int, Skipped],
-        generation: Any,
+        generation: int | None,
     ) -> Snapshot:
         compiled = []
         skipped = list(bad.values())
         null_with_credentials = conf.get("ALLOW_NULL_WITH_CREDENTIALS")
-        ignored_ids: set[Any] = set()  # entries never honoured: not CSRF-trusted either
+        ignored_ids: set[int | None] = set()  # entries never honoured: not CSRF-trusted either
         logged: set[tuple[str, str]] = set()
         for pk, row in policies.items():
             if not row["enabled"]:

@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -43,6 +43,23 @@ from django.dispatch import receiver
 from . import conf, signals
 from .flusher import Job, flusher
 from .refresh import holder
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Protocol
+
+    from django.http import HttpRequest, HttpResponse
+    from prometheus_client.metrics_core import Metric
+
+    from .snapshot import CompiledPolicy, Decision
+
+    class Asked(Protocol):
+        """What ``count`` reads of the middleware's view of a request."""
+
+        preflight: bool
+
+        def cross_origin(self, request: HttpRequest) -> bool: ...
+
 
 logger = logging.getLogger("corsadmin")
 
@@ -65,7 +82,7 @@ _skipped_flushed: dict[str, int] = {}
 _durations: list[float] = []
 _confirmed_at: float | None = None  # when the database last answered this process's refresher
 _flush_lock = threading.Lock()
-_metrics: Any = None  # the prometheus_client objects, made on the first flush of the process
+_metrics: _Metrics | None = None  # the prometheus_client objects, made on the first flush of the process
 
 
 def configure() -> None:
@@ -77,7 +94,7 @@ def configure() -> None:
 # --- the request path ------------------------------------------------------------------
 
 
-def count(decision: Any, asked: Any, request: Any) -> None:
+def count(decision: Decision, asked: Asked, request: HttpRequest) -> None:
     """One decision of the middleware. A refused or uncovered request without an Origin, or
     from the site's own origin, is not a CORS request: it is not counted."""
     if decision.allowed:
@@ -99,19 +116,19 @@ def count(decision: Any, asked: Any, request: Any) -> None:
 
 
 @receiver(signals.refreshed)
-def _refreshed(seconds: float, ok: bool, **kwargs: Any) -> None:
+def _refreshed(seconds: float, ok: bool, **kwargs: object) -> None:
     if ENABLED:
         refreshed(seconds, ok)
 
 
 @receiver(signals.service_failed)
-def _service_failed(service: str, **kwargs: Any) -> None:
+def _service_failed(service: str, **kwargs: object) -> None:
     if ENABLED:
         failed(service)
 
 
 @receiver(signals.row_skipped)
-def _row_skipped(kind: str, **kwargs: Any) -> None:
+def _row_skipped(kind: str, **kwargs: object) -> None:
     if ENABLED:
         _skipped[kind] = _skipped.get(kind, 0) + 1
 
@@ -243,10 +260,10 @@ class EntriesCollector:
     "Removal of labels has not been implemented in multi-process mode yet"), so a deleted
     policy would keep its last value."""
 
-    def describe(self) -> list[Any]:
+    def describe(self) -> list[Metric]:
         return []  # nothing to check at registration (collect() reads the snapshot)
 
-    def collect(self) -> Any:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
         family = GaugeMetricFamily(
@@ -257,7 +274,7 @@ class EntriesCollector:
         yield family
 
 
-def _entries(policy: Any) -> int:
+def _entries(policy: CompiledPolicy) -> int:
     table = getattr(policy, "table", None)
     if table is None:
         return 0
@@ -301,7 +318,7 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def view(request: Any) -> Any:
+def view(request: HttpRequest) -> HttpResponse:
     """``/metrics``: 404 unless ``CORSADMIN["METRICS"]``. Protect it as any scrape target
     (network, proxy or the host's own decorator): it names the policies."""
     from django.http import Http404, HttpResponse
@@ -343,6 +360,6 @@ job = flusher.register(
 
 
 @receiver(setting_changed)
-def _setting_changed(setting: str, **kwargs: Any) -> None:
+def _setting_changed(setting: str, **kwargs: object) -> None:
     if setting == "CORSADMIN":
         configure()

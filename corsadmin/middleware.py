@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -39,7 +39,7 @@ class _Request:
     def __init__(self, request: HttpRequest) -> None:
         self.request = request
         meta = request.META
-        origin = meta.get("HTTP_ORIGIN")
+        origin: str | None = meta.get("HTTP_ORIGIN")
         self.origin = origin if origin is None or len(origin) <= MAX_ORIGIN_LENGTH else None
         self.path = request.path_info
         self.method = request.method or "GET"
@@ -91,7 +91,7 @@ class _Request:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""
         if not self.origin:
             return False
-        host = request.META.get("HTTP_HOST")
+        host: str | None = request.META.get("HTTP_HOST")
         if host and not self.origin.endswith(host):  # cannot be our own origin: skip building it
             return True
         return self.origin != _own_origin(request)
@@ -115,7 +115,7 @@ def _receivers_listening() -> bool:
     return False
 
 
-def _enabled(responses: list[tuple[Any, Any]]) -> bool:
+def _enabled(responses: Sequence[tuple[object, object]]) -> bool:
     """Whether a receiver said yes; a receiver that raised is logged, never a 500."""
     enabled = False
     for receiver, result in responses:
@@ -182,13 +182,14 @@ class CorsMiddleware:
     sync_capable = True
     async_capable = True
 
+    # Any: an HttpResponse, or an awaitable of one in async mode (told apart at run time).
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> Any:
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.async_mode:
             return self.__acall__(request)
         asked = _Request(request)
@@ -248,6 +249,6 @@ class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
     def _origin_verified(self, request: HttpRequest) -> bool:
         if super()._origin_verified(request):  # type: ignore[misc]  # not in django-stubs
             return True
-        origin = request.META.get("HTTP_ORIGIN")
+        origin: str | None = request.META.get("HTTP_ORIGIN")
         # Never "null" (any sandboxed page sends it), even if a row says so.
         return bool(origin and origin != "null" and holder.get().csrf_trusts(origin))

@@ -11,7 +11,6 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import idna
 from django.core.exceptions import ValidationError
@@ -120,7 +119,7 @@ class OriginEntry:
         return not self.wildcard and self.port != ANY_PORT
 
 
-def _fail(message: Any) -> ValidationError:
+def _fail(message: str) -> ValidationError:
     return ValidationError(message, code="invalid_origin")
 
 

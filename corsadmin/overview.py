@@ -117,11 +117,11 @@ def _series(values: list[list[int]]) -> list[Series]:
     ]
 
 
-def top_refused() -> QuerySet:
+def top_refused() -> QuerySet[RefusedOrigin]:
     return RefusedOrigin.objects.filter(dismissed=False).order_by("-count", "origin")[:TOP_REFUSED]
 
 
-def expiring(now: datetime) -> QuerySet:
+def expiring(now: datetime) -> QuerySet[AllowedOrigin]:
     return (
         AllowedOrigin.objects.filter(
             enabled=True, expires_at__gt=now, expires_at__lte=now + timedelta(days=EXPIRING_DAYS)
@@ -131,7 +131,7 @@ def expiring(now: datetime) -> QuerySet:
     )
 
 
-def unused_entries() -> QuerySet:
+def unused_entries() -> QuerySet[AllowedOrigin]:
     return (
         with_usage(AllowedOrigin.objects.filter(enabled=True).select_related("policy"))
         .filter(unused(UNUSED_DAYS))
@@ -139,14 +139,14 @@ def unused_entries() -> QuerySet:
     )
 
 
-def denials() -> QuerySet:
+def denials() -> QuerySet[AllowedOrigin]:
     """Enabled exceptions (deny entries), the most used first: what each refused."""
     return with_usage(
         AllowedOrigin.objects.filter(effect=AllowedOrigin.DENY, enabled=True).select_related("policy")
     ).order_by("-hits", "origin")
 
 
-def recent_changes() -> QuerySet:
+def recent_changes() -> QuerySet[LogEntry]:
     types = ContentType.objects.get_for_models(Policy, AllowedOrigin).values()
     return (
         LogEntry.objects.filter(content_type__in=[t.pk for t in types])

@@ -14,7 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from io import TextIOBase
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Bar(Protocol):
+        """What is used of a tqdm bar (tqdm is imported only where its absence is caught)."""
+
+        def update(self, n: float | None = 1) -> bool | None: ...
+
+        def close(self) -> None: ...
 
 
 class _Bars:
@@ -22,7 +32,7 @@ class _Bars:
 
     def __init__(self, stream: TextIO | TextIOBase) -> None:
         self.stream = stream
-        self.bar: Any = None
+        self.bar: Bar | None = None
 
     def stage(self, description: str, total: int | None, unit: str) -> None:
         try:
@@ -50,9 +60,9 @@ class _Bars:
             self.bar = None
 
 
-def _size(stream: Any) -> tuple[int, int]:
+def _size(stream: TextIO | TextIOBase) -> tuple[int, int]:
     try:
-        return tuple(os.get_terminal_size(stream.fileno()))  # type: ignore[return-value]
+        return cast("tuple[int, int]", tuple(os.get_terminal_size(stream.fileno())))
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
         return (0, 0)
 
@@ -84,7 +94,7 @@ def advance(steps: int = 1) -> None:
         bars.bar.update(steps)
 
 
-def wanted(stream: Any, quiet: bool = False) -> bool:
+def wanted(stream: object, quiet: bool = False) -> bool:
     """A bar only for a person watching: ``stream`` is a terminal and ``--quiet`` is off."""
     isatty = getattr(stream, "isatty", None)
     return not quiet and callable(isatty) and bool(isatty())

@@ -133,7 +133,7 @@ CHECK_QUERY_AFTER = {"host": request_host, "method": str.upper, "request_method"
 # --- reading ---------------------------------------------------------------------------
 
 
-def datetime_text(value: datetime.datetime | None) -> Any:
+def datetime_text(value: datetime.datetime | None) -> str | datetime.datetime | None:
     """As the API writes times: ISO 8601 in the current time zone, ``Z`` for UTC (or DRF's
     ``DATETIME_FORMAT``)."""
     if not value:
@@ -148,11 +148,11 @@ def datetime_text(value: datetime.datetime | None) -> Any:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _texts(values: Iterable[Any]) -> list[str | None]:
+def _texts(values: Iterable[object]) -> list[str | None]:
     return [None if value is None else str(value) for value in values]
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 

@@ -301,7 +301,7 @@ class SnapshotHolder:
 holder = SnapshotHolder()
 
 
-def _on_commit(generation: int, **kwargs: Any) -> None:
+def _on_commit(generation: int, **kwargs: object) -> None:
     holder.committed(generation)
 
 
@@ -311,6 +311,6 @@ if hasattr(os, "register_at_fork"):
 
 
 @receiver(setting_changed)
-def _setting_changed(setting: str, **kwargs: Any) -> None:
+def _setting_changed(setting: str, **kwargs: object) -> None:
     if setting in ("CORSADMIN", "CACHES", "DATABASES") or setting.startswith("CORS_"):
         holder.reset()

@@ -25,7 +25,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from time import perf_counter  # the refresh duration metric (tests replace refresh's time)
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import connections, router
 
@@ -34,6 +34,9 @@ from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, read_alias
 from .signals import refreshed, service_failed
 from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .bus import PostgresChannel
 
 logger = logging.getLogger("corsadmin")
 REFRESHER = "corsadmin-refresher"  # the thread's name
@@ -54,7 +57,7 @@ class Holder(Protocol):
 class _Trouble:
     """A service's state: one log line when it starts failing, one when it recovers."""
 
-    def __init__(self, what: str, service: str, generation: Callable[[], Any]) -> None:
+    def __init__(self, what: str, service: str, generation: Callable[[], int | None]) -> None:
         self.what = what
         self.service = service  # the label of the failures metric and the logs' "service" field
         self.generation = generation  # the held snapshot's, for the logs
@@ -83,7 +86,7 @@ class _Trouble:
             )
         self.failing = False
 
-    def _fields(self, event: str) -> dict[str, Any]:
+    def _fields(self, event: str) -> dict[str, object]:
         return {"event": event, "service": self.service, "generation": self.generation()}
 
 
@@ -107,7 +110,7 @@ class Refresher:
         self.database = _Trouble("the database (refreshing the CORS allow-list)", "database", generation)
         self.cache = _Trouble("the cache (the CORS allow-list's generation stamp)", "cache", generation)
 
-    def _generation(self) -> Any:
+    def _generation(self) -> int | None:
         return self.holder.peek().generation
 
     # --- the thread ---------------------------------------------------------------
@@ -137,7 +140,7 @@ class Refresher:
             self.loaded.set()
             connections.close_all()  # this thread's
 
-    def _listen(self, channel: Any) -> None:
+    def _listen(self, channel: CacheBus | PostgresChannel) -> None:
         trouble = _Trouble("listening for CORS allow-list changes", "listener", self._generation)
         while not self.stop.is_set():
             try:
@@ -146,7 +149,7 @@ class Refresher:
                 trouble.failed(exc, "changes are found by polling until it answers")
                 self.stop.wait(conf.refresh_interval())
 
-    def _listening(self, trouble: _Trouble, channel: Any) -> None:
+    def _listening(self, trouble: _Trouble, channel: CacheBus | PostgresChannel) -> None:
         """Subscribed (again). A Redis that answers the listener answers the refresher too:
         use the cache again now rather than at the next periodic retry, and publish what
         this process committed meanwhile, so the others hear of it at once."""
@@ -255,7 +258,7 @@ class Refresher:
             self._bus_ready = True
         return self._bus
 
-    def channel(self) -> Any:
+    def channel(self) -> CacheBus | PostgresChannel | None:
         """Where announcements arrive: the Redis channel, else PostgreSQL's NOTIFY, else nowhere."""
         bus = self.bus()
         if bus is not None:

@@ -13,14 +13,14 @@ import logging
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import re2
 from django.utils.translation import gettext as _
 
 logger = logging.getLogger("corsadmin")
 
-Matcher = Callable[[str], Any]
+Matcher = Callable[[str], object]
 
 
 @lru_cache(maxsize=1)
@@ -62,7 +62,7 @@ def compile_path_regex(pattern: str | re.Pattern[str]) -> Matcher:
     if isinstance(pattern, re.Pattern):
         return pattern.match
     try:
-        return re2.compile(pattern, _options()).match
+        return cast(Matcher, re2.compile(pattern, _options()).match)
     except re2.error as exc:
         matcher = re.compile(pattern).match  # raises (and logs nothing here) if Python cannot either
         logger.warning(

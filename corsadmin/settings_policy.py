@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import re2
 
 from . import conf
-from .snapshot import ALL_ORIGINS, ALLOW_PRIVATE_NETWORK, CompiledPolicy, Entry, header_safe
+from .entries import Entry
+from .snapshot import ALL_ORIGINS, ALLOW_PRIVATE_NETWORK, CompiledPolicy, header_safe
 
 NAME = "(settings)"
 

@@ -50,11 +50,11 @@ class Decision:
     allowed: bool = False
     policy: str | None = None
     matched: str | None = None
-    entry_id: Any = None
+    entry_id: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     denied_policy: str | None = None
     denied_by: str | None = None
-    denied_id: Any = None
+    denied_id: int | None = None
     would_refuse: tuple[str, ...] = ()
 
 
@@ -100,12 +100,12 @@ class CompiledPolicy:
         expose_headers: Iterable[str] = (),
         max_age: int = 0,
         allow_private_network: bool = False,
-        entries: Iterable[tuple[Any, str, float]] = (),
+        entries: Iterable[Entry] = (),
         table: EntryTable | None = None,
         refuse_null: bool = False,
         mode: str = "enforce",
         hosts: Iterable[str] = (),
-        denies: EntryTable | Iterable[tuple[Any, str, float]] | None = None,
+        denies: EntryTable | Iterable[Entry] | None = None,
         ignored: tuple[Entry, ...] = (),
     ) -> None:
         self.name = name
@@ -210,7 +210,7 @@ class Snapshot:
     def __init__(
         self,
         policies: Iterable[CompiledPolicy],
-        generation: Any = None,
+        generation: int | None = None,
         csrf: CompiledPolicy | None = None,
         fallback: CompiledPolicy | None = None,
         csrf_denies: Iterable[tuple[EntryTable, EntryTable]] = (),
@@ -232,7 +232,8 @@ class Snapshot:
         self.built_at = time.time()
         # The stored rows left out of this snapshot (``loader.Skipped``: written around validation).
         self.skipped: tuple[Any, ...] = ()
-        self._memo: dict[tuple[Any, ...], Decision] = {}
+        # (origin, path, method, preflight, private network, host) -> its decision
+        self._memo: dict[tuple[str | None, str, str, bool, bool, str | None], Decision] = {}
 
     def decide(
         self,
@@ -294,7 +295,7 @@ class Snapshot:
         for policy in covering:
             if policy.live_until != FOREVER:
                 lasting = False
-        denied: tuple[str, str, Any] | None = None
+        denied: tuple[str, str, int | None] | None = None
         reporting = 0
         for policy in covering:
             if policy.report:

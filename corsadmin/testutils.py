@@ -31,7 +31,7 @@ from django.core.exceptions import ValidationError
 from django.test.utils import TestContextDecorator
 
 from . import conf
-from .loader import settings_snapshot
+from .compiler import settings_snapshot
 from .origins import parse_entry
 from .refresh import holder
 from .snapshot import CompiledPolicy, Snapshot

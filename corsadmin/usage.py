@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 from django.db import connection, transaction
@@ -34,6 +34,22 @@ from django.dispatch import receiver
 
 from . import conf
 from .flusher import Job, flusher
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    from .models import AllowedOrigin
+    from .snapshot import Snapshot
+
+    class Usage(TypedDict):
+        """What ``with_usage`` adds to each allowed origin."""
+
+        hits: int
+        last_seen: datetime | None
+
+    OriginWithUsage = WithAnnotations[AllowedOrigin, Usage]
 
 logger = logging.getLogger("corsadmin")
 
@@ -49,14 +65,14 @@ PRUNE_EVERY = 3600.0  # seconds between two prunes by one process
 clock = time.time  # tests replace it with a fake clock
 
 # hour number since the epoch -> {entry id: [count, last seen as a UNIX time]}
-_entries: dict[int, dict[Any, list[Any]]] = {}
+_entries: dict[int, dict[int, list[Any]]] = {}
 # hour number -> {policy name: [allowed, refused]}
 _policies: dict[int, dict[str, list[int]]] = {}
 # The current hour's dictionaries, so a request builds no key: renewed when the clock passes
 # _hour_end or the flush swaps the dictionaries above.
 _hour_end = 0.0
 _hour = 0
-_cur_entries: dict[Any, list[Any]] = {}
+_cur_entries: dict[int, list[Any]] = {}
 _cur_policies: dict[str, list[int]] = {}
 # The covering policy of refused paths, for the snapshot it was computed with (a path
 # regex may cost microseconds; refusals repeat the same few paths).
@@ -91,7 +107,7 @@ def _new_hour(at: float) -> None:
     _ensure_flusher()
 
 
-def allowed(policy: str | None, entry_id: Any) -> None:
+def allowed(policy: str | None, entry_id: int | None) -> None:
     """One request allowed by ``policy`` through the entry ``entry_id`` (None: allow-all,
     the settings policy or a receiver)."""
     at = clock()
@@ -111,7 +127,7 @@ def allowed(policy: str | None, entry_id: Any) -> None:
         counts[0] += 1
 
 
-def denied(entry_id: Any) -> None:
+def denied(entry_id: int) -> None:
     """One request refused by the deny entry ``entry_id`` in its policy: a hit of that entry
     (the request is counted for its policy by ``allowed`` or ``refused``)."""
     at = clock()
@@ -125,7 +141,7 @@ def denied(entry_id: Any) -> None:
         slot[1] = at
 
 
-def refused(snapshot: Any, path: str, host: str | None = None) -> None:
+def refused(snapshot: Snapshot, path: str, host: str | None = None) -> None:
     """One cross-origin request refused on ``path`` (at ``host``): counted for the first
     enforcing policy of the snapshot (by priority) that covers it."""
     global _covering, _covering_for
@@ -189,7 +205,7 @@ def flush() -> int:
         return written
 
 
-def _keep(entries: dict[int, dict[Any, list[Any]]], policies: dict[int, dict[str, list[int]]]) -> None:
+def _keep(entries: dict[int, dict[int, list[Any]]], policies: dict[int, dict[str, list[int]]]) -> None:
     """Put counts the database refused back for the next flush (up to MAX_PENDING hours)."""
     for hour, counts in entries.items():
         mine = _entries.setdefault(hour, {}) if len(_entries) < MAX_PENDING else {}
@@ -209,14 +225,14 @@ def _hour_start(hour: int) -> datetime:
     return datetime.fromtimestamp(hour * HOUR, UTC)
 
 
-def _write(entries: dict[int, dict[Any, list[Any]]], policies: dict[int, dict[str, list[int]]]) -> int:
+def _write(entries: dict[int, dict[int, list[Any]]], policies: dict[int, dict[str, list[int]]]) -> int:
     from .models import AllowedOrigin, OriginHour, OriginUsage, PolicyHour
 
     flat = {(entry_id, hour): slot for hour, counts in entries.items() for entry_id, slot in counts.items()}
     per_name = {(name, hour): slot for hour, counts in policies.items() for name, slot in counts.items()}
     existing = _existing(AllowedOrigin, sorted({entry_id for entry_id, _ in flat}))
-    totals: dict[Any, list[Any]] = {}
-    hours: list[tuple[Any, ...]] = []
+    totals: dict[int, list[Any]] = {}
+    hours: list[tuple[int, datetime, int]] = []
     for (entry_id, hour), (count, last) in sorted(flat.items()):  # one lock order for every writer
         if entry_id not in existing:
             continue
@@ -245,7 +261,9 @@ def _bulk() -> bool:
     )
 
 
-def _existing(model: Any, ids: list[Any]) -> set[Any]:
+# ``model``: one of the counting tables (OriginUsage, OriginHour, PolicyHour; AllowedOrigin for
+# ``_existing``), used through ``objects``, which django-stubs does not declare on ``type[Model]``.
+def _existing(model: Any, ids: list[int]) -> set[int]:
     """The ids still in ``model``'s table (an entry may be deleted since the snapshot was built)."""
     if not ids:
         return set()
@@ -259,13 +277,15 @@ def _existing(model: Any, ids: list[Any]) -> set[Any]:
                 [ids if connection.vendor == "postgresql" else json.dumps(ids)],
             )
             return {row[0] for row in cursor.fetchall()}
-    existing: set[Any] = set()
+    existing: set[int] = set()
     for start in range(0, len(ids), BATCH):
         existing.update(model.objects.filter(pk__in=ids[start : start + BATCH]).values_list("pk", flat=True))
     return existing
 
 
-def _upsert(model: Any, columns: Sequence[str], keys: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+def _upsert(
+    model: Any, columns: Sequence[str], keys: Sequence[str], rows: Sequence[tuple[object, ...]]
+) -> None:
     """Insert the rows; where one exists, add the counts to it (``last_seen``: the later)."""
     if not rows:
         return
@@ -307,11 +327,13 @@ def _upsert(model: Any, columns: Sequence[str], keys: Sequence[str], rows: list[
         )
 
 
-def _json(value: Any) -> Any:
+def _json(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _upsert_orm(model: Any, columns: Sequence[str], keys: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+def _upsert_orm(
+    model: Any, columns: Sequence[str], keys: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
     """Other databases: update by increments, else create (a concurrent create: update again)."""
     from django.db import IntegrityError
 
@@ -350,7 +372,7 @@ def prune() -> int:
 # --- reading ---------------------------------------------------------------------------
 
 
-def with_usage(queryset: QuerySet) -> QuerySet:
+def with_usage(queryset: QuerySet[AllowedOrigin]) -> QuerySet[OriginWithUsage]:
     """Allowed origins annotated with ``hits`` and ``last_seen`` (one join, no query per row)."""
     return queryset.annotate(
         hits=Coalesce(F("usage__hits"), Value(0), output_field=IntegerField()),
@@ -404,6 +426,6 @@ job = flusher.register(
 
 
 @receiver(setting_changed)
-def _setting_changed(setting: str, **kwargs: Any) -> None:
+def _setting_changed(setting: str, **kwargs: object) -> None:
     if setting == "CORSADMIN":
         configure()

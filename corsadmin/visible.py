@@ -16,7 +16,6 @@ models' ``__str__``; the same as template filters: ``{% load corsadmin_text %}``
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
 
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -37,12 +36,12 @@ def _name_of(char: str) -> str:
     return f"U+{ord(char):04X} {unicodedata.name(char, 'CONTROL CHARACTER')}"
 
 
-def visible_text(value: Any) -> str:
+def visible_text(value: object) -> str:
     """Plain text: each hidden character as ``\\uXXXX`` (for attributes, logs, plain lists)."""
     return "".join(_escape_of(char) if _hidden(char) else char for char in str(value))
 
 
-def visible(value: Any) -> SafeString:
+def visible(value: object) -> SafeString:
     """HTML: the text escaped, each hidden character as a marked ``\\uXXXX`` with its name on hover."""
     parts = [
         format_html('<span class="corsadmin-escape" title="{}">{}</span>', _name_of(char), _escape_of(char))
@@ -53,7 +52,7 @@ def visible(value: Any) -> SafeString:
     return mark_safe("".join(parts))  # every part escaped above
 
 
-def one_line(value: Any, css_class: str = "corsadmin-origin") -> SafeString:
+def one_line(value: object, css_class: str = "corsadmin-origin") -> SafeString:
     """An origin (or, with ``"corsadmin-path"``, a path) on one line, cut with an ellipsis by
     CSS, the whole text on hover: ``<span class="corsadmin-origin" title="…">…</span>``, hidden
     characters made visible in both."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,7 +12,7 @@ from django.contrib.admin.actions import delete_selected as django_delete_select
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import conditional_escape
@@ -23,14 +23,22 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import writes
 from ..history import change_message, field_values
-from ..models import AllowedOrigin, Policy
+from ..models import AllowedOrigin, Policy, RefusedOrigin
 from ..usage import unused
 from .forms import ExpiryForm, PolicyChoiceForm, exception_link, html
 
 UNUSED_DAYS = 30  # the "disable unused" action's
 
+_Row = TypeVar("_Row", bound=Model)
 
-def widening_context(queryset: QuerySet) -> dict[str, Any]:
+if TYPE_CHECKING:
+    _AllowedOriginAdmin = admin.ModelAdmin[AllowedOrigin]
+    _RefusedOriginAdmin = admin.ModelAdmin[RefusedOrigin]
+else:  # ModelAdmin takes its model as a type argument in django-stubs only
+    _AllowedOriginAdmin = _RefusedOriginAdmin = admin.ModelAdmin
+
+
+def widening_context(queryset: QuerySet[AllowedOrigin]) -> dict[str, Any]:
     """For a page about to disable, delete or move the selected origins: the exceptions (deny
     entries) among them, and the origins their going would allow (``corsadmin.widening``)."""
     from ..widening import openings
@@ -40,9 +48,9 @@ def widening_context(queryset: QuerySet) -> dict[str, Any]:
 
 
 def ask_action_form(
-    model_admin: admin.ModelAdmin,
+    model_admin: admin.ModelAdmin[_Row],
     request: HttpRequest,
-    queryset: QuerySet,
+    queryset: QuerySet[_Row],
     form_class: type[forms.Form],
     title: str,
     action: str,
@@ -67,7 +75,11 @@ def ask_action_form(
 
 
 def allow_origin(
-    origin_admin: admin.ModelAdmin, request: HttpRequest, origin: str, policy: Policy, note: str
+    origin_admin: admin.ModelAdmin[AllowedOrigin],
+    request: HttpRequest,
+    origin: str,
+    policy: Policy,
+    note: str,
 ) -> tuple[AllowedOrigin | None, str]:
     """Add a refused ``origin`` to ``policy`` for the user: validated, saved and recorded in
     the history together. (The entry, "") or (None, why it was not added)."""
@@ -111,10 +123,12 @@ def refused_by_exception(origin: str, deny: AllowedOrigin) -> SafeString:
     )
 
 
-class AllowedOriginActions(admin.ModelAdmin):
+class AllowedOriginActions(_AllowedOriginAdmin):
     """The bulk actions of the allowed origins' list (``AllowedOriginAdmin.actions``)."""
 
-    def _update_each(self, request: HttpRequest, queryset: QuerySet, **values: Any) -> int | None:
+    def _update_each(
+        self, request: HttpRequest, queryset: QuerySet[AllowedOrigin], **values: Any
+    ) -> int | None:
         """Change the selected origins one by one, validated as the form validates them.
 
         All or nothing: when any origin is refused, nothing changes and the reasons are
@@ -179,14 +193,14 @@ class AllowedOriginActions(admin.ModelAdmin):
         return count
 
     @admin.action(description=_("Enable selected origins"), permissions=["change"])
-    def enable(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def enable(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> None:
         count = self._update_each(request, queryset, enabled=True)
         if count is not None:
             message = ngettext("Enabled %(count)d origin(s).", "Enabled %(count)d origin(s).", count)
             self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
     def _confirm_widening(
-        self, request: HttpRequest, queryset: QuerySet, action: str, confirm_label: str
+        self, request: HttpRequest, queryset: QuerySet[AllowedOrigin], action: str, confirm_label: str
     ) -> HttpResponse | None:
         """A page naming what disabling the selected exceptions (deny entries) would allow,
         until it is confirmed; None when confirmed or when no exception in force is selected."""
@@ -208,7 +222,7 @@ class AllowedOriginActions(admin.ModelAdmin):
         return TemplateResponse(request, "admin/corsadmin/confirm_widening.html", context)
 
     @admin.action(description=_("Disable selected origins"), permissions=["change"])
-    def disable(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def disable(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> HttpResponse | None:
         page = self._confirm_widening(request, queryset, "disable", gettext("Yes, disable them"))
         if page is not None:
             return page
@@ -219,7 +233,7 @@ class AllowedOriginActions(admin.ModelAdmin):
         return None
 
     @admin.action(description=_("Delete selected %(verbose_name_plural)s"), permissions=["delete"])
-    def delete_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> HttpResponse | None:
         """Django's, whose confirmation page also names what deleting exceptions would allow."""
         response = django_delete_selected(self, request, queryset)
         if isinstance(response, TemplateResponse) and response.context_data is not None:
@@ -230,7 +244,7 @@ class AllowedOriginActions(admin.ModelAdmin):
         description=format_lazy(_("Disable selected origins unused for {days} days"), days=UNUSED_DAYS),
         permissions=["change"],
     )
-    def disable_unused(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def disable_unused(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> None:
         """Of the selection, disable those never seen or not seen for UNUSED_DAYS days (the
         others are kept and counted in the message); each with a history entry. Never an
         exception (deny entry): disabling one would allow what it refuses."""
@@ -259,7 +273,7 @@ class AllowedOriginActions(admin.ModelAdmin):
             self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description=_("Move selected origins to a policy"), permissions=["change"])
-    def move_to_policy(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def move_to_policy(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> HttpResponse | None:
         data, page = ask_action_form(
             self,
             request,
@@ -282,7 +296,7 @@ class AllowedOriginActions(admin.ModelAdmin):
         return None
 
     @admin.action(description=_("Set expiry of selected origins"), permissions=["change"])
-    def set_expiry(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def set_expiry(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> HttpResponse | None:
         data, page = ask_action_form(
             self,
             request,
@@ -304,7 +318,7 @@ class AllowedOriginActions(admin.ModelAdmin):
         return None
 
 
-class RefusedOriginActions(admin.ModelAdmin):
+class RefusedOriginActions(_RefusedOriginAdmin):
     """The bulk actions of the refused origins' list (``RefusedOriginAdmin.actions``)."""
 
     def has_allow_permission(self, request: HttpRequest) -> bool:
@@ -314,7 +328,7 @@ class RefusedOriginActions(admin.ModelAdmin):
         return request.user.has_perm("corsadmin.delete_refusedorigin")
 
     @admin.action(description=_("Allow selected origins…"), permissions=["allow"])
-    def allow(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def allow(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> HttpResponse | None:
         data, page = ask_action_form(
             self, request, queryset, PolicyChoiceForm, gettext("Allow in policy"), "allow"
         )
@@ -345,7 +359,7 @@ class RefusedOriginActions(admin.ModelAdmin):
         return None
 
     @admin.action(description=_("Dismiss selected refused origins"), permissions=["dismiss"])
-    def dismiss(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def dismiss(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> None:
         count = queryset.update(dismissed=True)
         message = ngettext(
             "Dismissed %(count)d refused origin(s).", "Dismissed %(count)d refused origin(s).", count

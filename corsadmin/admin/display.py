@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 
-def when(value: Any) -> str:
+def when(value: datetime | None) -> str:
     """A time as the admin shows every time: its localized DATETIME_FORMAT in the current time
     zone (``Dec. 7, 2026, 1:27 a.m.`` in English); "-" for none."""
     return date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else "-"

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..models import EXPIRES_SOON, RefusedOrigin
+from ..models import EXPIRES_SOON, AllowedOrigin, RefusedOrigin
 from ..usage import unused
 from ..visible import visible_text
 
@@ -26,10 +26,12 @@ class ExpiredFilter(admin.SimpleListFilter):
     title = _("expiry")
     parameter_name = "expired"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[AllowedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [("yes", _("Expired")), ("soon", _("Expires within 7 days")), ("no", _("Not expired"))]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> QuerySet[AllowedOrigin]:
         now = timezone.now()
         expired = Q(expires_at__lte=now)
         if self.value() == "yes":
@@ -47,10 +49,12 @@ class UnusedFilter(admin.SimpleListFilter):
     title = _("usage")
     parameter_name = "unused"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[AllowedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [(str(days), gettext("Unused for %(days)d days") % {"days": days}) for days in UNUSED_CHOICES]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> QuerySet[AllowedOrigin]:
         if self.value() in {str(days) for days in UNUSED_CHOICES}:
             return queryset.filter(unused(int(self.value())))  # type: ignore[arg-type]
         return queryset
@@ -60,7 +64,9 @@ class DismissedFilter(admin.SimpleListFilter):
     title = _("dismissed")
     parameter_name = "dismissed"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[RefusedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [("no", _("Not dismissed (default)")), ("yes", _("Dismissed")), ("all", ALL)]
 
     def choices(self, changelist: Any) -> Any:
@@ -69,7 +75,7 @@ class DismissedFilter(admin.SimpleListFilter):
                 continue
             yield choice
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> QuerySet[RefusedOrigin]:
         value = self.value() or "no"
         if value == "all":
             return queryset
@@ -90,10 +96,12 @@ class AllowedNowFilter(admin.SimpleListFilter):
     title = _("allowed since")
     parameter_name = "allowed_now"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[RefusedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [("no", _("Still refused")), ("yes", _("Allowed since"))]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> QuerySet[RefusedOrigin]:
         if self.value() not in ("yes", "no"):
             return queryset
         # At most REFUSED_MAX_ROWS rows, each asked of the in-memory snapshot.
@@ -110,13 +118,15 @@ class PathFilter(admin.SimpleListFilter):
     title = _("path")
     parameter_name = "path_prefix__exact"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[RefusedOrigin]
+    ) -> list[tuple[str, StrOrPromise]]:
         paths = (
             model_admin.get_queryset(request).order_by("path_prefix").values_list("path_prefix", flat=True)
         )
         return [(path, visible_text(path)) for path in paths.distinct()]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RefusedOrigin]) -> QuerySet[RefusedOrigin]:
         if self.value() is None:
             return queryset
         return queryset.filter(path_prefix=self.value())

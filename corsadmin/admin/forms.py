@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
@@ -25,6 +27,12 @@ from ..models import (
     expiry_in_past,
 )
 from ..origins import canonical_origin
+
+if TYPE_CHECKING:
+    _PolicyModelForm = forms.ModelForm[Policy]
+    _OriginModelForm = forms.ModelForm[AllowedOrigin]
+else:  # ModelForm takes its model as a type argument in django-stubs only
+    _PolicyModelForm = _OriginModelForm = forms.ModelForm
 
 
 def html(template: str, **params: Any) -> SafeString:
@@ -107,7 +115,7 @@ def _default_when_left_out(field: Any, default: str) -> None:
         field.empty_value = default
 
 
-class PolicyForm(forms.ModelForm):
+class PolicyForm(_PolicyModelForm):
     # Declared fields do not inherit the model's defaults: give them the same ones, so a
     # policy added with the form as shown answers preflights like one added by the API.
     allow_methods = TokenListField(
@@ -136,7 +144,7 @@ class PolicyForm(forms.ModelForm):
 
     class Meta:
         model = Policy
-        fields = "__all__"  # noqa: DJ007  (the admin's fieldsets choose them)
+        fields = "__all__"  # the admin's fieldsets choose them
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -148,7 +156,7 @@ class PolicyForm(forms.ModelForm):
     def clean_allow_headers(self) -> list[str]:
         return self._default_when_new_and_empty("allow_headers", default_headers)
 
-    def _default_when_new_and_empty(self, name: str, default: Any) -> list[str]:
+    def _default_when_new_and_empty(self, name: str, default: Callable[[], Iterable[str]]) -> list[str]:
         """A new policy without methods or headers gets the defaults, as everywhere else."""
         value: list[str] = self.cleaned_data[name]
         if not value and self.instance._state.adding:
@@ -156,12 +164,12 @@ class PolicyForm(forms.ModelForm):
         return value
 
 
-class AllowedOriginForm(forms.ModelForm):
+class AllowedOriginForm(_OriginModelForm):
     """Canonicalises the origin in the form, so duplicates among inline rows are caught as such."""
 
     class Meta:
         model = AllowedOrigin
-        fields = "__all__"  # noqa: DJ007  (the admin's fieldsets choose them)
+        fields = "__all__"  # the admin's fieldsets choose them
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -172,7 +180,7 @@ class AllowedOriginForm(forms.ModelForm):
         _default_when_left_out(self.fields.get("effect"), AllowedOrigin.ALLOW)
 
     def clean_origin(self) -> str:
-        value = self.cleaned_data["origin"]
+        value: str = self.cleaned_data["origin"]
         if value == "*":  # refused by the model, whose advice depends on the policy's credentials
             return value
         return canonical_origin(value)
@@ -205,8 +213,8 @@ class ExpiryForm(forms.Form):
         help_text=_("Leave empty to never expire."),
     )
 
-    def clean_expires_at(self) -> Any:
-        value = self.cleaned_data["expires_at"]
+    def clean_expires_at(self) -> datetime | None:
+        value: datetime | None = self.cleaned_data["expires_at"]
         if expiry_in_past(value):
             raise ValidationError(PAST_EXPIRY, code="past_expiry")
         return value

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -30,6 +31,15 @@ from .filters import AllowedNowFilter, DismissedFilter, ExpiredFilter, PathFilte
 from .forms import AllowedOriginForm, PolicyForm
 from .views import check_view, overview_allow, overview_view
 
+if TYPE_CHECKING:
+    _PolicyAdmin = admin.ModelAdmin[Policy]
+    _OriginInline = admin.TabularInline[AllowedOrigin, Policy]
+    _OriginInlineFormSet = BaseInlineFormSet[AllowedOrigin, Policy]
+else:  # Django's admin and formset classes take type arguments in django-stubs only
+    _PolicyAdmin = admin.ModelAdmin
+    _OriginInline = admin.TabularInline
+    _OriginInlineFormSet = BaseInlineFormSet
+
 
 class CorsadminMedia:
     """The app's stylesheet on its admin pages: one-line origins, fixed-width lists, marked
@@ -50,7 +60,7 @@ class OneLockOrderMixin:
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        view = super().changeform_view  # type: ignore[misc]
+        view: Callable[..., HttpResponse] = super().changeform_view  # type: ignore[misc]
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
             return view(request, object_id, form_url, extra_context)
         return writes.run(lambda: view(request, object_id, form_url, extra_context))
@@ -58,7 +68,7 @@ class OneLockOrderMixin:
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        view = super().delete_view  # type: ignore[misc]
+        view: Callable[..., HttpResponse] = super().delete_view  # type: ignore[misc]
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
             return view(request, object_id, extra_context)
         return writes.run(lambda: view(request, object_id, extra_context))
@@ -85,7 +95,7 @@ class HistoryValuesMixin:
         return message
 
 
-class OriginInlineFormSet(BaseInlineFormSet):
+class OriginInlineFormSet(_OriginInlineFormSet):
     """The policy's origins judged with the policy as submitted (e.g. credentials just ticked)."""
 
     def clean(self) -> None:
@@ -132,7 +142,7 @@ EXCEPTION_DELETED_INLINE = _(
 )
 
 
-class AllowedOriginInline(admin.TabularInline):
+class AllowedOriginInline(_OriginInline):
     model = AllowedOrigin
     form = AllowedOriginForm
     formset = OriginInlineFormSet
@@ -147,7 +157,7 @@ def settings_policy_rows() -> list[tuple[str, Any]]:
     return [(name, conf.cors_setting(name)) for name in conf.CORS_SETTINGS]
 
 
-class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, admin.ModelAdmin):
+class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, _PolicyAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
     # Fits 1280 px beside the navigation and the filters: the name, regex and hosts on one line
@@ -182,7 +192,7 @@ class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, admin.M
         (_("History"), {"fields": ("created_at", "updated_at")}),
     )
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
         active = Q(origins__enabled=True) & (
             Q(origins__expires_at__isnull=True) | Q(origins__expires_at__gt=timezone.now())
         )
@@ -217,7 +227,8 @@ class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, admin.M
 
     @admin.display(description=_("active origins"), ordering="_active")
     def active_origins(self, obj: Policy) -> int:
-        return obj._active  # type: ignore[attr-defined]
+        active: int = obj._active  # type: ignore[attr-defined]  # get_queryset's annotation
+        return active
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -225,7 +236,7 @@ class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, admin.M
         extra_context = {**(extra_context or {}), "settings_policy": settings_policy_rows()}
         return super().changelist_view(request, extra_context)
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+    def save_related(self, request: HttpRequest, form: PolicyForm, formsets: Any, change: bool) -> None:
         """Saved, then warned as the API warns: the policy's plain http:// origins while it allows
         credentials, and each inline entry written: its own risks, what changing an exception
         opened, the exceptions that leave an allow entry allowing nothing."""
@@ -270,7 +281,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
     readonly_fields = ("created_at", "updated_at", "created_by", "hits", "last_seen")
     actions = ("enable", "disable", "disable_unused", "move_to_policy", "set_expiry", "delete_selected")
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AllowedOrigin]:
         return with_usage(super().get_queryset(request))
 
     @admin.display(description=_("hits"), ordering="hits")
@@ -326,7 +337,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
         return when(obj.updated_at)
 
     def get_urls(self) -> list[URLPattern]:
-        def mounted(view: Any) -> Any:
+        def mounted(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             return self.admin_site.admin_view(partial(view, self))
 
         return [
@@ -336,7 +347,9 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
             *super().get_urls(),
         ]
 
-    def save_model(self, request: HttpRequest, obj: AllowedOrigin, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: AllowedOrigin, form: AllowedOriginForm, change: bool
+    ) -> None:
         from ..widening import ChangeWatch, write_warnings
 
         if not change:
@@ -429,5 +442,5 @@ class RefusedOriginAdmin(CorsadminMedia, RefusedOriginActions):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: RefusedOrigin | None = None) -> bool:
         return False

@@ -13,12 +13,12 @@ from django.urls import reverse
 from django.utils.translation import gettext
 
 from ..diagnosis import explain
-from ..models import Policy, RefusedOrigin
+from ..models import AllowedOrigin, Policy, RefusedOrigin
 from .actions import allow_origin
 from .forms import CheckForm, html
 
 
-def check_view(origin_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+def check_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest) -> HttpResponse:
     """Why an origin is allowed or refused on a path, with the headers, and the fix for a refusal."""
     if not origin_admin.has_view_permission(request):
         raise PermissionDenied
@@ -48,7 +48,7 @@ def check_view(origin_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResp
 
 
 def fixes(
-    origin_admin: admin.ModelAdmin, request: HttpRequest, result: dict[str, Any]
+    origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest, result: dict[str, Any]
 ) -> tuple[str | None, str | None]:
     """(Allow link, Edit-policy link) for a refusal: editing the policy when the origin is
     allowed but its preflight lists too few methods or headers; else allowing the origin
@@ -76,7 +76,7 @@ def fixes(
     return reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query), None
 
 
-def overview_view(origin_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+def overview_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest) -> HttpResponse:
     """Allowed vs refused requests per policy, the most refused origins, what expires or
     is unused, and recent changes: one page to look at."""
     if not origin_admin.has_view_permission(request):
@@ -93,7 +93,7 @@ def overview_view(origin_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
     return TemplateResponse(request, "admin/corsadmin/overview.html", context)
 
 
-def overview_allow(origin_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+def overview_allow(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest) -> HttpResponse:
     """The overview's Allow button: add a refused origin to the policy covering its path."""
     from ..overview import covering_policy
 

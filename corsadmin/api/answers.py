@@ -5,12 +5,10 @@ The check's question has the rules ``cors check`` reads it by (``corsadmin.recor
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from ..models import TOKEN_PATTERN, AllowedOrigin
+from ..models import TOKEN_PATTERN, AllowedOrigin, RefusedOrigin
 from ..origins import MAX_ORIGIN_LENGTH
 from ..records import DOCUMENT_ORIGIN_FIELDS, DOCUMENT_POLICY_FIELDS, PATH_MESSAGE, request_host
 from .serializers import OriginSerializer, PolicySerializer, SlugField
@@ -18,12 +16,12 @@ from .serializers import OriginSerializer, PolicySerializer, SlugField
 # --- import ----------------------------------------------------------------------
 
 
-class CountsSerializer(serializers.Serializer):
+class CountsSerializer(serializers.Serializer[dict[str, object]]):
     policies = serializers.IntegerField()
     origins = serializers.IntegerField()
 
 
-class ImportResultSerializer(serializers.Serializer):
+class ImportResultSerializer(serializers.Serializer[dict[str, object]]):
     replace = serializers.BooleanField()
     created = CountsSerializer()
     changed = CountsSerializer()
@@ -40,7 +38,7 @@ class ImportResultSerializer(serializers.Serializer):
 # --- check and blocked ---------------------------------------------------------
 
 
-class CheckQuerySerializer(serializers.Serializer):
+class CheckQuerySerializer(serializers.Serializer[dict[str, object]]):
     origin = serializers.CharField(
         max_length=MAX_ORIGIN_LENGTH,
         trim_whitespace=False,
@@ -95,7 +93,7 @@ class CheckQuerySerializer(serializers.Serializer):
         return value.upper()
 
 
-class PreflightSerializer(serializers.Serializer):
+class PreflightSerializer(serializers.Serializer[dict[str, object]]):
     request_method = serializers.CharField()
     request_headers = serializers.ListField(child=serializers.CharField())
     allowed = serializers.BooleanField()
@@ -104,7 +102,7 @@ class PreflightSerializer(serializers.Serializer):
     headers = serializers.DictField(child=serializers.CharField())
 
 
-class CheckResultSerializer(serializers.Serializer):
+class CheckResultSerializer(serializers.Serializer[dict[str, object]]):
     origin = serializers.CharField()
     path = serializers.CharField()
     method = serializers.CharField()
@@ -142,7 +140,7 @@ class CheckResultSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class BlockedOriginSerializer(serializers.Serializer):
+class BlockedOriginSerializer(serializers.Serializer[RefusedOrigin]):
     origin = serializers.CharField()
     path_prefix = serializers.CharField(help_text="The first segment of the refused paths, e.g. /api/.")
     report = serializers.BooleanField(
@@ -156,7 +154,7 @@ class BlockedOriginSerializer(serializers.Serializer):
     first_seen = serializers.DateTimeField()
     last_seen = serializers.DateTimeField()
 
-    def get_policy(self, obj: Any) -> str | None:
+    def get_policy(self, obj: RefusedOrigin) -> str | None:
         return obj.policy or None
 
 
@@ -186,7 +184,7 @@ class PolicyDocumentSerializer(PolicySerializer):
         fields = (*DOCUMENT_POLICY_FIELDS, "origins")
 
 
-class DocumentSerializer(serializers.Serializer):
+class DocumentSerializer(serializers.Serializer[dict[str, object]]):
     version = serializers.IntegerField(min_value=1, max_value=1, help_text="Always 1.")
     exported_at = serializers.DateTimeField(read_only=True)
     policies = PolicyDocumentSerializer(many=True)

@@ -90,10 +90,12 @@ class OriginFilter(django_filters.FilterSet):
         model = AllowedOrigin
         fields = ("policy", "enabled", "effect", "search", "unused_days")
 
-    def unused_for(self, queryset: QuerySet, name: str, value: int) -> QuerySet:
+    def unused_for(self, queryset: QuerySet[AllowedOrigin], name: str, value: int) -> QuerySet[AllowedOrigin]:
         return queryset.filter(unused(value))
 
-    def search_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def search_text(
+        self, queryset: QuerySet[AllowedOrigin], name: str, value: str
+    ) -> QuerySet[AllowedOrigin]:
         return queryset.filter(Q(origin__icontains=value) | Q(note__icontains=value))
 
 
@@ -106,5 +108,5 @@ class PolicyFilter(django_filters.FilterSet):
         model = Policy
         fields = ("enabled", "mode", "search")
 
-    def search_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def search_text(self, queryset: QuerySet[Policy], name: str, value: str) -> QuerySet[Policy]:
         return queryset.filter(Q(name__icontains=value) | Q(note__icontains=value))

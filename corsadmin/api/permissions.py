@@ -6,12 +6,15 @@ and OPTIONS need ``view_<model>`` as well.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 from rest_framework.request import Request
 
 from .params import flag
+
+if TYPE_CHECKING:  # not at run time: rest_framework.views reads the permission classes
+    from rest_framework.views import APIView
 
 VIEW_ORIGINS = "corsadmin.view_allowedorigin"
 VIEW_POLICIES = "corsadmin.view_policy"
@@ -34,7 +37,7 @@ class RequirePerms(BasePermission):
     def required(self, request: Request) -> tuple[str, ...]:
         return self.perms
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user
         if not user or not user.is_authenticated:
             return False

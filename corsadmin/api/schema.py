@@ -102,7 +102,8 @@ class CorsAdminSchema(AutoSchema):
         return ["application/json"]
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
-        schema = super()._map_basic_serializer(serializer, direction)
+        # drf-spectacular's AutoSchema has no annotations
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)  # type: ignore[no-untyped-call]
         required = [name for name in schema.get("required", []) if name not in OPTIONAL_OUTPUT]
         if required:
             schema["required"] = required

@@ -10,7 +10,8 @@ rules for the import document and the command line, are ``corsadmin.records``'.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator
@@ -34,6 +35,8 @@ from ..origins import MAX_LENGTH
 from ..records import ORIGIN_FIELDS, POLICY_FIELDS, origin_warnings, policy_warnings
 from ..usage import hits_of
 from ..wording import entry_status
+
+_Row = TypeVar("_Row", bound=models.Model)
 
 
 class TextField(serializers.CharField):
@@ -60,7 +63,7 @@ def drf_errors(exc: DjangoValidationError, non_field: str | None = None) -> seri
 FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def from_form(field: serializers.Field) -> bool:
+def from_form(field: serializers.Field[Any, Any, Any, Any]) -> bool:
     """Whether the request body is a form, where every value is text (JSON has types)."""
     request = field.context.get("request")
     if request is None:
@@ -89,7 +92,7 @@ class IntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class StrictTextModelSerializer(serializers.ModelSerializer):
+class StrictTextModelSerializer(serializers.ModelSerializer[_Row]):
     """Text model fields take text only; a boolean left out of a form keeps the model's default.
 
     (DRF reads a boolean missing from form data as an unticked checkbox, False:
@@ -157,7 +160,7 @@ class ModelCleanMixin:
 class WarningsField(serializers.ListField):
     """What is allowed but risky; the serializer leaves it out of the body when there is none."""
 
-    def __init__(self, compute: Any, **kwargs: Any) -> None:
+    def __init__(self, compute: Callable[[Any], list[str]], **kwargs: Any) -> None:
         self.compute = compute
         kwargs.setdefault(
             "help_text",
@@ -178,7 +181,7 @@ class WarningsMixin:
         return data
 
 
-class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer):
+class PolicySerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer[Policy]):
     """A policy: a named set of CORS options for the paths its ``url_regex`` matches."""
 
     allow_methods = token_list('HTTP methods, e.g. ["GET", "POST"]; stored upper-case.')
@@ -223,7 +226,7 @@ class OriginField(TextField):
         self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
 
 
-class PolicyNameField(serializers.SlugRelatedField):
+class PolicyNameField(serializers.SlugRelatedField[Policy]):
     default_error_messages = {
         "does_not_exist": gettext_lazy("There is no policy named '{value}'."),
         "invalid": gettext_lazy("Give the policy's name as text."),
@@ -233,7 +236,9 @@ class PolicyNameField(serializers.SlugRelatedField):
         super().__init__(slug_field="name", queryset=Policy.objects.all(), **kwargs)
 
 
-def UsageField(index: int, field_class: type[serializers.Field], **kwargs: Any) -> serializers.Field:
+def UsageField(
+    index: int, field_class: type[serializers.Field[Any, Any, Any, Any]], **kwargs: Any
+) -> serializers.Field[Any, Any, Any, Any]:
     """Read-only ``hits`` (index 0) or ``last_seen`` (1): annotated by the API's queryset
     (``usage.with_usage``), read for a single object otherwise."""
 
@@ -244,7 +249,7 @@ def UsageField(index: int, field_class: type[serializers.Field], **kwargs: Any) 
     return Field(read_only=True, **kwargs)
 
 
-class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer):
+class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer[AllowedOrigin]):
     """An origin allowed by a policy."""
 
     constraint_errors_field = "origin"  # its one constraint: one origin per policy

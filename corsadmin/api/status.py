@@ -22,7 +22,7 @@ from .views import CorsAdminAPIView
 logger = logging.getLogger("corsadmin")
 
 
-class StatusQuerySerializer(serializers.Serializer):
+class StatusQuerySerializer(serializers.Serializer[dict[str, object]]):
     max_age = serializers.FloatField(
         required=False,
         min_value=0,
@@ -32,7 +32,7 @@ class StatusQuerySerializer(serializers.Serializer):
     )
 
 
-class ProcessSerializer(serializers.Serializer):
+class ProcessSerializer(serializers.Serializer[dict[str, object]]):
     id = serializers.CharField(help_text='The process: "hostname:pid".')
     generation = serializers.IntegerField(
         allow_null=True, help_text="The generation its snapshot serves (null: none loaded yet)."
@@ -48,7 +48,7 @@ class ProcessSerializer(serializers.Serializer):
     )
 
 
-class StatusSerializer(serializers.Serializer):
+class StatusSerializer(serializers.Serializer[dict[str, object]]):
     generation = serializers.IntegerField(help_text="The database's generation.")
     processes = ProcessSerializer(many=True, help_text="Every live process that has reported, by id.")
 

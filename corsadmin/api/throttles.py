@@ -30,7 +30,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import BaseCache, caches
 from rest_framework.request import Request
@@ -38,6 +39,9 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from .. import conf
+
+if TYPE_CHECKING:  # not at run time: rest_framework.views reads the throttle classes
+    from rest_framework.views import APIView
 
 logger = logging.getLogger("corsadmin.api")
 
@@ -57,7 +61,7 @@ MAX_BACKOFF = 60.0
 class Breaker:
     """Whether to call a service that failed: not until its back-off has passed, then once."""
 
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.failing = False
         self._backoff = BACKOFF
@@ -100,7 +104,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), PERIODS[period.strip()[0]]
 
 
-def cache_key(scope: str, ident: Any, period: int, window: int) -> str:
+def cache_key(scope: str, ident: object, period: int, window: int) -> str:
     # Hashed: an address comes from the request, and a key must stay short and plain.
     digest = hashlib.blake2b(str(ident).encode(), digest_size=16).hexdigest()
     return f"{KEY_PREFIX}:{scope}:{digest}:{period}:{window}"
@@ -118,7 +122,7 @@ class CorsAdminThrottle(BaseThrottle):
     def cache(self) -> BaseCache:
         return caches[conf.cache_alias()]
 
-    def allow_request(self, request: Request, view: Any) -> bool:
+    def allow_request(self, request: Request, view: APIView) -> bool:
         rate = rate_for(self.scope)
         ident = self.ident(request) if rate is not None else None
         if rate is None or ident is None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Prefetch
+from django.db.models import Model, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
@@ -52,6 +53,8 @@ from .params import flag
 from .parsers import SafeJSONParser, read_document
 from .schema import CorsAdminSchema
 from .serializers import OriginSerializer, PolicySerializer, drf_errors
+
+_Row = TypeVar("_Row", bound=Model)
 
 # Import and export: a statement may take this many SERVICE_TIMEOUTs.
 LONG_STATEMENTS = 30
@@ -112,7 +115,7 @@ class Pagination(PageNumberPagination):
             )
         return int(value)
 
-    def get_page_number(self, request: Request, paginator: Any) -> Any:
+    def get_page_number(self, request: Request, paginator: Paginator[Any]) -> int | str:
         # DRF reads ?page= (empty) as page 1 and ?page=last as the last page; the schema says
         # a whole number, so anything else is the 404 of a page that does not exist.
         value = request.query_params.get(self.page_query_param)
@@ -134,7 +137,7 @@ class Pagination(PageNumberPagination):
         return parameters
 
 
-class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
+class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet[_Row]):
     """Create, change and delete: each in one transaction with its admin ``LogEntry``."""
 
     schema = CorsAdminSchema()
@@ -181,7 +184,7 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
         with refused_as_field_errors(serializer.Meta.model):
             writes.run(write)
 
-    def perform_destroy(self, instance: Any) -> None:
+    def perform_destroy(self, instance: _Row) -> None:
         pk = instance.pk
 
         def write() -> None:
@@ -193,7 +196,7 @@ class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet):
 
 
 @contextmanager
-def refused_as_field_errors(model: type[Any]) -> Iterator[None]:
+def refused_as_field_errors(model: type[Model]) -> Iterator[None]:
     """What the database or a model's save refuses (a concurrent duplicate): a 400 with field errors."""
     try:
         yield
@@ -213,7 +216,7 @@ def refused_as_field_errors(model: type[Any]) -> Iterator[None]:
     partial_update=extend_schema(summary="Change some fields of a policy"),
     destroy=extend_schema(summary="Delete a policy and its origins"),
 )
-class PolicyViewSet(RecordedModelViewSet):
+class PolicyViewSet(RecordedModelViewSet[Policy]):
     # The plain http:// origins, for the warnings of a policy that allows credentials.
     queryset = Policy.objects.prefetch_related(
         Prefetch(
@@ -235,7 +238,7 @@ class PolicyViewSet(RecordedModelViewSet):
     partial_update=extend_schema(summary="Change some fields of an allowed origin"),
     destroy=extend_schema(summary="Remove an allowed origin"),
 )
-class OriginViewSet(RecordedModelViewSet):
+class OriginViewSet(RecordedModelViewSet[AllowedOrigin]):
     queryset = with_usage(AllowedOrigin.objects.select_related("policy", "created_by"))
     serializer_class = OriginSerializer
     lookup_value_regex = r"[^/]+"
@@ -311,7 +314,7 @@ class ImportView(CorsAdminAPIView, APIView):
 
 
 @extend_schema_view(get=extend_schema(summary="Origins recently refused"))
-class BlockedView(CorsAdminAPIView, generics.ListAPIView):
+class BlockedView(CorsAdminAPIView, generics.ListAPIView[RefusedOrigin]):
     """Origins the middleware refused recently: origin, count, first and last seen."""
 
     schema = CorsAdminSchema()
@@ -331,7 +334,7 @@ class BlockedView(CorsAdminAPIView, generics.ListAPIView):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[RefusedOrigin]:
         rows = RefusedOrigin.objects.filter(dismissed=False).order_by("-last_seen", "origin", "policy")
         report = self.request.query_params.get("report")
         if not report:

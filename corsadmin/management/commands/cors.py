@@ -373,7 +373,7 @@ class Command(BaseCommand):
             raise CommandError(f"refused: {result['reason']}", returncode=REFUSED)
 
     def print_decision(self, result: dict[str, Any]) -> None:
-        def show(label: str, value: Any) -> None:
+        def show(label: str, value: object) -> None:
             self.stdout.write(f"{label + ':':<10}{value}")
 
         show("origin", result["origin"])

@@ -79,7 +79,10 @@ def request_reload(using: str = "default") -> int:
     return generation
 
 
-class ConfigQuerySet(models.QuerySet):
+_Row = TypeVar("_Row", bound=models.Model)
+
+
+class ConfigQuerySet(models.QuerySet[_Row]):
     """A QuerySet whose bulk writes stamp a new generation, so every process sees them."""
 
     def update(self, **kwargs: Any) -> int:
@@ -122,9 +125,6 @@ class ConfigQuerySet(models.QuerySet):
             for obj in objs:
                 obj.version = generation
             return super().bulk_update(objs, [*fields, "version"], *args, **kwargs)
-
-
-_Row = TypeVar("_Row", bound=models.Model)
 
 
 class ConfigManager(models.Manager[_Row]):

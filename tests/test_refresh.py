@@ -643,7 +643,6 @@ def test_other_threads_answer_from_the_current_snapshot_during_a_rebuild(monkeyp
     assert holder.get() is new
 
 
-
 class CountingCondition(threading.Condition):
     """A condition variable that counts its waits: each is one wake-up of the waiting thread."""
 

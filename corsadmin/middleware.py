@@ -79,11 +79,14 @@ class _Request:
                 for policy in decision.would_refuse:
                     telemetry.recorder.record(self.origin, self.path, policy)  # type: ignore[arg-type]
             return
-        if not decision.covered or not self.origin:
+        origin = self.origin
+        if not decision.covered or not origin:
             return
-        if self.cross_origin(request):
+        host: str | None = request.META.get("HTTP_HOST")
+        # (cross_origin, inline: a flood of refusals comes this way)
+        if (host and not origin.endswith(host)) or origin != _own_origin(request):
             if telemetry.ENABLED:
-                telemetry.recorder.record(self.origin, self.path)
+                telemetry.recorder.record(origin, self.path)
             if usage.ENABLED:
                 usage.refused(snapshot, self.path, self.host)
 

@@ -4,7 +4,7 @@ or the plan of what an import writes (``corsadmin.documents`` applies it)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from . import budget, conf, progress
 from .errors import model_errors, one_line
 from .fields import Field, Refusal, check, non_field_key
-from .history import field_values
+from .history import changed_fields, field_values
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, shared_hosting_wildcards
 from .origins import NULL, canonical_origin, shared_hosting_refusal
 from .records import origin_fields, policy_fields
@@ -63,6 +63,7 @@ class ImportRefused(Exception):
 class PlannedOrigin:
     obj: AllowedOrigin
     before: dict[str, Any] | None
+    fields: list[str] = field(default_factory=list)  # of a stored origin: the fields that change
 
 
 @dataclass
@@ -232,9 +233,14 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
             before = field_values(current_origin) if current_origin else None
             for key, value in attrs.items():
                 setattr(obj, key, value)
+            changes = changed_fields(before, obj) if before is not None else None
             try:
-                # A restore keeps what the backup held: an expired entry stays, expiry and all.
-                obj.full_clean(exclude={"policy", "created_by", "expires_at"})
+                # A stored origin the document leaves as it is was checked when it was written:
+                # only what depends on the policy's flags is judged again (below).
+                if changes != []:
+                    # A restore keeps what the backup held: an expired entry stays, expiry and all.
+                    obj.full_clean(exclude={"policy", "created_by", "expires_at"})
+                    changes = changed_fields(before, obj) if before is not None else None
             except DjangoValidationError as exc:
                 _set_error(errors, where, model_errors(exc))
                 continue
@@ -247,7 +253,7 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
             if hosted:  # judged by the document's flags, as above
                 _set_error(errors, (*where, "origin"), [shared_hosting_refusal(*hosted[0])])
                 continue
-            plan[-1].origins.append(PlannedOrigin(obj, before))
+            plan[-1].origins.append(PlannedOrigin(obj, before, changes or []))
     if errors:
         raise ImportRefused(errors)
     return plan

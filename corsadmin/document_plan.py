@@ -148,6 +148,7 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
     existing_origins: dict[tuple[int | None, str], AllowedOrigin] = {
         (o.policy_id, o.origin): o for o in AllowedOrigin.objects.filter(policy__name__in=list(existing))
     }
+    origin_field = AllowedOrigin._meta.get_field("origin")
     plan: list[PlannedPolicy] = []
     seen_names: dict[str, int] = {}
     for i, item in enumerate(policies):
@@ -207,8 +208,11 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
                 _set_error(errors, where, origin_data.detail)
                 continue
             attrs = dict(origin_data)
+            policy_pk = policy_obj.pk if policy_obj is not None else None
+            current_origin = existing_origins.get((policy_pk, attrs["origin"])) if policy_pk else None
             try:
-                text = canonical_origin(attrs["origin"])
+                # Stored origins are canonical: one spelled as stored needs no parsing again.
+                text = current_origin.origin if current_origin else canonical_origin(attrs["origin"])
             except DjangoValidationError as exc:
                 _set_error(errors, (*where, "origin"), exc.messages)
                 continue
@@ -225,7 +229,8 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
             seen_origins[text] = j
             if policy_obj is None:
                 continue
-            current_origin = existing_origins.get((policy_obj.pk, text)) if policy_obj.pk else None
+            if current_origin is None and policy_obj.pk:
+                current_origin = existing_origins.get((policy_obj.pk, text))
             if replace:
                 attrs = {**_defaults(AllowedOrigin, origin_names), **attrs}
             attrs["origin"] = text
@@ -238,8 +243,7 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
                 # A stored origin the document leaves as it is was checked when it was written:
                 # only what depends on the policy's flags is judged again (below).
                 if changes != []:
-                    # A restore keeps what the backup held: an expired entry stays, expiry and all.
-                    obj.full_clean(exclude={"policy", "created_by", "expires_at"})
+                    _full_clean(obj, origin_field, text)
                     changes = changed_fields(before, obj) if before is not None else None
             except DjangoValidationError as exc:
                 _set_error(errors, where, model_errors(exc))
@@ -257,6 +261,24 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
     if errors:
         raise ImportRefused(errors)
     return plan
+
+
+def _full_clean(obj: AllowedOrigin, origin_field: Any, text: str) -> None:
+    """``obj.full_clean`` of an import, its origin ``text`` canonical already: only the field's
+    length is left to check there; the policy is left out, so no uniqueness check would run (the
+    database's constraint checks it) and an expired entry keeps its expiry (a restore)."""
+    errors: dict[str, Any] = {}
+    try:
+        origin_field.run_validators(text)
+    except DjangoValidationError as exc:
+        errors["origin"] = exc.error_list
+    try:
+        exclude = {"policy", "created_by", "expires_at", "origin"}
+        obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except DjangoValidationError as exc:
+        errors.update(exc.update_error_dict({}))
+    if errors:
+        raise DjangoValidationError(errors)
 
 
 def _validated(rules: Mapping[str, Field], data: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
@@ -216,15 +216,16 @@ def _apply_policy(
     creator = user if user_id(user) is not None else None
     for planned_origin in planned.origins:
         obj = planned_origin.obj
-        obj.policy = policy
-        if planned_origin.before is None:
+        if obj is not None:
+            obj.policy = policy
+        if planned_origin.before is None and obj is not None:
             obj.created_by = creator  # type: ignore[assignment]  # AbstractBaseUser: the AUTH_USER_MODEL
             share.added.append(obj)
             continue
         progress.advance()
         clock.check(1)
-        share.kept.append(obj.pk)
-        if planned_origin.fields:
+        share.kept.append(cast(int, planned_origin.pk))
+        if planned_origin.fields and obj is not None and planned_origin.before is not None:
             share.changed.append((obj, planned_origin.fields))
             result.changed["origins"] += 1
             if dry_run:

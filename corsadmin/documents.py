@@ -22,7 +22,7 @@ from . import budget, history, progress, writes
 from .document_plan import DOCUMENT_VERSION, Clock, ImportRefused, PlannedPolicy
 from .document_plan import plan as check_document
 from .fields import non_field_key
-from .history import User, changed_fields, field_values, user_id
+from .history import User, changed_fields, field_values, log_summary, user_id
 from .models import AllowedOrigin, Policy
 from .records import DOCUMENT_ORIGIN_FIELDS, DOCUMENT_POLICY_FIELDS, origin_record, policy_record
 
@@ -186,7 +186,7 @@ class _PolicyShare:
         ]
         added = [o.origin for o in self.added]
         message = history.summary_message(self.own, added, changed, self.deleted)
-        history.log_summary(user, self.policy, self.action, message)
+        log_summary(user, self.policy, self.action, message)
 
 
 def _apply_policy(

@@ -428,3 +428,11 @@ def test_request_timeout_is_checked(settings, value, expected):
 
     settings.CORSADMIN = {**settings.CORSADMIN, "REQUEST_TIMEOUT": value}
     assert [m.id for m in check_settings_types() if m.id == "corsadmin.E016"] == expected
+
+
+def test_an_unchanged_reimport_does_not_move_the_generation(full_client, configuration):
+    exported = full_client.get(API + "export/").json()
+    before = full_client.get(API + "status/").json()["generation"]
+    for replace in ("", "?replace=true"):
+        assert full_client.post(API + "import/" + replace, exported, format="json").status_code == 200
+    assert full_client.get(API + "status/").json()["generation"] == before

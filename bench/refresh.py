@@ -287,11 +287,10 @@ class Load:
 
 
 def start_server(
-    name: str, env: dict[str, str], log_dir: Path, known: str, timeout: float, extra: tuple[str, ...] = ()
+    name: str, env: dict[str, str], log_dir: Path, known: str, timeout: float
 ) -> tuple[Server, dict]:
-    """Start gunicorn -w 3 (and ``extra`` arguments) and hit it until every worker allows
-    ``known`` (the cold start)."""
-    server = Server(name, "gunicorn", WORKERS, env, log_dir, extra)
+    """Start gunicorn -w 3 and hit it until every worker allows ``known`` (the cold start)."""
+    server = Server(name, "gunicorn", WORKERS, env, log_dir)
     logfile = server.log_path.open("ab")
     started = time.monotonic()
     server.process = subprocess.Popen(

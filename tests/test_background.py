@@ -35,6 +35,11 @@ def background(settings):
     holder.reset()
     yield settings
     holder.reset()
+    # The stopped refreshers end their cycle first: one still in a query would hold SQLite's
+    # table lock while the test's database is flushed ("database table is locked").
+    for thread in threading.enumerate():
+        if thread.name == "corsadmin-refresher":
+            thread.join(10)
 
 
 def allowed(client, origin: str = APP) -> bool:

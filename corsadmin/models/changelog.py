@@ -79,6 +79,19 @@ def request_reload(using: str = "default") -> int:
     return generation
 
 
+def _prepared(objs: Any) -> list[Any]:
+    """The rows of a bulk write, each normalised and refused as ``save()`` would."""
+    rows = list(objs)
+    for row in rows:
+        row.prepare_for_save()
+    return rows
+
+
+def _stamp(rows: list[Any], generation: int) -> None:
+    for row in rows:
+        row.version = generation
+
+
 _Row = TypeVar("_Row", bound=models.Model)
 
 
@@ -107,23 +120,15 @@ class ConfigQuerySet(models.QuerySet[_Row]):
     delete.queryset_only = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        objs = list(objs)
-        for obj in objs:
-            obj.prepare_for_save()
+        objs = _prepared(objs)
         with _one_transaction(self.db):
-            generation = next_generation(self.db)
-            for obj in objs:
-                obj.version = generation
+            _stamp(objs, next_generation(self.db))
             return super().bulk_create(objs, *args, **kwargs)
 
     def bulk_update(self, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> int:
-        objs = list(objs)
-        for obj in objs:
-            obj.prepare_for_save()
+        objs = _prepared(objs)
         with _one_transaction(self.db):
-            generation = next_generation(self.db)
-            for obj in objs:
-                obj.version = generation
+            _stamp(objs, next_generation(self.db))
             return super().bulk_update(objs, [*fields, "version"], *args, **kwargs)
 
 

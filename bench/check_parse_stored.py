@@ -1,5 +1,7 @@
 """Check that the snapshot's quick parsing of stored entries answers as parse_entry.
 
+``entry_key(text)`` (with its quicker test for plain exact origins) agrees with parse_entry too.
+
 _parse_stored(text) (the snapshot's ``_split_stored``, else ``parse_entry``) ==
 origins.parse_entry(text) (or both refuse), and a
 CompiledPolicy built from the same rows holds exactly the entries a build through
@@ -27,7 +29,7 @@ def main() -> None:
     from django.core.exceptions import ValidationError
 
     from bench import origins
-    from corsadmin.entries import _split_stored
+    from corsadmin.entries import _split_stored, entry_key
     from corsadmin.origins import OriginEntry, parse_entry
 
     def _parse_stored(text: str) -> OriginEntry:
@@ -109,6 +111,22 @@ def main() -> None:
         if expected != got:
             bad += 1
             print(f"DIFFERENT for {text!r}: parse_entry={expected!r} _parse_stored={got!r}")
+        key = (
+            None
+            if isinstance(expected, tuple)
+            else (
+                ("exact", expected.text, expected.text)
+                if expected.is_exact
+                else (
+                    "pattern",
+                    (expected.scheme, expected.host, expected.port, expected.wildcard),
+                    expected.text,
+                )
+            )
+        )
+        if entry_key(text) != key:
+            bad += 1
+            print(f"DIFFERENT for {text!r}: entry_key={entry_key(text)!r}, from parse_entry {key!r}")
     from corsadmin.snapshot import CompiledPolicy
 
     rows = [(i, text, float(i)) for i, text in enumerate(texts)]
@@ -126,7 +144,8 @@ def main() -> None:
 
     logging.getLogger("corsadmin").setLevel(logging.ERROR)  # the invalid rows are expected here
     policy = CompiledPolicy(name="check", entries=rows)
-    if policy.exact != exact or policy.patterns != patterns:
+    built = {text: (value[0], text, value[1]) for text, value in policy.table.exact.items()}
+    if built != exact or policy.table.patterns != patterns:
         bad += 1
         print("DIFFERENT: CompiledPolicy's entries differ from a build through parse_entry")
     print(f"{len(texts)} entries checked, {bad} different")

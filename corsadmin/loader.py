@@ -16,21 +16,20 @@ it and why, the ``row_skipped`` signal, and ``Snapshot.skipped`` for ``check`` t
 
 from __future__ import annotations
 
+import itertools
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from django.db import router
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from . import conf
 from .compiler import TableKey, compile_policy, csrf_tables, settings_snapshot
 from .entries import EMPTY_TABLE, Entry, EntryTable, entry_key
 from .hosting import shared_hosting_platform
+from .load_rows import Skipped, expiry, load_chunk, why
 from .models import AllowedOrigin, Generation, Policy, Tombstone
 from .origins import NULL
 from .signals import row_skipped
@@ -56,37 +55,6 @@ POLICY_FIELDS = (
 )
 ORIGIN_FIELDS = ("id", "policy_id", "origin", "expires_at", "csrf_trusted", "enabled", "effect")
 DENY = AllowedOrigin.DENY
-
-
-class Skipped(NamedTuple):
-    """A stored row the snapshot leaves out, and why (written around validation)."""
-
-    kind: str  # "policy" or "origin"
-    row_id: int
-    name: str  # the policy's name, or the origin's text
-    policy: str  # the policy's name (the entry's policy for an origin)
-    reason: str  # "Type: message"
-
-    @property
-    def label(self) -> str:
-        if self.kind == "policy":
-            return f"policy {self.name}"
-        return f"origin {self.name!r} of policy {self.policy}"
-
-    def describe(self) -> str:
-        """In the operator's language, for the check page (``label`` is the log's)."""
-        if self.kind == "policy":
-            return _("policy %(policy)s (id %(id)s): %(reason)s") % {
-                "policy": self.name,
-                "id": self.row_id,
-                "reason": self.reason,
-            }
-        return _("origin %(origin)s of policy %(policy)s (id %(id)s): %(reason)s") % {
-            "origin": repr(self.name),
-            "policy": self.policy,
-            "id": self.row_id,
-            "reason": self.reason,
-        }
 
 
 _MISSING = object()
@@ -121,11 +89,6 @@ class _Journal:
         self._undo.clear()
 
 
-def _why(exc: BaseException) -> str:
-    text = str(exc) or repr(exc)
-    return f"{type(exc).__name__}: {text[:200]}"
-
-
 def read_alias() -> str:
     """The database the allow-list is read from (the routers' choice for reading policies)."""
     return router.db_for_read(Policy) or "default"
@@ -134,10 +97,6 @@ def read_alias() -> str:
 def database_generation(using: str | None = None) -> int:
     value = Generation.objects.using(using).filter(pk=1).values_list("value", flat=True).first()
     return value or 0
-
-
-def _expiry(expires_at: datetime | None) -> float:
-    return expires_at.timestamp() if expires_at else math.inf
 
 
 class SnapshotBuilder:
@@ -203,26 +162,10 @@ class SnapshotBuilder:
             .iterator(chunk_size=10000)
         )
         progress = self.progress
-        # Straight into the tables, row by row: no list of a million tuples on the way.
-        for count, (entry_id, policy_id, text, expires_at, csrf_trusted, _enabled, effect) in enumerate(rows):
-            if not count % 10000:
-                progress()
-            if policy_id not in policies:
-                continue
-            deny = effect == DENY
-            table = tables.get((policy_id, deny))
-            if table is None:
-                table = tables[policy_id, deny] = EntryTable()
-            try:
-                expires = _expiry(expires_at)
-                if table.add(entry_id, text, expires, policies[policy_id]["name"]) is None:
-                    continue
-            except Exception as exc:  # one bad row: skip it, keep the rest
-                bad[entry_id] = Skipped("origin", entry_id, str(text), policies[policy_id]["name"], _why(exc))
-                continue
-            texts[entry_id] = text
-            if csrf_trusted and not deny:  # an exception is never CSRF-trusted
-                csrf[entry_id] = (policy_id, (entry_id, text, expires))
+        # Straight into the tables, a chunk at a time: no list of a million tuples on the way.
+        while chunk := tuple(itertools.islice(rows, 10000)):
+            progress()
+            load_chunk(chunk, policies, tables, texts, csrf, bad)
         for table in tables.values():
             table.seal()
         snapshot = self._build(policies, tables, csrf, bad, generation)
@@ -289,13 +232,13 @@ class SnapshotBuilder:
         for entry_id, policy_id, text, expires_at, csrf_trusted, enabled, effect in origins:
             self._forget(journal, entry_id, removed)
             try:
-                expires = _expiry(expires_at)
+                expires = expiry(expires_at)
                 if not enabled or expires <= now or policy_id not in self._policies:
                     continue
                 found = entry_key(text)
             except Exception as exc:  # one bad row: skip it, keep the rest
                 name = self._policies.get(policy_id, {}).get("name", "?")
-                journal.set(self._bad, entry_id, Skipped("origin", entry_id, str(text), name, _why(exc)))
+                journal.set(self._bad, entry_id, Skipped("origin", entry_id, str(text), name, why(exc)))
                 continue
             if found is None:
                 logger.warning(
@@ -394,7 +337,7 @@ class SnapshotBuilder:
             try:
                 compiled.append(compile_policy(row, table, tables.get((pk, True)), refuse_null, ignored))
             except Exception as exc:  # noqa: BLE001  (OverflowError, RecursionError...: skip it, keep the others)
-                skipped.append(Skipped("policy", pk, row["name"], row["name"], _why(exc)))
+                skipped.append(Skipped("policy", pk, row["name"], row["name"], why(exc)))
         self._report_hosting(logged)
         csrf, csrf_denies = csrf_tables(policies, tables, csrf_entries, ignored_ids)
         snapshot = settings_snapshot(compiled, generation, csrf, csrf_denies)

@@ -29,7 +29,7 @@ from . import conf
 from .compiler import TableKey, compile_policy, csrf_tables, settings_snapshot
 from .entries import EMPTY_TABLE, Entry, EntryTable, entry_key
 from .hosting import shared_hosting_platform
-from .load_rows import Skipped, expiry, load_chunk, why
+from .load_rows import Skipped, collector_paused, expiry, load_chunk, why
 from .models import AllowedOrigin, Generation, Policy, Tombstone
 from .origins import NULL
 from .signals import row_skipped
@@ -163,9 +163,10 @@ class SnapshotBuilder:
         )
         progress = self.progress
         # Straight into the tables, a chunk at a time: no list of a million tuples on the way.
-        while chunk := tuple(itertools.islice(rows, 10000)):
-            progress()
-            load_chunk(chunk, policies, tables, texts, csrf, bad)
+        with collector_paused():
+            while chunk := tuple(itertools.islice(rows, 10000)):
+                progress()
+                load_chunk(chunk, policies, tables, texts, csrf, bad)
         for table in tables.values():
             table.seal()
         snapshot = self._build(policies, tables, csrf, bad, generation)

@@ -287,10 +287,11 @@ class Load:
 
 
 def start_server(
-    name: str, env: dict[str, str], log_dir: Path, known: str, timeout: float
+    name: str, env: dict[str, str], log_dir: Path, known: str, timeout: float, extra: tuple[str, ...] = ()
 ) -> tuple[Server, dict]:
-    """Start gunicorn -w 3 and hit it until every worker allows ``known`` (the cold start)."""
-    server = Server(name, "gunicorn", WORKERS, env, log_dir)
+    """Start gunicorn -w 3 (and ``extra`` arguments) and hit it until every worker allows
+    ``known`` (the cold start)."""
+    server = Server(name, "gunicorn", WORKERS, env, log_dir, extra)
     logfile = server.log_path.open("ab")
     started = time.monotonic()
     server.process = subprocess.Popen(

@@ -5,6 +5,7 @@ keeps what it has to catch up small)."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ def pre_fork(server: Any, worker: Any) -> None:
         holder.preload()
     except Exception as exc:  # the worker catches up by itself: never stop the master forking
         server.log.warning("corsadmin: could not refresh the allow-list before a fork: %s", exc)
+    # The loaded allow-list out of the collector's reach: a worker's collections would
+    # otherwise write to every object's header and unshare the master's pages (copy-on-write).
+    gc.freeze()
 
 
 def when_ready(server: Any) -> None:

@@ -1,0 +1,86 @@
+"""Cold start and memory of gunicorn -w 3 on the allow-list already in ``$DATABASE_URL``.
+
+    python -m bench.coldstart [--rounds 2] [--against DIR] [--preload-only]
+
+From launching gunicorn (``project.wsgi``, ``-c project/gunicorn_conf.py``) until every worker
+has allowed ``https://h1.example.com`` (as ``bench.load fill`` stores it), with and without
+``--preload``; then RSS and PSS of each worker (``/proc/<pid>/smaps_rollup``). ``REDIS_URL``
+as in the environment. ``--against DIR``: a tree of another revision (``git archive REV | tar
+-x -C DIR``), run in turn with this one (ratios, not absolute times: the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from bench import refresh
+
+KNOWN = "https://h1.example.com"
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    values = {}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss"):
+                values[name.lower()] = round(int(rest.split()[0]) / 1024, 1)
+    except OSError:
+        pass
+    return values
+
+
+def cold_start(src: Path, preload: bool, log_dir: Path, var_dir: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="project.settings",
+        CACHE_KEY_PREFIX=f"coldstart-{secrets.token_hex(4)}",
+        CORSADMIN_VAR_DIR=str(var_dir),
+        DJANGO_DEBUG="",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
+        PYTHONUNBUFFERED="1",
+    )
+    extra = ("-c", "project/gunicorn_conf.py", *(("--preload",) if preload else ()))
+    refresh.SRC = src
+    name = f"{src.name}-{'preload' if preload else 'plain'}-{time.time():.0f}"
+    server, result = refresh.start_server(name, env, log_dir, KNOWN, timeout=180, extra=extra)
+    result["memory"] = {str(pid): memory_mb(pid) for pid in sorted(server.pids)}
+    refresh.stop_server(server)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--against", type=Path)
+    parser.add_argument("--preload-only", action="store_true")
+    args = parser.parse_args()
+    trees = [refresh.BASE] + ([args.against.resolve()] if args.against else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        var_dir = Path(tmp) / "var"
+        var_dir.mkdir()
+        static = refresh.BASE / "var" / "static"
+        if static.exists():
+            (var_dir / "static").symlink_to(static, target_is_directory=True)
+        for k in range(args.rounds):
+            for preload in (True,) if args.preload_only else (True, False):
+                for src in trees if k % 2 == 0 else trees[::-1]:
+                    result = cold_start(src, preload, Path(tmp), var_dir)
+                    memory = result["memory"].values()
+                    print(
+                        f"round {k + 1} {'after ' if src == refresh.BASE else 'before'} "
+                        f"{'--preload' if preload else 'no preload'}: {result['seconds']:.2f} s "
+                        f"(per worker {sorted(result['per_worker'].values())}), "
+                        f"RSS {sorted(m.get('rss', 0) for m in memory)} MB, "
+                        f"PSS {sorted(m.get('pss', 0) for m in memory)} MB, load {result['load']}",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()

@@ -12,14 +12,13 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
-from . import metrics, usage
+from . import metrics, telemetry, usage
 from .hosts import request_host
 from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
 from .refresh import holder
 from .signals import check_request_enabled
 from .snapshot import REFUSED, Decision, Snapshot
-from .telemetry import record_refusal, record_report
 
 SIGNALS: tuple[Signal, ...] = (check_request_enabled,)
 try:
@@ -76,14 +75,18 @@ class _Request:
         """Count a refused cross-origin request (a same-origin one is not a refusal), or
         the report-only policies that would have refused an allowed one."""
         if decision.allowed:
-            if decision.would_refuse and self.cross_origin(request):
+            if decision.would_refuse and telemetry.ENABLED and self.cross_origin(request):
                 for policy in decision.would_refuse:
-                    record_report(self.origin, self.path, policy)  # type: ignore[arg-type]
+                    telemetry.recorder.record(self.origin, self.path, policy)  # type: ignore[arg-type]
             return
-        if not decision.covered or not self.origin:
+        origin = self.origin
+        if not decision.covered or not origin:
             return
-        if self.cross_origin(request):
-            record_refusal(self.origin, self.path)
+        host: str | None = request.META.get("HTTP_HOST")
+        # (cross_origin, inline: a flood of refusals comes this way)
+        if (host and not origin.endswith(host)) or origin != _own_origin(request):
+            if telemetry.ENABLED:
+                telemetry.recorder.record(origin, self.path)
             if usage.ENABLED:
                 usage.refused(snapshot, self.path, self.host)
 

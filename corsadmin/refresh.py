@@ -62,6 +62,7 @@ class SnapshotHolder:
         self._running = False
         self._mode: str | None = None
         self._lock = threading.Lock()  # swaps and resets
+        self._installed = threading.Condition(self._lock)  # notified at each swap (``wait_for``)
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._refresher = Refresher(self)
         self._next_check = 0.0
@@ -190,6 +191,7 @@ class SnapshotHolder:
             if snapshot is not None:
                 self._snapshot = snapshot
                 self._inherited = None
+                self._installed.notify_all()
 
     def cycle_ended(self) -> None:
         """The end of a cycle: say when the snapshot went stale, and tell the listeners."""
@@ -224,13 +226,10 @@ class SnapshotHolder:
         refresher.publish(generation)
 
     def wait_for(self, generation: int, timeout: float) -> bool:
-        """Wait (bounded) until this process's snapshot has reached ``generation``."""
-        deadline = time.monotonic() + timeout
-        while (self.peek().generation or 0) < generation:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.002)
-        return True
+        """Wait (bounded) until this process's snapshot has reached ``generation``: woken by
+        ``confirm`` at each swap, never polling."""
+        with self._installed:
+            return self._installed.wait_for(lambda: (self.peek().generation or 0) >= generation, timeout)
 
     # --- tests, settings changes, forks ----------------------------------------------
 
@@ -274,6 +273,7 @@ class SnapshotHolder:
         """In a child process: no thread survived the fork. What it inherited is not served
         until the database confirms it (the builder catches up from it: incrementally)."""
         self._lock = threading.Lock()
+        self._installed = threading.Condition(self._lock)
         self._refresh_lock = threading.Lock()
         self._refresher = Refresher(self, self._refresher.builder)
         self._running = False

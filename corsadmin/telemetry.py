@@ -23,6 +23,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
 from . import conf, refused
 from .flusher import Job, flusher
 from .origins import MAX_LENGTH
@@ -31,6 +34,18 @@ logger = logging.getLogger("corsadmin")
 
 PRUNE_EVERY = 300.0  # seconds between two retention prunes by one process
 clock = time.time  # tests replace it with a fake clock
+
+# The request path's settings, read when the app is ready and when CORSADMIN changes
+# (``configure``), never per request: ``TELEMETRY``, ``TELEMETRY_MAX_ORIGINS`` and
+# whether ``TELEMETRY_FLUSH`` is "background".
+ENABLED = True
+_max_origins = 10000
+_background = True
+# This process's id, kept current across forks (``os.getpid`` is a system call).
+_pid = os.getpid()
+# path -> its path prefix, for the few paths that refusals repeat (bounded).
+_prefixes: dict[str, str] = {}
+PREFIX_MEMO_SIZE = 4096
 
 # (origin, path prefix, report-only policy or "") -> [count, first seen, last seen] (UNIX timestamps)
 Counts = dict[tuple[str, str, str], list[Any]]
@@ -73,20 +88,22 @@ class Recorder:
 
     def record(self, origin: str, path: str, policy: str = "") -> None:
         try:
-            key = (origin, path_prefix(path), policy)
+            prefix = _prefixes.get(path)
+            if prefix is None:
+                prefix = _remember_prefix(path)
+            key = (origin, prefix, policy)
             now = clock()
-            limit = conf.get("TELEMETRY_MAX_ORIGINS")
             with self._lock:
                 counts = self._counts
                 entry = counts.get(key)
                 if entry is not None:
                     entry[0] += 1
                     entry[2] = now
-                elif len(counts) < limit:
+                elif len(counts) < _max_origins:
                     counts[key] = [1, now, now]
                 else:
                     self.dropped += 1
-            if self.job.pid != os.getpid() and conf.get("TELEMETRY_FLUSH") == "background":
+            if self.job.pid != _pid and _background:
                 flusher.ensure_started(self.job)
         except Exception:  # noqa: BLE001, S110  (never let telemetry reach a request)
             pass
@@ -150,6 +167,15 @@ class Recorder:
         self.dropped = 0
 
 
+def _remember_prefix(path: str) -> str:
+    prefix = path_prefix(path)
+    memo = _prefixes
+    if len(memo) >= PREFIX_MEMO_SIZE:
+        memo.clear()
+    memo[path] = prefix
+    return prefix
+
+
 def _rows(counts: Counts) -> list[refused.Row]:
     """The stored form of the counts; keys that become one (escaping, truncation) add up."""
     merged: dict[tuple[str, str, bool, str], list[Any]] = {}
@@ -178,11 +204,34 @@ recorder = Recorder()
 
 
 def record_refusal(origin: str, path: str) -> None:
-    if conf.get("TELEMETRY"):
+    if ENABLED:
         recorder.record(origin, path)
 
 
 def record_report(origin: str, path: str, policy: str) -> None:
     """A would-be refusal: the report-only ``policy`` would refuse what was allowed."""
-    if conf.get("TELEMETRY"):
+    if ENABLED:
         recorder.record(origin, path, policy)
+
+
+def configure() -> None:
+    """Read the request path's settings (at start-up and when ``CORSADMIN`` changes)."""
+    global ENABLED, _max_origins, _background
+    ENABLED = bool(conf.get("TELEMETRY"))
+    _max_origins = conf.get("TELEMETRY_MAX_ORIGINS")
+    _background = conf.get("TELEMETRY_FLUSH") == "background"
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+@receiver(setting_changed)
+def _setting_changed(setting: str, **kwargs: object) -> None:
+    if setting == "CORSADMIN":
+        configure()

@@ -148,9 +148,8 @@ def refused(snapshot: Snapshot, path: str, host: str | None = None) -> None:
     at = clock()
     if at >= _hour_end or at < _hour_end - HOUR:
         _new_hour(at)
-    stamp = (id(snapshot), snapshot.built_at)
-    if stamp != _covering_for:
-        _covering, _covering_for = {}, stamp
+    if snapshot.built_at != _covering_for[1] or id(snapshot) != _covering_for[0]:
+        _covering, _covering_for = {}, (id(snapshot), snapshot.built_at)
     key = (host, path)
     name = _covering.get(key, _UNKNOWN)  # one get: another thread may clear the memo meanwhile
     if name == _UNKNOWN:

@@ -643,6 +643,57 @@ def test_other_threads_answer_from_the_current_snapshot_during_a_rebuild(monkeyp
     assert holder.get() is new
 
 
+class CountingCondition(threading.Condition):
+    """A condition variable that counts its waits: each is one wake-up of the waiting thread."""
+
+    def __init__(self, lock) -> None:
+        super().__init__(lock)
+        self.waits = 0
+        self.waiting = threading.Event()
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        self.waiting.set()
+        return super().wait(timeout)
+
+
+def test_a_write_waits_for_its_generation_on_a_condition_not_a_poll(monkeypatch):
+    """The writer's wait for its own generation sleeps until the refresher installs it:
+    one wake-up per swap, whatever the time it took, and no sleep-based polling."""
+    waiting_holder = refresh.SnapshotHolder()
+    condition = CountingCondition(waiting_holder._lock)
+    waiting_holder._installed = condition
+    monkeypatch.setattr(refresh.time, "sleep", lambda seconds: pytest.fail("the wait polled"))
+    results = {}
+    waiter = threading.Thread(target=lambda: results.setdefault("reached", waiting_holder.wait_for(7, 30)))
+    waiter.start()
+    assert condition.waiting.wait(5)
+    waiter.join(0.2)  # held for a while: a poll would have woken many times by now
+    assert waiter.is_alive()
+    assert condition.waits == 1
+    waiting_holder.confirm(waiting_holder._refresher, Snapshot([], generation=6))  # not yet the one
+    condition.waiting.clear()
+    assert condition.waiting.wait(5)
+    assert waiter.is_alive()
+    started = time.monotonic()
+    waiting_holder.confirm(waiting_holder._refresher, Snapshot([], generation=7))
+    waiter.join(5)
+    assert not waiter.is_alive()
+    assert time.monotonic() - started < 2  # woken by the swap, not by the 30 s timeout
+    assert results["reached"] is True
+    assert condition.waits == 2
+
+
+def test_a_write_wait_keeps_its_timeout():
+    waiting_holder = refresh.SnapshotHolder()
+    waiting_holder.confirm(waiting_holder._refresher, Snapshot([], generation=3))
+    assert waiting_holder.wait_for(3, 0) is True
+    assert waiting_holder.wait_for(4, 0) is False
+    started = time.monotonic()
+    assert waiting_holder.wait_for(4, 0.05) is False
+    assert time.monotonic() - started >= 0.05
+
+
 # --- a shared cache ------------------------------------------------------------
 #
 # The shared cache carries the generation stamp (``bus.STAMP_KEY``): a process whose

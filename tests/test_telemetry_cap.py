@@ -258,3 +258,28 @@ def test_counts_the_database_refuses_are_kept_for_the_next_flush(monkeypatch):
     recorder.record("https://kept.example", "/")
     recorder.flush()
     assert stored() == {"https://kept.example": 2}
+
+
+def test_a_refused_request_reads_no_setting_and_a_settings_change_still_counts(client, settings, monkeypatch):
+    """The refusal path's settings (TELEMETRY, its cap, USAGE, METRICS) are read when they
+    change, not per request: ``override_settings`` still takes effect."""
+    from corsadmin import conf
+    from corsadmin.models import AllowedOrigin
+
+    AllowedOrigin.objects.create(origin="https://app.example.com")  # the path is covered
+    client.get("/demo/echo/", headers={"Origin": "https://warm.example"})
+    recorder._take()
+    read = []
+    real_get = conf.get
+    monkeypatch.setattr(conf, "get", lambda name: read.append(name) or real_get(name))
+    client.get("/demo/echo/", headers={"Origin": "https://first.example"})
+    assert not [name for name in read if name.startswith(("TELEMETRY", "USAGE", "METRICS"))]
+    assert [key[0] for key in recorder.pending()] == ["https://first.example"]
+    settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY_MAX_ORIGINS": 1}
+    client.get("/demo/echo/", headers={"Origin": "https://second.example"})
+    assert [key[0] for key in recorder.pending()] == ["https://first.example"]
+    assert recorder.dropped == 1
+    settings.CORSADMIN = {**settings.CORSADMIN, "TELEMETRY": False}
+    client.get("/demo/echo/", headers={"Origin": "https://third.example"})
+    assert recorder.dropped == 1
+    recorder.dropped = 0

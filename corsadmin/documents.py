@@ -9,9 +9,9 @@ The document is checked first, as a whole (``corsadmin.document_plan``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
@@ -29,6 +29,8 @@ from .records import DOCUMENT_ORIGIN_FIELDS, DOCUMENT_POLICY_FIELDS, origin_reco
 __all__ = ["DOCUMENT_VERSION", "ImportRefused", "ImportResult", "export_document", "import_document"]
 
 logger = logging.getLogger("corsadmin")
+
+_Row = TypeVar("_Row")
 
 
 # --- export --------------------------------------------------------------------------
@@ -273,19 +275,27 @@ def _write_origins(shares: list[_PolicyShare], result: ImportResult, dry_run: bo
         now = timezone.now()
         for obj in changed:
             obj.updated_at = now  # a bulk update does not stamp it (``auto_now``)
-        clock.check()
-        AllowedOrigin.objects.bulk_update(changed, sorted(names | {"updated_at"}), batch_size=BATCH)
+        for batch in _batches(changed, clock):
+            AllowedOrigin.objects.bulk_update(batch, sorted(names | {"updated_at"}))
     created = [obj for share in shares for obj in share.added]
     if created:
-        clock.check()
-        # Batches of one statement each (one generation): on PostgreSQL the API's query deadline,
-        # set to the time left, cuts one when it would run past (``deadlines``).
-        AllowedOrigin.objects.bulk_create(created, batch_size=BATCH)
+        for batch in _batches(created, clock):
+            AllowedOrigin.objects.bulk_create(batch)
         clock.check()
         result.created["origins"] = len(created)
         if dry_run:
             result.rows += [("add", _origin_words(o, o.policy), "") for o in created]
         progress.advance(len(created))
+
+
+def _batches(rows: list[_Row], clock: Clock) -> Iterator[list[_Row]]:
+    """``rows`` a statement's worth at a time, the clock checked before each: a time limit
+    (``budget``) stops a long bulk write between two statements, not after the last."""
+    for start in range(0, len(rows), BATCH):
+        clock.check()
+        batch = rows[start : start + BATCH]
+        yield batch
+        clock.done += len(batch)
 
 
 def origin_warnings(policy_ids: Iterable[int], all_policy_ids: Iterable[int] = ()) -> list[str]:

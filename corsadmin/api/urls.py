@@ -43,6 +43,7 @@ urlpatterns = [
     path("check/", views.CheckView.as_view(), name="check"),
     path("export/", views.ExportView.as_view(), name="export"),
     path("import/", views.ImportView.as_view(), name="import"),
+    path("imports/<uuid:pk>/", views.ImportJobView.as_view(), name="import-job"),
     path("blocked/", views.BlockedView.as_view(), name="blocked"),
     path("status/", status.StatusView.as_view(), name="status"),
     path("schema/", views.SchemaView.as_view(), name="schema"),

@@ -21,7 +21,7 @@ import threading
 from datetime import timedelta
 from typing import Any, cast
 
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -69,7 +69,8 @@ def start(document: Any, *, replace: bool, user: User) -> ImportJob:
     runner = threading.Thread(
         target=_run, args=(job.pk, document, replace, creator), name=f"corsadmin-import-{job.pk}"
     )
-    runner.start()
+    # After the job's row is committed (a site with ATOMIC_REQUESTS commits it with the answer).
+    transaction.on_commit(runner.start)
     return job
 
 

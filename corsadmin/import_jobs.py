@@ -94,48 +94,50 @@ def _run(job_id: Any, document: Any, replace: bool, user: User) -> None:
     jobs = ImportJob.objects.filter(pk=job_id)
     tracker = _JobProgress()
     stop = threading.Event()
+    beat = threading.Thread(
+        target=_beat, args=(job_id, tracker, stop), name="corsadmin-import-heartbeat", daemon=True
+    )
     try:
         now = timezone.now()
         beats = now if connection.vendor != "sqlite" else None
         jobs.update(state=ImportJob.RUNNING, started_at=now, heartbeat_at=beats)
-        if connection.vendor != "sqlite":
-            threading.Thread(
-                target=_beat, args=(job_id, tracker, stop), name="corsadmin-import-heartbeat", daemon=True
-            ).start()
-        try:
-            with (
-                deadlines.deadline(deadlines.service_timeout() * STATEMENT_TIMEOUTS),
-                progress.tracked(tracker),
-            ):
-                result = documents.import_document(document, replace=replace, user=user)
-        finally:
-            stop.set()
-        body: dict[str, Any] = {"replace": replace, **result.as_dict()}
-        if result.warnings:
-            body["warnings"] = result.warnings
-        jobs.update(
-            state=ImportJob.SUCCEEDED,
-            result=body,
-            stage="",
-            done=tracker.done,
-            total=tracker.total,
-            finished_at=timezone.now(),
-        )
+        if beats is not None:
+            beat.start()
+        seconds = deadlines.service_timeout() * STATEMENT_TIMEOUTS
+        # The outcome is written in the import's own transaction: a job never reads as lost
+        # (nothing changed) once its import has committed.
+        with deadlines.deadline(seconds), progress.tracked(tracker), transaction.atomic():
+            result = documents.import_document(document, replace=replace, user=user)
+            _stop(stop, beat)  # its next write would wait for this transaction's row lock
+            body: dict[str, Any] = {"replace": replace, **result.as_dict()}
+            if result.warnings:
+                body["warnings"] = result.warnings
+            done = {"stage": "", "done": tracker.done, "total": tracker.total}
+            jobs.update(state=ImportJob.SUCCEEDED, result=body, finished_at=timezone.now(), **done)
     except documents.ImportRefused as exc:
-        jobs.update(state=ImportJob.FAILED, errors=exc.errors, finished_at=timezone.now())
+        _failed(jobs, exc.errors)
     except Exception as exc:  # the job must end in a state the client can read
         logger.exception("corsadmin: the background import %s failed", job_id)
         message = _("The import failed (%(error)s); nothing was changed. Try again.") % {
             "error": type(exc).__name__
         }
-        try:
-            jobs.update(
-                state=ImportJob.FAILED, errors={non_field_key(): [message]}, finished_at=timezone.now()
-            )
-        except Exception:  # the database is gone: the heartbeat stops, and the job reads as lost
-            logger.exception("corsadmin: could not record the end of the background import %s", job_id)
+        _failed(jobs, {non_field_key(): [message]})
     finally:
+        _stop(stop, beat)
         connections.close_all()
+
+
+def _stop(stop: threading.Event, beat: threading.Thread) -> None:
+    stop.set()
+    if beat.is_alive():
+        beat.join()
+
+
+def _failed(jobs: Any, errors: dict[str, Any]) -> None:
+    try:
+        jobs.update(state=ImportJob.FAILED, errors=errors, finished_at=timezone.now())
+    except Exception:  # the database is gone: the heartbeat has stopped, and the job reads as lost
+        logger.exception("corsadmin: could not record the end of a background import")
 
 
 def _beat(job_id: Any, tracker: _JobProgress, stop: threading.Event) -> None:

@@ -184,3 +184,22 @@ def test_import_job_origins_is_checked(settings, value, expected):
 
     settings.CORSADMIN = {**settings.CORSADMIN, "IMPORT_JOB_ORIGINS": value}
     assert [m.id for m in check_settings_types() if m.id == "corsadmin.E018"] == expected
+
+
+def test_an_unexpected_error_fails_the_job_saying_nothing_changed(full_client, small_threshold, monkeypatch):
+    from django.db import OperationalError
+
+    from corsadmin import documents
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(documents, "import_document", broken)
+    job = finished(
+        full_client, full_client.post(API + "import/", document("big", 3), format="json").json()["url"]
+    )
+    assert job["state"] == "failed"
+    assert job["errors"] == {
+        "non_field_errors": ["The import failed (OperationalError); nothing was changed. Try again."]
+    }
+    assert not Policy.objects.filter(name="big").exists()

@@ -203,3 +203,10 @@ def test_an_unexpected_error_fails_the_job_saying_nothing_changed(full_client, s
         "non_field_errors": ["The import failed (OperationalError); nothing was changed. Try again."]
     }
     assert not Policy.objects.filter(name="big").exists()
+
+
+@pytest.mark.parametrize("segment", ["not-a-uuid", "%0A%F1%B9%8D%BC", "0"])
+def test_a_job_address_that_is_no_job_id_is_a_json_404(full_client, segment):
+    response = full_client.get(f"{API}imports/{segment}/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"

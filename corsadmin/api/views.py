@@ -20,7 +20,6 @@ from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.db.models import Model, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -332,8 +331,11 @@ class ImportJobView(CorsAdminAPIView, APIView):
     permission_classes = [permissions.CanImport]
 
     @extend_schema(summary="A background import's state", responses={200: ImportJobSerializer})
-    def get(self, request: Request, pk: uuid.UUID) -> Response:
-        job = get_object_or_404(ImportJob, pk=pk)
+    def get(self, request: Request, pk: str) -> Response:
+        try:
+            job = ImportJob.objects.get(pk=uuid.UUID(pk))
+        except (ValueError, ImportJob.DoesNotExist):
+            raise NotFound from None
         return Response(job_body(request, job))
 
 

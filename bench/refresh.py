@@ -150,7 +150,7 @@ class Deployment:
         return time.monotonic() - started
 
     def fill(self) -> None:
-        columns = "origin, policy_id, version, enabled, csrf_trusted, created_at, updated_at, note"
+        columns = "origin, policy_id, version, enabled, csrf_trusted, created_at, updated_at, note, effect"
         if self.kind == "pg":
             import psycopg
 
@@ -160,7 +160,7 @@ class Deployment:
                     f"INSERT INTO corsadmin_allowedorigin ({columns}) "
                     "SELECT 'https://h' || i || '.example.com', "
                     "(SELECT id FROM corsadmin_policy WHERE name = 'default'), "
-                    "0, true, false, now(), now(), '' "
+                    "0, true, false, now(), now(), '', 'allow' "
                     "FROM generate_series(0, %s) AS i",
                     [self.n - 1],
                 )
@@ -174,7 +174,7 @@ class Deployment:
                     f"INSERT INTO corsadmin_allowedorigin ({columns}) "
                     "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < ?) "
                     "SELECT 'https://h' || i || '.example.com', "
-                    "(SELECT id FROM corsadmin_policy WHERE name = 'default'), 0, 1, 0, ?, ?, '' FROM s",
+                    "(SELECT id FROM corsadmin_policy WHERE name = 'default'), 0, 1, 0, ?, ?, '', 'allow' FROM s",
                     [self.n - 1, now, now],
                 )
                 conn.commit()

@@ -289,6 +289,7 @@ class SnapshotHolder:
             "generation": self.peek().generation,
             "rebuilds": builder.full_loads + builder.updates,
             "full_loads": builder.full_loads,
+            "file_loads": builder.file_loads,
             "updates": builder.updates,
             "db_checks": refresher.db_checks,
             "cycles": refresher.cycles,

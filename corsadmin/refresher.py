@@ -245,6 +245,10 @@ class Refresher:
         refreshed.send(sender=sender, seconds=perf_counter() - started, ok=True)
         self.database.ok()
         self.holder.confirm(self, snapshot)
+        if self.builder.unsaved:  # a full load: written for the next process, then served from the file
+            saved = self.builder.save()
+            if saved is not None:
+                self.holder.confirm(self, saved)
 
     # --- the cache: the generation stamp and its channel -----------------------------
 

@@ -149,9 +149,8 @@ class SnapshotBuilder:
     def load(self) -> Snapshot:
         """Everything, from scratch."""
         using = self.using or read_alias()
-        # First, so the snapshot is never newer than its number.
-        stamp = Generation.objects.using(using).filter(pk=1).values_list("value", "epoch").first()
-        generation, epoch = stamp or (0, "")
+        epoch = snapshot_file.database_epoch(using)  # "" when snapshot files are off
+        generation = database_generation(using)  # first, so the snapshot is never newer than its number
         now = timezone.now()
         policies = {row["id"]: row for row in Policy.objects.using(using).values(*POLICY_FIELDS)}
         tables: dict[TableKey, EntryTable] = {(pk, False): EntryTable() for pk in policies}
@@ -185,9 +184,7 @@ class SnapshotBuilder:
     def _first(self) -> Snapshot:
         """The first snapshot: from this host's newest usable snapshot file, then caught up as
         any update is (so what was revoked since is revoked); else the full load."""
-        using = self.using or read_alias()
-        stamp = Generation.objects.using(using).filter(pk=1).values_list("value", "pruned", "epoch").first()
-        state = snapshot_file.read(using, stamp[2], stamp[0], stamp[1]) if stamp else None
+        state = snapshot_file.newest(self.using or read_alias())
         if state is None:
             return self.load()
         self._adopt(state)
@@ -204,28 +201,21 @@ class SnapshotBuilder:
         tables read back from it (mapped: their pages shared by every process mapping the
         file). The snapshot of those (the same generation and contents), or None (off, failed)."""
         self.unsaved = False
-        if self.generation is None or snapshot_file.directory() is None:
+        if self.generation is None:
             return None
-        using = self.using or read_alias()
         bad = {pk: tuple(row) for pk, row in self._bad.items()}
         state = snapshot_file.State(
             self.generation, self._policies, self._tables, self._texts, self._csrf, bad
         )
-        path = snapshot_file.write(state, self._epoch, using)
-        if path is None:
+        saved = snapshot_file.save(state, self._epoch, self.using or read_alias())
+        if saved is None:
             return None
-        try:
-            state = snapshot_file.reopen(path, self._epoch, using, self.generation)
-        except Exception as exc:  # noqa: BLE001  (keep the tables loaded)
-            logger.warning("corsadmin: could not read back the snapshot file %s: %s", path, exc)
-            return None
-        self._adopt(state)
+        self._adopt(saved)
         return self._snapshot()
 
     def _adopt(self, state: snapshot_file.State) -> None:
         self._policies, self._tables, self._texts = state.policies, state.tables, state.texts
-        self._csrf = state.csrf
-        self._bad = {pk: Skipped(*row) for pk, row in state.bad.items()}
+        self._csrf, self._bad = state.csrf, {pk: Skipped(*row) for pk, row in state.bad.items()}
         self.generation = state.generation
 
     def update(self) -> Snapshot | None:

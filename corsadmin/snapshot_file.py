@@ -40,6 +40,7 @@ from django.db import connections
 
 from . import conf, flat_table
 from .entries import EntryTable
+from .models import Generation
 from .text_index import TextIndex
 
 logger = logging.getLogger("corsadmin")
@@ -78,6 +79,44 @@ def source(using: str) -> str:
     settings = connection.settings_dict
     key = "|".join(str(settings.get(k) or "") for k in ("NAME", "HOST", "PORT"))
     return hashlib.sha256(f"{connection.vendor}|{key}".encode()).hexdigest()[:32]
+
+
+def database_epoch(using: str) -> str:
+    """The database's epoch ("" when snapshot files are off, or no generation row yet)."""
+    if directory() is None:
+        return ""
+    return Generation.objects.using(using).filter(pk=1).values_list("epoch", flat=True).first() or ""
+
+
+def newest(using: str) -> State | None:
+    """The state of the newest usable file for this database; None: off, or none usable."""
+    if directory() is None:
+        return None
+    stamp = Generation.objects.using(using).filter(pk=1).values_list("value", "pruned", "epoch").first()
+    return read(using, stamp[2], stamp[0], stamp[1]) if stamp else None
+
+
+def save(state: State, epoch: str, using: str) -> State | None:
+    """Write the state of a full load at ``epoch`` and read it back (the flat tables mapped);
+    None when off, inside a transaction (what it holds may yet roll back), when the database's
+    epoch moved since (a new generation row: another history), or when it failed (logged)."""
+    if directory() is None or not epoch or connections[using].in_atomic_block:
+        return None
+    if database_epoch(using) != epoch:
+        return None
+    path = write(state, epoch, using)
+    if path is None:
+        return None
+    try:
+        return _open(path, epoch, source(using), state.generation)
+    except Exception as exc:  # noqa: BLE001  (keep the tables loaded)
+        logger.warning(
+            "corsadmin: could not read back the snapshot file %s: %s",
+            path,
+            exc,
+            extra={"event": "snapshot_file_error"},
+        )
+        return None
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -236,11 +275,6 @@ def read(using: str, epoch: str, generation: int, pruned: int) -> State | None:
                 extra={"event": "snapshot_file_error"},
             )
     return None
-
-
-def reopen(path: Path, epoch: str, using: str, generation: int) -> State:
-    """The state of the file just written (``write``'s path)."""
-    return _open(path, epoch, source(using), generation)
 
 
 def _open(path: Path, epoch: str, origin: str, stamp: int) -> State:

@@ -266,6 +266,12 @@ class EntryTable:
             table._exact_live = self._exact_live
         return table
 
+    def folded(self) -> EntryTable:
+        """The same entries with ``recent`` folded into a new dictionary of exact origins."""
+        if not self.recent:
+            return self
+        return EntryTable(_fold(self.exact, self.recent), self.patterns)
+
     def exact_value(self, origin: str) -> ExactValue:
         if self.recent:
             value = self.recent.get(origin, _MISSING)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, MutableMapping
 from typing import Any, TypeVar, cast
@@ -135,7 +136,8 @@ class SnapshotBuilder:
         self.file_loads = 0  # first snapshots read from a snapshot file (then caught up)
         self.updates = 0
         self.unsaved = False  # a full load not yet written to a snapshot file (``save``)
-        self._epoch = ""  # the database's epoch at the last full load
+        self._epoch = ""  # the database's epoch at the last full load (or of the file read)
+        self._file_due = 0.0  # monotonic: when ``keep_file_fresh`` looks again
         self.progress: Callable[[], None] = _nothing
         self.skipped: tuple[Skipped, ...] = ()  # what the last snapshot left out
         self._policies: dict[int, dict[str, Any]] = {}
@@ -203,20 +205,28 @@ class SnapshotBuilder:
         self.unsaved = False
         if self.generation is None:
             return None
-        bad = {pk: tuple(row) for pk, row in self._bad.items()}
-        state = snapshot_file.State(
-            self.generation, self._policies, self._tables, self._texts, self._csrf, bad
-        )
-        saved = snapshot_file.save(state, self._epoch, self.using or read_alias())
+        saved = snapshot_file.save(self._state(self.generation), self._epoch, self.using or read_alias())
         if saved is None:
             return None
         self._adopt(saved)
         return self._snapshot()
 
+    def keep_file_fresh(self) -> None:
+        """Now and then (a minute apart, ten after a write): ``snapshot_file.refresh``."""
+        if self.generation is not None and self._epoch and time.monotonic() >= self._file_due:
+            wrote = snapshot_file.refresh(self._state(self.generation), self.using or read_alias())
+            self._file_due = time.monotonic() + (600 if wrote else 60)
+
+    def _state(self, generation: int) -> snapshot_file.State:
+        bad = {pk: tuple(row) for pk, row in self._bad.items()}
+        return snapshot_file.State(
+            generation, self._policies, self._tables, self._texts, self._csrf, bad, self._epoch
+        )
+
     def _adopt(self, state: snapshot_file.State) -> None:
         self._policies, self._tables, self._texts = state.policies, state.tables, state.texts
         self._csrf, self._bad = state.csrf, {pk: Skipped(*row) for pk, row in state.bad.items()}
-        self.generation = state.generation
+        self.generation, self._epoch = state.generation, state.epoch
 
     def update(self) -> Snapshot | None:
         """What changed since the last snapshot (None: nothing did); a full load when needed."""

@@ -249,6 +249,8 @@ class Refresher:
             saved = self.builder.save()
             if saved is not None:
                 self.holder.confirm(self, saved)
+        else:
+            self.builder.keep_file_fresh()
 
     # --- the cache: the generation stamp and its channel -----------------------------
 

@@ -15,12 +15,15 @@ by every process mapping the file. A file is used only when all of it checks out
 versions, length, checksum, the database's ``epoch`` and source, a generation the database has
 not gone back from, owned by this user and not writable by others); anything else is ignored
 and the process loads in full. Written to a temporary file and renamed (atomic); the newest
-``KEEP`` files are kept, older ones deleted.
+``KEEP`` files are kept, older ones deleted. A process that has kept its tables up to date since
+rewrites the file when the newest is older than half ``CHANGE_LOG_RETENTION`` (``refresh``), so
+that a restart after days of uptime still finds a file the change log reaches back to.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import marshal
@@ -66,6 +69,7 @@ class State:
     texts: Any  # dict[int, str] or TextIndex
     csrf: dict[int, tuple[int, Any]]
     bad: dict[int, tuple[Any, ...]]
+    epoch: str = ""  # the database's, when the tables were read
 
 
 def directory() -> Path | None:
@@ -119,6 +123,41 @@ def save(state: State, epoch: str, using: str) -> State | None:
         return None
 
 
+def refresh(state: State, using: str) -> bool:
+    """Rewrite the file from ``state`` (a builder's tables, caught up since its last full load)
+    when this host's newest file of its epoch is missing or older than half
+    ``CHANGE_LOG_RETENTION`` (past the whole of it, a new process could no longer catch up
+    from it). One process of the host at a time (a lock file); never inside a transaction.
+    Whether it tried to write (the caller then waits longer before it looks again)."""
+    folder = directory()
+    if folder is None or not state.epoch or connections[using].in_atomic_block:
+        return False
+    if not _stale(folder, state.epoch):
+        return False
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another process of the host is writing it
+        os.close(lock)
+        return False
+    try:
+        if _stale(folder, state.epoch):
+            write(state, state.epoch, using)
+            return True
+        return False
+    finally:
+        os.close(lock)  # and the lock with it
+
+
+def _stale(folder: Path, epoch: str) -> bool:
+    newest = max((_mtime(path) for path in folder.glob(f"snapshot-{epoch}-*.bin")), default=0.0)
+    return time.time() - newest > float(conf.get("CHANGE_LOG_RETENTION")) / 2
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 
@@ -149,8 +188,7 @@ def _payload(state: State, epoch: str, origin: str) -> list[bytes]:
     tables = []
     texts = {}
     for key, table in state.tables.items():
-        if table.recent:
-            raise ValueError("only a freshly loaded table is written")
+        table = table.folded()
         flat, rest = _split(table)
         index = None
         if flat is not None:
@@ -317,6 +355,7 @@ def _open(path: Path, epoch: str, origin: str, stamp: int) -> State:
         table.seal()
         tables[policy_id, deny] = table
     return State(
+        epoch=epoch,
         generation=stamp,
         policies=description["policies"],
         tables=tables,

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,36 @@ def test_two_processes_writing_at_once_leave_a_valid_file(site, tmp_path):
     after = site("load", *ORIGINS)
     assert (after["full_loads"], after["file_loads"]) == (0, 1)
     assert after["allowed"] == {KNOWN: True, REVOKED: True, DISABLED: True, ADDED: False}
+
+
+# --- a file kept fresh by a process that caught up, in process --------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_old_file_is_rewritten_from_tables_caught_up_since(settings, tmp_path):
+    from corsadmin.loader import SnapshotBuilder
+    from corsadmin.models import AllowedOrigin
+
+    settings.CORSADMIN = {**settings.CORSADMIN, "SNAPSHOT_DIR": str(tmp_path)}
+    AllowedOrigin.objects.bulk_create(AllowedOrigin(origin=f"https://h{i}.example.com") for i in range(N))
+    builder = SnapshotBuilder()
+    builder.update()
+    assert builder.save() is not None  # the file of the full load; the tables now mapped from it
+    files = lambda: sorted(tmp_path.glob("snapshot-*.bin"))  # noqa: E731
+    assert len(files()) == 1
+    AllowedOrigin.objects.filter(origin=REVOKED).delete()
+    AllowedOrigin.objects.create(origin=ADDED)
+    assert builder.update() is not None  # caught up: changes on top of the mapped table
+    builder.keep_file_fresh()
+    assert len(files()) == 1  # the file is recent: not rewritten
+    old = time.time() - 86400
+    os.utime(files()[0], (old, old))
+    builder._file_due = 0.0
+    builder.keep_file_fresh()
+    assert [int(path.stem.rsplit("-", 1)[1]) for path in files()][-1] == builder.generation
+    fresh = SnapshotBuilder()
+    snapshot = fresh.update()
+    assert (fresh.file_loads, fresh.full_loads) == (1, 0)
+    assert snapshot is not None
+    allowed = {origin: snapshot.decide(origin, "/").allowed for origin in ORIGINS}
+    assert allowed == {KNOWN: True, REVOKED: False, DISABLED: True, ADDED: True}

@@ -175,6 +175,8 @@ class SnapshotBuilder:
                 load_chunk(chunk, policies, tables, texts, csrf, bad)
         for table in tables.values():
             table.seal()
+        if epoch and snapshot_file.database_epoch(using) != epoch:
+            epoch = ""  # a new generation row meanwhile (another history): write no file of this
         snapshot = self._build(policies, tables, csrf, bad, generation)
         # Build, then swap: nothing above touched this builder.
         self._policies, self._tables, self._texts, self._csrf, self._bad = policies, tables, texts, csrf, bad

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import connections, router
 
-from . import conf
+from . import conf, snapshot_file
 from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, read_alias
 from .signals import refreshed, service_failed
@@ -221,6 +221,15 @@ class Refresher:
         return bool(self.unpublished) or stamp is None or stamp < generation
 
     def _update(self) -> None:
+        """One read of what changed (the first: a snapshot file or a full load, see
+        ``snapshot_file.first_load_lock``), and the snapshot handed to the holder."""
+        if self.builder.generation is None and snapshot_file.directory() is not None:
+            with snapshot_file.first_load_lock():
+                self._read()
+        else:
+            self._read()
+
+    def _read(self) -> None:
         self.db_checks += 1
         started = perf_counter()
         alias = read_alias()

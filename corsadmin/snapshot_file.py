@@ -35,6 +35,7 @@ import struct
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ MAGIC = b"CORSSNAP"
 FORMAT = 1
 HEADER = struct.Struct("<8sIIIIQ")  # magic, format, marshal version, python (major*100+minor), crc, length
 KEEP = 2
+# Seconds a starting process waits for another one of the host to write the first file.
+FIRST_LOAD_WAIT = 60.0
 # An allow or deny table with at least this many exact entries that never expire goes flat.
 FLAT_MIN = 2048
 # At most this many of its exact entries may stay in a dictionary (expiring, not ASCII).
@@ -102,11 +105,9 @@ def newest(using: str) -> State | None:
 
 def save(state: State, epoch: str, using: str) -> State | None:
     """Write the state of a full load at ``epoch`` and read it back (the flat tables mapped);
-    None when off, inside a transaction (what it holds may yet roll back), when the database's
-    epoch moved since (a new generation row: another history), or when it failed (logged)."""
+    None when off, inside a transaction (what it holds may yet roll back), without an epoch (the
+    full load saw it move: another history), or when it failed (logged). No query."""
     if directory() is None or not epoch or connections[using].in_atomic_block:
-        return None
-    if database_epoch(using) != epoch:
         return None
     path = write(state, epoch, using)
     if path is None:
@@ -151,6 +152,36 @@ def refresh(state: State, using: str) -> bool:
         return False
     finally:
         os.close(lock)  # and the lock with it
+
+
+@contextlib.contextmanager
+def first_load_lock(wait: float = FIRST_LOAD_WAIT) -> Iterator[None]:
+    """Around a process's first read when it has no snapshot yet: one process of the host at a
+    time. So when there is no file yet, one process loads in full and writes it while the
+    others wait (at most ``wait`` seconds, then they go on by themselves) and then read it:
+    gunicorn's workers starting together load the list once, not once each."""
+    folder = directory()
+    lock = None
+    if folder is not None:
+        with contextlib.suppress(OSError):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + wait
+    while lock is not None:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if time.monotonic() >= deadline:
+                os.close(lock)
+                lock = None
+            else:
+                time.sleep(0.05)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            os.close(lock)
 
 
 def _stale(folder: Path, epoch: str) -> bool:

@@ -9,8 +9,8 @@
     python -m tests.snapshot_process load ORIGIN...    # first snapshot as a new process takes it
     python -m tests.snapshot_process write K           # full load, then write its file K times
 
-``load`` prints JSON: how the first snapshot was made (file or full load), whether the file was
-written after it, and for each ORIGIN whether the first snapshot allows it.
+``load`` runs the refresher's first cycle (a file read, or a full load and the file written) and
+prints JSON: how the snapshot was made, and for each ORIGIN whether it allows it.
 """
 
 from __future__ import annotations
@@ -50,16 +50,15 @@ def main() -> None:
     elif command == "prune":
         Generation.objects.filter(pk=1).update(pruned=F("value"))
     elif command == "load":
-        builder = SnapshotBuilder()
-        snapshot = builder.update()
-        assert snapshot is not None
-        first = {"file_loads": builder.file_loads, "full_loads": builder.full_loads}
-        saved = builder.save() if builder.unsaved else None
+        from corsadmin.refresh import holder
+
+        holder.refresh()  # one cycle of the refresher, as its thread runs it: the first read
+        stats, snapshot = holder.stats(), holder.peek()
         print(
             json.dumps(
                 {
-                    **first,
-                    "saved": saved is not None,
+                    "file_loads": stats["file_loads"],
+                    "full_loads": stats["full_loads"],
                     "generation": snapshot.generation,
                     "allowed": {origin: snapshot.decide(origin, "/").allowed for origin in args},
                 }

@@ -121,10 +121,11 @@ ORIGINS = (KNOWN, REVOKED, DISABLED, ADDED)
 
 def test_a_full_load_writes_the_file_and_the_next_process_starts_from_it(site):
     first = site("load", *ORIGINS)
-    assert (first["full_loads"], first["file_loads"], first["saved"]) == (1, 0, True)
+    assert (first["full_loads"], first["file_loads"]) == (1, 0)
     assert len(site.files()) == 1
     second = site("load", *ORIGINS)
-    assert (second["full_loads"], second["file_loads"], second["saved"]) == (0, 1, False)
+    assert (second["full_loads"], second["file_loads"]) == (0, 1)
+    assert len(site.files()) == 1  # nothing written
     assert second["allowed"] == first["allowed"] == {KNOWN: True, REVOKED: True, DISABLED: True, ADDED: False}
 
 
@@ -221,3 +222,17 @@ def test_an_old_file_is_rewritten_from_tables_caught_up_since(settings, tmp_path
     assert snapshot is not None
     allowed = {origin: snapshot.decide(origin, "/").allowed for origin in ORIGINS}
     assert allowed == {KNOWN: True, REVOKED: False, DISABLED: True, ADDED: True}
+
+
+def test_processes_starting_together_load_in_full_once(site):
+    """Three workers starting at once with no file: one loads every row and writes the file,
+    the others wait for it and start from it."""
+    starting = [site("load", *ORIGINS, wait=False) for _ in range(3)]
+    results = []
+    for process in starting:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted((r["full_loads"], r["file_loads"]) for r in results) == [(0, 1), (0, 1), (1, 0)]
+    assert all(r["allowed"] == {KNOWN: True, REVOKED: True, DISABLED: True, ADDED: False} for r in results)
+    assert len(site.files()) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import struct
 import zlib
 from array import array
@@ -53,8 +54,11 @@ def encode(texts: Sequence[str], ids: Sequence[int]) -> bytes | None:
         id_array = array("q", ids)
     except (OverflowError, TypeError):
         return None
-    positions = array("I", sorted(range(count), key=id_array.__getitem__))
-    sorted_ids = array("q", sorted(id_array))
+    if all(map(operator.lt, id_array, itertools.islice(id_array, 1, None))):  # read in id order
+        positions, sorted_ids = array("I", range(count)), id_array
+    else:
+        positions = array("I", sorted(range(count), key=id_array.__getitem__))
+        sorted_ids = array("q", sorted(id_array))
     parts = (starts, members, id_array, offsets, text_bytes, sorted_ids, positions)
     return HEADER.pack(count, buckets) + b"".join(_padded(bytes(part)) for part in parts)
 

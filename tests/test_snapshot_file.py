@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -36,8 +37,13 @@ def flat(pairs: dict[str, int]) -> FlatExact:
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 17, 5000])
-def test_a_flat_table_answers_as_its_dictionary(size):
+@pytest.mark.parametrize("order", ["by id", "shuffled"])
+def test_a_flat_table_answers_as_its_dictionary(size, order):
     pairs = {f"https://h{i}.example.com": 10 * i + 3 for i in range(size)}
+    if order == "shuffled":
+        items = list(pairs.items())
+        random.Random(size).shuffle(items)
+        pairs = dict(items)
     table = flat(pairs)
     assert len(table) == size
     assert dict(table.items()) == pairs

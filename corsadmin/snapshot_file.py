@@ -159,10 +159,11 @@ def first_load_lock(wait: float = FIRST_LOAD_WAIT) -> Iterator[None]:
     """Around a process's first read when it has no snapshot yet: one process of the host at a
     time. So when there is no file yet, one process loads in full and writes it while the
     others wait (at most ``wait`` seconds, then they go on by themselves) and then read it:
-    gunicorn's workers starting together load the list once, not once each."""
+    gunicorn's workers starting together load the list once, not once each. With a file there
+    already, no lock: reading it costs each process a fraction of a second."""
     folder = directory()
     lock = None
-    if folder is not None:
+    if folder is not None and not any(folder.glob("snapshot-*.bin")):
         with contextlib.suppress(OSError):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             lock = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)

@@ -1,8 +1,12 @@
-"""Export and re-import N origins through the REST API under gunicorn (issue 21, item 4).
+"""Export and re-import N origins through the REST API under gunicorn (issues 21 and 23).
 
     python bench/import_api.py               # 30,000 origins, SQLite, gunicorn -w 2 --timeout 300
-    python bench/import_api.py 100000 --timeout 30 --config   # the demo's gunicorn config:
-                                             # an import past the timeout answers 503 out_of_time
+    python bench/import_api.py 100000 --timeout 30 --config --new   # the demo's gunicorn config,
+                                             # then N new origins too
+    python bench/import_api.py 100000 --database-url postgres://root@127.0.0.1:5432/bench_import
+
+An import answered 202 (a background job: above IMPORT_JOB_ORIGINS, or out of the request's
+time) is polled at its address until it ends; its time is from the POST to the end.
 
 A temporary var directory (SQLite database, secret key) is made and removed; N origins
 ``https://h{i}.example.com`` go into the ``default`` policy with ``bulk_create``; an admin
@@ -15,6 +19,7 @@ The load average is printed: on a busy machine the wall times move a lot.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -66,16 +71,31 @@ def call(port: int, key: str, method: str, path: str, body: bytes | None = None)
     return status, data, time.monotonic() - sent
 
 
+def finished(port: int, key: str, job: str, seconds: float) -> tuple[str, bytes, float]:
+    """Poll a background import until it ends: ("202 → state", its last answer, seconds in all)."""
+    started = time.monotonic() - seconds
+    while True:
+        _status, answer, _seconds = call(port, key, "GET", f"imports/{job}/")
+        state = json.loads(answer)["state"]
+        if state in ("succeeded", "failed"):
+            return f"202 → {state}", answer, time.monotonic() - started
+        time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("origins", type=int, nargs="?", default=30_000)
     parser.add_argument("--timeout", type=int, default=300, help="gunicorn's --timeout")
     parser.add_argument("--config", action="store_true", help="with project/gunicorn_conf.py")
+    parser.add_argument("--new", action="store_true", help="then import N new origins into a new policy")
+    parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
     args = parser.parse_args()
     python = str(PYTHON if PYTHON.exists() else sys.executable)
     var = Path(tempfile.mkdtemp(prefix="corsadmin-import-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(CORSADMIN_VAR_DIR=str(var), DJANGO_SETTINGS_MODULE="project.settings")
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
     server = None
     try:
         subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
@@ -104,10 +124,18 @@ def main() -> None:
         print(f"{args.origins:,} origins, gunicorn --timeout {args.timeout}, load {os.getloadavg()[0]:.1f}")
         status, document, seconds = call(port, key, "GET", "export/")
         print(f"export/: {status}, {len(document):,} bytes, {seconds:.1f} s", flush=True)
-        for path in ("import/", "import/?replace=true"):
-            status, body, seconds = call(port, key, "POST", path, document)
+        imports = [("import/", document), ("import/?replace=true", document)]
+        if args.new:
+            origins = [{"origin": f"https://n{i}.example.com"} for i in range(args.origins)]
+            new = {"version": 1, "policies": [{"name": "bench-new", "url_regex": "^/", "origins": origins}]}
+            imports.append(("import/ (new origins)", json.dumps(new).encode()))
+        for path, body in imports:
+            status, answer, seconds = call(port, key, "POST", path.split(" ")[0], body)
+            outcome: int | str = status
+            if status == 202:
+                outcome, answer, seconds = finished(port, key, json.loads(answer)["id"], seconds)
             load = os.getloadavg()[0]
-            print(f"{path}: {status}, {seconds:.1f} s, load {load:.1f}: {body[:200]!r}", flush=True)
+            print(f"{path}: {outcome}, {seconds:.1f} s, load {load:.1f}: {answer[:200]!r}", flush=True)
     finally:
         if server is not None:
             server.terminate()

@@ -151,6 +151,15 @@ def _check_corsadmin_settings() -> list[CheckMessage]:
                 id="corsadmin.E016",
             )
         )
+    origins = conf.get("IMPORT_JOB_ORIGINS")
+    if not isinstance(origins, int) or isinstance(origins, bool) or origins < 0:
+        errors.append(
+            Error(
+                "CORSADMIN['IMPORT_JOB_ORIGINS'] should be a whole number of origins >= 0 "
+                "(0: every API import runs in the background).",
+                id="corsadmin.E018",
+            )
+        )
     return errors + _check_max_staleness()
 
 

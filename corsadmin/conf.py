@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_FAILURE_LIMIT": 20,
     # The largest import body the API reads (a 100,000-origin export is about 21 MB).
     "IMPORT_MAX_BYTES": 32 * 1024 * 1024,
+    # An API import of a document naming more origins than this answers 202 and runs in the
+    # background (corsadmin.import_jobs), polled at /api/cors/imports/<id>/.
+    "IMPORT_JOB_ORIGINS": 10_000,
     # Seconds an API import or export may work before it stops, rolls back and answers 503
     # (corsadmin.budget); None: no limit of its own. Under gunicorn's sync worker, the
     # worker's --timeout also limits it when the server's config calls

@@ -4,7 +4,7 @@ or the plan of what an import writes (``corsadmin.documents`` applies it)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from . import budget, conf, progress
 from .errors import model_errors, one_line
 from .fields import Field, Refusal, check, non_field_key
-from .history import field_values
+from .history import changed_fields, field_values
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, shared_hosting_wildcards
 from .origins import NULL, canonical_origin, shared_hosting_refusal
 from .records import origin_fields, policy_fields
@@ -61,8 +61,38 @@ class ImportRefused(Exception):
 
 @dataclass
 class PlannedOrigin:
-    obj: AllowedOrigin
-    before: dict[str, Any] | None
+    obj: AllowedOrigin | None  # None: a stored origin the document leaves as it is
+    before: dict[str, Any] | None  # a stored origin's values (``field_values``)
+    fields: list[str] = field(default_factory=list)  # of a stored origin: the fields that change
+    pk: int | None = None  # of a stored origin
+
+
+class StoredOrigins:
+    """The stored origins as rows of plain values, by (policy pk, origin): an import of 100,000
+    makes a model object only of those it changes."""
+
+    def __init__(self, policy_names: list[str]) -> None:
+        fields = AllowedOrigin._meta.concrete_fields
+        self.attnames = [f.attname for f in fields]
+        self.editable = [(f.name, i) for i, f in enumerate(fields) if f.editable and not f.primary_key]
+        self.pk_at = self.attnames.index(AllowedOrigin._meta.pk.attname)
+        policy_at, origin_at = self.attnames.index("policy_id"), self.attnames.index("origin")
+        query = AllowedOrigin.objects.filter(policy__name__in=policy_names).order_by()
+        self.db = query.db
+        self.rows = {
+            (row[policy_at], row[origin_at]): row
+            for row in query.values_list(*self.attnames).iterator(chunk_size=10_000)
+        }
+
+    def get(self, policy_pk: Any, origin: Any) -> tuple[Any, ...] | None:
+        return self.rows.get((policy_pk, origin)) if policy_pk is not None else None
+
+    def values(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        """What ``field_values`` says of the row's object."""
+        return {name: row[i] for name, i in self.editable}
+
+    def obj(self, row: tuple[Any, ...]) -> AllowedOrigin:
+        return AllowedOrigin.from_db(self.db, self.attnames, row)
 
 
 @dataclass
@@ -144,9 +174,8 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
     origin_rules = origin_fields()
     policy_names, origin_names = list(policy_rules), list(origin_rules)  # replace: what takes its default
     existing = {p.name: p for p in Policy.objects.all()}
-    existing_origins: dict[tuple[int | None, str], AllowedOrigin] = {
-        (o.policy_id, o.origin): o for o in AllowedOrigin.objects.filter(policy__name__in=list(existing))
-    }
+    stored = StoredOrigins(list(existing))
+    origin_field = AllowedOrigin._meta.get_field("origin")
     plan: list[PlannedPolicy] = []
     seen_names: dict[str, int] = {}
     for i, item in enumerate(policies):
@@ -206,8 +235,10 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
                 _set_error(errors, where, origin_data.detail)
                 continue
             attrs = dict(origin_data)
+            row = stored.get(policy_obj.pk if policy_obj is not None else None, attrs["origin"])
             try:
-                text = canonical_origin(attrs["origin"])
+                # Stored origins are canonical: one spelled as stored needs no parsing again.
+                text = attrs["origin"] if row else canonical_origin(attrs["origin"])
             except DjangoValidationError as exc:
                 _set_error(errors, (*where, "origin"), exc.messages)
                 continue
@@ -224,33 +255,60 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
             seen_origins[text] = j
             if policy_obj is None:
                 continue
-            current_origin = existing_origins.get((policy_obj.pk, text)) if policy_obj.pk else None
+            row = row or stored.get(policy_obj.pk, text)
             if replace:
                 attrs = {**_defaults(AllowedOrigin, origin_names), **attrs}
             attrs["origin"] = text
-            obj = current_origin or AllowedOrigin(policy=policy_obj)
-            before = field_values(current_origin) if current_origin else None
-            for key, value in attrs.items():
-                setattr(obj, key, value)
-            try:
-                # A restore keeps what the backup held: an expired entry stays, expiry and all.
-                obj.full_clean(exclude={"policy", "created_by", "expires_at"})
-            except DjangoValidationError as exc:
-                _set_error(errors, where, model_errors(exc))
-                continue
+            before = stored.values(row) if row else None
+            obj: AllowedOrigin | None = None
+            if before is not None and all(key in before and before[key] == v for key, v in attrs.items()):
+                # Stored and left as it is: checked when it was written. Only what depends on
+                # the policy's flags is judged again (below).
+                changes: list[str] | None = []
+                deny = before["effect"] == AllowedOrigin.DENY
+            else:
+                obj = stored.obj(row) if row else AllowedOrigin(policy=policy_obj)
+                for key, value in attrs.items():
+                    setattr(obj, key, value)
+                try:
+                    _full_clean(obj, origin_field, text)
+                except DjangoValidationError as exc:
+                    _set_error(errors, where, model_errors(exc))
+                    continue
+                changes = changed_fields(before, obj) if before is not None else None
+                deny = obj.is_deny
             if text == NULL and policy_obj.allow_credentials and not conf.get("ALLOW_NULL_WITH_CREDENTIALS"):
                 # The database still holds the policy's old flags: judge by the document's.
                 _set_error(errors, (*where, "origin"), [str(NULL_WITH_CREDENTIALS)])
                 continue
-            credentials = policy_obj.allow_credentials and not obj.is_deny
+            credentials = policy_obj.allow_credentials and not deny
             hosted = shared_hosting_wildcards([text]) if credentials else []
             if hosted:  # judged by the document's flags, as above
                 _set_error(errors, (*where, "origin"), [shared_hosting_refusal(*hosted[0])])
                 continue
-            plan[-1].origins.append(PlannedOrigin(obj, before))
+            pk = row[stored.pk_at] if row else None
+            plan[-1].origins.append(PlannedOrigin(obj, before, changes or [], pk))
     if errors:
         raise ImportRefused(errors)
     return plan
+
+
+def _full_clean(obj: AllowedOrigin, origin_field: Any, text: str) -> None:
+    """``obj.full_clean`` of an import, its origin ``text`` canonical already: only the field's
+    length is left to check there; the policy is left out, so no uniqueness check would run (the
+    database's constraint checks it) and an expired entry keeps its expiry (a restore)."""
+    errors: dict[str, Any] = {}
+    try:
+        origin_field.run_validators(text)
+    except DjangoValidationError as exc:
+        errors["origin"] = exc.error_list
+    try:
+        exclude = {"policy", "created_by", "expires_at", "origin"}
+        obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except DjangoValidationError as exc:
+        errors.update(exc.update_error_dict({}))
+    if errors:
+        raise DjangoValidationError(errors)
 
 
 def _validated(rules: Mapping[str, Field], data: Any) -> Any:

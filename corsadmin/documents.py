@@ -9,26 +9,28 @@ The document is checked first, as a whole (``corsadmin.document_plan``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import budget, history, progress, writes
-from .document_plan import DOCUMENT_VERSION, Clock, ImportRefused
+from .document_plan import DOCUMENT_VERSION, Clock, ImportRefused, PlannedPolicy
 from .document_plan import plan as check_document
 from .fields import non_field_key
-from .history import User, changed_fields, field_values, log_addition, log_change, log_deletion, user_id
+from .history import User, changed_fields, field_values, log_summary, user_id
 from .models import AllowedOrigin, Policy
 from .records import DOCUMENT_ORIGIN_FIELDS, DOCUMENT_POLICY_FIELDS, origin_record, policy_record
 
 __all__ = ["DOCUMENT_VERSION", "ImportRefused", "ImportResult", "export_document", "import_document"]
 
 logger = logging.getLogger("corsadmin")
+
+_Row = TypeVar("_Row")
 
 
 # --- export --------------------------------------------------------------------------
@@ -131,89 +133,13 @@ def import_document(
             writing = sum(len(planned.origins) for planned in plan)
             progress.stage("writing", total=writing)
             clock.start("writing", writing)
-            created_origins: list[AllowedOrigin] = []
-            kept_policies: list[int] = []
-            kept_origins: list[int] = []
-            creator = user if user_id(user) is not None else None
-            for planned in plan:
-                policy = planned.obj
-                if planned.before is None:
-                    policy.save()
-                    log_addition(user, [policy])
-                    result.created["policies"] += 1
-                    if dry_run:
-                        result.rows.append(("add", f"policy '{policy.name}'", ""))
-                else:
-                    fields = changed_fields(planned.before, policy)
-                    if fields:
-                        policy.save()
-                        log_change(user, policy, planned.before, fields)
-                        result.changed["policies"] += 1
-                        if dry_run:
-                            values = _values(Policy, planned.before, policy, fields)
-                            result.rows.append(("change", f"policy '{policy.name}'", values))
-                    else:
-                        result.unchanged["policies"] += 1
-                kept_policies.append(policy.pk)
-                for planned_origin in planned.origins:
-                    obj = planned_origin.obj
-                    obj.policy = policy
-                    if planned_origin.before is None:
-                        obj.created_by = creator  # type: ignore[assignment]  # AbstractBaseUser: the AUTH_USER_MODEL
-                        created_origins.append(obj)
-                        continue
-                    progress.advance()
-                    clock.check(1)
-                    kept_origins.append(obj.pk)
-                    fields = changed_fields(planned_origin.before, obj)
-                    if fields:
-                        obj.save()
-                        log_change(user, obj, planned_origin.before, fields)
-                        result.changed["origins"] += 1
-                        if dry_run:
-                            values = _values(AllowedOrigin, planned_origin.before, obj, fields)
-                            result.rows.append(("change", _origin_words(obj, policy), values))
-                    else:
-                        result.unchanged["origins"] += 1
+            shares = [_apply_policy(planned, user, result, dry_run, clock) for planned in plan]
             clock.check()
             if replace:
-                gone_origins = list(
-                    AllowedOrigin.objects.filter(policy_id__in=kept_policies).exclude(pk__in=kept_origins)
-                )
-                gone_policies = list(Policy.objects.exclude(pk__in=kept_policies).prefetch_related("origins"))
-                log_deletion(user, gone_origins)
-                log_deletion(user, [o for p in gone_policies for o in p.origins.all()])
-                log_deletion(user, gone_policies)
-                result.deleted["origins"] = len(gone_origins) + sum(
-                    len(p.origins.all()) for p in gone_policies
-                )
-                result.deleted["policies"] = len(gone_policies)
-                if dry_run:
-                    names: dict[Any, Policy] = {p.obj.pk: p.obj for p in plan}
-                    result.rows += [
-                        ("remove", _origin_words(o, names[o.policy_id]), "") for o in gone_origins
-                    ]
-                    for gone in gone_policies:
-                        result.rows.append(("remove", f"policy '{gone.name}'", ""))
-                        result.rows += [("remove", _origin_words(o, gone), "") for o in gone.origins.all()]
-                AllowedOrigin.objects.filter(pk__in=[o.pk for o in gone_origins]).delete()
-                Policy.objects.filter(pk__in=[p.pk for p in gone_policies]).delete()
-            if created_origins:
-                clock.check()
-                # One statement (one generation): on PostgreSQL the API's query deadline, set to
-                # the time left, cuts it when it would run past (``deadlines``).
-                if connection.features.can_return_rows_from_bulk_insert:
-                    created_origins = AllowedOrigin.objects.bulk_create(created_origins)
-                else:
-                    for obj in created_origins:
-                        clock.check(1)
-                        obj.save()
-                clock.check()
-                log_addition(user, created_origins)
-                result.created["origins"] = len(created_origins)
-                if dry_run:
-                    result.rows += [("add", _origin_words(o, o.policy), "") for o in created_origins]
-                progress.advance(len(created_origins))
+                _delete_unnamed(shares, result, dry_run)
+            _write_origins(shares, result, dry_run, clock)
+            for share in shares:
+                share.log(user)
             progress.done()
             result.warnings = origin_warnings(
                 (p.obj.pk for p in plan if p.obj.allow_credentials), (p.obj.pk for p in plan)
@@ -238,6 +164,138 @@ def import_document(
             }
         ) from None
     return result
+
+
+# Rows a bulk statement writes at once (each row ~15 parameters; SQLite allows 32,766).
+BATCH = 1000
+
+
+@dataclass
+class _PolicyShare:
+    """What an import does to one policy and its origins, recorded as one history entry."""
+
+    policy: Policy
+    action: int = history.CHANGE
+    own: list[dict[str, Any]] = field(default_factory=list)  # the policy's own change message
+    added: list[AllowedOrigin] = field(default_factory=list)
+    changed: list[tuple[AllowedOrigin, list[str]]] = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)  # the pks of its origins the document names
+    deleted: list[str] = field(default_factory=list)
+
+    def log(self, user: User) -> None:
+        changed = [
+            (o.origin, [history.label(AllowedOrigin, f) for f in fields]) for o, fields in self.changed
+        ]
+        added = [o.origin for o in self.added]
+        message = history.summary_message(self.own, added, changed, self.deleted)
+        log_summary(user, self.policy, self.action, message)
+
+
+def _apply_policy(
+    planned: PlannedPolicy, user: User, result: ImportResult, dry_run: bool, clock: Clock
+) -> _PolicyShare:
+    """The policy saved if new or changed; its origins sorted into new, changed and unchanged."""
+    policy = planned.obj
+    share = _PolicyShare(policy)
+    if planned.before is None:
+        policy.save()
+        share.action, share.own = history.ADDITION, [{"added": {}}]
+        result.created["policies"] += 1
+        if dry_run:
+            result.rows.append(("add", f"policy '{policy.name}'", ""))
+    else:
+        fields = changed_fields(planned.before, policy)
+        if fields:
+            policy.save()
+            share.own = history.change_message(Policy, planned.before, field_values(policy), fields)
+            result.changed["policies"] += 1
+            if dry_run:
+                result.rows.append(
+                    ("change", f"policy '{policy.name}'", _values(Policy, planned.before, policy, fields))
+                )
+        else:
+            result.unchanged["policies"] += 1
+    creator = user if user_id(user) is not None else None
+    for planned_origin in planned.origins:
+        obj = planned_origin.obj
+        if obj is not None:
+            obj.policy = policy
+        if planned_origin.before is None and obj is not None:
+            obj.created_by = creator  # type: ignore[assignment]  # AbstractBaseUser: the AUTH_USER_MODEL
+            share.added.append(obj)
+            continue
+        progress.advance()
+        clock.check(1)
+        share.kept.append(cast(int, planned_origin.pk))
+        if planned_origin.fields and obj is not None and planned_origin.before is not None:
+            share.changed.append((obj, planned_origin.fields))
+            result.changed["origins"] += 1
+            if dry_run:
+                values = _values(AllowedOrigin, planned_origin.before, obj, planned_origin.fields)
+                result.rows.append(("change", _origin_words(obj, policy), values))
+        else:
+            result.unchanged["origins"] += 1
+    return share
+
+
+def _delete_unnamed(shares: list[_PolicyShare], result: ImportResult, dry_run: bool) -> None:
+    """Replace: the origins and policies the document does not name, deleted (and counted)."""
+    kept = {pk for share in shares for pk in share.kept}
+    by_policy: dict[int | None, _PolicyShare] = {share.policy.pk: share for share in shares}
+    # Compared here rather than in the query: a NOT IN of 100,000 pks is past SQLite's limit.
+    present = AllowedOrigin.objects.filter(policy_id__in=list(by_policy)).values_list("pk", flat=True)
+    gone_ids = [pk for pk in present.iterator(chunk_size=10_000) if pk not in kept]
+    gone_origins = [
+        entry
+        for start in range(0, len(gone_ids), BATCH)
+        for entry in AllowedOrigin.objects.filter(pk__in=gone_ids[start : start + BATCH])
+    ]
+    gone_policies = list(Policy.objects.exclude(pk__in=list(by_policy)).prefetch_related("origins"))
+    for entry in gone_origins:
+        by_policy[entry.policy_id].deleted.append(entry.origin)
+    for gone in gone_policies:
+        shares.append(_PolicyShare(gone, history.DELETION, deleted=[o.origin for o in gone.origins.all()]))
+    result.deleted["origins"] = len(gone_origins) + sum(len(p.origins.all()) for p in gone_policies)
+    result.deleted["policies"] = len(gone_policies)
+    if dry_run:
+        result.rows += [("remove", _origin_words(o, by_policy[o.policy_id].policy), "") for o in gone_origins]
+        for gone in gone_policies:
+            result.rows.append(("remove", f"policy '{gone.name}'", ""))
+            result.rows += [("remove", _origin_words(o, gone), "") for o in gone.origins.all()]
+    for start in range(0, len(gone_ids), BATCH * 10):
+        AllowedOrigin.objects.filter(pk__in=gone_ids[start : start + BATCH * 10]).delete()
+    Policy.objects.filter(pk__in=[p.pk for p in gone_policies]).delete()
+
+
+def _write_origins(shares: list[_PolicyShare], result: ImportResult, dry_run: bool, clock: Clock) -> None:
+    """The changed origins updated and the new ones inserted, a batch a statement."""
+    changed = [obj for share in shares for obj, _fields in share.changed]
+    if changed:
+        names = {name for share in shares for _obj, fields in share.changed for name in fields}
+        now = timezone.now()
+        for obj in changed:
+            obj.updated_at = now  # a bulk update does not stamp it (``auto_now``)
+        for batch in _batches(changed, clock):
+            AllowedOrigin.objects.bulk_update(batch, sorted(names | {"updated_at"}))
+    created = [obj for share in shares for obj in share.added]
+    if created:
+        for batch in _batches(created, clock):
+            AllowedOrigin.objects.bulk_create(batch)
+        clock.check()
+        result.created["origins"] = len(created)
+        if dry_run:
+            result.rows += [("add", _origin_words(o, o.policy), "") for o in created]
+        progress.advance(len(created))
+
+
+def _batches(rows: list[_Row], clock: Clock) -> Iterator[list[_Row]]:
+    """``rows`` a statement's worth at a time, the clock checked before each: a time limit
+    (``budget``) stops a long bulk write between two statements, not after the last."""
+    for start in range(0, len(rows), BATCH):
+        clock.check()
+        batch = rows[start : start + BATCH]
+        yield batch
+        clock.done += len(batch)
 
 
 def origin_warnings(policy_ids: Iterable[int], all_policy_ids: Iterable[int] = ()) -> list[str]:

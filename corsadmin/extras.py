@@ -22,7 +22,7 @@ API_MODULES = {
 
 
 # The settings only the REST API reads: set, they say the site means to serve it.
-API_SETTINGS = ("AUTH_FAILURE_LIMIT", "IMPORT_MAX_BYTES", "REQUEST_TIMEOUT")
+API_SETTINGS = ("AUTH_FAILURE_LIMIT", "IMPORT_JOB_ORIGINS", "IMPORT_MAX_BYTES", "REQUEST_TIMEOUT")
 
 
 class APINotInstalled(ImproperlyConfigured):

@@ -172,10 +172,13 @@ def _max_length(limit: int, message: str) -> Validator:
     return validate
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def _no_surrogates(value: str) -> None:
-    for character in value:
-        if 0xD800 <= ord(character) <= 0xDFFF:
-            raise Refusal([words(SURROGATE, code_point=ord(character))])
+    found = _SURROGATE.search(value)  # a regex: an import checks 100,000 strings
+    if found:
+        raise Refusal([words(SURROGATE, code_point=ord(found.group()))])
 
 
 def _matching(pattern: str | re.Pattern[str], message: Any) -> Validator:

@@ -136,6 +136,8 @@ def _log_line(
 ) -> None:
     """The history of a site without the admin: one log line per object."""
     change = values_of(json.dumps(message)) if action == CHANGE else ""
+    rows = _rows_of(message)  # an import's summary: the origins it names
+    change = "; ".join(part for part in (change, rows) if part)
     for obj in objects:
         logger.info(
             "corsadmin: %s %s %r (pk %s) by user %s%s",
@@ -147,6 +149,18 @@ def _log_line(
             f": {change}" if change else "",
             extra={"event": "history"},
         )
+
+
+def _rows_of(message: str | list[dict[str, Any]]) -> str:
+    """ "added allowed origin https://a.example.com; ..." from a summary's items that name a row."""
+    if not isinstance(message, list):
+        return ""
+    return "; ".join(
+        f"{kind} {item[kind]['name']} {item[kind]['object']}"
+        for item in message
+        for kind in ("added", "changed", "deleted")
+        if isinstance(item.get(kind), dict) and "object" in item[kind]
+    )
 
 
 def log_addition(user: User, objects: Iterable[models.Model]) -> None:
@@ -161,3 +175,45 @@ def log_change(user: User, obj: models.Model, before: Mapping[str, Any], fields:
 def log_deletion(user: User, objects: Iterable[models.Model]) -> None:
     """Before the delete: the rows still have their primary keys."""
     _log(user, objects, DELETION)
+
+
+# An import's summary names this many origins of each kind, then counts the rest.
+SUMMARY_NAMES = 20
+
+
+def summary_message(
+    own: list[dict[str, Any]],
+    added: list[str],
+    changed: list[tuple[str, list[str]]],
+    deleted: list[str],
+) -> list[dict[str, Any]]:
+    """One policy's share of an import, as one change message: its own change (``own``, from
+    ``change_message``), then its origins added, changed (with the fields' labels) and deleted,
+    the first ``SUMMARY_NAMES`` of each by name and the rest counted ("Added allowed origins
+    “and 99,980 more”.", in the words of Django's admin history)."""
+    from .models import AllowedOrigin
+
+    one, many = str(AllowedOrigin._meta.verbose_name), str(AllowedOrigin._meta.verbose_name_plural)
+    message = list(own)
+    for kind, objects in (("added", added), ("changed", changed), ("deleted", deleted)):
+        for item in objects[:SUMMARY_NAMES]:
+            if kind == "changed":
+                origin, fields = cast("tuple[str, list[str]]", item)
+                message.append({kind: {"name": one, "object": origin, "fields": fields}})
+            else:
+                message.append({kind: {"name": one, "object": item}})
+        rest = objects[SUMMARY_NAMES:]
+        if rest:
+            more: dict[str, Any] = {"name": many, "object": f"and {len(rest):,} more"}
+            if kind == "changed":  # Django's words need the fields: those of the rest, together
+                fields_of_rest = (name for item in rest for name in cast("tuple[str, list[str]]", item)[1])
+                more["fields"] = list(dict.fromkeys(fields_of_rest))
+            message.append({kind: more})
+    return message
+
+
+def log_summary(user: User, obj: models.Model, action: int, message: list[dict[str, Any]]) -> None:
+    """One entry for ``obj`` saying what a bulk write (an import) did to it and its rows; an
+    unchanged ``obj`` whose rows are unchanged too has none."""
+    if message or action != CHANGE:
+        _log(user, [obj], action, message)

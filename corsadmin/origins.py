@@ -80,6 +80,12 @@ ACCEPTED_SCHEMES = lazy(_accepted_schemes, str)()
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A host IDNA leaves as it is (lower-case letters, digits, hyphens; no "--" at 3-4, so no
+# "xn--"): an import of 100,000 such hosts skips the IDNA library for each.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SPACE = re.compile(r"\s")
+_PLAIN_LABEL = r"(?![a-z0-9-]{2}--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_HOST = re.compile(rf"{_PLAIN_LABEL}(?:\.{_PLAIN_LABEL})*")
 _PORT = re.compile(r"[0-9]{1,5}")
 # What a browser sends, in canonical form: the only shape worth a lookup.
 _REQUEST_ORIGIN = re.compile(
@@ -151,9 +157,9 @@ def _check_characters(value: str) -> None:
         raise _fail(_("The origin is empty. %(hint)s") % {"hint": SHAPE_HINT})
     if len(value) > MAX_LENGTH:
         raise _fail(_("The origin is longer than %(max)d characters.") % {"max": MAX_LENGTH})
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value):
         raise _fail(_("The origin contains a control character; remove it."))
-    if any(c.isspace() for c in value):
+    if _SPACE.search(value):  # \s of a str pattern is what str.isspace() is
         raise _fail(_("The origin contains whitespace; remove it. %(hint)s") % {"hint": SHAPE_HINT})
 
 
@@ -313,7 +319,7 @@ def _canonical_hostname(host: str, value: str) -> str:
             _("'%(value)s' has an empty label (two dots in a row or a leading dot).") % {"value": value}
         )
     try:
-        ascii_host = _idna(host)
+        ascii_host = host if _PLAIN_HOST.fullmatch(host) else _idna(host)
     except idna.IDNAError as exc:
         raise _fail(
             _("'%(host)s' in '%(value)s' is not a valid host name: %(error)s.")

@@ -2,9 +2,10 @@
 
 The work itself (``documents``, ``settings_import``) marks its stages with ``stage()`` and
 its steps with ``advance()``. Both do nothing unless the command line opened ``shown()``
-around the call, which it does only on a terminal and without ``--quiet``: the REST API,
-scripts and pipes never see a bar. The bar is tqdm's, on standard error, where tqdm is installed
-(``pip install "corsadmin[cli]"``); without it the work runs the same, with no bar.
+around the call, which it does only on a terminal and without ``--quiet``, or a background
+import tracks it (``tracked()``, ``corsadmin.import_jobs``): scripts and pipes never see a
+bar. The bar is tqdm's, on standard error, where tqdm is installed (``pip install
+"corsadmin[cli]"``); without it the work runs the same, with no bar.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from io import TextIOBase
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, Protocol, TextIO, cast
 
 if TYPE_CHECKING:
-    from typing import Protocol
 
     class Bar(Protocol):
         """What is used of a tqdm bar (tqdm is imported only where its absence is caught)."""
@@ -59,6 +59,20 @@ class _Bars:
             self.bar.close()
             self.bar = None
 
+    def update(self, steps: int) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+
+
+class Tracker(Protocol):
+    """What follows the stages: a terminal's bars, or a background import's row."""
+
+    def stage(self, description: str, total: int | None, unit: str) -> None: ...
+
+    def update(self, steps: int) -> None: ...
+
+    def close(self) -> None: ...
+
 
 def _size(stream: TextIO | TextIOBase) -> tuple[int, int]:
     try:
@@ -67,7 +81,7 @@ def _size(stream: TextIO | TextIOBase) -> tuple[int, int]:
         return (0, 0)
 
 
-_current: ContextVar[_Bars | None] = ContextVar("corsadmin_progress", default=None)
+_current: ContextVar[Tracker | None] = ContextVar("corsadmin_progress", default=None)
 
 
 def active() -> bool:
@@ -89,9 +103,9 @@ def done() -> None:
 
 
 def advance(steps: int = 1) -> None:
-    bars = _current.get()
-    if bars is not None and bars.bar is not None:
-        bars.bar.update(steps)
+    tracker = _current.get()
+    if tracker is not None:
+        tracker.update(steps)
 
 
 def wanted(stream: object, quiet: bool = False) -> bool:
@@ -106,10 +120,16 @@ def shown(stream: TextIO | TextIOBase, enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    bars = _Bars(stream)
-    token = _current.set(bars)
+    with tracked(_Bars(stream)):
+        yield
+
+
+@contextmanager
+def tracked(tracker: Tracker) -> Iterator[None]:
+    """Tell ``tracker`` the stages and steps of the work run inside this block."""
+    token = _current.set(tracker)
     try:
         yield
     finally:
-        bars.close()
+        tracker.close()
         _current.reset(token)

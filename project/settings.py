@@ -131,6 +131,8 @@ else:
 
 CORSADMIN: dict[str, object] = {
     "REFRESH_INTERVAL": float(os.environ.get("CORSADMIN_REFRESH_INTERVAL", "1")),
+    # API imports naming more origins answer 202 and run in the background.
+    "IMPORT_JOB_ORIGINS": int(os.environ.get("CORSADMIN_IMPORT_JOB_ORIGINS", "10000")),
     # Prometheus metrics at /metrics/ (project/urls.py). Under gunicorn -w N, set
     # PROMETHEUS_MULTIPROC_DIR to an empty directory (README, "Metrics").
     "METRICS": True,

@@ -93,6 +93,7 @@ BACKENDS = {
     "test_admin_actions",  # bulk writes, all or nothing
     "test_api",  # API writes and history
     "test_api_document",  # import: all or nothing
+    "test_import_jobs",  # background imports: their threads' transactions and heartbeats
     "test_api_usage",  # hits and last seen read from the database
     "test_background",  # the refresher thread, its own connection
     "test_loader",  # the incremental snapshot against a full rebuild
@@ -139,6 +140,7 @@ DJANGO_SURFACE = {
     "test_dropin",
     "test_dropin_tools",
     "test_history",
+    "test_import_jobs",
     "test_i18n",
     "test_locale",
     "test_middleware",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.management import call_command
 
+from corsadmin import history
 from corsadmin.history import values_of
 from corsadmin.models import AllowedOrigin, Policy
 from tests.api_fixtures import API
@@ -69,3 +71,15 @@ def test_the_history_page_shows_the_values(admin_client, entry):
     )
     content = admin_client.get(f"/admin/corsadmin/allowedorigin/{entry.pk}/history/").content.decode()
     assert '<br><span class="change-values">Enabled: yes → no</span>' in content
+
+
+def test_an_import_summary_on_a_site_without_the_admin_is_one_line(caplog):
+    policy = Policy.objects.get(name="default")
+    added = [f"https://o{i}.example.com" for i in range(22)]
+    message = history.summary_message([], added, [(APP, ["Note"])], ["null"])
+    with caplog.at_level(logging.INFO, logger="corsadmin"):
+        history._log_line(7, [policy], history.CHANGE, message)
+    (line,) = [r.getMessage() for r in caplog.records if getattr(r, "event", "") == "history"]
+    assert line.startswith("corsadmin: changed policy 'default'")
+    assert "added allowed origin https://o19.example.com; added allowed origins and 2 more" in line
+    assert f"changed allowed origin {APP}; deleted allowed origin null" in line

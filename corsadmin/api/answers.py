@@ -5,6 +5,8 @@ The check's question has the rules ``cors check`` reads it by (``corsadmin.recor
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
@@ -33,6 +35,35 @@ class ImportResultSerializer(serializers.Serializer[dict[str, object]]):
         help_text="The imported policies' risky origins (plain http:// with credentials); "
         "present only when there are some.",
     )
+
+
+class ImportJobSerializer(serializers.Serializer[dict[str, object]]):
+    id = serializers.UUIDField()
+    url = serializers.URLField(help_text="Where to poll the job.")
+    state = serializers.ChoiceField(
+        choices=["queued", "running", "succeeded", "failed"],
+        help_text="failed also for a job lost with its server process (then nothing was changed).",
+    )
+    replace = serializers.BooleanField()
+    origins = serializers.IntegerField(help_text="Origins the document names.")
+    stage = serializers.CharField(allow_blank=True, help_text="What a running job is doing.")
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    result = ImportResultSerializer(
+        required=False, help_text="A succeeded job: what a synchronous import would have answered."
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        # Declared here: a class attribute would hide Serializer.errors.
+        fields["errors"] = serializers.DictField(
+            required=False,
+            help_text="A failed job: the errors a synchronous import would have answered (400).",
+        )
+        return fields
 
 
 # --- check and blocked ---------------------------------------------------------

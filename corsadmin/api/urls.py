@@ -43,6 +43,8 @@ urlpatterns = [
     path("check/", views.CheckView.as_view(), name="check"),
     path("export/", views.ExportView.as_view(), name="export"),
     path("import/", views.ImportView.as_view(), name="import"),
+    # Any segment: one that is no job id is a JSON 404 from the view.
+    re_path(r"^imports/(?P<pk>[^/]+)/\Z", views.ImportJobView.as_view(), name="import-job"),
     path("blocked/", views.BlockedView.as_view(), name="blocked"),
     path("status/", status.StatusView.as_view(), name="status"),
     path("schema/", views.SchemaView.as_view(), name="schema"),
@@ -53,5 +55,5 @@ urlpatterns = [
         name="redoc",
     ),
     *router.urls,
-    re_path(r"^.*/\Z", views.NotFoundView.as_view()),
+    re_path(r"^[\s\S]*/\Z", views.NotFoundView.as_view()),  # any path, one with a newline too
 ]

@@ -9,6 +9,7 @@ history (``corsadmin.history``) in the transaction that makes them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -33,9 +34,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import budget, deadlines, diagnosis, documents, history, metrics, writes
+from .. import budget, deadlines, diagnosis, documents, history, import_jobs, metrics, writes
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
-from ..models import AllowedOrigin, Policy, RefusedOrigin
+from ..models import AllowedOrigin, ImportJob, Policy, RefusedOrigin
 from ..usage import with_usage
 from ..widening import ChangeWatch, write_warnings
 from . import permissions
@@ -44,9 +45,11 @@ from .answers import (
     CheckQuerySerializer,
     CheckResultSerializer,
     DocumentSerializer,
+    ImportJobSerializer,
     ImportResultSerializer,
 )
 from .authentication import SessionAuthentication, TokenAuthentication
+from .background import accepted, job_body
 from .exceptions import exception_handler
 from .filters import OriginFilter, PolicyFilter
 from .params import flag
@@ -297,20 +300,43 @@ class ImportView(CorsAdminAPIView, APIView):
             )
         ],
         request=DocumentSerializer,
-        responses={200: ImportResultSerializer},
+        responses={200: ImportResultSerializer, 202: ImportJobSerializer},
+        description="A document naming more than CORSADMIN['IMPORT_JOB_ORIGINS'] origins, or one "
+        "the request runs out of time for (rolled back), is imported in the background: 202 "
+        "with a job to poll at imports/<id>/ (Location).",
     )
     def post(self, request: Request) -> Response:
         replace = _replace_flag(request)
+        document = read_document(request)
+        if import_jobs.origin_count(document) > import_jobs.threshold():
+            return accepted(request, import_jobs.start(document, replace=replace, user=request.user))
         try:
             # A 100,000-origin document's statements take longer than one lookup's.
             with long_request(self):
-                result = documents.import_document(read_document(request), replace=replace, user=request.user)
+                result = documents.import_document(document, replace=replace, user=request.user)
         except documents.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        except budget.OutOfTime:  # rolled back: the work goes on in the background
+            return accepted(request, import_jobs.start(document, replace=replace, user=request.user))
         body: dict[str, Any] = {"replace": replace, **result.as_dict()}
         if result.warnings:
             body["warnings"] = result.warnings
         return Response(body)
+
+
+class ImportJobView(CorsAdminAPIView, APIView):
+    """A background import (``import/`` answered 202): its state, progress, counts and errors."""
+
+    schema = CorsAdminSchema()
+    permission_classes = [permissions.CanImport]
+
+    @extend_schema(summary="A background import's state", responses={200: ImportJobSerializer})
+    def get(self, request: Request, pk: str) -> Response:
+        try:
+            job = ImportJob.objects.get(pk=uuid.UUID(pk))
+        except (ValueError, ImportJob.DoesNotExist):
+            raise NotFound from None
+        return Response(job_body(request, job))
 
 
 @extend_schema_view(get=extend_schema(summary="Origins recently refused"))

@@ -2,8 +2,8 @@
 
 ``config`` holds what users edit (``Policy``, ``AllowedOrigin``), ``validation`` what they
 may hold, ``changelog`` the generation stamping, tombstones and process heartbeats that
-carry every change to every process, and ``counts`` the refused and usage tables. Every
-name is importable from ``corsadmin.models`` as before the split.
+carry every change to every process, ``counts`` the refused and usage tables, and ``jobs``
+the API's background imports. Every name is importable from ``corsadmin.models``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .config import (
     find_default_policy,
 )
 from .counts import OriginHour, OriginUsage, PolicyHour, RefusedOrigin
+from .jobs import ImportJob
 from .validation import (
     DENIED_IN_POLICY,
     DENY_CSRF_TRUSTED,
@@ -67,6 +68,7 @@ __all__ = [
     "ConfigModel",
     "ConfigQuerySet",
     "Generation",
+    "ImportJob",
     "OriginHour",
     "OriginUsage",
     "Policy",

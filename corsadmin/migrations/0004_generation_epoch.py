@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corsadmin', '0002_default_policy'),
+        ('corsadmin', '0003_import_job'),
     ]
 
     operations = [

@@ -23,7 +23,6 @@ that a restart after days of uptime still finds a file the change log reaches ba
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import marshal
@@ -46,6 +45,11 @@ from . import conf, flat_table
 from .entries import EntryTable
 from .models import Generation
 from .text_index import TextIndex
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: snapshot files still work, with no lock between processes
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger("corsadmin")
 
@@ -141,7 +145,7 @@ def refresh(state: State, using: str) -> bool:
     except OSError:
         return True
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _try_lock(lock)
     except OSError:  # another process of the host is writing it
         os.close(lock)
         return False
@@ -170,7 +174,7 @@ def first_load_lock(wait: float = FIRST_LOAD_WAIT) -> Iterator[None]:
     deadline = time.monotonic() + wait
     while lock is not None:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _try_lock(lock)
             break
         except OSError:
             if time.monotonic() >= deadline:
@@ -183,6 +187,12 @@ def first_load_lock(wait: float = FIRST_LOAD_WAIT) -> Iterator[None]:
     finally:
         if lock is not None:
             os.close(lock)
+
+
+def _try_lock(fd: int) -> None:
+    """Lock ``fd`` now or raise OSError (held by another process)."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _stale(folder: Path, epoch: str) -> bool:

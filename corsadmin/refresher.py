@@ -51,6 +51,8 @@ class Holder(Protocol):
 
     def confirm(self, refresher: Refresher, snapshot: Snapshot | None) -> None: ...
 
+    def replace(self, refresher: Refresher, snapshot: Snapshot) -> None: ...
+
     def cycle_ended(self) -> None: ...
 
 
@@ -257,7 +259,7 @@ class Refresher:
         if self.builder.unsaved:  # a full load: written for the next process, then served from the file
             saved = self.builder.save()
             if saved is not None:
-                self.holder.confirm(self, saved)
+                self.holder.replace(self, saved)
         else:
             self.builder.keep_file_fresh()
 

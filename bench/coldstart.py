@@ -1,12 +1,16 @@
 """Cold start and memory of gunicorn -w 3 on the allow-list already in ``$DATABASE_URL``.
 
-    python -m bench.coldstart [--rounds 2] [--against DIR] [--preload-only]
+    python -m bench.coldstart [--rounds 2] [--against DIR] [--preload-only] [--fresh]
 
 From launching gunicorn (``project.wsgi``, ``-c project/gunicorn_conf.py``) until every worker
 has allowed ``https://h1.example.com`` (as ``bench.load fill`` stores it), with and without
 ``--preload``; then RSS and PSS of each worker (``/proc/<pid>/smaps_rollup``). ``REDIS_URL``
 as in the environment. ``--against DIR``: a tree of another revision (``git archive REV | tar
 -x -C DIR``), run in turn with this one (ratios, not absolute times: the machine is shared).
+The demo's settings keep snapshot files in ``$CORSADMIN_VAR_DIR/snapshots`` (one directory for
+the whole run, as a host keeps it between restarts): a start finds the file the last one wrote.
+``--fresh`` deletes them before each start (a host's very first start: a full load, then the
+file written). ``--settle S``: RSS and PSS read S seconds after the cold start (default 0).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +40,7 @@ def memory_mb(pid: int) -> dict[str, float]:
     return values
 
 
-def cold_start(src: Path, preload: bool, log_dir: Path, var_dir: Path) -> dict:
+def cold_start(src: Path, preload: bool, log_dir: Path, var_dir: Path, settle: float = 0.0) -> dict:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="project.settings",
@@ -49,6 +54,7 @@ def cold_start(src: Path, preload: bool, log_dir: Path, var_dir: Path) -> dict:
     refresh.SRC = src
     name = f"{src.name}-{'preload' if preload else 'plain'}-{time.time():.0f}"
     server, result = refresh.start_server(name, env, log_dir, KNOWN, timeout=180, extra=extra)
+    time.sleep(settle)
     result["memory"] = {str(pid): memory_mb(pid) for pid in sorted(server.pids)}
     refresh.stop_server(server)
     return result
@@ -59,6 +65,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--against", type=Path)
     parser.add_argument("--preload-only", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="no snapshot file at each start")
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds to wait before reading memory")
     args = parser.parse_args()
     trees = [refresh.BASE] + ([args.against.resolve()] if args.against else [])
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,14 +78,18 @@ def main() -> None:
         for k in range(args.rounds):
             for preload in (True,) if args.preload_only else (True, False):
                 for src in trees if k % 2 == 0 else trees[::-1]:
-                    result = cold_start(src, preload, Path(tmp), var_dir)
+                    if args.fresh:
+                        shutil.rmtree(var_dir / "snapshots", ignore_errors=True)
+                    files = sorted(p.name[-12:-4] for p in (var_dir / "snapshots").glob("snapshot-*.bin"))
+                    result = cold_start(src, preload, Path(tmp), var_dir, args.settle)
                     memory = result["memory"].values()
                     print(
                         f"round {k + 1} {'after ' if src == refresh.BASE else 'before'} "
                         f"{'--preload' if preload else 'no preload'}: {result['seconds']:.2f} s "
                         f"(per worker {sorted(result['per_worker'].values())}), "
                         f"RSS {sorted(m.get('rss', 0) for m in memory)} MB, "
-                        f"PSS {sorted(m.get('pss', 0) for m in memory)} MB, load {result['load']}",
+                        f"PSS {sorted(m.get('pss', 0) for m in memory)} MB, load {result['load']}, "
+                        f"snapshot files at launch: {files or 'none'}",
                         flush=True,
                     )
 

@@ -3,13 +3,17 @@
     python -m bench.load fill 1000000                  # N origins into $DATABASE_URL's database
     python -m bench.load time [--profile 25]           # one load here: wall, CPU, RSS, top of cProfile
     python -m bench.load compare REV [--rounds 4]      # this tree vs REV (git archive), alternating
+    python -m bench.load file [--rounds 3]             # full load + snapshot file, then starts from it
 
 ``DATABASE_URL`` names a database of your own (migrated here if needed); ``fill`` replaces its
 origins with N canonical ones (``https://h{i}.example.com`` in ``default``, as ``bench.refresh``
 fills), 1 % of them wildcards (``https://*.w{i}.example.com``), in one ``INSERT ... SELECT``.
 ``compare`` runs each load in a fresh process (``time`` on the same database), the two trees
 taking turns, and prints each run and the median ratio (ratios, not absolute times: the
-machine is shared).
+machine is shared). ``file``: in a temporary ``CORSADMIN_VAR_DIR``, a fresh process times a full
+load and the writing of its snapshot file (``SnapshotBuilder.save``), then R fresh processes each
+time their first snapshot from that file (``SnapshotBuilder.update``), alternating with R full
+loads: wall, CPU, RSS added.
 """
 
 from __future__ import annotations
@@ -93,6 +97,51 @@ def time_load(profile: int) -> dict:
     return {"wall": wall, "cpu": cpu, "rss_added_mb": rss_mb() - before, "allowed": bool(allowed)}
 
 
+def time_file(phase: str) -> dict:
+    """One process: ``save`` (a full load, then its file written and read back) or ``first``
+    (the first snapshot, from the file)."""
+    setup()
+    from corsadmin.loader import SnapshotBuilder
+
+    builder = SnapshotBuilder()
+    before = rss_mb()
+    wall, cpu = time.perf_counter(), time.process_time()
+    snapshot = builder.load() if phase == "save" else builder.update()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result = {"wall": wall, "cpu": cpu, "rss_added_mb": rss_mb() - before}
+    result.update(file_loads=builder.file_loads, full_loads=builder.full_loads)
+    if phase == "save":
+        del snapshot
+        started = time.perf_counter()
+        snapshot = builder.save()
+        result["save_wall"] = time.perf_counter() - started
+        result["rss_added_after_save_mb"] = rss_mb() - before
+    assert snapshot is not None
+    result["allowed"] = bool(snapshot.decide("https://h1.example.com", "/x").allowed)
+    return result
+
+
+def file_rounds(rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "CORSADMIN_VAR_DIR": tmp, "PYTHONPATH": str(BASE)}
+
+        def run(*args: str) -> dict:
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.load", *args, "--json"],
+                cwd=BASE,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return json.loads(done.stdout.strip().splitlines()[-1])
+
+        print("full load + file:", run("file-phase", "save"), flush=True)
+        for k in range(rounds):
+            print(f"round {k + 1} from the file:", run("file-phase", "first"), flush=True)
+            print(f"round {k + 1} full load:", run("time"), flush=True)
+
+
 def run_once(src: Path) -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "bench.load", "time", "--json"],
@@ -141,6 +190,10 @@ def main() -> None:
     timing = sub.add_parser("time")
     timing.add_argument("--profile", type=int, default=0, metavar="LINES")
     timing.add_argument("--json", action="store_true")
+    phase = sub.add_parser("file-phase")
+    phase.add_argument("phase", choices=("save", "first"))
+    phase.add_argument("--json", action="store_true")
+    sub.add_parser("file").add_argument("--rounds", type=int, default=3)
     comparing = sub.add_parser("compare")
     comparing.add_argument("rev")
     comparing.add_argument("--rounds", type=int, default=4)
@@ -150,6 +203,10 @@ def main() -> None:
     elif args.command == "time":
         result = time_load(args.profile)
         print(json.dumps(result) if args.json else result)
+    elif args.command == "file-phase":
+        print(json.dumps(time_file(args.phase)))
+    elif args.command == "file":
+        file_rounds(args.rounds)
     else:
         compare(args.rev, args.rounds)
 

@@ -25,6 +25,10 @@ DEFAULTS: dict[str, Any] = {
     # Read the database's generation at least every this many intervals, even when the cache
     # says nothing moved (a publish lost to a cache failure heals within that time).
     "DATABASE_CHECK_EVERY": 3,
+    # A directory of this host (None: off) where the process that completes a full load of the
+    # allow-list writes it (corsadmin.snapshot_file), for new processes to start from instead of
+    # reading every row; they catch up from its generation as any refresh does.
+    "SNAPSHOT_DIR": None,
     # Tombstones of deleted rows are kept this many seconds; a process further behind reloads all.
     "CHANGE_LOG_RETENTION": 86400,
     # Refused-origin telemetry: counted in memory, written at most once per interval.

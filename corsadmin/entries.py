@@ -12,8 +12,8 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 
@@ -93,7 +93,8 @@ def entry_key(text: str) -> tuple[str, Any, str] | None:
 class EntryTable:
     """One policy's origins, immutable once built; ``changed`` makes the next one in O(changes).
 
-    Exact origins (and null) are keys of ``exact``, shared between tables; changes since
+    Exact origins (and null) are keys of ``exact`` (a dictionary, or a ``flat_table.FlatExact``
+    mapped from a snapshot file), shared between tables; changes since
     it was built sit in the small ``recent`` (``None`` for a removed origin) until there
     are enough of them to fold into a new ``exact``. Wildcards and port wildcards are keys
     (scheme, host or base, port, wildcard?) of ``patterns``.
@@ -106,7 +107,7 @@ class EntryTable:
 
     def __init__(
         self,
-        exact: dict[str, ExactValue] | None = None,
+        exact: Mapping[str, ExactValue] | None = None,
         patterns: dict[tuple[str, str, str, bool], Entry] | None = None,
         recent: dict[str, ExactValue] | None = None,
     ) -> None:
@@ -143,7 +144,8 @@ class EntryTable:
             return None
         where, key, canonical = found
         if where == "exact":
-            self.exact[key] = entry_id if expires == math.inf else (entry_id, expires)
+            value = entry_id if expires == math.inf else (entry_id, expires)
+            cast(dict[str, ExactValue], self.exact)[key] = value
         else:
             self.patterns[key] = (entry_id, canonical, expires)
         return canonical
@@ -151,7 +153,7 @@ class EntryTable:
     def add_exact(self, entries: Iterable[tuple[str, int]]) -> None:
         """While building: add (canonical text, entry id) of exact entries that never expire,
         as ``entry_key`` found them (what ``add`` does for each, without a call per entry)."""
-        self.exact.update(entries)
+        cast(dict[str, ExactValue], self.exact).update(entries)
 
     def seal(self) -> None:
         """Done building: index the patterns' hosts."""
@@ -264,6 +266,12 @@ class EntryTable:
             table._exact_live = self._exact_live
         return table
 
+    def folded(self) -> EntryTable:
+        """The same entries with ``recent`` folded into a new dictionary of exact origins."""
+        if not self.recent:
+            return self
+        return EntryTable(_fold(self.exact, self.recent), self.patterns)
+
     def exact_value(self, origin: str) -> ExactValue:
         if self.recent:
             value = self.recent.get(origin, _MISSING)
@@ -333,7 +341,7 @@ def _live_stats(items: Iterable[tuple[str, ExactValue]]) -> tuple[int, float, st
     return forever, latest, latest_key
 
 
-def _fold(exact: dict[str, ExactValue], recent: dict[str, ExactValue]) -> dict[str, ExactValue]:
+def _fold(exact: Mapping[str, ExactValue], recent: dict[str, ExactValue]) -> dict[str, ExactValue]:
     """``exact`` with ``recent`` applied, copied in slices so that no single step holds
     the GIL long enough to delay the requests being answered meanwhile."""
     folded: dict[str, ExactValue] = {}

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any, TypeVar, cast
 
 from django.db import router
 from django.utils import timezone
 
-from . import conf
+from . import conf, snapshot_file
 from .compiler import TableKey, compile_policy, csrf_tables, settings_snapshot
 from .entries import EMPTY_TABLE, Entry, EntryTable, entry_key
 from .hosting import shared_hosting_platform
@@ -67,13 +68,13 @@ class _Journal:
 
     def __init__(self) -> None:
         # (table, key, old value or _MISSING): the tables hold keys and values of many types
-        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._undo: list[tuple[MutableMapping[Any, Any], Any, Any]] = []
 
-    def set(self, table: dict[_Key, _Value], key: _Key, value: _Value) -> None:
+    def set(self, table: MutableMapping[_Key, _Value], key: _Key, value: _Value) -> None:
         self._undo.append((table, key, table.get(key, _MISSING)))
         table[key] = value
 
-    def pop(self, table: dict[_Key, _Value], key: _Key) -> _Value | None:
+    def pop(self, table: MutableMapping[_Key, _Value], key: _Key) -> _Value | None:
         old = table.pop(key, _MISSING)
         if old is _MISSING:
             return None
@@ -132,12 +133,16 @@ class SnapshotBuilder:
         self.using = using
         self.generation: int | None = None
         self.full_loads = 0
+        self.file_loads = 0  # first snapshots read from a snapshot file (then caught up)
         self.updates = 0
+        self.unsaved = False  # a full load not yet written to a snapshot file (``save``)
+        self._epoch = ""  # the database's epoch at the last full load (or of the file read)
+        self._file_due = 0.0  # monotonic: when ``keep_file_fresh`` looks again
         self.progress: Callable[[], None] = _nothing
         self.skipped: tuple[Skipped, ...] = ()  # what the last snapshot left out
         self._policies: dict[int, dict[str, Any]] = {}
         self._tables: dict[TableKey, EntryTable] = {}
-        self._texts: dict[int, str] = {}
+        self._texts: MutableMapping[int, str] = {}  # a ``TextIndex`` when read from a file
         self._csrf: dict[int, tuple[int, Entry]] = {}
         self._bad: dict[int, Skipped] = {}
         self._reported: set[tuple[str, int, str]] = set()  # (kind, row id, reason)
@@ -146,6 +151,7 @@ class SnapshotBuilder:
     def load(self) -> Snapshot:
         """Everything, from scratch."""
         using = self.using or read_alias()
+        epoch = snapshot_file.database_epoch(using)  # "" when snapshot files are off
         generation = database_generation(using)  # first, so the snapshot is never newer than its number
         now = timezone.now()
         policies = {row["id"]: row for row in Policy.objects.using(using).values(*POLICY_FIELDS)}
@@ -169,17 +175,65 @@ class SnapshotBuilder:
                 load_chunk(chunk, policies, tables, texts, csrf, bad)
         for table in tables.values():
             table.seal()
+        if epoch and snapshot_file.database_epoch(using) != epoch:
+            epoch = ""  # a new generation row meanwhile (another history): write no file of this
         snapshot = self._build(policies, tables, csrf, bad, generation)
         # Build, then swap: nothing above touched this builder.
         self._policies, self._tables, self._texts, self._csrf, self._bad = policies, tables, texts, csrf, bad
-        self.generation = generation
+        self.generation, self._epoch = generation, epoch
         self.full_loads += 1
+        self.unsaved = True
         return snapshot
+
+    def _first(self) -> Snapshot:
+        """The first snapshot: from this host's newest usable snapshot file, then caught up as
+        any update is (so what was revoked since is revoked); else the full load."""
+        state = snapshot_file.newest(self.using or read_alias())
+        if state is None:
+            return self.load()
+        self._adopt(state)
+        try:
+            snapshot = self.update()
+        except BaseException:
+            self.generation = None  # not served: the next try starts from the top
+            raise
+        self.file_loads += 1
+        return snapshot if snapshot is not None else self._snapshot()
+
+    def save(self) -> Snapshot | None:
+        """After a full load: write it to this host's snapshot file, and from then on hold the
+        tables read back from it (mapped: their pages shared by every process mapping the
+        file). The snapshot of those (the same generation and contents), or None (off, failed)."""
+        self.unsaved = False
+        if self.generation is None:
+            return None
+        saved = snapshot_file.save(self._state(self.generation), self._epoch, self.using or read_alias())
+        if saved is None:
+            return None
+        self._adopt(saved)
+        return self._snapshot()
+
+    def keep_file_fresh(self) -> None:
+        """Now and then (a minute apart, ten after a write): ``snapshot_file.refresh``."""
+        if self.generation is not None and self._epoch and time.monotonic() >= self._file_due:
+            wrote = snapshot_file.refresh(self._state(self.generation), self.using or read_alias())
+            self._file_due = time.monotonic() + (600 if wrote else 60)
+
+    def _state(self, generation: int) -> snapshot_file.State:
+        bad = {pk: tuple(row) for pk, row in self._bad.items()}
+        return snapshot_file.State(
+            generation, self._policies, self._tables, self._texts, self._csrf, bad, self._epoch
+        )
+
+    def _adopt(self, state: snapshot_file.State) -> None:
+        self._policies, self._tables, self._texts = state.policies, state.tables, state.texts
+        self._csrf, self._bad = state.csrf, {pk: Skipped(*row) for pk, row in state.bad.items()}
+        self.generation, self._epoch = state.generation, state.epoch
 
     def update(self) -> Snapshot | None:
         """What changed since the last snapshot (None: nothing did); a full load when needed."""
         if self.generation is None:
-            return self.load()
+            return self._first()
         using = self.using or read_alias()
         stamp = Generation.objects.using(using).filter(pk=1).values_list("value", "pruned").first() or (0, 0)
         generation, pruned = stamp

@@ -193,6 +193,19 @@ class SnapshotHolder:
                 self._inherited = None
                 self._installed.notify_all()
 
+    def replace(self, refresher: Refresher, snapshot: Snapshot) -> None:
+        """Serve ``snapshot`` instead of the current one of the same generation (the same
+        allow-list, held otherwise: read back from the snapshot file just written). Confirms
+        nothing; ignored from a refresher that a reset replaced, or for another generation."""
+        with self._lock:
+            current = self._snapshot
+            if (
+                refresher is self._refresher
+                and current is not None
+                and current.generation == snapshot.generation
+            ):
+                self._snapshot = snapshot
+
     def cycle_ended(self) -> None:
         """The end of a cycle: say when the snapshot went stale, and tell the listeners."""
         stale = self._snapshot is not None and time.monotonic() >= self._fresh_until
@@ -289,6 +302,7 @@ class SnapshotHolder:
             "generation": self.peek().generation,
             "rebuilds": builder.full_loads + builder.updates,
             "full_loads": builder.full_loads,
+            "file_loads": builder.file_loads,
             "updates": builder.updates,
             "db_checks": refresher.db_checks,
             "cycles": refresher.cycles,

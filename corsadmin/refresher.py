@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import connections, router
 
-from . import conf
+from . import conf, snapshot_file
 from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, read_alias
 from .signals import refreshed, service_failed
@@ -50,6 +50,8 @@ class Holder(Protocol):
     def has_snapshot(self) -> bool: ...
 
     def confirm(self, refresher: Refresher, snapshot: Snapshot | None) -> None: ...
+
+    def replace(self, refresher: Refresher, snapshot: Snapshot) -> None: ...
 
     def cycle_ended(self) -> None: ...
 
@@ -221,6 +223,15 @@ class Refresher:
         return bool(self.unpublished) or stamp is None or stamp < generation
 
     def _update(self) -> None:
+        """One read of what changed (the first: a snapshot file or a full load, see
+        ``snapshot_file.first_load_lock``), and the snapshot handed to the holder."""
+        if self.builder.generation is None and snapshot_file.directory() is not None:
+            with snapshot_file.first_load_lock():
+                self._read()
+        else:
+            self._read()
+
+    def _read(self) -> None:
         self.db_checks += 1
         started = perf_counter()
         alias = read_alias()
@@ -245,6 +256,12 @@ class Refresher:
         refreshed.send(sender=sender, seconds=perf_counter() - started, ok=True)
         self.database.ok()
         self.holder.confirm(self, snapshot)
+        if self.builder.unsaved:  # a full load: written for the next process, then served from the file
+            saved = self.builder.save()
+            if saved is not None:
+                self.holder.replace(self, saved)
+        else:
+            self.builder.keep_file_fresh()
 
     # --- the cache: the generation stamp and its channel -----------------------------
 

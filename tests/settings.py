@@ -21,4 +21,7 @@ CORSADMIN = {
     "USAGE_FLUSH": "manual",
     "HEARTBEAT_FLUSH": "manual",
     "REFRESH": "inline",
+    # No snapshot files between tests (whose rolled-back transactions reuse generation
+    # numbers); tests/test_snapshot_file.py turns them on in a directory of its own.
+    "SNAPSHOT_DIR": None,
 }

@@ -16,6 +16,7 @@ models (``corsadmin.models.config``); this module needs nothing from them.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -33,6 +34,10 @@ NOTIFY_CHANNEL = "corsadmin_changes"
 # Deleting more rows than this at once asks every process for a full reload
 # instead of one tombstone per row.
 TOMBSTONE_BATCH = 500
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(16)
 
 
 def _one_transaction(using: str) -> Any:
@@ -212,6 +217,9 @@ class Generation(models.Model):
     pruned = models.BigIntegerField(
         default=0, help_text=_("Tombstones up to this generation are gone: a process behind it reloads all.")
     )
+    # Random, set when the row is made: which history the numbers belong to. A snapshot file
+    # (corsadmin.snapshot_file) is only read back by a database with the same epoch.
+    epoch = models.CharField(max_length=32, default=new_epoch, editable=False)
 
     def __str__(self) -> str:
         return str(self.value)

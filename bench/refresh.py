@@ -174,7 +174,8 @@ class Deployment:
                     f"INSERT INTO corsadmin_allowedorigin ({columns}) "
                     "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < ?) "
                     "SELECT 'https://h' || i || '.example.com', "
-                    "(SELECT id FROM corsadmin_policy WHERE name = 'default'), 0, 1, 0, ?, ?, '', 'allow' FROM s",
+                    "(SELECT id FROM corsadmin_policy WHERE name = 'default'), "
+                    "0, 1, 0, ?, ?, '', 'allow' FROM s",
                     [self.n - 1, now, now],
                 )
                 conn.commit()

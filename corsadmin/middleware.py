@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
-from . import metrics, telemetry, usage
+from . import metrics, refusals, telemetry, usage
 from .hosts import request_host
 from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
@@ -73,22 +73,25 @@ class _Request:
 
     def note_refusal(self, request: HttpRequest, decision: Decision, snapshot: Snapshot) -> None:
         """Count a refused cross-origin request (a same-origin one is not a refusal), or
-        the report-only policies that would have refused an allowed one."""
+        the report-only policies that would have refused an allowed one: one count each in
+        ``corsadmin.refusals``, for telemetry and usage alike."""
+        origin = self.origin
         if decision.allowed:
             if decision.would_refuse and telemetry.ENABLED and self.cross_origin(request):
                 for policy in decision.would_refuse:
-                    telemetry.recorder.record(self.origin, self.path, policy)  # type: ignore[arg-type]
+                    refusals.count(origin, self.path, None, policy)  # type: ignore[arg-type]
             return
-        origin = self.origin
         if not decision.covered or not origin:
             return
         host: str | None = request.META.get("HTTP_HOST")
         # (cross_origin, inline: a flood of refusals comes this way)
         if (host and not origin.endswith(host)) or origin != _own_origin(request):
+            path = self.path
+            counted = usage.covering(snapshot, path, self.host) if usage.ENABLED else None
             if telemetry.ENABLED:
-                telemetry.recorder.record(origin, self.path)
-            if usage.ENABLED:
-                usage.refused(snapshot, self.path, self.host)
+                refusals.count(origin, path, counted, "")
+            elif counted is not None:
+                refusals.count(origin, path, counted, None)
 
     def cross_origin(self, request: HttpRequest) -> bool:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""
@@ -205,7 +208,8 @@ class CorsMiddleware:
                 decision = asked.decide_not_enabled(snapshot, decision)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
-        asked.note_refusal(request, decision, snapshot)
+        if asked.origin:  # (no Origin: nothing to count)
+            asked.note_refusal(request, decision, snapshot)
         if usage.ENABLED:
             if decision.allowed:
                 usage.allowed(decision.policy, decision.entry_id)
@@ -229,7 +233,8 @@ class CorsMiddleware:
                 decision = asked.decide_not_enabled(snapshot, decision)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
-        asked.note_refusal(request, decision, snapshot)
+        if asked.origin:  # (no Origin: nothing to count)
+            asked.note_refusal(request, decision, snapshot)
         if usage.ENABLED:
             if decision.allowed:
                 usage.allowed(decision.policy, decision.entry_id)

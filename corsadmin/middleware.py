@@ -86,12 +86,16 @@ class _Request:
         host: str | None = request.META.get("HTTP_HOST")
         # (cross_origin, inline: a flood of refusals comes this way)
         if (host and not origin.endswith(host)) or origin != _own_origin(request):
-            path = self.path
-            counted = usage.covering(snapshot, path, self.host) if usage.ENABLED else None
+            # The policy usage counts it for: known to a refusal decide() made.
+            counted = (
+                (decision.counted or usage.covering(snapshot, self.path, self.host))
+                if usage.ENABLED
+                else None
+            )
             if telemetry.ENABLED:
-                refusals.count(origin, path, counted, "")
+                refusals.count(origin, self.path, counted, "")
             elif counted is not None:
-                refusals.count(origin, path, counted, None)
+                refusals.count(origin, self.path, counted, None)
 
     def cross_origin(self, request: HttpRequest) -> bool:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""
@@ -114,11 +118,9 @@ def _own_origin(request: HttpRequest) -> str:
     return f"{scheme}://{host}"
 
 
-def _receivers_listening() -> bool:
-    for signal in SIGNALS:  # noqa: SIM110  (a loop, not any(generator): this runs on every request)
-        if signal.receivers:
-            return True
-    return False
+# The first and the last of SIGNALS (one Signal twice without django-cors-headers): whether a
+# receiver is connected is tested inline, on every request not allowed (no call, no loop).
+_FIRST, _LAST = SIGNALS[0], SIGNALS[-1]
 
 
 def _enabled(responses: Sequence[tuple[object, object]]) -> bool:
@@ -201,7 +203,7 @@ class CorsMiddleware:
         asked = _Request(request)
         snapshot = holder.get()
         decision = asked.decide(snapshot)
-        if not decision.allowed and _receivers_listening():
+        if not decision.allowed and (_FIRST.receivers or _LAST.receivers):
             if asked.origin and _enabled_by_receiver(request):
                 decision = asked.decide_enabled(snapshot)
             else:
@@ -226,7 +228,7 @@ class CorsMiddleware:
         asked = _Request(request)
         snapshot = await holder.aget()
         decision = asked.decide(snapshot)
-        if not decision.allowed and _receivers_listening():
+        if not decision.allowed and (_FIRST.receivers or _LAST.receivers):
             if asked.origin and await _aenabled_by_receiver(request):
                 decision = asked.decide_enabled(snapshot)
             else:

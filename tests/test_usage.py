@@ -45,6 +45,7 @@ def fresh_counts(monkeypatch):
     monkeypatch.setattr(usage, "_pruned_at", None)
     monkeypatch.setattr(usage, "_hour_end", 0.0)
     monkeypatch.setattr(usage, "_covering_for", (0, 0.0))
+    monkeypatch.setattr(usage, "_covering", {})
 
 
 @pytest.fixture
@@ -291,11 +292,19 @@ def test_a_clock_set_back_counts_in_the_earlier_hour(entry, clock):
 def test_the_covering_policy_of_a_refused_path_is_remembered_per_snapshot(
     client, entry, clock, django_capture_on_commit_callbacks
 ):
-    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")
+    """The refusal the snapshot remembers names the policy it counts for (the middleware asks
+    nothing more per request); ``usage.covering`` remembers it per snapshot for refusals the
+    snapshot did not decide (receivers, protected paths)."""
+    evil = "https://evil.example.net"
+    client.get(ECHO, HTTP_ORIGIN=evil)
+    assert holder.get().decide(evil, ECHO).counted == "default"
+    assert usage.covering(holder.get(), ECHO) == "default"
     assert usage._covering == {(None, ECHO): "default"}
     with django_capture_on_commit_callbacks(execute=True):
         covering_api()
-    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")  # a new snapshot: asked again
+    client.get(ECHO, HTTP_ORIGIN=evil)  # a new snapshot: asked again
+    assert holder.get().decide(evil, ECHO).counted == "api"
+    assert usage.covering(holder.get(), ECHO) == "api"
     assert usage._covering == {(None, ECHO): "api"}
     usage.flush()
     assert sorted(PolicyHour.objects.values_list("policy", "refused")) == [("api", 1), ("default", 1)]

@@ -14,9 +14,10 @@ for ``usage.flush`` (``take_usage``), which adds it to the hourly per-policy cou
 writes. Each consumer splits before it reads or writes (its flush, its ``pending``)
 through the hooks this module sets on import (``telemetry.upstream``,
 ``usage.upstream``: neither imports this module), so what telemetry and usage record and
-write is what they recorded when each refusal went to both. At most
-``TELEMETRY_MAX_ORIGINS`` keys wait here: the request that would add one more splits
-first. After a fork the child drops what the parent counted (the parent writes it).
+write is what they recorded when each refusal went to both (one difference: a key's first
+and last seen merge as the earliest and the latest, which is the same unless the clock is
+set back). At most ``TELEMETRY_MAX_ORIGINS`` keys wait here per hour: the request that
+would add one more splits first. After a fork the child drops what the parent counted (the parent writes it).
 Nothing here raises into a request. The middleware imports this module, which sets the
 hooks: a process that never imported it has nothing counted here.
 """
@@ -50,7 +51,6 @@ _usage_share: dict[int, dict[str, int]] = {}
 def count(origin: str, path: str, policy: str | None, report: str | None) -> None:
     """One refused request: counted by usage for ``policy`` (unless None) and by telemetry
     under ``report`` ("" for an ordinary refusal; unless None)."""
-    global _current
     at = usage.clock()
     clock = telemetry.clock
     now = at if clock is usage.clock else clock()

@@ -147,9 +147,12 @@ def take_usage() -> dict[int, dict[str, int]]:
 
 def usage_counts() -> dict[int, dict[str, list[int]]]:
     """Usage's per-policy counts not flushed yet, these refusals included (nothing is moved):
-    hour -> {policy: [allowed, refused]}."""
+    hour -> {policy: [allowed, refused]} (tests, diagnostics)."""
     with _split_lock, _lock:
-        counts = {h: {name: list(slot) for name, slot in per.items()} for h, per in usage._policies.items()}
+        counts = {
+            h: {name: list(slot) for name, slot in list(per.items())}  # (requests add to them meanwhile)
+            for h, per in list(usage._policies.items())
+        }
         for hour, per_policy in _usage_share.items():
             for name, n in per_policy.items():
                 counts.setdefault(hour, {}).setdefault(name, [0, 0])[1] += n

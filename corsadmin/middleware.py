@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
 
-from . import metrics, telemetry, usage
+from . import metrics, refusals, telemetry, usage
 from .hosts import request_host
 from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
@@ -73,22 +73,29 @@ class _Request:
 
     def note_refusal(self, request: HttpRequest, decision: Decision, snapshot: Snapshot) -> None:
         """Count a refused cross-origin request (a same-origin one is not a refusal), or
-        the report-only policies that would have refused an allowed one."""
+        the report-only policies that would have refused an allowed one: one count each in
+        ``corsadmin.refusals``, for telemetry and usage alike."""
+        origin = self.origin
         if decision.allowed:
             if decision.would_refuse and telemetry.ENABLED and self.cross_origin(request):
                 for policy in decision.would_refuse:
-                    telemetry.recorder.record(self.origin, self.path, policy)  # type: ignore[arg-type]
+                    refusals.count(origin, self.path, None, policy)  # type: ignore[arg-type]
             return
-        origin = self.origin
         if not decision.covered or not origin:
             return
         host: str | None = request.META.get("HTTP_HOST")
         # (cross_origin, inline: a flood of refusals comes this way)
         if (host and not origin.endswith(host)) or origin != _own_origin(request):
+            # The policy usage counts it for: known to a refusal decide() made.
+            counted = (
+                (decision.counted or usage.covering(snapshot, self.path, self.host))
+                if usage.ENABLED
+                else None
+            )
             if telemetry.ENABLED:
-                telemetry.recorder.record(origin, self.path)
-            if usage.ENABLED:
-                usage.refused(snapshot, self.path, self.host)
+                refusals.count(origin, self.path, counted, "")
+            elif counted is not None:
+                refusals.count(origin, self.path, counted, None)
 
     def cross_origin(self, request: HttpRequest) -> bool:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""
@@ -111,11 +118,9 @@ def _own_origin(request: HttpRequest) -> str:
     return f"{scheme}://{host}"
 
 
-def _receivers_listening() -> bool:
-    for signal in SIGNALS:  # noqa: SIM110  (a loop, not any(generator): this runs on every request)
-        if signal.receivers:
-            return True
-    return False
+# The first and the last of SIGNALS (one Signal twice without django-cors-headers): whether a
+# receiver is connected is tested inline, on every request not allowed (no call, no loop).
+_FIRST, _LAST = SIGNALS[0], SIGNALS[-1]
 
 
 def _enabled(responses: Sequence[tuple[object, object]]) -> bool:
@@ -198,14 +203,15 @@ class CorsMiddleware:
         asked = _Request(request)
         snapshot = holder.get()
         decision = asked.decide(snapshot)
-        if not decision.allowed and _receivers_listening():
+        if not decision.allowed and (_FIRST.receivers or _LAST.receivers):
             if asked.origin and _enabled_by_receiver(request):
                 decision = asked.decide_enabled(snapshot)
             else:
                 decision = asked.decide_not_enabled(snapshot, decision)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
-        asked.note_refusal(request, decision, snapshot)
+        if asked.origin:  # (no Origin: nothing to count)
+            asked.note_refusal(request, decision, snapshot)
         if usage.ENABLED:
             if decision.allowed:
                 usage.allowed(decision.policy, decision.entry_id)
@@ -222,14 +228,15 @@ class CorsMiddleware:
         asked = _Request(request)
         snapshot = await holder.aget()
         decision = asked.decide(snapshot)
-        if not decision.allowed and _receivers_listening():
+        if not decision.allowed and (_FIRST.receivers or _LAST.receivers):
             if asked.origin and await _aenabled_by_receiver(request):
                 decision = asked.decide_enabled(snapshot)
             else:
                 decision = asked.decide_not_enabled(snapshot, decision)
         request._cors_enabled = decision.covered  # type: ignore[attr-defined]  # as django-cors-headers
         request._cors_snapshot = snapshot  # type: ignore[attr-defined]  # which one decided (diagnostics)
-        asked.note_refusal(request, decision, snapshot)
+        if asked.origin:  # (no Origin: nothing to count)
+            asked.note_refusal(request, decision, snapshot)
         if usage.ENABLED:
             if decision.allowed:
                 usage.allowed(decision.policy, decision.entry_id)

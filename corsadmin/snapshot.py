@@ -44,6 +44,9 @@ class Decision:
     matched on the way (its policy, text and id): it refused the origin in that policy.
     ``would_refuse``: the report-only policies covering the request that would refuse the
     origin the real decision allowed.
+    ``counted``: for a refusal ``decide`` made, the policy usage counts it for (the first
+    enforcing policy covering the request, ``usage.covering``'s answer); None: not known
+    here (ask ``usage.covering``). Not part of the decision's value (equality).
     """
 
     covered: bool
@@ -56,6 +59,7 @@ class Decision:
     denied_by: str | None = None
     denied_id: int | None = None
     would_refuse: tuple[str, ...] = ()
+    counted: str | None = field(default=None, compare=False)
 
 
 NOT_COVERED = Decision(covered=False)
@@ -205,6 +209,7 @@ class Snapshot:
         "reports",
         "skipped",
         "_memo",
+        "_refused",
     )
 
     def __init__(
@@ -234,6 +239,8 @@ class Snapshot:
         self.skipped: tuple[Any, ...] = ()
         # (origin, path, method, preflight, private network, host) -> its decision
         self._memo: dict[tuple[str | None, str, str, bool, bool, str | None], Decision] = {}
+        # policy name -> the refusal counted for it (one object per policy, like REFUSED)
+        self._refused: dict[str, Decision] = {}
 
     def decide(
         self,
@@ -327,10 +334,16 @@ class Snapshot:
             return decision, lasting and reports_last and entry[2] == math.inf
         if reporting == len(covering):  # only report-only policies: as if none covered it
             return NOT_COVERED, True
+        counted = next(p.name for p in covering if not p.report)  # what usage counts it for
         if denied is None:
-            return REFUSED, lasting
+            refused = self._refused.get(counted)
+            if refused is None:
+                refused = self._refused[counted] = Decision(covered=True, counted=counted)
+            return refused, lasting
         name, text, entry_id = denied
-        return Decision(covered=True, denied_policy=name, denied_by=text, denied_id=entry_id), lasting
+        return Decision(
+            covered=True, denied_policy=name, denied_by=text, denied_id=entry_id, counted=counted
+        ), lasting
 
     @staticmethod
     def _judge(policy: CompiledPolicy, origin: str, now: float) -> tuple[Entry | None, Entry | None]:

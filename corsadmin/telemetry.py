@@ -11,7 +11,9 @@ report-only policy) keys; what does not fit is counted in ``dropped``, and count
 database refused are kept for the next flush within the same bound. Nothing here raises
 into a request. Ordinary refusals have no policy (""); a report-only policy's would-be
 refusals (the real decision allowed the origin) are counted under its name. After a
-fork the child drops what the parent counted: the parent writes it.
+fork the child drops what the parent counted: the parent writes it. The middleware counts
+its refusals in ``corsadmin.refusals`` (one count for telemetry and usage), which hands
+them over here (``Recorder.add``) before this recorder is read or flushed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +54,19 @@ PREFIX_MEMO_SIZE = 4096
 Counts = dict[tuple[str, str, str], list[Any]]
 
 
+def _nothing() -> None:
+    return None
+
+
+def _none_waiting() -> bool:
+    return False
+
+
+# (hand over what is counted elsewhere, whether something is): set by ``corsadmin.refusals``
+# when it is imported (it imports this module, not the other way round).
+upstream: tuple[Callable[[], None], Callable[[], bool]] = (_nothing, _none_waiting)
+
+
 def path_prefix(path: str) -> str:
     """'/api/v1/users' -> '/api/'; '/' -> '/'. A NUL (from '%00') is escaped: PostgreSQL refuses it."""
     end = path.find("/", 1)
@@ -79,7 +95,7 @@ class Recorder:
                 "telemetry",
                 self.flush,
                 interval=lambda: float(conf.get("TELEMETRY_INTERVAL")),
-                pending=lambda: bool(self._counts or self.dropped),
+                pending=lambda: bool(self._counts or self.dropped) or upstream[1](),
                 what="refused-origin telemetry",
                 event="telemetry_failed",
                 forked=self._drop_inherited_counts,
@@ -108,11 +124,32 @@ class Recorder:
         except Exception:  # noqa: BLE001, S110  (never let telemetry reach a request)
             pass
 
+    def add(self, origin: str, path: str, policy: str, count: int, first: float, last: float) -> None:
+        """``count`` refusals counted elsewhere (``corsadmin.refusals``), the first and the
+        last at those times: as ``count`` calls of ``record``."""
+        prefix = _prefixes.get(path)
+        if prefix is None:
+            prefix = _remember_prefix(path)
+        key = (origin, prefix, policy)
+        with self._lock:
+            counts = self._counts
+            entry = counts.get(key)
+            if entry is not None:
+                entry[0] += count
+                entry[1] = min(entry[1], first)
+                entry[2] = max(entry[2], last)
+            elif len(counts) < _max_origins:
+                counts[key] = [count, first, last]
+            else:
+                self.dropped += count
+
     def pending(self) -> Counts:
+        upstream[0]()
         with self._lock:
             return {key: list(entry) for key, entry in self._counts.items()}
 
     def _take(self) -> Counts:
+        upstream[0]()
         with self._lock:
             counts, self._counts = self._counts, {}
         return counts

@@ -11,7 +11,9 @@ counts add up: one row per entry (``OriginUsage``), one per entry and hour
 Hourly rows older than ``USAGE_RETENTION_DAYS`` are pruned by the flush. Usage is not
 configuration: no generation moves, no snapshot is rebuilt, and exports leave it out.
 
-Disabled (``CORSADMIN["USAGE"] = False``), the middleware pays one test of ``ENABLED``.
+Disabled (``CORSADMIN["USAGE"] = False``), the middleware pays one test of ``ENABLED``. The
+middleware's refusals are counted in ``corsadmin.refusals`` (one count for usage and
+telemetry) and added to the per-policy counts when they are flushed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +84,9 @@ MEMO_SIZE = 4096
 _UNKNOWN = "\x00"  # never a policy's name (a slug)
 _flush_lock = threading.Lock()
 _pruned_at: float | None = None
+# Set by ``corsadmin.refusals`` when it is imported (it imports this module): take the
+# refusals counted there (hour -> {policy: count}), and whether some wait.
+upstream: tuple[Callable[[], dict[int, dict[str, int]]], Callable[[], bool]] = (dict, bool)
 
 
 def configure() -> None:
@@ -144,10 +149,23 @@ def denied(entry_id: int) -> None:
 def refused(snapshot: Snapshot, path: str, host: str | None = None) -> None:
     """One cross-origin request refused on ``path`` (at ``host``): counted for the first
     enforcing policy of the snapshot (by priority) that covers it."""
-    global _covering, _covering_for
     at = clock()
     if at >= _hour_end or at < _hour_end - HOUR:
         _new_hour(at)
+    name = covering(snapshot, path, host)
+    if name is None:
+        return
+    counts = _cur_policies.get(name)
+    if counts is None:
+        _cur_policies[name] = [0, 1]
+    else:
+        counts[1] += 1
+
+
+def covering(snapshot: Snapshot, path: str, host: str | None = None) -> str | None:
+    """The policy a refusal on ``path`` (at ``host``) counts for: the snapshot's first
+    enforcing policy (by priority) covering it; None: no policy."""
+    global _covering, _covering_for
     if snapshot.built_at != _covering_for[1] or id(snapshot) != _covering_for[0]:
         _covering, _covering_for = {}, (id(snapshot), snapshot.built_at)
     key = (host, path)
@@ -164,13 +182,7 @@ def refused(snapshot: Snapshot, path: str, host: str | None = None) -> None:
             if len(memo) >= MEMO_SIZE:
                 memo.clear()
             memo[key] = name
-    if name is None:
-        return
-    counts = _cur_policies.get(name)
-    if counts is None:
-        _cur_policies[name] = [0, 1]
-    else:
-        counts[1] += 1
+    return name
 
 
 def _ensure_flusher() -> None:
@@ -179,7 +191,7 @@ def _ensure_flusher() -> None:
 
 
 def pending() -> bool:
-    return any(_entries.values()) or any(_policies.values())
+    return any(_entries.values()) or any(_policies.values()) or upstream[1]()
 
 
 # --- the flush -------------------------------------------------------------------------
@@ -192,6 +204,9 @@ def flush() -> int:
         entries, _entries = _entries, {}
         policies, _policies = _policies, {}
         _hour_end = 0.0  # the next request takes new current-hour dictionaries
+        for hour, per_policy in upstream[0]().items():  # refusals counted in corsadmin.refusals
+            for name, n in per_policy.items():
+                policies.setdefault(hour, {}).setdefault(name, [0, 0])[1] += n
         written = 0
         if any(entries.values()) or any(policies.values()):
             try:

@@ -13,7 +13,7 @@ from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.test import APIClient
 
-from corsadmin import bus, conf
+from corsadmin import bus, conf, refusals
 from corsadmin.api.auth_failures import failures
 from corsadmin.api.throttles import CorsAdminThrottle
 from corsadmin.refresh import holder
@@ -71,10 +71,12 @@ def fresh_throttles():
 @pytest.fixture(autouse=True)
 def manual_telemetry():
     """Each test starts and ends with no refused-origin telemetry in memory (tests/settings.py
-    flushes it by hand: no background writer)."""
+    flushes it by hand: no background writer), nor refusals waiting for usage."""
     recorder._take()
+    refusals.clear()
     yield
     recorder._take()
+    refusals.clear()
 
 
 @pytest.fixture

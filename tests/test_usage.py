@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from corsadmin import usage
+from corsadmin import refusals, usage
 from corsadmin.middleware import CorsMiddleware
 from corsadmin.models import AllowedOrigin, Generation, OriginHour, OriginUsage, Policy, PolicyHour
 from corsadmin.refresh import holder
@@ -45,6 +45,7 @@ def fresh_counts(monkeypatch):
     monkeypatch.setattr(usage, "_pruned_at", None)
     monkeypatch.setattr(usage, "_hour_end", 0.0)
     monkeypatch.setattr(usage, "_covering_for", (0, 0.0))
+    monkeypatch.setattr(usage, "_covering", {})
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ async def test_the_async_path_counts_the_same(async_client, clock):
     await async_client.get(ECHO, headers={"Origin": APP})
     await async_client.get(ECHO, headers={"Origin": "https://evil.example.net"})
     assert usage._entries == {int(T0) // 3600: {entry.pk: [1, T0]}}
-    assert usage._policies == {int(T0) // 3600: {"default": [1, 1]}}
+    assert refusals.usage_counts() == {int(T0) // 3600: {"default": [1, 1]}}  # refusals included
 
 
 def test_a_refused_cross_origin_request_counts_for_the_covering_policy(client, entry, clock):
@@ -171,7 +172,7 @@ def test_the_request_path_runs_no_query_with_counting_on(client, entry, clock, d
         middleware(factory.get(ECHO, HTTP_ORIGIN="https://evil.example.net"))
     assert response["Access-Control-Allow-Origin"] == APP
     assert usage._entries == {int(T0) // 3600: {entry.pk: [2, T0]}}
-    assert usage._policies == {int(T0) // 3600: {"default": [2, 1]}}
+    assert refusals.usage_counts() == {int(T0) // 3600: {"default": [2, 1]}}  # refusals included
 
 
 def test_disabled_counts_nothing(client, entry, clock, settings):
@@ -291,11 +292,19 @@ def test_a_clock_set_back_counts_in_the_earlier_hour(entry, clock):
 def test_the_covering_policy_of_a_refused_path_is_remembered_per_snapshot(
     client, entry, clock, django_capture_on_commit_callbacks
 ):
-    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")
+    """The refusal the snapshot remembers names the policy it counts for (the middleware asks
+    nothing more per request); ``usage.covering`` remembers it per snapshot for refusals the
+    snapshot did not decide (receivers, protected paths)."""
+    evil = "https://evil.example.net"
+    client.get(ECHO, HTTP_ORIGIN=evil)
+    assert holder.get().decide(evil, ECHO).counted == "default"
+    assert usage.covering(holder.get(), ECHO) == "default"
     assert usage._covering == {(None, ECHO): "default"}
     with django_capture_on_commit_callbacks(execute=True):
         covering_api()
-    client.get(ECHO, HTTP_ORIGIN="https://evil.example.net")  # a new snapshot: asked again
+    client.get(ECHO, HTTP_ORIGIN=evil)  # a new snapshot: asked again
+    assert holder.get().decide(evil, ECHO).counted == "api"
+    assert usage.covering(holder.get(), ECHO) == "api"
     assert usage._covering == {(None, ECHO): "api"}
     usage.flush()
     assert sorted(PolicyHour.objects.values_list("policy", "refused")) == [("api", 1), ("default", 1)]

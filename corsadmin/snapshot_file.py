@@ -294,7 +294,7 @@ def write(state: State, epoch: str, using: str) -> Path | None:
             extra={"event": "snapshot_file_error"},
         )
         return None
-    logger.info(
+    logger.debug(
         "corsadmin: wrote the allow-list's snapshot file %s (generation %s, %.2f s)",
         name,
         state.generation,

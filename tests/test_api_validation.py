@@ -279,3 +279,21 @@ def test_bad_replace_flag_is_400(full_client):
     response = full_client.post(API + "import/?replace=maybe", {"version": 1, "policies": []}, format="json")
     assert response.status_code == 400
     assert "replace" in response.json()
+
+
+# --- a NUL character: in no name, and refused by PostgreSQL in a query (a 500 before) ---------
+
+
+def test_an_origin_naming_a_policy_with_a_nul_is_400_no_such_policy(full_client):
+    response = full_client.post(
+        API + "origins/", {"origin": "https://nul.example.com", "policy": "a\x00b"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"policy": ["There is no policy named 'a\\u0000b'."]}
+    assert not AllowedOrigin.objects.filter(origin="https://nul.example.com").exists()
+
+
+def test_a_policy_address_with_a_nul_is_a_json_404(full_client):
+    response = full_client.get(API + "policies/a%00b/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"

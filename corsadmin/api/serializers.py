@@ -34,6 +34,7 @@ from ..models import AllowedOrigin, Policy, find_default_policy
 from ..origins import MAX_LENGTH
 from ..records import ORIGIN_FIELDS, POLICY_FIELDS, origin_warnings, policy_warnings
 from ..usage import hits_of
+from ..visible import visible_text
 from ..wording import entry_status
 
 _Row = TypeVar("_Row", bound=models.Model)
@@ -234,6 +235,11 @@ class PolicyNameField(serializers.SlugRelatedField[Policy]):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(slug_field="name", queryset=Policy.objects.all(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> Policy:
+        if isinstance(data, str) and "\x00" in data:  # in no name; PostgreSQL refuses it in a query
+            self.fail("does_not_exist", value=visible_text(data))
+        return super().to_internal_value(data)
 
 
 def UsageField(

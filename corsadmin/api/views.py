@@ -228,8 +228,9 @@ class PolicyViewSet(RecordedModelViewSet[Policy]):
     )
     serializer_class = PolicySerializer
     lookup_field = "name"
-    # Anything up to the next slash reaches the view, so a bad name is a JSON 404.
-    lookup_value_regex = r"[^/]+"
+    # Anything up to the next slash reaches the view, so a bad name is a JSON 404; but a NUL,
+    # in no name and refused by PostgreSQL in a query, goes to the catch-all JSON 404.
+    lookup_value_regex = r"[^/\x00]+"
     filterset_class = PolicyFilter
 
 

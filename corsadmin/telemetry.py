@@ -130,18 +130,8 @@ class Recorder:
         prefix = _prefixes.get(path)
         if prefix is None:
             prefix = _remember_prefix(path)
-        key = (origin, prefix, policy)
         with self._lock:
-            counts = self._counts
-            entry = counts.get(key)
-            if entry is not None:
-                entry[0] += count
-                entry[1] = min(entry[1], first)
-                entry[2] = max(entry[2], last)
-            elif len(counts) < _max_origins:
-                counts[key] = [count, first, last]
-            else:
-                self.dropped += count
+            self._merge((origin, prefix, policy), count, first, last, _max_origins)
 
     def pending(self) -> Counts:
         upstream[0]()
@@ -158,17 +148,21 @@ class Recorder:
         """Put back counts the database did not take (within ``TELEMETRY_MAX_ORIGINS``)."""
         limit = conf.get("TELEMETRY_MAX_ORIGINS")
         with self._lock:
-            mine = self._counts
             for key, (count, first, last) in counts.items():
-                entry = mine.get(key)
-                if entry is not None:
-                    entry[0] += count
-                    entry[1] = min(entry[1], first)
-                    entry[2] = max(entry[2], last)
-                elif len(mine) < limit:
-                    mine[key] = [count, first, last]
-                else:
-                    self.dropped += count
+                self._merge(key, count, first, last, limit)
+
+    def _merge(self, key: tuple[str, str, str], count: int, first: float, last: float, limit: int) -> None:
+        """Add ``count`` refusals seen from ``first`` to ``last`` (holding the lock); beyond
+        ``limit`` keys they are only counted as dropped."""
+        entry = self._counts.get(key)
+        if entry is not None:
+            entry[0] += count
+            entry[1] = min(entry[1], first)
+            entry[2] = max(entry[2], last)
+        elif len(self._counts) < limit:
+            self._counts[key] = [count, first, last]
+        else:
+            self.dropped += count
 
     def flush(self) -> int:
         """Write the counts gathered so far; returns how many rows were written."""

@@ -156,7 +156,7 @@ def _check_corsadmin_settings() -> list[CheckMessage]:
         errors.append(
             Error(
                 "CORSADMIN['IMPORT_JOB_ORIGINS'] should be a whole number of origins >= 0 "
-                "(0: every API import runs in the background).",
+                "(0: every API import naming an origin runs in the background).",
                 id="corsadmin.E018",
             )
         )

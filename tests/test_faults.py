@@ -554,13 +554,16 @@ def latency_p99(probes) -> float:
     return latencies[int(len(latencies) * 0.99) - 1]
 
 
-@pytest.fixture(scope="module")
-def control(deployment, start_server):
+@pytest.fixture
+def control(deployment, start_server, request):
     """C: two workers reaching PostgreSQL and Redis directly, which no fault touches. Hammered
-    at the same time as A, it measures what the shared machine does meanwhile."""
-    c = start_server("control-c", "gunicorn", 2, deployment.env())
+    at the same time as A, it measures what the shared machine does meanwhile. Stopped with the
+    test: reaching Redis directly, it would mend the stamp another test's Redis outage leaves
+    behind (test_redis_down_falls_back_to_the_database_and_back asserts it is left behind)."""
+    c = start_server(f"control-{request.node.callspec.id}", "gunicorn", 2, deployment.env())
     c.discover_workers()
-    return c
+    yield c
+    c.stop()
 
 
 def of(probes, server) -> list:

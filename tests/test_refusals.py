@@ -13,6 +13,7 @@ from django.test import override_settings
 from corsadmin import refusals, telemetry, usage
 from corsadmin.models import PolicyHour, RefusedOrigin
 from corsadmin.telemetry import recorder
+from tests.test_usage import FakeClock
 
 pytestmark = pytest.mark.django_db
 
@@ -21,18 +22,10 @@ T0 = datetime(2026, 11, 26, 10, 59, 58, tzinfo=UTC).timestamp()
 EVIL = "https://evil.example.net"
 
 
-class Clock:
-    def __init__(self, at: float) -> None:
-        self.at = at
-
-    def __call__(self) -> float:
-        return self.at
-
-
 @pytest.fixture
 def clock(monkeypatch):
     """One fake clock for both (as in production: both read time.time)."""
-    fake = Clock(T0)
+    fake = FakeClock(T0)
     monkeypatch.setattr(usage, "clock", fake)
     monkeypatch.setattr(telemetry, "clock", fake)
     monkeypatch.setattr(usage, "_entries", {})

@@ -53,15 +53,16 @@ def origin_count(document: Any) -> int:
     )
 
 
-def start(document: Any, *, replace: bool, user: User) -> ImportJob:
-    """Record a job for ``document`` and start importing it in a thread of this process."""
+def start(document: Any, *, origins: int, replace: bool, user: User) -> ImportJob:
+    """Record a job for ``document`` (naming ``origins`` origins: ``origin_count``) and start
+    importing it in a thread of this process."""
     ImportJob.objects.filter(finished_at__lt=timezone.now() - KEEP_FOR).delete()
     creator = user if user_id(user) is not None else None
     # No heartbeat on SQLite (see above): there a job is never taken for lost.
     beats = timezone.now() if connection.vendor != "sqlite" else None
     job = ImportJob.objects.create(
         replace=replace,
-        origins=origin_count(document),
+        origins=origins,
         created_by=creator,  # type: ignore[misc]  # AbstractBaseUser: the AUTH_USER_MODEL
         heartbeat_at=beats,
     )

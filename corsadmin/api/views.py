@@ -309,8 +309,15 @@ class ImportView(CorsAdminAPIView, APIView):
     def post(self, request: Request) -> Response:
         replace = _replace_flag(request)
         document = read_document(request)
-        if import_jobs.origin_count(document) > import_jobs.threshold():
-            return accepted(request, import_jobs.start(document, replace=replace, user=request.user))
+        origins = import_jobs.origin_count(document)
+
+        def in_background() -> Response:
+            return accepted(
+                request, import_jobs.start(document, origins=origins, replace=replace, user=request.user)
+            )
+
+        if origins > import_jobs.threshold():
+            return in_background()
         try:
             # A 100,000-origin document's statements take longer than one lookup's.
             with long_request(self):
@@ -318,7 +325,7 @@ class ImportView(CorsAdminAPIView, APIView):
         except documents.ImportRefused as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
         except budget.OutOfTime:  # rolled back: the work goes on in the background
-            return accepted(request, import_jobs.start(document, replace=replace, user=request.user))
+            return in_background()
         body: dict[str, Any] = {"replace": replace, **result.as_dict()}
         if result.warnings:
             body["warnings"] = result.warnings

@@ -251,7 +251,8 @@ class CorsMiddleware:
 
 
 class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
-    """Django's CSRF middleware, also trusting origins flagged ``csrf_trusted``.
+    """Django's CSRF middleware, also trusting origins flagged ``csrf_trusted`` on the paths
+    (and hosts) their policy covers.
 
     Put it where Django's would be; ``CSRF_TRUSTED_ORIGINS`` keeps working.
     """
@@ -261,4 +262,8 @@ class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
             return True
         origin: str | None = request.META.get("HTTP_ORIGIN")
         # Never "null" (any sandboxed page sends it), even if a row says so.
-        return bool(origin and origin != "null" and holder.get().csrf_trusts(origin))
+        if not origin or origin == "null":
+            return False
+        snapshot = holder.get()
+        host = request_host(request) if snapshot.hosts.scoped else None
+        return snapshot.csrf_trusts(origin, request.path_info, host)

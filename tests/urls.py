@@ -14,4 +14,5 @@ def protected(request):
 urlpatterns = [
     path("token/", token),
     path("protected/", protected),
+    path("api/protected/", protected),
 ]

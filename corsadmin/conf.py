@@ -78,6 +78,10 @@ DEFAULTS: dict[str, Any] = {
     # worker's --timeout also limits it when the server's config calls
     # corsadmin.budget.gunicorn_worker (project/gunicorn_conf.py).
     "REQUEST_TIMEOUT": None,
+    # CrossOriginProtectionMiddleware: paths (regexes, ``re.match`` on ``path_info``) it never
+    # refuses, and report-only (log what it would refuse, refuse nothing).
+    "CROSS_ORIGIN_EXEMPT_PATHS": (),
+    "CROSS_ORIGIN_REPORT_ONLY": False,
 }
 
 # The defaults of django-cors-headers, which new policies start from.

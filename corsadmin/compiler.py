@@ -15,6 +15,13 @@ from .snapshot import CompiledPolicy, Snapshot
 
 # A policy's tables are keyed (policy id, deny?): its allow entries and its exceptions.
 TableKey = tuple[int, bool]
+# The allow entries with a scope beyond CORS: entry id -> (policy id, entry, scope bits).
+Scoped = dict[int, tuple[int, Entry, int]]
+CSRF_BIT, WEBSOCKET_BIT = 1, 2
+
+
+def scope_bits(csrf_trusted: bool, websocket: bool) -> int:
+    return (CSRF_BIT if csrf_trusted else 0) | (WEBSOCKET_BIT if websocket else 0)
 
 
 def _stored_hosts(value: Any) -> list[str]:
@@ -33,10 +40,11 @@ def compile_policy(
     refuse_null: bool,
     ignored: tuple[Entry, ...] = (),
     csrf: Iterable[Entry] = (),
+    websocket: Iterable[Entry] = (),
 ) -> CompiledPolicy:
-    """A policy row (``loader.POLICY_FIELDS``) with its tables and CSRF-trusted entries (those
-    ``ignored`` are never trusted either); raises for a row written around validation (the
-    builder then leaves that policy out)."""
+    """A policy row (``loader.POLICY_FIELDS``) with its tables, its CSRF-trusted entries and
+    those allowed WebSockets (``ignored`` ones in no scope); raises for a row written around
+    validation (the builder then leaves that policy out)."""
     ignored_ids = {entry[0] for entry in ignored}
     return CompiledPolicy(
         name=row["name"],
@@ -56,15 +64,19 @@ def compile_policy(
         denies=denies,
         ignored=ignored,
         csrf=[entry for entry in csrf if entry[0] not in ignored_ids],
+        websocket=[entry for entry in websocket if entry[0] not in ignored_ids],
     )
 
 
-def by_policy(entries: dict[int, tuple[int, Entry]]) -> dict[int, list[Entry]]:
-    """Entry id -> (policy id, entry), as the builder keeps the CSRF-trusted entries, grouped by
-    policy id."""
-    grouped: dict[int, list[Entry]] = {}
-    for policy_id, entry in entries.values():
-        grouped.setdefault(policy_id, []).append(entry)
+def by_policy(scoped: Scoped) -> dict[int, tuple[list[Entry], list[Entry]]]:
+    """The scoped entries by policy id: (CSRF-trusted, WebSocket) entries."""
+    grouped: dict[int, tuple[list[Entry], list[Entry]]] = {}
+    for policy_id, entry, bits in scoped.values():
+        csrf, websocket = grouped.setdefault(policy_id, ([], []))
+        if bits & CSRF_BIT:
+            csrf.append(entry)
+        if bits & WEBSOCKET_BIT:
+            websocket.append(entry)
     return grouped
 
 

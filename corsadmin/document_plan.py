@@ -17,7 +17,7 @@ from .fields import Field, Refusal, check, non_field_key
 from .history import changed_fields, field_values
 from .models import NULL_WITH_CREDENTIALS, AllowedOrigin, Policy, shared_hosting_wildcards
 from .origins import NULL, canonical_origin, shared_hosting_refusal
-from .records import origin_fields, policy_fields
+from .records import origin_fields, policy_fields, with_scope_flags
 
 DOCUMENT_VERSION = 1
 
@@ -172,7 +172,9 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
     # One set of fields of each kind for the whole document.
     policy_rules = policy_fields()
     origin_rules = origin_fields()
-    policy_names, origin_names = list(policy_rules), list(origin_rules)  # replace: what takes its default
+    # replace: what takes its default (the model's flags for ``scopes``)
+    policy_names = list(policy_rules)
+    origin_names = [name for name in origin_rules if name != "scopes"] + ["cors", "websocket"]
     existing = {p.name: p for p in Policy.objects.all()}
     stored = StoredOrigins(list(existing))
     origin_field = AllowedOrigin._meta.get_field("origin")
@@ -234,7 +236,11 @@ def plan(document: Any, replace: bool, clock: Clock | None = None) -> list[Plann
             if isinstance(origin_data, Refusal):
                 _set_error(errors, where, origin_data.detail)
                 continue
-            attrs = dict(origin_data)
+            try:
+                attrs = with_scope_flags(origin_data)
+            except DjangoValidationError as exc:
+                _set_error(errors, where, model_errors(exc))
+                continue
             row = stored.get(policy_obj.pk if policy_obj is not None else None, attrs["origin"])
             try:
                 # Stored origins are canonical: one spelled as stored needs no parsing again.

@@ -14,8 +14,9 @@ from typing import Any, NamedTuple, cast
 from django.utils.translation import gettext as _
 
 from . import entries
-from .compiler import TableKey
-from .entries import Entry, EntryTable
+from .compiler import Scoped, TableKey, scope_bits
+from .entries import EntryTable
+from .hosting import shared_hosting_platform
 from .models import AllowedOrigin
 
 DENY = AllowedOrigin.DENY
@@ -57,6 +58,12 @@ def why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}"
 
 
+def stored_platform(text: str) -> str | None:
+    """The shared hosting platform of a stored wildcard's text (as ``hosting_wildcards`` found it)."""
+    found = entries.entry_key(text)
+    return shared_hosting_platform(found[1][1]) if found is not None and found[0] == "pattern" else None
+
+
 def expiry(expires_at: datetime | None) -> float:
     return expires_at.timestamp() if expires_at else math.inf
 
@@ -80,12 +87,15 @@ def load_chunk(
     policies: dict[int, dict[str, Any]],
     tables: dict[TableKey, EntryTable],
     texts: dict[int, str],
-    csrf: dict[int, tuple[int, Entry]],
+    scoped: Scoped,
     bad: dict[int, Skipped],
 ) -> None:
     """Rows (``ORIGIN_FIELDS``) in order: the common ones (exact allow entries of the chunk's
-    first policy that never expire) by slices, the others one by one (``load_row``)."""
-    ids, policy_ids, chunk_texts, expiries, csrf_flags, _enabled, effects = zip(*chunk, strict=True)
+    first policy, for CORS and not WebSockets, that never expire) by slices, the others one by
+    one (``load_row``)."""
+    ids, policy_ids, chunk_texts, expiries, csrf_flags, _enabled, effects, cors, websocket = zip(
+        *chunk, strict=True
+    )
     policy_id, size = policy_ids[0], len(ids)
     table = tables.get((policy_id, False)) if policy_id in policies else None
     try:
@@ -94,15 +104,30 @@ def load_chunk(
         found = None
     if table is None or found is None:
         for row in chunk:
-            load_row(row, policies, tables, texts, csrf, bad)
+            load_row(row, policies, tables, texts, scoped, bad)
         return
-    uniform = policy_ids.count(policy_id) == size and expiries.count(None) == size and DENY not in effects
+    uniform = (
+        policy_ids.count(policy_id) == size
+        and expiries.count(None) == size
+        and DENY not in effects
+        and all(cors)
+        and not any(websocket)
+    )
     odd = [
         i
         for i, key in enumerate(found)
         if key is None
         or key[0] != "exact"
-        or not (uniform or (policy_ids[i] == policy_id and expiries[i] is None and effects[i] != DENY))
+        or not (
+            uniform
+            or (
+                policy_ids[i] == policy_id
+                and expiries[i] is None
+                and effects[i] != DENY
+                and cors[i]
+                and not websocket[i]
+            )
+        )
     ]
     start = 0
     for stop in (*odd, size):
@@ -113,9 +138,13 @@ def load_chunk(
             if any(csrf_flags[start:stop]):
                 for i in range(start, stop):
                     if csrf_flags[i]:
-                        csrf[ids[i]] = (policy_id, (ids[i], chunk_texts[i], math.inf))
+                        scoped[ids[i]] = (
+                            policy_id,
+                            (ids[i], chunk_texts[i], math.inf),
+                            scope_bits(True, False),
+                        )
         if stop < size:
-            load_row(chunk[stop], policies, tables, texts, csrf, bad)
+            load_row(chunk[stop], policies, tables, texts, scoped, bad)
         start = stop + 1
 
 
@@ -124,23 +153,28 @@ def load_row(
     policies: dict[int, dict[str, Any]],
     tables: dict[TableKey, EntryTable],
     texts: dict[int, str],
-    csrf: dict[int, tuple[int, Entry]],
+    scoped: Scoped,
     bad: dict[int, Skipped],
 ) -> None:
-    entry_id, policy_id, text, expires_at, csrf_trusted, _enabled, effect = row
+    entry_id, policy_id, text, expires_at, csrf_trusted, _enabled, effect, cors, websocket = row
     if policy_id not in policies:
         return
-    deny = effect == DENY
-    table = tables.get((policy_id, deny))
-    if table is None:
-        table = tables[policy_id, deny] = EntryTable()
+    deny = effect == DENY  # an exception refuses its origin in every scope
+    bits = 0 if deny else scope_bits(csrf_trusted, websocket)
+    name = policies[policy_id]["name"]
     try:
         expires = expiry(expires_at)
-        if table.add(entry_id, text, expires, policies[policy_id]["name"]) is None:
-            return
+        if deny or cors:
+            table = tables.get((policy_id, deny))
+            if table is None:
+                table = tables[policy_id, deny] = EntryTable()
+            if table.add(entry_id, text, expires, name) is None:
+                return
+            texts[entry_id] = text
+        elif bits and entries.entry_key(text) is None:
+            return  # invalid (written around validation): honoured in no scope
     except Exception as exc:  # one bad row: skip it, keep the rest
-        bad[entry_id] = Skipped("origin", entry_id, str(text), policies[policy_id]["name"], why(exc))
+        bad[entry_id] = Skipped("origin", entry_id, str(text), name, why(exc))
         return
-    texts[entry_id] = text
-    if csrf_trusted and not deny:  # an exception is never CSRF-trusted
-        csrf[entry_id] = (policy_id, (entry_id, text, expires))
+    if bits:
+        scoped[entry_id] = (policy_id, (entry_id, text, expires), bits)

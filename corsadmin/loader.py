@@ -27,10 +27,9 @@ from django.db import router
 from django.utils import timezone
 
 from . import conf, snapshot_file
-from .compiler import TableKey, by_policy, compile_policy, settings_snapshot
+from .compiler import Scoped, TableKey, by_policy, compile_policy, scope_bits, settings_snapshot
 from .entries import EMPTY_TABLE, Entry, EntryTable, entry_key
-from .hosting import shared_hosting_platform
-from .load_rows import Skipped, collector_paused, expiry, load_chunk, why
+from .load_rows import Skipped, collector_paused, expiry, load_chunk, stored_platform, why
 from .models import AllowedOrigin, Generation, Policy, Tombstone
 from .origins import NULL
 from .signals import row_skipped
@@ -54,7 +53,9 @@ POLICY_FIELDS = (
     "mode",
     "hosts",
 )
-ORIGIN_FIELDS = ("id", "policy_id", "origin", "expires_at", "csrf_trusted", "enabled", "effect")
+ORIGIN_FIELDS = (
+    "id", "policy_id", "origin", "expires_at", "csrf_trusted", "enabled", "effect", "cors", "websocket"
+)  # fmt: skip
 DENY = AllowedOrigin.DENY
 
 
@@ -118,8 +119,9 @@ class SnapshotBuilder:
       (``EntryTable.changed`` makes the next): the snapshot shares them, not these dicts.
     - ``_texts``: entry id -> stored text, for exactly the entries in ``_tables``: where an
       entry sat, found again when it changes or its tombstone (an id only) comes.
-    - ``_csrf``: entry id -> (policy id, entry), the CSRF-trusted allow entries among them;
-      the CSRF tables are made from it at each build.
+    - ``_scoped``: entry id -> (policy id, entry, scope bits), the allow entries trusted by the
+      CSRF check or allowed WebSockets (those not for CORS are in no table, and no ``_texts``);
+      their tables are made from it at each build.
     - ``_bad``: entry id -> ``Skipped``, the rows that raised as they were read (in no table;
       an invalid text is only logged).
     - ``_reported``, ``_ignored_hosting``: what was logged already (one line per skip).
@@ -143,7 +145,7 @@ class SnapshotBuilder:
         self._policies: dict[int, dict[str, Any]] = {}
         self._tables: dict[TableKey, EntryTable] = {}
         self._texts: MutableMapping[int, str] = {}  # a ``TextIndex`` when read from a file
-        self._csrf: dict[int, tuple[int, Entry]] = {}
+        self._scoped: Scoped = {}
         self._bad: dict[int, Skipped] = {}
         self._reported: set[tuple[str, int, str]] = set()  # (kind, row id, reason)
         self._ignored_hosting: set[tuple[str, str]] = set()  # (policy, wildcard)
@@ -157,7 +159,7 @@ class SnapshotBuilder:
         policies = {row["id"]: row for row in Policy.objects.using(using).values(*POLICY_FIELDS)}
         tables: dict[TableKey, EntryTable] = {(pk, False): EntryTable() for pk in policies}
         texts: dict[int, str] = {}
-        csrf: dict[int, tuple[int, Entry]] = {}
+        scoped: Scoped = {}
         bad: dict[int, Skipped] = {}
         rows = (
             AllowedOrigin.objects.using(using)
@@ -172,14 +174,15 @@ class SnapshotBuilder:
         with collector_paused():
             while chunk := tuple(itertools.islice(rows, 10000)):
                 progress()
-                load_chunk(chunk, policies, tables, texts, csrf, bad)
+                load_chunk(chunk, policies, tables, texts, scoped, bad)
         for table in tables.values():
             table.seal()
         if epoch and snapshot_file.database_epoch(using) != epoch:
             epoch = ""  # a new generation row meanwhile (another history): write no file of this
-        snapshot = self._build(policies, tables, csrf, bad, generation)
+        snapshot = self._build(policies, tables, scoped, bad, generation)
         # Build, then swap: nothing above touched this builder.
-        self._policies, self._tables, self._texts, self._csrf, self._bad = policies, tables, texts, csrf, bad
+        self._policies, self._tables, self._texts = policies, tables, texts
+        self._scoped, self._bad = scoped, bad
         self.generation, self._epoch = generation, epoch
         self.full_loads += 1
         self.unsaved = True
@@ -222,12 +225,12 @@ class SnapshotBuilder:
     def _state(self, generation: int) -> snapshot_file.State:
         bad = {pk: tuple(row) for pk, row in self._bad.items()}
         return snapshot_file.State(
-            generation, self._policies, self._tables, self._texts, self._csrf, bad, self._epoch
+            generation, self._policies, self._tables, self._texts, self._scoped, bad, self._epoch
         )
 
     def _adopt(self, state: snapshot_file.State) -> None:
         self._policies, self._tables, self._texts = state.policies, state.tables, state.texts
-        self._csrf, self._bad = state.csrf, {pk: Skipped(*row) for pk, row in state.bad.items()}
+        self._scoped, self._bad = state.scoped, {pk: Skipped(*row) for pk, row in state.bad.items()}
         self.generation, self._epoch = state.generation, state.epoch
 
     def update(self) -> Snapshot | None:
@@ -257,7 +260,7 @@ class SnapshotBuilder:
         journal = _Journal()
         try:
             self._apply(journal, tombstones, policies, origins)
-            snapshot = self._build(self._policies, self._tables, self._csrf, self._bad, generation)
+            snapshot = self._build(self._policies, self._tables, self._scoped, self._bad, generation)
         except BaseException:
             journal.rollback()  # a build that fails changes nothing: the next cycle tries again
             raise
@@ -284,7 +287,7 @@ class SnapshotBuilder:
             if (row["id"], False) not in self._tables:
                 journal.set(self._tables, (row["id"], False), EMPTY_TABLE)
         now = timezone.now().timestamp()
-        for entry_id, policy_id, text, expires_at, csrf_trusted, enabled, effect in origins:
+        for entry_id, policy_id, text, expires_at, csrf_trusted, enabled, effect, cors, websocket in origins:
             self._forget(journal, entry_id, removed)
             try:
                 expires = expiry(expires_at)
@@ -308,10 +311,12 @@ class SnapshotBuilder:
                 continue
             entry = (entry_id, found[2], expires)
             deny = effect == DENY
-            added[policy_id, deny].append(((found[0], found[1]), entry))
-            journal.set(self._texts, entry_id, text)
-            if csrf_trusted and not deny:
-                journal.set(self._csrf, entry_id, (policy_id, entry))
+            if deny or cors:
+                added[policy_id, deny].append(((found[0], found[1]), entry))
+                journal.set(self._texts, entry_id, text)
+            bits = 0 if deny else scope_bits(csrf_trusted, websocket)
+            if bits:
+                journal.set(self._scoped, entry_id, (policy_id, entry, bits))
         for key in removed.keys() | added.keys():
             if key[0] in self._policies:
                 table = self._tables.get(key, EMPTY_TABLE).changed(removed.get(key, ()), added.get(key, ()))
@@ -322,7 +327,7 @@ class SnapshotBuilder:
     ) -> None:
         """Note where an entry was, to remove it (it moved, changed or went)."""
         text = journal.pop(self._texts, entry_id)
-        journal.pop(self._csrf, entry_id)
+        journal.pop(self._scoped, entry_id)
         journal.pop(self._bad, entry_id)
         if text is None:
             return
@@ -345,7 +350,8 @@ class SnapshotBuilder:
             table = journal.pop(self._tables, (policy_id, deny)) or EMPTY_TABLE
             for entry_id in list(table.ids()):
                 journal.pop(self._texts, entry_id)
-                journal.pop(self._csrf, entry_id)
+        for entry_id in [pk for pk, (owner, _entry, _bits) in self._scoped.items() if owner == policy_id]:
+            journal.pop(self._scoped, entry_id)
         for entry_id in [
             pk for pk, bad in self._bad.items() if bad.policy == self._policies[policy_id]["name"]
         ]:
@@ -354,20 +360,20 @@ class SnapshotBuilder:
 
     def _snapshot(self) -> Snapshot:
         """The snapshot of what this builder holds now (tools and tests)."""
-        return self._build(self._policies, self._tables, self._csrf, self._bad, self.generation)
+        return self._build(self._policies, self._tables, self._scoped, self._bad, self.generation)
 
     def _build(
         self,
         policies: dict[int, dict[str, Any]],
         tables: dict[TableKey, EntryTable],
-        csrf_entries: dict[int, tuple[int, Entry]],
+        scoped: Scoped,
         bad: dict[int, Skipped],
         generation: int | None,
     ) -> Snapshot:
         compiled = []
         skipped = list(bad.values())
         null_with_credentials = conf.get("ALLOW_NULL_WITH_CREDENTIALS")
-        trusted = by_policy(csrf_entries)
+        trusted = by_policy(scoped)
         logged: set[tuple[str, str]] = set()
         for pk, row in policies.items():
             if not row["enabled"]:
@@ -389,8 +395,8 @@ class SnapshotBuilder:
                 table = table.without_hosting_wildcards()
                 logged.update((row["name"], entry[1]) for entry in ignored)
             try:
-                denies, csrf = tables.get((pk, True)), trusted.get(pk, ())
-                compiled.append(compile_policy(row, table, denies, refuse_null, ignored, csrf))
+                denies, (csrf, websocket) = tables.get((pk, True)), trusted.get(pk, ((), ()))
+                compiled.append(compile_policy(row, table, denies, refuse_null, ignored, csrf, websocket))
             except Exception as exc:  # noqa: BLE001  (OverflowError, RecursionError...: skip it, keep the others)
                 skipped.append(Skipped("policy", pk, row["name"], row["name"], why(exc)))
         self._report_hosting(logged)
@@ -408,7 +414,7 @@ class SnapshotBuilder:
                 "platform where anyone can publish",
                 text,
                 policy,
-                _platform(text),
+                stored_platform(text),
                 extra={"event": "ignored_origin", "origin": text, "policy": policy},
             )
         self._ignored_hosting = ignored
@@ -433,12 +439,6 @@ class SnapshotBuilder:
 
 def _nothing() -> None:
     pass
-
-
-def _platform(text: str) -> str | None:
-    """The shared hosting platform of a stored wildcard's text (as ``hosting_wildcards`` found it)."""
-    found = entry_key(text)
-    return shared_hosting_platform(found[1][1]) if found is not None and found[0] == "pattern" else None
 
 
 def load_snapshot() -> Snapshot:

@@ -40,7 +40,7 @@ from .fields import (
     enforce_timezone,
 )
 from .hosts import canonical_host
-from .models import TOKEN_PATTERN, AllowedOrigin, Policy
+from .models import NO_SCOPE, SCOPES, SCOPES_CONTRADICTED, TOKEN_PATTERN, AllowedOrigin, Policy
 from .origins import MAX_LENGTH, MAX_ORIGIN_LENGTH
 from .usage import hits_of
 from .wording import entry_status
@@ -98,8 +98,24 @@ def origin_fields() -> dict[str, Field]:
         "note": Text(allow_blank=True, validators=model_validators(AllowedOrigin, "note")),
         "expires_at": DateTime(allow_null=True),
         "csrf_trusted": Boolean(),
+        "scopes": List(Choice((scope, scope) for scope in SCOPES), max_length=len(SCOPES) * 2),
         "effect": Choice(AllowedOrigin.EFFECTS),
     }
+
+
+def with_scope_flags(attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` with ``scopes`` (when given) turned into the model's flags (``cors``,
+    ``csrf_trusted``, ``websocket``); ``ValidationError`` for no scope or a contradiction."""
+    if "scopes" not in attrs:
+        return attrs
+    attrs = dict(attrs)
+    scopes = set(attrs.pop("scopes"))
+    if not scopes:
+        raise ValidationError({"scopes": [NO_SCOPE]})
+    if "csrf_trusted" in attrs and attrs["csrf_trusted"] != ("csrf" in scopes):
+        raise ValidationError({"csrf_trusted": [SCOPES_CONTRADICTED]})
+    attrs.update(cors="cors" in scopes, csrf_trusted="csrf" in scopes, websocket="websocket" in scopes)
+    return attrs
 
 
 def request_host(value: str) -> str:
@@ -183,6 +199,7 @@ ORIGIN_FIELDS = (
     "note",
     "expires_at",
     "csrf_trusted",
+    "scopes",
     "effect",
     "created_at",
     "updated_at",
@@ -253,6 +270,8 @@ def _origin_value(entry: AllowedOrigin, name: str) -> Any:
         return datetime_text(hits_of(entry)[1])
     if name == "status":
         return entry_status(entry, translate=False)
+    if name == "scopes":
+        return list(entry.scopes)
     value = getattr(entry, name)
     if value is None:
         return None

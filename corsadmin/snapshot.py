@@ -85,6 +85,7 @@ class CompiledPolicy:
         "private_network",
         "table",
         "csrf",
+        "websocket",
         "refuse_null",
         "ignored",
         "live_until",
@@ -113,6 +114,7 @@ class CompiledPolicy:
         denies: EntryTable | Iterable[Entry] | None = None,
         ignored: tuple[Entry, ...] = (),
         csrf: Iterable[Entry] = (),
+        websocket: Iterable[Entry] = (),
     ) -> None:
         self.name = name
         self.priority = priority
@@ -131,8 +133,10 @@ class CompiledPolicy:
         self.table = table if table is not None else EntryTable.build(entries, name)
         # The allow entries flagged ``csrf_trusted`` (None when none is): trusted by the CSRF
         # check for the requests this policy covers, its exceptions still winning.
-        csrf = tuple(csrf)
+        csrf, websocket = tuple(csrf), tuple(websocket)
         self.csrf = EntryTable.build(csrf, name) if csrf and mode != "report" else None
+        # The allow entries with the ``websocket`` scope (None when none is), likewise.
+        self.websocket = EntryTable.build(websocket, name) if websocket and mode != "report" else None
         # 'null' listed on a credentials policy (written around validation): never honoured.
         self.refuse_null = refuse_null
         # Entries stored but never honoured (kept out of ``table``), for ``check`` to explain:
@@ -400,17 +404,23 @@ class Snapshot:
         """Whether an entry flagged ``csrf_trusted`` trusts the origin for this request: in
         an enabled, enforcing policy covering its path (and host), that policy's own
         exceptions not refusing it. ``host`` as for ``decide``."""
+        return self.scope_allows("csrf", origin, path, host) is not None
+
+    def scope_allows(self, scope: str, origin: str, path: str, host: str | None = None) -> str | None:
+        """The policy whose entry with ``scope`` (``csrf`` or ``websocket``) allows the origin
+        for this request (an enabled, enforcing policy covering its path and host, its own
+        exceptions not refusing it; allow-all counts for CORS only), or None."""
         now = time.time()
         for policy in self.hosts.get(host):
-            trusted = policy.csrf
+            table = policy.csrf if scope == "csrf" else policy.websocket
             if (
-                trusted is not None
+                table is not None
                 and policy.match_path(path)
-                and trusted.find(origin, now) is not None
+                and table.find(origin, now) is not None
                 and policy.denied(origin, now) is None
             ):
-                return True
-        return False
+                return policy.name
+        return None
 
 
 EMPTY = Snapshot(())

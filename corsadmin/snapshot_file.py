@@ -54,7 +54,7 @@ except ImportError:  # not POSIX: snapshot files still work, with no lock betwee
 logger = logging.getLogger("corsadmin")
 
 MAGIC = b"CORSSNAP"
-FORMAT = 1
+FORMAT = 2  # 2: scoped entries (CSRF and WebSocket) instead of CSRF-trusted ones
 HEADER = struct.Struct("<8sIIIIQ")  # magic, format, marshal version, python (major*100+minor), crc, length
 KEEP = 2
 # Seconds a starting process waits for another one of the host to write the first file.
@@ -74,7 +74,7 @@ class State:
     policies: dict[int, dict[str, Any]]
     tables: dict[tuple[int, bool], EntryTable]
     texts: Any  # dict[int, str] or TextIndex
-    csrf: dict[int, tuple[int, Any]]
+    scoped: dict[int, tuple[int, Any, int]]
     bad: dict[int, tuple[Any, ...]]
     epoch: str = ""  # the database's, when the tables were read
 
@@ -250,7 +250,7 @@ def _payload(state: State, epoch: str, origin: str) -> list[bytes]:
         "policies": state.policies,
         "tables": tables,
         "texts": texts,
-        "csrf": state.csrf,
+        "scoped": state.scoped,
         "bad": {pk: tuple(row) for pk, row in state.bad.items()},
         "blobs": [len(blob) for blob in blobs],
     }
@@ -402,6 +402,6 @@ def _open(path: Path, epoch: str, origin: str, stamp: int) -> State:
         policies=description["policies"],
         tables=tables,
         texts=TextIndex(description["texts"], tuple(flats)),
-        csrf=description["csrf"],
+        scoped=description["scoped"],
         bad=description["bad"],
     )

@@ -68,7 +68,7 @@ def main() -> None:
         builder = SnapshotBuilder()
         builder.load()
         state = snapshot_file.State(
-            builder.generation or 0, builder._policies, builder._tables, builder._texts, builder._csrf, {}
+            builder.generation or 0, builder._policies, builder._tables, builder._texts, builder._scoped, {}
         )
         for _ in range(int(args[0])):
             assert snapshot_file.write(state, builder._epoch, "default") is not None

@@ -55,6 +55,7 @@ def decisions(snapshot) -> list:
         for path in PATHS:
             for host in HOSTS:
                 out.append(snapshot.csrf_trusts(origin, path, host))
+                out.append(snapshot.scope_allows("websocket", origin, path, host))
                 for method, preflight in (("GET", False), ("OPTIONS", True)):
                     d = snapshot.decide(origin, path, method, preflight, host=host)
                     out.append(
@@ -102,7 +103,7 @@ class Writer:
     def _new(self, policy: Policy) -> AllowedOrigin:
         text = self.rng.choice(TEXTS)
         deny = self.rng.random() < 0.25
-        return AllowedOrigin(
+        entry = AllowedOrigin(
             origin=text,
             policy=policy,
             enabled=self.rng.random() < 0.8,
@@ -110,6 +111,15 @@ class Writer:
             csrf_trusted=not deny and text != "null" and self.rng.random() < 0.3,
             expires_at=self.expiry(),
         )
+        self.scope(entry)
+        return entry
+
+    def scope(self, entry: AllowedOrigin) -> None:
+        """Some entries for CORS only, some also or only for WebSockets (and the CSRF check)."""
+        entry.cors = self.rng.random() < 0.7
+        entry.websocket = self.rng.random() < 0.4
+        if not (entry.cors or entry.csrf_trusted or entry.websocket):
+            entry.cors = True
 
     def create(self) -> None:
         policy = self.policy()
@@ -126,6 +136,7 @@ class Writer:
             if self.rng.random() < 0.3 and not (entry.origin == "null" and entry.policy.allow_credentials):
                 entry.effect = "allow" if entry.is_deny else "deny"
             entry.csrf_trusted = not entry.is_deny and entry.origin != "null" and self.rng.random() < 0.5
+            self.scope(entry)
             entry.expires_at = self.expiry()
             entry.save()
 

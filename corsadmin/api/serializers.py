@@ -30,9 +30,9 @@ from ..fields import (
     TOKEN_LIST_MAX_ITEMS,
     TOKEN_MAX_LENGTH,
 )
-from ..models import AllowedOrigin, Policy, find_default_policy
+from ..models import SCOPES, AllowedOrigin, Policy, find_default_policy
 from ..origins import MAX_LENGTH
-from ..records import ORIGIN_FIELDS, POLICY_FIELDS, origin_warnings, policy_warnings
+from ..records import ORIGIN_FIELDS, POLICY_FIELDS, origin_warnings, policy_warnings, with_scope_flags
 from ..usage import hits_of
 from ..visible import visible_text
 from ..wording import entry_status
@@ -271,6 +271,15 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         help_text="allow (default), or deny: an exception; in its policy a matching deny entry wins over "
         "any allow entry and allow_all_origins. Never csrf_trusted.",
     )
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=SCOPES),
+        required=False,
+        max_length=len(SCOPES) * 2,
+        help_text="What the entry lets its origin do: `cors` (read responses cross-origin), `csrf` "
+        "(unsafe requests pass Django's CSRF origin check; the same flag as csrf_trusted), "
+        "`websocket` (open WebSockets, with corsadmin.channels.OriginValidator). At least one; "
+        '["cors"] when omitted on a new entry. Each applies on the paths and hosts of the policy.',
+    )
     created_by = serializers.CharField(
         source="created_by.get_username", read_only=True, allow_null=True, default=None
     )
@@ -317,6 +326,10 @@ class OriginSerializer(WarningsMixin, ModelCleanMixin, StrictTextModelSerializer
         return entry_status(obj, translate=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs = with_scope_flags(attrs)
+        except DjangoValidationError as exc:
+            raise drf_errors(exc, None) from None
         if self.instance is None and "policy" in self.fields and "policy" not in attrs:
             # The existing `default` policy, never a new one: the model's field default would
             # create it again, unrecorded, after an operator deleted it (found by the stateful run).

@@ -7,6 +7,7 @@ validators and refused with the messages of ``corsadmin.models.validation``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -31,10 +32,13 @@ from .validation import (
     DENIED_IN_POLICY,
     DENY_CSRF_TRUSTED,
     EVERY_ORIGIN_WITH_CREDENTIALS,
+    NO_SCOPE,
     NULL_CSRF_TRUSTED,
     NULL_WITH_CREDENTIALS,
     PAST_EXPIRY,
     PLAIN_HTTP_WITH_CREDENTIALS,
+    SCOPE_FLAGS,
+    SCOPES,
     clean_token_list,
     expiry_in_past,
     shared_hosting_wildcards,
@@ -217,8 +221,15 @@ class AllowedOrigin(ConfigModel):
     expires_at = models.DateTimeField(
         _("expires at"), null=True, blank=True, help_text=_("Leave empty to never expire.")
     )
+    # Scopes (what the entry lets its origin do; ``scopes`` in the API): cors, csrf, websocket.
+    cors = models.BooleanField(
+        _("CORS"), default=True, help_text=_("Pages on this origin may read responses (CORS).")
+    )
     csrf_trusted = models.BooleanField(
         _("CSRF trusted"), default=False, help_text=_("Also trusted by Django's CSRF origin check.")
+    )
+    websocket = models.BooleanField(
+        _("WebSocket"), default=False, help_text=_("Pages on this origin may open WebSockets.")
     )
     effect = models.CharField(
         _("effect"),
@@ -308,6 +319,7 @@ class AllowedOrigin(ConfigModel):
         )
 
     def clean(self) -> None:
+        self._refuse_no_scope()
         self._refuse_csrf_trusted()
         self._refuse_null_with_credentials()
         self._refuse_shared_hosting_with_credentials()
@@ -317,6 +329,10 @@ class AllowedOrigin(ConfigModel):
     @classmethod
     def clean_update(cls, values: dict[str, Any]) -> dict[str, Any]:
         cleaned = super().clean_update(values)
+        if {"cors", "csrf_trusted", "websocket"} <= cleaned.keys() and not (
+            cleaned["cors"] or cleaned["csrf_trusted"] or cleaned["websocket"]
+        ):
+            raise ValidationError({"scopes": NO_SCOPE})
         if cleaned.get("csrf_trusted") is True and cleaned.get("effect") == cls.DENY:
             raise ValidationError({"csrf_trusted": DENY_CSRF_TRUSTED})
         if cleaned.get("csrf_trusted") is True and cleaned.get("origin") == NULL:
@@ -329,6 +345,7 @@ class AllowedOrigin(ConfigModel):
             raise ValidationError(
                 {"effect": _("'%(effect)s' is not an effect: use allow or deny.") % {"effect": self.effect}}
             )
+        self._refuse_no_scope()
         self._refuse_csrf_trusted()
         self._refuse_null_with_credentials()
         self._refuse_shared_hosting_with_credentials()
@@ -336,6 +353,21 @@ class AllowedOrigin(ConfigModel):
     @property
     def is_deny(self) -> bool:
         return self.effect == self.DENY
+
+    @property
+    def scopes(self) -> list[str]:
+        """The scopes of the entry, in the order of ``SCOPES``."""
+        return [scope for scope, flag in zip(SCOPES, SCOPE_FLAGS, strict=True) if getattr(self, flag)]
+
+    @scopes.setter
+    def scopes(self, scopes: Iterable[str]) -> None:
+        chosen = set(scopes)
+        for scope, flag in zip(SCOPES, SCOPE_FLAGS, strict=True):
+            setattr(self, flag, scope in chosen)
+
+    def _refuse_no_scope(self) -> None:
+        if not (self.cors or self.csrf_trusted or self.websocket):
+            raise ValidationError({"scopes": NO_SCOPE})
 
     def _refuse_csrf_trusted(self) -> None:
         if self.csrf_trusted and self.effect == self.DENY:

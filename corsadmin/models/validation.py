@@ -31,6 +31,13 @@ NULL_CSRF_TRUSTED = _(
 )
 
 
+# What an entry may let its origin do (the API's ``scopes``), and the model's flag for each.
+SCOPES = ("cors", "csrf", "websocket")
+SCOPE_FLAGS = ("cors", "csrf_trusted", "websocket")
+NO_SCOPE = _("Give the entry at least one scope: cors, csrf or websocket.")
+SCOPES_CONTRADICTED = _("csrf_trusted says otherwise than scopes: give one of them, or both alike.")
+
+
 DENY_CSRF_TRUSTED = _(
     "A deny entry cannot be CSRF-trusted: it refuses the origin. Untick 'CSRF trusted', or make "
     "the entry an allow entry."

@@ -207,7 +207,7 @@ def test_list_table_and_json():
         "ORIGIN",
         "STATUS",
         "EXPIRES",
-        "CSRF",
+        "SCOPES",
         "HITS",
         "LAST_SEEN",
         "NOTE",

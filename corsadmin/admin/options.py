@@ -147,7 +147,7 @@ class AllowedOriginInline(_OriginInline):
     form = AllowedOriginForm
     formset = OriginInlineFormSet
     extra = 1
-    fields = ("origin", "effect", "enabled", "expires_at", "csrf_trusted", "note")
+    fields = ("origin", "effect", "enabled", "expires_at", "cors", "csrf_trusted", "websocket", "note")
     show_change_link = True
 
 
@@ -275,7 +275,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
     # note on a quiet line below (cut too); "status" folds the effect, the expiry and CSRF
     # trust; usage is one narrow column (requests; when last seen on hover).
     list_display = ("origin_shown", "policy_shown", "status", "hits", "changed")
-    list_filter = ("policy", "effect", "enabled", ExpiredFilter, UnusedFilter, "csrf_trusted")
+    list_filter = ("policy", "effect", "enabled", ExpiredFilter, UnusedFilter, "cors", "csrf_trusted", "websocket")
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
     readonly_fields = ("created_at", "updated_at", "created_by", "hits", "last_seen")
@@ -330,6 +330,10 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
             lines.append(template % {"when": when(obj.expires_at)})
         if obj.csrf_trusted:
             lines.append(gettext("CSRF trusted"))
+        if obj.websocket:
+            lines.append(gettext("WebSocket"))
+        if not obj.cors:
+            lines.append(gettext("not for CORS"))
         return folded(lines)
 
     @admin.display(description=_("changed"), ordering="updated_at")

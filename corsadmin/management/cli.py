@@ -18,7 +18,8 @@ from django.db import IntegrityError, models
 
 from .. import history, writes
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY, model_errors, one_line
-from ..models import AllowedOrigin
+from ..models import SCOPES, AllowedOrigin
+from ..records import with_scope_flags
 
 BAD_INPUT = 2
 REFUSED = 1
@@ -99,3 +100,17 @@ def remove(obj: models.Model, user: Any) -> None:
 
     writes.run(delete)
     obj.pk = pk
+
+
+def scope_flags(scopes: list[str] | None, csrf_trusted: bool) -> dict[str, bool]:
+    """The model's flags from ``--scope`` (repeated) and ``--csrf-trusted``."""
+    attrs: dict[str, Any] = {"csrf_trusted": True} if csrf_trusted else {}
+    if scopes:
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown:
+            raise bad_input(f"scope: '{unknown[0]}' is not a scope: use cors, csrf or websocket.")
+        attrs["scopes"] = [*scopes, "csrf"] if csrf_trusted else scopes
+    try:
+        return with_scope_flags(attrs)
+    except ValidationError as exc:
+        raise bad_input(one_line(exc)) from None

@@ -332,7 +332,7 @@ class AllowedOrigin(ConfigModel):
         if {"cors", "csrf_trusted", "websocket"} <= cleaned.keys() and not (
             cleaned["cors"] or cleaned["csrf_trusted"] or cleaned["websocket"]
         ):
-            raise ValidationError({"scopes": NO_SCOPE})
+            raise ValidationError(NO_SCOPE)  # no one field's fault (the admin shows flags, the API a list)
         if cleaned.get("csrf_trusted") is True and cleaned.get("effect") == cls.DENY:
             raise ValidationError({"csrf_trusted": DENY_CSRF_TRUSTED})
         if cleaned.get("csrf_trusted") is True and cleaned.get("origin") == NULL:
@@ -367,7 +367,7 @@ class AllowedOrigin(ConfigModel):
 
     def _refuse_no_scope(self) -> None:
         if not (self.cors or self.csrf_trusted or self.websocket):
-            raise ValidationError({"scopes": NO_SCOPE})
+            raise ValidationError(NO_SCOPE)  # no one field's fault (the admin shows flags, the API a list)
 
     def _refuse_csrf_trusted(self) -> None:
         if self.csrf_trusted and self.effect == self.DENY:

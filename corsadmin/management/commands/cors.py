@@ -92,6 +92,9 @@ class Command(BaseCommand):
         p.add_argument("--note", default="", help="a note, e.g. who asked for it")
         p.add_argument("--expires", help="ISO 8601 date-time after which the entry stops matching")
         p.add_argument("--csrf-trusted", action="store_true", help="also trust it for Django's CSRF check")
+        p.add_argument(
+            "--scope", action="append", dest="scopes", help="cors (default), csrf or websocket; repeatable"
+        )
         p.add_argument("--disabled", action="store_true", help="add it disabled")
         p.add_argument(
             "--effect", help="allow (default) or deny: an exception refusing the origin in its policy"
@@ -247,7 +250,7 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps([origin_record(entry) for entry in entries], indent=2))
             return
-        rows = [("ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "CSRF", "HITS", "LAST_SEEN", "NOTE")]
+        rows = [("ID", "POLICY", "ORIGIN", "STATUS", "EXPIRES", "SCOPES", "HITS", "LAST_SEEN", "NOTE")]
         for e in entries:
             rows.append(
                 (
@@ -256,7 +259,7 @@ class Command(BaseCommand):
                     e.origin,
                     entry_status(e, translate=False),  # the admin's and the API's words
                     e.expires_at.isoformat() if e.expires_at else "-",
-                    "yes" if e.csrf_trusted else "no",
+                    ",".join(e.scopes) or "-",
                     str(e.hits),  # with_usage
                     e.last_seen.isoformat(timespec="seconds") if e.last_seen else "-",
                     e.note.replace("\n", " ")[:60],
@@ -290,12 +293,13 @@ class Command(BaseCommand):
             if options.get("effect") not in (None, AllowedOrigin.DENY):
                 raise bad_input(f"effect: --deny and --effect {options['effect']} contradict each other.")
             effect = AllowedOrigin.DENY
+        scopes = cli.scope_flags(options["scopes"], options["csrf_trusted"])
         entry = AllowedOrigin(
             effect=effect,
             origin=options["origin"],
             policy=policy,
             note=note,
-            csrf_trusted=options["csrf_trusted"],
+            **scopes,
             enabled=not options["disabled"],
             expires_at=expiry(options["expires"]),
             created_by=user if history.user_id(user) is not None else None,
@@ -310,6 +314,8 @@ class Command(BaseCommand):
             details.append(_("expires %(when)s") % {"when": history.text(entry.expires_at)})
         if entry.csrf_trusted:
             details.append(_("CSRF-trusted"))
+        if entry.scopes != ["cors"]:
+            details.append(_("scopes %(scopes)s") % {"scopes": ", ".join(entry.scopes)})
         self.say(f"Added {what}{entry.origin} to policy '{entry.policy.name}' ({', '.join(details)}).")
         self.warn([*entry.warnings(), *write_warnings(entry)])
         self.not_recorded(user)

@@ -32,6 +32,7 @@ def origin_form(policy: Policy, origin: str, **extra) -> dict[str, str]:
         "origin": origin,
         "policy": str(policy.pk),
         "enabled": "on",
+        "cors": "on",  # ticked by default, as a browser submits it
         "note": "",
         "expires_at_0": "",
         "expires_at_1": "",
@@ -73,10 +74,12 @@ def policy_form(
                 f"origins-{index}-policy": str(policy.pk),
                 f"origins-{index}-origin": entry.origin,
                 f"origins-{index}-enabled": "on",
+                f"origins-{index}-cors": "on",
             }
         )
     for offset, row in enumerate(rows):
         index = len(existing) + offset
+        values[f"origins-{index}-cors"] = "on"  # ticked by default, as a browser submits it
         values.update({f"origins-{index}-{key}": value for key, value in row.items()})
         if policy:
             values[f"origins-{index}-policy"] = str(policy.pk)

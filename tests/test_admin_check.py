@@ -137,6 +137,7 @@ def test_an_origin_that_looks_like_a_regex_gets_a_hint_about_wildcards(admin_cli
             "origin": "^https://.*\\.example\\.com$",
             "policy": str(Policy.objects.get(name="default").pk),
             "enabled": "on",
+            "cors": "on",
             "note": "",
             "expires_at_0": "",
             "expires_at_1": "",

@@ -290,7 +290,7 @@ def test_admin_warns_about_http_on_a_credentials_policy(admin_client):
     policy = Policy.objects.create(name="app", allow_credentials=True)
     response = admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": "http://app.example.com", "policy": policy.pk, "enabled": "on", "note": ""},
+        {"origin": "http://app.example.com", "policy": policy.pk, "enabled": "on", "cors": "on", "note": ""},
         follow=True,
     )
     assert AllowedOrigin.objects.filter(origin="http://app.example.com").exists()
@@ -301,7 +301,7 @@ def test_admin_messages_never_capitalise_an_origin(admin_client):
     policy = Policy.objects.create(name="app", allow_credentials=True)
     response = admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": "http://legacy.example.org", "policy": policy.pk, "enabled": "on", "note": ""},
+        {"origin": "http://legacy.example.org", "policy": policy.pk, "enabled": "on", "cors": "on", "note": ""},
         follow=True,
     )
     html = response.content.decode()

@@ -76,6 +76,7 @@ def test_export_document_shape(reader_client, configuration):
         "note": "app",
         "expires_at": None,
         "csrf_trusted": True,
+        "scopes": ["cors", "csrf"],
         "effect": "allow",
         "created_at": api["origins"][1]["created_at"],
         "updated_at": api["origins"][1]["updated_at"],

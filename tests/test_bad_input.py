@@ -155,7 +155,7 @@ def test_a_locked_database_is_reported_as_locked_in_the_admin(admin_client, monk
     monkeypatch.setattr(ModelAdmin, "save_model", locked)
     response = admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": "https://app.example.com", "policy": 1, "enabled": "on", "note": ""},
+        {"origin": "https://app.example.com", "policy": 1, "enabled": "on", "cors": "on", "note": ""},
         headers={"Accept": "text/html"},
     )
     assert response.status_code == 503

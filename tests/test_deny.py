@@ -276,7 +276,7 @@ def test_admin_adds_an_exception(admin_client):
     policy = Policy.objects.get(name="default")
     admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": UC, "policy": policy.pk, "effect": "deny", "enabled": "on", "note": ""},
+        {"origin": UC, "policy": policy.pk, "effect": "deny", "enabled": "on", "cors": "on", "note": ""},
     )
     assert AllowedOrigin.objects.get().effect == "deny"
 

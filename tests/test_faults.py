@@ -84,7 +84,7 @@ def test_admin_write_with_the_database_down_is_a_503_page(admin_client, monkeypa
     monkeypatch.setattr(ModelAdmin, "save_model", database_down)
     response = admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": APP, "policy": 1, "enabled": "on", "note": ""},
+        {"origin": APP, "policy": 1, "enabled": "on", "cors": "on", "note": ""},
         headers={"Accept": "text/html"},
     )
     assert response.status_code == 503

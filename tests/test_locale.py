@@ -260,7 +260,7 @@ def action(name: str, rows: list, **extra: object) -> dict:
 
 
 def origin_form(origin: str, policy: Policy, **extra: str) -> dict:
-    return {"origin": origin, "policy": policy.pk, "effect": "allow", "enabled": "on", **extra}
+    return {"origin": origin, "policy": policy.pk, "effect": "allow", "enabled": "on", "cors": "on", **extra}
 
 
 POLICY_FORM = {

@@ -171,6 +171,7 @@ def test_recent_changes_name_who_made_them(admin_client, admin_user):
             "origin": "https://new.example.com",
             "policy": Policy.objects.get(name="default").pk,
             "enabled": "on",
+            "cors": "on",
         },
     )
     changes = admin_client.get(OVERVIEW).context["changes"]

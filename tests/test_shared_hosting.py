@@ -221,7 +221,7 @@ ADD = "/admin/corsadmin/allowedorigin/add/"
 @pytest.mark.django_db
 def test_admin_form_refuses_it_on_a_credentials_policy(admin_client, with_credentials):
     response = admin_client.post(
-        ADD, {"origin": "https://*.gradio.live", "policy": with_credentials.pk, "effect": "allow"}
+        ADD, {"origin": "https://*.gradio.live", "policy": with_credentials.pk, "effect": "allow", "cors": "on"}
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {
@@ -232,7 +232,7 @@ def test_admin_form_refuses_it_on_a_credentials_policy(admin_client, with_creden
 
 @pytest.mark.django_db
 def test_admin_accepts_it_elsewhere_with_a_warning_message(admin_client, without_credentials):
-    data = {"origin": "https://*.gradio.live", "policy": without_credentials.pk, "effect": "allow"}
+    data = {"origin": "https://*.gradio.live", "policy": without_credentials.pk, "effect": "allow", "cors": "on"}
     response = admin_client.post(ADD, data, follow=True)
     warnings = [str(m) for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
     assert warnings == [shared_hosting_warning("https://*.gradio.live", "gradio.live")]
@@ -259,6 +259,7 @@ def test_admin_policy_form_refuses_credentials_with_a_hosting_wildcard_inline(ad
             "origins-0-origin": "https://*.stackblitz.io",
             "origins-0-effect": "allow",
             "origins-0-enabled": "on",
+            "origins-0-cors": "on",
         },
     )
     assert response.status_code == 200

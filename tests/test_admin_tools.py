@@ -301,7 +301,13 @@ def test_admin_messages_never_capitalise_an_origin(admin_client):
     policy = Policy.objects.create(name="app", allow_credentials=True)
     response = admin_client.post(
         "/admin/corsadmin/allowedorigin/add/",
-        {"origin": "http://legacy.example.org", "policy": policy.pk, "enabled": "on", "cors": "on", "note": ""},
+        {
+            "origin": "http://legacy.example.org",
+            "policy": policy.pk,
+            "enabled": "on",
+            "cors": "on",
+            "note": "",
+        },
         follow=True,
     )
     html = response.content.decode()

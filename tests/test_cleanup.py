@@ -417,7 +417,12 @@ def test_the_origin_add_form_warns_when_an_exception_refuses_the_new_entry(admin
     from django.contrib.messages import WARNING
 
     AllowedOrigin.objects.create(origin="https://*.example.org", policy=credentials_policy, effect="deny")
-    data = {"origin": "https://a.example.org", "policy": str(credentials_policy.pk), "enabled": "on", "cors": "on"}
+    data = {
+        "origin": "https://a.example.org",
+        "policy": str(credentials_policy.pk),
+        "enabled": "on",
+        "cors": "on",
+    }
     data.update({"effect": "allow", "note": "", "expires_at_0": "", "expires_at_1": ""})
     response = admin_client.post(CHANGELIST + "add/", data, follow=True)
     assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [REFUSED_BY_DENY]

@@ -221,7 +221,8 @@ ADD = "/admin/corsadmin/allowedorigin/add/"
 @pytest.mark.django_db
 def test_admin_form_refuses_it_on_a_credentials_policy(admin_client, with_credentials):
     response = admin_client.post(
-        ADD, {"origin": "https://*.gradio.live", "policy": with_credentials.pk, "effect": "allow", "cors": "on"}
+        ADD,
+        {"origin": "https://*.gradio.live", "policy": with_credentials.pk, "effect": "allow", "cors": "on"},
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {
@@ -232,7 +233,12 @@ def test_admin_form_refuses_it_on_a_credentials_policy(admin_client, with_creden
 
 @pytest.mark.django_db
 def test_admin_accepts_it_elsewhere_with_a_warning_message(admin_client, without_credentials):
-    data = {"origin": "https://*.gradio.live", "policy": without_credentials.pk, "effect": "allow", "cors": "on"}
+    data = {
+        "origin": "https://*.gradio.live",
+        "policy": without_credentials.pk,
+        "effect": "allow",
+        "cors": "on",
+    }
     response = admin_client.post(ADD, data, follow=True)
     warnings = [str(m) for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
     assert warnings == [shared_hosting_warning("https://*.gradio.live", "gradio.live")]

@@ -275,7 +275,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
     # note on a quiet line below (cut too); "status" folds the effect, the expiry and CSRF
     # trust; usage is one narrow column (requests; when last seen on hover).
     list_display = ("origin_shown", "policy_shown", "status", "hits", "changed")
-    list_filter = ("policy", "effect", "enabled", ExpiredFilter, UnusedFilter, "cors", "csrf_trusted", "websocket")
+    list_filter = ("policy", "effect", "enabled", ExpiredFilter, UnusedFilter, *AllowedOrigin.SCOPE_FLAGS)
     search_fields = ("origin", "note")
     list_select_related = ("policy",)
     readonly_fields = ("created_at", "updated_at", "created_by", "hits", "last_seen")

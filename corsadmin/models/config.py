@@ -203,6 +203,7 @@ class AllowedOrigin(ConfigModel):
     ALLOW = "allow"
     DENY = "deny"
     EFFECTS = [(ALLOW, _("Allow")), (DENY, _("Deny (an exception)"))]
+    SCOPE_FLAGS = SCOPE_FLAGS  # the flag of each scope
 
     origin = models.CharField(
         _("origin"),

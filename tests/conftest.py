@@ -108,6 +108,7 @@ BACKENDS = {
     "test_usage",  # usage counts flushed into the database
     "test_write_outcome",  # a failure at the commit: its outcome said as unknown
     "test_write_refusals",  # every write path of the model
+    "test_scopes",  # scopes through the API, the document and the loader
 }
 # Only some tests of a module: (module, a word in the test's name).
 BACKENDS_TESTS = {

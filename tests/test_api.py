@@ -186,6 +186,7 @@ def test_create_origin_defaults_to_default_policy(full_client, full):
         "note",
         "expires_at",
         "csrf_trusted",
+        "scopes",
         "effect",
         "created_at",
         "updated_at",
@@ -194,6 +195,7 @@ def test_create_origin_defaults_to_default_policy(full_client, full):
         "last_seen",
         "status",
     }
+    assert body["scopes"] == ["cors"]
     assert body["status"] == "active"
     entry = AllowedOrigin.objects.get(pk=body["id"])
     assert entry.created_by == full

@@ -124,7 +124,8 @@ SURFACE_EXCEPT = {
     ("test_locale", "catalogue"),  # the files, not Django: read once
 }
 DJANGO_SURFACE = {
-    "test_leases",  # the API's authentication and permissions, the admin, the command
+    "test_leases",  # the API's authentication and permissions
+    "test_leases_manage",  # the admin and the command
     "test_cross_origin",  # a middleware of both stacks, and a system check
     "test_csrf_scope",  # the CSRF middleware and the API's session auth
     "test_admin",

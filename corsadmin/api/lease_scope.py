@@ -29,6 +29,13 @@ from ..models import AllowedOrigin, LeaseToken
 from ..origins import canonical_origin
 from .serializers import OriginSerializer
 
+# The OpenAPI description of POST origins/.
+CREATE_DESCRIPTION = (
+    "With an origin lease's key (`Authorization: Token lease_...`): only an origin matching the "
+    "lease's pattern in its policy (the default when `policy` is omitted), a 403 naming the scope "
+    "otherwise; `expires_at` at most the lease's max_ttl ahead (a later one or null: 400), now + "
+    "max_ttl when omitted."
+)
 LEASE_ACTIONS = frozenset({"create", "destroy", "list", "retrieve"})
 # A client's clock and the request's own time: an expiry this close past the latest is the latest.
 EXPIRY_SLACK = timedelta(seconds=5)

@@ -52,7 +52,7 @@ from .authentication import SessionAuthentication, TokenAuthentication
 from .background import accepted, job_body
 from .exceptions import exception_handler
 from .filters import OriginFilter, PolicyFilter
-from .lease_scope import LeaseRefusals, LeaseScopedOrigins
+from .lease_scope import CREATE_DESCRIPTION, LeaseRefusals, LeaseScopedOrigins
 from .params import flag
 from .parsers import SafeJSONParser, read_document
 from .schema import CorsAdminSchema
@@ -237,7 +237,7 @@ class PolicyViewSet(RecordedModelViewSet[Policy]):
 
 @extend_schema_view(
     list=extend_schema(summary="List allowed origins"),
-    create=extend_schema(summary="Allow an origin"),
+    create=extend_schema(summary="Allow an origin", description=CREATE_DESCRIPTION),
     retrieve=extend_schema(summary="Show an allowed origin"),
     update=extend_schema(summary="Replace an allowed origin"),
     partial_update=extend_schema(summary="Change some fields of an allowed origin"),

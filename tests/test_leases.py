@@ -117,6 +117,16 @@ def test_an_invalid_origin_is_a_400(ci):
     assert list(response.json()) == ["origin"]
 
 
+def test_adding_it_again_is_a_400(ci):
+    ci.post(ORIGINS, {"origin": PR}, format="json")
+    response = ci.post(ORIGINS, {"origin": PR}, format="json")
+    assert (response.status_code, response.json()) == (
+        400,
+        {"origin": ["This origin is already listed in this policy."]},
+    )
+    assert AllowedOrigin.objects.filter(origin=PR).count() == 1
+
+
 def test_deletes_an_origin_inside_its_pattern(ci):
     entry = leased()
     assert ci.delete(f"{ORIGINS}{entry.pk}/").status_code == 204
@@ -163,6 +173,12 @@ def test_deleting_in_another_policy_is_a_403(ci):
     entry = leased(PR, policy="default")
     assert ci.delete(f"{ORIGINS}{entry.pk}/").status_code == 403
     assert AllowedOrigin.objects.filter(pk=entry.pk).exists()
+
+
+def test_reading_an_entry_outside_its_pattern_is_a_403(ci):
+    entry = leased("https://app.preview.example.com")
+    response = ci.get(f"{ORIGINS}{entry.pk}/")
+    assert (response.status_code, response.json()["detail"]) == (403, SCOPE)
 
 
 def test_changing_its_own_entry_is_a_403(ci):

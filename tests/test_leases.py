@@ -94,6 +94,16 @@ def test_an_expiry_past_max_ttl_is_a_400(ci):
     assert not AllowedOrigin.objects.filter(origin=PR).exists()
 
 
+def test_an_expiry_a_moment_past_max_ttl_is_max_ttl(ci):
+    response = ci.post(
+        ORIGINS,
+        {"origin": PR, "expires_at": (timezone.now() + timedelta(seconds=WEEK + 2)).isoformat()},
+        format="json",
+    )
+    expires = AllowedOrigin.objects.get(pk=response.json()["id"]).expires_at
+    assert expires <= timezone.now() + timedelta(seconds=WEEK)
+
+
 def test_no_expiry_is_a_400(ci):
     response = ci.post(ORIGINS, {"origin": PR, "expires_at": None}, format="json")
     assert response.status_code == 400

@@ -84,9 +84,11 @@ class LeaseOriginSerializer(OriginSerializer):
         now = timezone.now()
         latest = lease.latest_expiry(now)
         errors: dict[str, list[str]] = {}
-        if "expires_at" not in attrs:
-            attrs["expires_at"] = latest
-        elif attrs["expires_at"] is None or attrs["expires_at"] > latest + EXPIRY_SLACK:
+        wanted = attrs.get("expires_at", latest)
+        if wanted is not None and latest < wanted <= latest + EXPIRY_SLACK:
+            wanted = latest  # "now + max_ttl" by the client's clock
+        attrs["expires_at"] = wanted
+        if wanted is None or wanted > latest:
             errors["expires_at"] = [
                 _("A lease's entry expires at most %(ttl)s ahead: by %(latest)s, or omit it for that.")
                 % {"ttl": lease.max_ttl_text, "latest": latest.isoformat(timespec="seconds")}

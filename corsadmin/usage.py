@@ -369,7 +369,8 @@ def _upsert_orm(
 
 
 def prune() -> int:
-    """Drop hourly rows older than ``USAGE_RETENTION_DAYS`` and the usage of deleted entries."""
+    """Drop hourly rows older than ``USAGE_RETENTION_DAYS``, the usage of deleted entries, and
+    the entries origin leases added once they expired."""
     from .models import AllowedOrigin, OriginHour, OriginUsage, PolicyHour
 
     global _pruned_at
@@ -380,7 +381,9 @@ def prune() -> int:
     alive = AllowedOrigin.objects.values("pk")
     removed += OriginUsage.objects.exclude(origin_id__in=alive).delete()[0]
     removed += OriginHour.objects.exclude(origin_id__in=alive).delete()[0]
-    return removed
+    from .leases import prune_expired  # the entries leases added, once expired
+
+    return removed + prune_expired(now())
 
 
 # --- reading ---------------------------------------------------------------------------

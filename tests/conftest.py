@@ -95,6 +95,7 @@ BACKENDS = {
     "test_admin_actions",  # bulk writes, all or nothing
     "test_api",  # API writes and history
     "test_api_document",  # import: all or nothing
+    "test_leases",  # lease writes, the prune, history
     "test_import_jobs",  # background imports: their threads' transactions and heartbeats
     "test_api_usage",  # hits and last seen read from the database
     "test_background",  # the refresher thread, its own connection
@@ -124,6 +125,8 @@ SURFACE_EXCEPT = {
     ("test_locale", "catalogue"),  # the files, not Django: read once
 }
 DJANGO_SURFACE = {
+    "test_leases",  # the API's authentication and permissions
+    "test_leases_manage",  # the admin and the command
     "test_cross_origin",  # a middleware of both stacks, and a system check
     "test_csrf_scope",  # the CSRF middleware and the API's session auth
     "test_admin",

@@ -23,8 +23,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 import corsadmin
-from corsadmin import history
-from corsadmin.models import AllowedOrigin, OriginUsage, Policy, PolicyHour, RefusedOrigin
+from corsadmin import history, leases
+from corsadmin.models import AllowedOrigin, LeaseToken, OriginUsage, Policy, PolicyHour, RefusedOrigin
 
 APP = Path(corsadmin.__file__).parent
 PO = APP / "locale" / "de" / "LC_MESSAGES" / "django.po"
@@ -248,6 +248,18 @@ def data(db):
 ORIGINS = "/admin/corsadmin/allowedorigin/"
 POLICIES = "/admin/corsadmin/policy/"
 REFUSED = "/admin/corsadmin/refusedorigin/"
+LEASES = "/admin/corsadmin/leasetoken/"
+
+
+def a_lease(policy: Policy) -> int:
+    """A revoked origin lease (its page shows every field), made when the page is asked for."""
+    lease, _key = leases.create("ci-previews", policy, "https://pr-*.preview.example.com", 604800)
+    leases.revoke(lease)
+    return lease.pk
+
+
+def lease_form(policy: Policy, pattern: str) -> dict:
+    return {"name": "pr", "policy": policy.pk, "pattern": pattern, "max_ttl": "7d"}
 
 
 def check(origin: str, **params: str) -> tuple[str, str, None]:
@@ -329,6 +341,24 @@ PAGES = {
     "expiry form": lambda r, x: ("post", ORIGINS, action("set_expiry", [r["deny"], r["allow"]])),
     "allow refused form": lambda r, x: ("post", REFUSED, action("allow", x)),
     "action message": lambda r, x: ("follow", ORIGINS, action("enable", [r["off"]])),
+    "leases": lambda r, x: ("get", LEASES if a_lease(r["allow"].policy) else "", None),
+    "lease add": lambda r, x: ("get", LEASES + "add/", None),
+    "lease change": lambda r, x: ("get", f"{LEASES}{a_lease(r['allow'].policy)}/change/", None),
+    "lease errors": lambda r, x: (
+        "post",
+        LEASES + "add/",
+        lease_form(r["allow"].policy, "https://a.*.x.com"),
+    ),
+    "lease created": lambda r, x: (
+        "follow",
+        LEASES + "add/",
+        lease_form(r["allow"].policy, "https://pr-*.x.com"),
+    ),
+    "lease revoked": lambda r, x: (
+        "follow",
+        LEASES,
+        action("revoke", list(LeaseToken.objects.filter(pk=a_lease(r["allow"].policy)))),
+    ),
     "widening done": lambda r, x: ("follow", ORIGINS, action("disable", [r["deny"]], confirm_widening="1")),
 }
 

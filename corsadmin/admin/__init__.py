@@ -2,9 +2,10 @@
 
 from django.contrib import admin
 
-from ..models import AllowedOrigin, Policy, RefusedOrigin
+from ..models import AllowedOrigin, LeaseToken, Policy, RefusedOrigin
 from .filters import AllowedNowFilter, DismissedFilter, ExpiredFilter, PathFilter, UnusedFilter, allowed_now
 from .forms import CheckForm, ExpiryForm, PolicyChoiceForm
+from .leases import LeaseTokenAdmin
 from .options import (
     AllowedOriginAdmin,
     AllowedOriginInline,
@@ -24,6 +25,7 @@ __all__ = [
     "ExpiredFilter",
     "ExpiryForm",
     "HistoryValuesMixin",
+    "LeaseTokenAdmin",
     "OneLockOrderMixin",
     "OriginInlineFormSet",
     "PathFilter",
@@ -37,3 +39,4 @@ __all__ = [
 admin.site.register(Policy, PolicyAdmin)
 admin.site.register(AllowedOrigin, AllowedOriginAdmin)
 admin.site.register(RefusedOrigin, RefusedOriginAdmin)
+admin.site.register(LeaseToken, LeaseTokenAdmin)

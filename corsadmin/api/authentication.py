@@ -11,7 +11,9 @@ Name them in the host site's settings::
   token." (DRF's own says "User inactive or deleted." for the key of an
   inactive user, which tells a caller that the key exists). Failed attempts are
   throttled without a database query each (``auth_failures``): a key just refused
-  is refused again from memory, and a client past its budget gets a 429.
+  is refused again from memory, and a client past its budget gets a 429. A key starting
+  ``lease_`` is an origin lease's (``corsadmin.leases``): the request acts as the lease's
+  own user, and ``request.auth`` is the ``LeaseToken`` (``lease_scope`` says what it may do).
 - ``SessionAuthentication`` checks CSRF with corsadmin's CSRF middleware, so
   session writes trust the same origins as the rest of the site
   (``CSRF_TRUSTED_ORIGINS`` and the entries flagged ``csrf_trusted``).
@@ -27,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+from .. import leases
 from ..middleware import CsrfViewMiddleware
 from .auth_failures import failures
 
@@ -48,6 +51,13 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if failures.known_bad(key):
             failures.failed(self.client)
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        if leases.is_lease_key(key):
+            lease = leases.find(key)
+            if lease is None:  # unknown or revoked
+                failures.remember_bad(key)
+                failures.failed(self.client)
+                raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+            return (lease.actor, lease)
         model: Any = self.get_model()
         try:
             token = model.objects.select_related("user").get(key=key)

@@ -126,7 +126,14 @@ class CorsAdminSchema(AutoSchema):
                 _response("The document is over CORSADMIN['IMPORT_MAX_BYTES']: nothing was changed.", DETAIL),
             )
         responses.setdefault("401", _response("No or invalid credentials.", DETAIL))
-        responses.setdefault("403", _response("Missing permission (or CSRF token with a session).", DETAIL))
+        responses.setdefault(
+            "403",
+            _response(
+                "Missing permission (or CSRF token with a session); with an origin lease's key, "
+                "a request outside its scope (the detail names its policy and pattern).",
+                DETAIL,
+            ),
+        )
         if "{" in self.path or self._is_list_view():
             responses.setdefault("404", _response("No such object (or page).", DETAIL))
         if getattr(self.view, "throttle_classes", None):  # the site's DEFAULT_THROTTLE_CLASSES

@@ -52,6 +52,7 @@ from .authentication import SessionAuthentication, TokenAuthentication
 from .background import accepted, job_body
 from .exceptions import exception_handler
 from .filters import OriginFilter, PolicyFilter
+from .lease_scope import CREATE_DESCRIPTION, LeaseRefusals, LeaseScopedOrigins
 from .params import flag
 from .parsers import SafeJSONParser, read_document
 from .schema import CorsAdminSchema
@@ -77,7 +78,7 @@ def long_request(view: CorsAdminAPIView) -> Iterator[None]:
             yield
 
 
-class CorsAdminAPIView:
+class CorsAdminAPIView(LeaseRefusals):
     """What every view of the API shares: corsadmin's authentication, a deadline on every
     query (authentication's included: ``deadlines``), and a 503 when the database is
     unavailable or hangs (the host's exception handler for everything else)."""
@@ -236,13 +237,13 @@ class PolicyViewSet(RecordedModelViewSet[Policy]):
 
 @extend_schema_view(
     list=extend_schema(summary="List allowed origins"),
-    create=extend_schema(summary="Allow an origin"),
+    create=extend_schema(summary="Allow an origin", description=CREATE_DESCRIPTION),
     retrieve=extend_schema(summary="Show an allowed origin"),
     update=extend_schema(summary="Replace an allowed origin"),
     partial_update=extend_schema(summary="Change some fields of an allowed origin"),
     destroy=extend_schema(summary="Remove an allowed origin"),
 )
-class OriginViewSet(RecordedModelViewSet[AllowedOrigin]):
+class OriginViewSet(LeaseScopedOrigins, RecordedModelViewSet[AllowedOrigin]):
     queryset = with_usage(AllowedOrigin.objects.select_related("policy", "created_by"))
     serializer_class = OriginSerializer
     lookup_value_regex = r"[^/]+"

@@ -3,7 +3,8 @@
 ``config`` holds what users edit (``Policy``, ``AllowedOrigin``), ``validation`` what they
 may hold, ``changelog`` the generation stamping, tombstones and process heartbeats that
 carry every change to every process, ``counts`` the refused and usage tables, and ``jobs``
-the API's background imports. Every name is importable from ``corsadmin.models``.
+the API's background imports, ``leases`` the origin leases' tokens. Every name is importable
+from ``corsadmin.models``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .config import (
 )
 from .counts import OriginHour, OriginUsage, PolicyHour, RefusedOrigin
 from .jobs import ImportJob
+from .leases import ACTOR_PREFIX, KEY_PREFIX, LeaseToken, key_digest
 from .validation import (
     DENIED_IN_POLICY,
     DENY_CSRF_TRUSTED,
@@ -54,11 +56,13 @@ from .validation import (
 )
 
 __all__ = [
+    "ACTOR_PREFIX",
     "DEFAULT_POLICY",
     "DENIED_IN_POLICY",
     "DENY_CSRF_TRUSTED",
     "EVERY_ORIGIN_WITH_CREDENTIALS",
     "EXPIRES_SOON",
+    "KEY_PREFIX",
     "NOTIFY_CHANNEL",
     "NO_SCOPE",
     "NULL_CSRF_TRUSTED",
@@ -77,6 +81,7 @@ __all__ = [
     "ConfigQuerySet",
     "Generation",
     "ImportJob",
+    "LeaseToken",
     "OriginHour",
     "OriginUsage",
     "Policy",
@@ -90,6 +95,7 @@ __all__ = [
     "default_policy",
     "expiry_in_past",
     "find_default_policy",
+    "key_digest",
     "next_generation",
     "record_deletions",
     "request_reload",

@@ -30,7 +30,7 @@ from ...records import CHECK_QUERY_AFTER, check_query_fields, origin_record
 from ...usage import unused, with_usage
 from ...widening import write_warnings
 from ...wording import entry_status
-from .. import cli, document_cli, policy_cli, status_cli
+from .. import cli, document_cli, policy_cli, status_cli, token_cli
 from ..cli import REFUSED, bad_input, os_user
 from ..document_cli import ErrorLines
 
@@ -150,6 +150,7 @@ class Command(BaseCommand):
 
         policy_cli.add_arguments(sub)
         status_cli.add_arguments(sub)
+        token_cli.add_arguments(sub)
         sub.add_parser(
             "reload",
             help="make every server process reload the whole allow-list (after raw SQL writes)",
@@ -416,6 +417,9 @@ class Command(BaseCommand):
         stale = status_cli.run(self, options)
         if stale:
             raise (QuietExit if options["json"] else CommandError)(stale, returncode=status_cli.STALE)
+
+    def do_token(self, options: dict[str, Any]) -> None:
+        token_cli.run(self, options)
 
     def do_export(self, options: dict[str, Any]) -> None:
         document_cli.run_export(self, options)

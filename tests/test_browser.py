@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.browser.chromium import FrontPage, launch
+from tests.browser.chromium import FrontPage, running_chromium
 from tests.browser.site import Site, raw_get
 
 ECHO = "/demo/echo/"
@@ -60,20 +60,8 @@ Policy.objects.create(name="with-credentials", url_regex=r"^/demo/", priority=10
 @pytest.fixture(scope="module", autouse=True)
 def chromium() -> Iterator[object]:
     """Headless Chromium, started first: without it every test here fails at once."""
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = launch(playwright)
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
+    with running_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")

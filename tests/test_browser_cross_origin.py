@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.chromium import FrontPage, launch
+from tests.browser.chromium import FrontPage, running_chromium
 from tests.browser.site import REFRESH_INTERVAL, Site
 
 ECHO = "/demo/echo/"
@@ -26,20 +26,8 @@ POST = {"method": "POST", "body": "hello"}  # a simple request: no preflight
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = launch(playwright)
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
+    with running_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")

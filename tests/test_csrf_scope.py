@@ -93,31 +93,28 @@ def session_client(client):
     return client, secret
 
 
-def test_the_api_refuses_a_session_write_from_an_origin_trusted_for_other_paths(client):
-    trusted_in(Policy.objects.create(name="demo", url_regex=r"^/demo/"))
+def add_policy(client, name: str, **headers) -> int:
+    """A session POST of a new policy from PARTNER (the CSRF token sent): its status."""
     client, secret = session_client(client)
     response = client.post(
-        "/api/cors/policies/", {"name": "sneaky"}, content_type="application/json",
-        HTTP_ORIGIN=PARTNER, HTTP_X_CSRFTOKEN=secret,
+        "/api/cors/policies/", {"name": name}, content_type="application/json",
+        HTTP_ORIGIN=PARTNER, HTTP_X_CSRFTOKEN=secret, **headers,
     )  # fmt: skip
-    assert (response.status_code, Policy.objects.filter(name="sneaky").exists()) == (403, False)
+    return response.status_code
+
+
+def test_the_api_refuses_a_session_write_from_an_origin_trusted_for_other_paths(client):
+    trusted_in(Policy.objects.create(name="demo", url_regex=r"^/demo/"))
+    status = add_policy(client, "sneaky")
+    assert (status, Policy.objects.filter(name="sneaky").exists()) == (403, False)
 
 
 def test_the_api_refuses_a_session_write_from_an_origin_trusted_on_another_host(client):
     trusted_in(Policy.objects.create(name="api", hosts=["api.example.com"]))
-    client, secret = session_client(client)
-    response = client.post(
-        "/api/cors/policies/", {"name": "sneaky"}, content_type="application/json",
-        HTTP_ORIGIN=PARTNER, HTTP_X_CSRFTOKEN=secret, HTTP_HOST="www.example.com",
-    )  # fmt: skip
-    assert (response.status_code, Policy.objects.filter(name="sneaky").exists()) == (403, False)
+    status = add_policy(client, "sneaky", HTTP_HOST="www.example.com")
+    assert (status, Policy.objects.filter(name="sneaky").exists()) == (403, False)
 
 
 def test_the_api_takes_a_session_write_from_an_origin_trusted_for_its_paths(client):
     trusted_in(Policy.objects.create(name="admin-api", url_regex=r"^/api/cors/"))
-    client, secret = session_client(client)
-    response = client.post(
-        "/api/cors/policies/", {"name": "welcome"}, content_type="application/json",
-        HTTP_ORIGIN=PARTNER, HTTP_X_CSRFTOKEN=secret,
-    )  # fmt: skip
-    assert response.status_code == 201
+    assert add_policy(client, "welcome") == 201

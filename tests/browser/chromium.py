@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import pytest
 
 from .frontend import FrontEnd
 from .site import REFRESH_INTERVAL, Site
@@ -34,6 +38,25 @@ def launch(playwright: Any) -> Any:
         return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     except Exception as exc:
         raise RuntimeError(f"Chromium at {CHROMIUM} could not start: {exc}") from exc
+
+
+@contextmanager
+def running_chromium() -> Iterator[Any]:
+    """Playwright and headless Chromium for a module's tests; a clear failure when it cannot start."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        try:
+            browser = launch(playwright)
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
 
 
 class FrontPage:

@@ -17,6 +17,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from ..browser_check import question_from_message, question_from_url
+from ..console_messages import MAX_MESSAGE_LENGTH, Unreadable
 from ..models import (
     DENIED_IN_POLICY,
     PAST_EXPIRY,
@@ -221,20 +223,58 @@ class ExpiryForm(forms.Form):
 
 
 class CheckForm(forms.Form):
+    message = forms.CharField(
+        max_length=MAX_MESSAGE_LENGTH,
+        required=False,
+        strip=False,
+        label=_("Console message"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text=_(
+            "Or paste the browser's CORS error (Chromium, Firefox or Safari): it fills in the origin, URL, "
+            "method and credentials; what you type below wins."
+        ),
+    )
     origin = forms.CharField(
         max_length=2048,
+        required=False,
         label=_("Origin"),
         help_text=_("As the browser sends it, e.g. https://app.example.com"),
     )
-    path = forms.CharField(
-        max_length=2048, initial="/", label=_("Path"), help_text=_("The request path, e.g. /api/items/")
+    url = forms.CharField(
+        max_length=4096,
+        required=False,
+        label=_("URL"),
+        help_text=_("The URL the page fetches, e.g. https://api.example.com/items/ (fills path and host)"),
     )
-    method = forms.CharField(max_length=20, initial="GET", label=_("Method"))
+    path = forms.CharField(
+        max_length=2048,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "/"}),
+        label=_("Path"),
+        help_text=_("The request path, e.g. /api/items/"),
+    )
+    method = forms.CharField(
+        max_length=20,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "GET"}),
+        label=_("Method"),
+        help_text=_("As the page writes it: fetch() sends 'patch' lower-case"),
+    )
     request_headers = forms.CharField(
         max_length=2048,
         required=False,
         label=_("Request headers"),
         help_text=_("Headers the page sets, comma-separated (e.g. content-type, x-api-key)"),
+    )
+    credentials = forms.ChoiceField(
+        choices=[
+            ("same-origin", _("same-origin (the default: no cookies to another origin)")),
+            ("include", _("include (cookies and HTTP authentication)")),
+            ("omit", _("omit")),
+        ],
+        required=False,
+        label=_("Credentials"),
+        help_text=_("The fetch's credentials option"),
     )
     host = forms.CharField(
         max_length=300,
@@ -257,3 +297,29 @@ class CheckForm(forms.Form):
                 gettext("'%(value)s' is not a request host: give e.g. api.example.com.") % {"value": value}
             )
         return canonical_host(domain)
+
+    def clean(self) -> dict[str, Any]:
+        """The question: what was typed, filled from the URL and the pasted message."""
+        data: dict[str, Any] = super().clean() or {}
+        if self.errors:
+            return data
+        given = {name: value for name, value in data.items() if value not in (None, "") and name != "message"}
+        try:
+            if data.get("message"):
+                given, data["console"] = question_from_message(data["message"], given)
+            elif given.get("url"):
+                given = question_from_url(given)
+        except (Unreadable, ValidationError) as exc:
+            text = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+            self.add_error("message" if data.get("message") else "url", text)
+            return data
+        if not given.get("origin"):
+            self.add_error("origin", gettext("Give the origin, or paste a console message that names it."))
+            return data
+        data.update(given)
+        data["path"] = data.get("path") or "/"
+        data["method"] = data.get("method") or "GET"
+        data["credentials"] = data.get("credentials") or "same-origin"
+        if not data["path"].startswith("/"):
+            self.add_error("path", gettext("A path starts with '/'."))
+        return data

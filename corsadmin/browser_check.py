@@ -208,6 +208,9 @@ FAILURES = {
         "with more than one origin (often a proxy adding its own)"
     ),
     "allow-origin-mismatch": gettext_noop("the response's Access-Control-Allow-Origin named another origin"),
+    "origin-not-allowed": gettext_noop(
+        "the response's Access-Control-Allow-Origin was missing or named another origin"
+    ),
     "invalid-allow-origin": gettext_noop("the response's Access-Control-Allow-Origin is no origin"),
     "wildcard-with-credentials": gettext_noop(
         "the response answered Access-Control-Allow-Origin: * to a fetch with credentials"

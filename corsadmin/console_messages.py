@@ -98,7 +98,8 @@ _WEBKIT_REASONS = [
     (r"Header Access-Control-Allow-Headers has an invalid value", "invalid-allow-headers", True),
     (r"Method (?P<method>\S+?) is not allowed by Access-Control-Allow-Methods", "method", True),
     (r"Request header field (?P<header>\S+?) is not allowed by Access-Control-Allow-Headers", "header", True),
-    (r"is not allowed by Access-Control-Allow-Origin", "allow-origin-mismatch", False),
+    # Missing or another origin: WebKit says the same.
+    (r"is not allowed by Access-Control-Allow-Origin", "origin-not-allowed", False),
 ]
 
 

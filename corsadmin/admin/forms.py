@@ -12,6 +12,7 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
@@ -222,6 +223,14 @@ class ExpiryForm(forms.Form):
         return value
 
 
+def _credentials_label(value: str, words: object) -> SafeString:
+    # The option's value as the page writes it (quoted English), then what it means.
+    return format_html('<code lang="en">{}</code>: {}', value, words)
+
+
+_credentials_choice = lazy(_credentials_label, SafeString)
+
+
 class CheckForm(forms.Form):
     message = forms.CharField(
         max_length=MAX_MESSAGE_LENGTH,
@@ -268,13 +277,18 @@ class CheckForm(forms.Form):
     )
     credentials = forms.ChoiceField(
         choices=[
-            ("same-origin", _("same-origin (the default: no cookies to another origin)")),
-            ("include", _("include (cookies and HTTP authentication)")),
-            ("omit", _("omit")),
+            (
+                "same-origin",
+                _credentials_choice("same-origin", _("the default: cookies only to the page's own origin")),
+            ),
+            ("include", _credentials_choice("include", _("cookies and HTTP authentication to any origin"))),
+            ("omit", _credentials_choice("omit", _("no cookies, no HTTP authentication"))),
         ],
         required=False,
+        initial="same-origin",
+        widget=forms.RadioSelect,
         label=_("Credentials"),
-        help_text=_("The fetch's credentials option"),
+        help_text=_("Whether the fetch sends cookies and HTTP authentication"),
     )
     host = forms.CharField(
         max_length=300,
@@ -304,6 +318,8 @@ class CheckForm(forms.Form):
         if self.errors:
             return data
         given = {name: value for name, value in data.items() if value not in (None, "") and name != "message"}
+        if data.get("message") and given.get("credentials") == "same-origin":
+            del given["credentials"]  # the form's default: a pasted message that says include wins
         try:
             if data.get("message"):
                 given, data["console"] = question_from_message(data["message"], given)

@@ -17,6 +17,8 @@ from ..models import AllowedOrigin, Policy, RefusedOrigin
 from .actions import allow_origin
 from .forms import CheckForm, html
 
+ENGINE_LABELS = {"chromium": "Chromium", "firefox": "Firefox", "webkit": "WebKit (Safari)"}
+
 
 def check_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest) -> HttpResponse:
     """Why an origin is allowed or refused on a path, with the headers, and the fix for a refusal."""
@@ -43,6 +45,10 @@ def check_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpReque
         "title": gettext("Check an origin"),
         "form": form,
         "result": result,
+        # Proper names, not translated: (id, name, verdict) per engine.
+        "engines": [(name, ENGINE_LABELS[name], verdict) for name, verdict in result["engines"].items()]
+        if result
+        else [],
         "allow_url": allow_url,
         "edit_url": edit_url,
         "opts": origin_admin.model._meta,

@@ -303,3 +303,16 @@ def test_admin_check_a_bad_credentials_value_is_a_form_error(admin_client):
     response = admin_client.get(ADMIN_CHECK, {"origin": APP, "credentials": "always"})
     assert response.context["result"] is None
     assert list(response.context["form"].errors) == ["credentials"]
+
+
+def test_admin_check_says_a_refused_host_is_a_400(listed, admin_client, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    response = admin_client.get(
+        ADMIN_CHECK, {"origin": APP, "path": "/demo/echo/", "host": "evil.example.net"}
+    )
+    html = response.content.decode()
+    assert '<h2 class="refused">' in html
+    assert (
+        '<p id="check-status"><strong>The request is answered 400: Django refuses its host.</strong></p>'
+        in html
+    )

@@ -26,7 +26,7 @@ from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
 from .records import request_host
 from .refresh import holder
-from .snapshot import Decision
+from .snapshot import Decision, Snapshot
 
 # What each engine's console says of a fetch answered 400 (the host Django refuses).
 BAD_REQUEST = {
@@ -138,7 +138,23 @@ def check(
     result["reason"] = " ".join(reason for reason in reasons if reason)
     result["fix"] = [] if result["allowed"] else offer(result, fetch, per_engine, refused)
     result["middleware_allows"] = explained_allowed
+    result["scopes"] = scopes_allowed(snapshot, asked, path, deciding_host, explained_allowed)
     return result
+
+
+def scopes_allowed(
+    snapshot: Snapshot, origin: str | None, path: str, host: str | None, cors: bool
+) -> dict[str, bool]:
+    """What the origin may do on this path (and host), scope by scope: read responses (CORS, as
+    the middleware decided), pass the CSRF check through an entry, open a WebSocket."""
+    if not origin or origin == "null":
+        return {"cors": cors, "csrf": False, "websocket": False}
+    scoped = host if snapshot.hosts.scoped else None
+    return {
+        "cors": cors,
+        "csrf": snapshot.csrf_trusts(origin, path, scoped),
+        "websocket": snapshot.scope_allows("websocket", origin, path, scoped) is not None,
+    }
 
 
 def _engine(verdict: Verdict, engine: str, fetch: Fetch, refused: bool) -> dict[str, Any]:

@@ -155,6 +155,7 @@ def test_check_answer_shape(allow_list, reader_client):
         },
         "status": None,
         "middleware_allows": True,
+        "scopes": {"cors": True, "csrf": False, "websocket": False},
         "fix": [],
     }
 

@@ -176,3 +176,25 @@ def test_cors_add_refuses_an_unknown_scope():
 def test_cors_list_shows_the_scopes():
     AllowedOrigin.objects.create(origin=APP, csrf_trusted=True)
     assert cors("list").splitlines()[1].split()[5] == "cors,csrf"
+
+
+# --- check -------------------------------------------------------------------------------
+
+
+def test_check_says_what_each_scope_allows(full_client):
+    policy = Policy.objects.create(name="live", url_regex=r"^/ws/")
+    AllowedOrigin.objects.create(origin=APP, policy=policy, websocket=True, csrf_trusted=True, cors=False)
+    answer = full_client.get(API + "check/", {"origin": APP, "path": "/ws/chat/"}).json()
+    assert answer["scopes"] == {"cors": False, "csrf": True, "websocket": True}
+
+
+def test_check_scopes_follow_the_path(full_client):
+    policy = Policy.objects.create(name="live", url_regex=r"^/ws/")
+    AllowedOrigin.objects.create(origin=APP, policy=policy, websocket=True)
+    answer = full_client.get(API + "check/", {"origin": APP, "path": "/api/"}).json()
+    assert answer["scopes"] == {"cors": False, "csrf": False, "websocket": False}
+
+
+def test_cors_check_prints_the_scopes():
+    AllowedOrigin.objects.create(origin=APP, websocket=True)
+    assert "scopes:   cors yes, csrf no, websocket yes" in cors("check", APP).splitlines()

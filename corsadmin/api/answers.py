@@ -274,6 +274,12 @@ class CheckResultSerializer(serializers.Serializer[dict[str, object]]):
         "and Django's host check)."
     )
     engines = EnginesSerializer(help_text="Per browser engine: what a page's fetch() gets.")
+    scopes = serializers.DictField(
+        child=serializers.BooleanField(),
+        help_text="Scope by scope, what the origin may do on this path and host: `cors` (the "
+        "middleware's decision), `csrf` (an entry trusts it for the CSRF check), `websocket` "
+        "(corsadmin.channels.OriginValidator accepts its handshake; the site's own origin aside).",
+    )
     fix = FixStepSerializer(many=True, help_text="For a refusal, the steps that make every browser read it.")
     console = ConsoleSerializer(required=False, help_text="With message: what the pasted message says.")
 

@@ -107,6 +107,7 @@ def print_decision(command: Any, result: dict[str, Any]) -> None:
             command.stdout.write(f"  {name}: {value}")
     if result["status"]:
         show("status", f"{result['status']} (Django refuses the host)")
+    show("scopes", ", ".join(f"{scope} {'yes' if ok else 'no'}" for scope, ok in result["scopes"].items()))
     show("creds", result["credentials"])
     for engine, verdict in result["engines"].items():
         show(

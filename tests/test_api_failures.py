@@ -132,7 +132,7 @@ def failing_check(monkeypatch, reader):
 
     from .api_fixtures import token_client
 
-    def explain(**kwargs: Any) -> Any:
+    def explain(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug in the check")
 
     monkeypatch.setattr(diagnosis, "explain", explain)

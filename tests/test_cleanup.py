@@ -400,7 +400,7 @@ def test_the_origin_change_form_warns_what_disabling_an_exception_opens(admin_cl
     from django.contrib.messages import WARNING
 
     _allow, deny = exception
-    data = {"origin": UC, "policy": str(deny.policy_id), "effect": "deny", "note": ""}
+    data = {"origin": UC, "policy": str(deny.policy_id), "effect": "deny", "note": "", "cors": "on"}
     data.update({"expires_at_0": "", "expires_at_1": ""})  # "enabled" left out: unticked
     response = admin_client.post(CHANGELIST + f"{deny.pk}/change/", data, follow=True)
     assert [str(m) for m in get_messages(response.wsgi_request) if m.level == WARNING] == [OPENED]

@@ -34,9 +34,9 @@ def entries():
 def test_list_shows_hits_and_last_seen(entries):
     lines = cors("list").splitlines()
     assert [line.split()[2:] for line in lines[1:4]] == [
-        ["https://never.example.com", "active", "-", "no", "0", "-"],
-        ["https://old.example.com", "active", "-", "no", "7", "2026-10-26T10:15:00+00:00"],
-        ["https://recent.example.com", "active", "-", "no", "3", "2026-11-25T10:15:00+00:00"],
+        ["https://never.example.com", "active", "-", "cors", "0", "-"],
+        ["https://old.example.com", "active", "-", "cors", "7", "2026-10-26T10:15:00+00:00"],
+        ["https://recent.example.com", "active", "-", "cors", "3", "2026-11-25T10:15:00+00:00"],
     ]
 
 

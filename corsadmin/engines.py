@@ -3,7 +3,7 @@
 Pure Python: no ORM, no request objects. It models the Fetch Standard's CORS check and
 CORS-preflight check (https://fetch.spec.whatwg.org/#cors-check) as each engine implements
 them, in each engine's order, and returns the console message that engine prints, word for
-word where the engine's source gives it:
+word where the engine's source gives it (Chromium's checked against a real Chromium 156):
 
 - Chromium: ``services/network/public/cpp/cors/cors.cc`` (the checks) and
   ``third_party/blink/renderer/platform/loader/cors/cors_error_string.cc`` (the words);
@@ -13,10 +13,11 @@ word where the engine's source gives it:
   ``CrossOriginPreflightResultCache.cpp``.
 
 Where they differ: Chromium and WebKit read a duplicated ``Access-Control-Allow-Origin`` as
-one value joined by ", " (so "multiple values"), Firefox counts the header lines; Firefox
-still lets ``Access-Control-Allow-Headers: *`` cover ``Authorization`` (with a deprecation
-warning), the others follow the standard; a preflight answer is cached for at most 7,200 s
-(Chromium), 86,400 s (Firefox) or 600 s (WebKit), 5 s when the answer names no
+one value joined by ", " (so "multiple values"), Firefox counts the header lines; Chromium
+and Firefox still let ``Access-Control-Allow-Headers: *`` cover ``Authorization`` (both
+deprecated; reported as a warning), WebKit follows the standard; a preflight answer is
+cached for at most 7,200 s (Chromium), 86,400 s (Firefox) or 600 s (WebKit), 5 s when the
+answer names no
 ``Access-Control-Max-Age``. Console messages are the browsers' own and stay English;
 warnings are corsadmin's words.
 """
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from .engine_checks import CHECKS, firefox_warnings, webkit_message
+from .engine_checks import CHECKS, authorization_warning, webkit_message, wildcard_covers_authorization
 from .fetches import (
     CREDENTIALS_MODES,
     MAX_AGE,
@@ -131,8 +132,8 @@ def verdict(engine: str, fetch: Fetch, preflight: Answer | None, response: Answe
             return _refused(engine, fetch, failed, "preflight")
         max_age = cached_seconds(engine, get_header(preflight, MAX_AGE))
         warnings = _max_age_warning(engine, preflight)
-        if engine == "firefox":
-            warnings += firefox_warnings(fetch, preflight)
+        if engine != "webkit" and wildcard_covers_authorization(fetch, preflight):
+            warnings += (authorization_warning(engine, fetch),)
     if response is None:
         return Verdict(
             False,

@@ -29,6 +29,7 @@ from django.http.request import validate_host
 from django.utils.translation import gettext as _
 
 from . import conf
+from .engines import normalise_method
 from .fields import Refusal
 from .models import TOKEN_PATTERN
 from .origins import split_request_origin
@@ -36,8 +37,6 @@ from .origins import split_request_origin
 CREDENTIALS = ("omit", "same-origin", "include")
 MAX_URL_LENGTH = 2048
 MAX_HEADERS = 32
-# What fetch() upper-cases (the Fetch Standard's "normalize a method"); others are sent as written.
-NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
 FORBIDDEN_METHODS = frozenset({"CONNECT", "TRACE", "TRACK"})
 # Request headers a page cannot set (the Fetch Standard's forbidden request-header names).
 FORBIDDEN_HEADERS = frozenset(
@@ -140,12 +139,17 @@ class Question:
 
     @property
     def wire_method(self) -> str:
-        upper = self.method.upper()
-        return upper if upper in NORMALIZED_METHODS else self.method
+        """As fetch() sends it (only the six standard methods upper-cased)."""
+        return normalise_method(self.method)
 
     @property
     def header_names(self) -> tuple[str, ...]:
         return tuple(name.lower() for name, _value in self.headers)
+
+    @property
+    def header_items(self) -> tuple[str, ...]:
+        """``Name: value`` each, as ``engines.Fetch`` takes them."""
+        return tuple(f"{name}: {value}" for name, value in self.headers)
 
 
 def url_host(url: str) -> str:
@@ -394,7 +398,8 @@ def follow(q: Question, deadline: float) -> tuple[Exchange, str]:
     """The request as a browser's fetch sends it, its redirects followed while they stay within
     the hosts that may be probed; also the Origin the last hop was sent with (``null`` once a
     redirect went to another origin: the Fetch Standard's tainted origin)."""
-    url, origin, method, hops = q.url, q.origin, q.wire_method, []
+    url, origin, method = q.url, q.origin, q.wire_method
+    hops: list[dict[str, Any]] = []
     for _hop in range(max_redirects() + 1):
         answer = exchange(url, method, (("Origin", origin), *q.headers), deadline)
         location = (answer.values("location") or [""])[0]

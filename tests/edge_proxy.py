@@ -35,7 +35,9 @@ class _Running:
     def start(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.server = _Server(handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, name=f"edge-{self.port}", daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name=f"edge-{self.port}", daemon=True
+        ).start()
 
     @property
     def accepted(self) -> int:

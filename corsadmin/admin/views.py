@@ -16,6 +16,7 @@ from ..diagnosis import explain
 from ..models import AllowedOrigin, Policy, RefusedOrigin
 from .actions import allow_origin
 from .forms import CheckForm, html
+from .probing import probe_view as probe_view  # mounted with the others
 
 
 def check_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest) -> HttpResponse:

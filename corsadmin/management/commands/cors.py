@@ -30,7 +30,7 @@ from ...records import CHECK_QUERY_AFTER, check_query_fields, origin_record
 from ...usage import unused, with_usage
 from ...widening import write_warnings
 from ...wording import entry_status
-from .. import cli, document_cli, policy_cli, status_cli
+from .. import cli, document_cli, policy_cli, probe_cli, status_cli
 from ..cli import REFUSED, bad_input, os_user
 from ..document_cli import ErrorLines
 
@@ -65,7 +65,7 @@ class QuietExit(CommandError):
 
 
 class Command(BaseCommand):
-    help = "Manage the CORS allow-list: list, add, remove, enable, disable, check, import, export."
+    help = "Manage the CORS allow-list: list, add, remove, enable, disable, check, import, export, probe."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -147,6 +147,7 @@ class Command(BaseCommand):
 
         policy_cli.add_arguments(sub)
         status_cli.add_arguments(sub)
+        probe_cli.add_arguments(sub)
         sub.add_parser(
             "reload",
             help="make every server process reload the whole allow-list (after raw SQL writes)",
@@ -410,6 +411,11 @@ class Command(BaseCommand):
         stale = status_cli.run(self, options)
         if stale:
             raise (QuietExit if options["json"] else CommandError)(stale, returncode=status_cli.STALE)
+
+    def do_probe(self, options: dict[str, Any]) -> None:
+        failed = probe_cli.run(self, options)
+        if failed:
+            raise (QuietExit if options["json"] else CommandError)(failed, returncode=probe_cli.FAILED)
 
     def do_export(self, options: dict[str, Any]) -> None:
         document_cli.run_export(self, options)

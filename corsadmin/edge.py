@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from . import diagnosis, engines, probe
 from .probe import Exchange, Question
+from .probe_settings import served_here, timeout
 from .records import request_host
 
 ACAO = "access-control-allow-origin"
@@ -40,7 +41,7 @@ LISTS = {
 
 def run(q: Question) -> dict[str, Any]:
     """Send the probe and compare: the answer of ``/api/cors/probe/``."""
-    deadline = time.monotonic() + probe.timeout()
+    deadline = time.monotonic() + timeout()
     fetch = engines.Fetch(q.origin, q.url, q.method, q.header_items, q.credentials)
     preflight: Exchange | None = None
     if engines.needs_preflight(fetch):
@@ -112,7 +113,7 @@ def _expected(
 ) -> dict[str, Any] | None:
     """What corsadmin answers for the URL (and for the last hop of the request), or None when
     this site does not serve its host."""
-    if not probe.served_here(probe.url_host(q.url)):
+    if not served_here(probe.url_host(q.url)):
         return None
     names = ",".join(q.header_names)
     result: dict[str, Any] = {"preflight": None, "response": None}
@@ -120,7 +121,7 @@ def _expected(
         pre = _explain(q.url, q.origin, "OPTIONS", names, request_method=q.wire_method)
         result["preflight"] = {"allowed": pre["allowed"], "headers": _pairs(pre["headers"], pre["covered"])}
     url = response.url if response is not None else q.url
-    asked = _explain(url, origin, q.wire_method, names) if probe.served_here(probe.url_host(url)) else None
+    asked = _explain(url, origin, q.wire_method, names) if served_here(probe.url_host(url)) else None
     if asked is not None and response is not None:
         result["response"] = {"headers": _pairs(asked["headers"], asked["covered"])}
     first = asked or _explain(q.url, q.origin, q.wire_method, names)

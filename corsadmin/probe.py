@@ -24,15 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from django.conf import settings
-from django.http.request import validate_host
 from django.utils.translation import gettext as _
 
-from . import conf
 from .engines import normalise_method
 from .fields import Refusal
 from .models import TOKEN_PATTERN
 from .origins import split_request_origin
+from .probe_settings import max_bytes, max_redirects, may_probe, timeout
 
 CREDENTIALS = ("omit", "same-origin", "include")
 MAX_URL_LENGTH = 2048
@@ -86,44 +84,6 @@ KEPT_HEADERS = frozenset(
 )
 _TOKEN = re.compile(rf"{TOKEN_PATTERN}\Z")
 _BAD_VALUE = re.compile(r"[\x00\r\n]")
-
-
-# --- settings ---------------------------------------------------------------------
-
-
-def timeout() -> float:
-    return float(conf.get("PROBE_TIMEOUT"))
-
-
-def max_bytes() -> int:
-    return int(conf.get("PROBE_MAX_BYTES"))
-
-
-def max_redirects() -> int:
-    return int(conf.get("PROBE_MAX_REDIRECTS"))
-
-
-def host_patterns() -> list[str]:
-    """The hosts that may be probed: ``PROBE_HOSTS``, or ``ALLOWED_HOSTS`` (Django's default for
-    an empty list under ``DEBUG`` included), without ``*``."""
-    patterns = conf.get("PROBE_HOSTS")
-    if patterns is None:
-        patterns = list(settings.ALLOWED_HOSTS) or (
-            ["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []
-        )
-    return [p.lower() for p in patterns if isinstance(p, str) and p != "*"]
-
-
-def may_probe(host: str) -> bool:
-    """Whether ``host`` (no port) is one the operator may probe (Django's host patterns: exact, or
-    ``.example.com`` for the domain and its subdomains)."""
-    return bool(host) and validate_host(host.lower(), host_patterns())
-
-
-def served_here(host: str) -> bool:
-    """Whether this site answers requests for ``host`` (it passes ``ALLOWED_HOSTS``)."""
-    allowed = list(settings.ALLOWED_HOSTS) or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    return validate_host(host.lower(), allowed)
 
 
 # --- the question -------------------------------------------------------------------

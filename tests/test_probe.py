@@ -11,6 +11,7 @@ import pytest
 
 from corsadmin import probe
 from corsadmin.fields import Refusal
+from corsadmin.probe_settings import may_probe
 from tests.edge_proxy import Fixed
 from tests.proxy import Proxy
 
@@ -54,15 +55,13 @@ def test_a_star_in_allowed_hosts_does_not_open_the_probe_to_every_host(settings:
 def test_a_star_in_probe_hosts_counts_for_nothing(settings: Any) -> None:
     settings.CORSADMIN = {**settings.CORSADMIN, "PROBE_HOSTS": ["*", "api.example.com"]}
     assert "url" in refusal(url="http://internal.example.net/")
-    assert probe.may_probe("api.example.com")
+    assert may_probe("api.example.com")
 
 
 def test_the_default_is_allowed_hosts_with_django_patterns(settings: Any) -> None:
     settings.ALLOWED_HOSTS = [".example.com", "127.0.0.1"]
     settings.CORSADMIN = {**settings.CORSADMIN, "PROBE_HOSTS": None}
-    assert [
-        probe.may_probe(h) for h in ("example.com", "api.example.com", "evil-example.com", "127.0.0.1")
-    ] == [
+    assert [may_probe(h) for h in ("example.com", "api.example.com", "evil-example.com", "127.0.0.1")] == [
         True,
         True,
         False,
@@ -214,3 +213,23 @@ class BodyServer(Fixed):
                 pass
 
         self.start(Handler)
+
+
+@pytest.mark.parametrize(
+    ("setting", "ids"),
+    [
+        ({}, []),
+        ({"PROBE_HOSTS": ["api.example.com", ".cdn.example.com"]}, []),
+        ({"PROBE_HOSTS": "api.example.com"}, ["corsadmin.E019"]),
+        ({"PROBE_HOSTS": ["*"]}, ["corsadmin.W016"]),
+        ({"PROBE_TIMEOUT": 0}, ["corsadmin.E019"]),
+        ({"PROBE_MAX_BYTES": 1.5}, ["corsadmin.E019"]),
+        ({"PROBE_MAX_REDIRECTS": -1}, ["corsadmin.E019"]),
+        ({"PROBE_MAX_REDIRECTS": 0}, []),
+    ],
+)
+def test_the_probe_settings_are_checked(settings: Any, setting: dict[str, Any], ids: list[str]) -> None:
+    from corsadmin.probe_settings import check_probe_settings
+
+    settings.CORSADMIN = {**settings.CORSADMIN, **setting}
+    assert [message.id for message in check_probe_settings()] == ids

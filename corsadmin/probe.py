@@ -83,7 +83,8 @@ KEPT_HEADERS = frozenset(
     }
 )
 _TOKEN = re.compile(rf"{TOKEN_PATTERN}\Z")
-_BAD_VALUE = re.compile(r"[\x00\r\n]")
+_BAD_VALUE = re.compile(r"[^\t\x20-\x7e]")  # a header value: visible ASCII, spaces and tabs
+_BAD_URL = re.compile(r"[^\x21-\x7e]")  # a URL as sent: visible ASCII (punycode, percent-encoded)
 
 
 # --- the question -------------------------------------------------------------------
@@ -132,7 +133,7 @@ def check_url(url: str) -> list[str]:
         parts.port  # noqa: B018
     except ValueError:
         return [_("Give an absolute http:// or https:// URL, e.g. https://api.example.com/items/.")]
-    if parts.scheme not in ("http", "https") or not parts.hostname or _BAD_VALUE.search(url) or " " in url:
+    if parts.scheme not in ("http", "https") or not parts.hostname or _BAD_URL.search(url):
         return [_("Give an absolute http:// or https:// URL, e.g. https://api.example.com/items/.")]
     if parts.username is not None or parts.password is not None:
         return [_("Give a URL without a user name or password.")]
@@ -245,8 +246,8 @@ def _kept(name: str) -> bool:
     return lower.startswith("access-control-") or lower in KEPT_HEADERS
 
 
-def _resolve(host: str, port: int, left: float) -> tuple[Any, ...]:
-    """The first address of ``host``, within ``left`` seconds (the resolver has no timeout of its own)."""
+def _resolve(host: str, port: int, left: float) -> list[tuple[Any, ...]]:
+    """The addresses of ``host``, within ``left`` seconds (the resolver has no timeout of its own)."""
     found: list[Any] = []
 
     def lookup() -> None:
@@ -262,7 +263,25 @@ def _resolve(host: str, port: int, left: float) -> tuple[Any, ...]:
         raise Failure("timeout", _("No answer within %(seconds)g s.") % {"seconds": timeout()})
     if isinstance(found[0], OSError) or not found[0]:
         raise Failure("dns", _("The host name %(host)s cannot be resolved.") % {"host": host})
-    return tuple(found[0][0])
+    return [tuple(address) for address in found[0]]
+
+
+def _connect(addresses: list[tuple[Any, ...]], deadline: float) -> socket.socket:
+    """A socket connected to the first address that answers (as browsers try each), by ``deadline``."""
+    failure: OSError = ConnectionRefusedError()
+    for family, kind, proto, _name, address in addresses:
+        raw = socket.socket(family, kind, proto)
+        try:
+            raw.settimeout(max(deadline - time.monotonic(), 0.001))
+            raw.connect(address)
+            return raw
+        except TimeoutError:
+            raw.close()
+            raise
+        except OSError as exc:
+            raw.close()
+            failure = exc
+    raise failure
 
 
 def _cut(sock: socket.socket, fired: list[bool]) -> None:
@@ -282,16 +301,21 @@ def send(url: str, method: str, headers: Sequence[tuple[str, str]], deadline: fl
     port = parts.port or (443 if https else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     exchange = Exchange(url, method, tuple(headers))
-    family, kind, proto, _name, address = _resolve(host, port, deadline - time.monotonic())
+    addresses = _resolve(host, port, deadline - time.monotonic())
     fired: list[bool] = []
-    raw = socket.socket(family, kind, proto)
+    try:
+        raw = _connect(addresses, deadline)
+    except TimeoutError:
+        raise Failure("timeout", _("No answer within %(seconds)g s.") % {"seconds": timeout()}) from None
+    except ConnectionRefusedError:
+        raise Failure("refused", _("The connection was refused.")) from None
+    except OSError as exc:
+        raise Failure("refused", _("No connection: %(error)s") % {"error": exc.strerror or exc}) from None
     timer = threading.Timer(max(deadline - time.monotonic(), 0.0), _cut, (raw, fired))
     timer.daemon = True
     timer.start()
+    sock: socket.socket = raw
     try:
-        raw.settimeout(max(deadline - time.monotonic(), 0.001))
-        raw.connect(address)
-        sock: socket.socket = raw
         if https:
             sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
         connection = http.client.HTTPConnection(host, port)
@@ -323,6 +347,10 @@ def send(url: str, method: str, headers: Sequence[tuple[str, str]], deadline: fl
         raise Failure("refused", _("The connection was refused.")) from None
     except ssl.SSLError as exc:
         raise Failure("tls", _("TLS failed: %(error)s") % {"error": exc.reason or exc}) from None
+    except ValueError as exc:  # http.client's refusal of a request it cannot send (checked before)
+        raise Failure(
+            "protocol", _("Not an HTTP answer: %(error)s") % {"error": type(exc).__name__}
+        ) from None
     except (http.client.LineTooLong, http.client.HTTPException, OSError) as exc:
         if fired:
             raise Failure("timeout", _("No answer within %(seconds)g s.") % {"seconds": timeout()}) from None
@@ -333,6 +361,7 @@ def send(url: str, method: str, headers: Sequence[tuple[str, str]], deadline: fl
         ) from None
     finally:
         timer.cancel()
+        sock.close()
         raw.close()
 
 

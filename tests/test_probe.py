@@ -233,3 +233,36 @@ def test_the_probe_settings_are_checked(settings: Any, setting: dict[str, Any], 
 
     settings.CORSADMIN = {**settings.CORSADMIN, **setting}
     assert [message.id for message in check_probe_settings()] == ids
+
+
+@pytest.mark.parametrize(
+    ("asked", "field"),
+    [
+        ({"url": "http://127.0.0.1/b\u00fccher"}, "url"),
+        ({"url": "http://127.0.0.1/a b"}, "url"),
+        ({"url": "http://127.0.0.1/\ta"}, "url"),
+        ({"url": "http://127.0.0.1/", "headers": ["X-A: caf\u00e9"]}, "headers"),
+        ({"url": "http://127.0.0.1/", "headers": ["X-A: a\x7fb"]}, "headers"),
+    ],
+)
+def test_what_cannot_be_sent_as_written_is_refused(
+    probe_hosts: None, asked: dict[str, Any], field: str
+) -> None:
+    """Non-ASCII (send the punycode host and a percent-encoded path) and control characters."""
+    assert list(refusal(**asked)) == [field]
+
+
+def test_every_address_of_a_host_is_tried(probe_hosts: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host whose first address refuses (``localhost`` as ::1, say) is reached at the next one."""
+    import socket
+
+    server, closed = Fixed(200, []), Fixed(200, [])
+    closed.close()
+    first = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", closed.port))
+    second = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: [first, second])
+    try:
+        answer = probe.exchange(server.url("/"), "GET", [], time.monotonic() + 2)
+    finally:
+        server.close()
+    assert (answer.status, answer.error, server.accepted) == (200, None, 1)

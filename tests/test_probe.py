@@ -266,3 +266,34 @@ def test_every_address_of_a_host_is_tried(probe_hosts: None, monkeypatch: pytest
     finally:
         server.close()
     assert (answer.status, answer.error, server.accepted) == (200, None, 1)
+
+
+def test_a_server_trickling_its_answer_is_given_up_after_the_timeout(settings: Any) -> None:
+    """One byte every 50 ms never lets a read time out: the probe's deadline cuts it all the same."""
+    import socket
+    import threading
+
+    settings.CORSADMIN = {**settings.CORSADMIN, "PROBE_HOSTS": ["127.0.0.1"], "PROBE_TIMEOUT": 0.5}
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        client, _ = listener.accept()
+        client.sendall(b"HTTP/1.1 200 OK\r\n")
+        try:
+            while not stop.wait(0.05):
+                client.sendall(b"X")
+        except OSError:
+            pass
+        client.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        started = time.monotonic()
+        answer = probe.exchange(f"http://127.0.0.1:{listener.getsockname()[1]}/", "GET", [], started + 0.5)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert answer.error == {"code": "timeout", "detail": "No answer within 0.5 s."}
+    assert 0.45 <= took < 1.0

@@ -10,7 +10,16 @@ class CorsAdminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, db_errors, heartbeat, metrics, refresh, telemetry, usage  # noqa: F401  (checks; receivers)
+        from . import (  # noqa: F401  (checks; receivers)
+            checks,
+            cross_origin,
+            db_errors,
+            heartbeat,
+            metrics,
+            refresh,
+            telemetry,
+            usage,
+        )
 
         metrics.configure()  # CORSADMIN["METRICS"]: the middleware's one flag
         usage.configure()  # CORSADMIN["USAGE"]: likewise

@@ -1,10 +1,9 @@
-"""From stored rows to a snapshot: a policy row compiled, the CSRF-trusted entries gathered,
-and the built-in ``CORS_*`` settings policy added (``loader.SnapshotBuilder`` calls these)."""
+"""From stored rows to a snapshot: a policy row compiled (with its CSRF-trusted entries), and
+the built-in ``CORS_*`` settings policy added (``loader.SnapshotBuilder`` calls these)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -12,7 +11,6 @@ from django.core.exceptions import ValidationError
 from . import conf, settings_policy
 from .entries import Entry, EntryTable
 from .hosts import clean_hosts
-from .models import Policy
 from .snapshot import CompiledPolicy, Snapshot
 
 # A policy's tables are keyed (policy id, deny?): its allow entries and its exceptions.
@@ -34,9 +32,12 @@ def compile_policy(
     denies: EntryTable | None,
     refuse_null: bool,
     ignored: tuple[Entry, ...] = (),
+    csrf: Iterable[Entry] = (),
 ) -> CompiledPolicy:
-    """A policy row (``loader.POLICY_FIELDS``) with its tables; raises for a row written around
-    validation (the builder then leaves that policy out)."""
+    """A policy row (``loader.POLICY_FIELDS``) with its tables and CSRF-trusted entries (those
+    ``ignored`` are never trusted either); raises for a row written around validation (the
+    builder then leaves that policy out)."""
+    ignored_ids = {entry[0] for entry in ignored}
     return CompiledPolicy(
         name=row["name"],
         url_regex=row["url_regex"],
@@ -54,37 +55,22 @@ def compile_policy(
         hosts=_stored_hosts(row["hosts"]),
         denies=denies,
         ignored=ignored,
+        csrf=[entry for entry in csrf if entry[0] not in ignored_ids],
     )
 
 
-def csrf_tables(
-    policies: dict[int, dict[str, Any]],
-    tables: dict[TableKey, EntryTable],
-    csrf_entries: dict[int, tuple[int, Entry]],
-    ignored_ids: Collection[int | None] = (),
-) -> tuple[CompiledPolicy, list[tuple[EntryTable, EntryTable]]]:
-    """The CSRF-trusted entries of enabled, enforcing policies: one table for the policies
-    without exceptions, and (trusted, exceptions) for each policy with some."""
-    trusting = {pk for pk, row in policies.items() if row["enabled"] and row["mode"] != Policy.REPORT}
-    plain: list[Entry] = []
-    with_denies: dict[int, list[Entry]] = defaultdict(list)
-    for policy_id, entry in csrf_entries.values():
-        if policy_id not in trusting or entry[0] in ignored_ids:
-            continue
-        if tables.get((policy_id, True)):
-            with_denies[policy_id].append(entry)
-        else:
-            plain.append(entry)
-    csrf = CompiledPolicy(name="(csrf)", table=EntryTable.build(plain))
-    pairs = [(EntryTable.build(entries), tables[pk, True]) for pk, entries in with_denies.items()]
-    return csrf, pairs
+def by_policy(entries: dict[int, tuple[int, Entry]]) -> dict[int, list[Entry]]:
+    """Entry id -> (policy id, entry), as the builder keeps the CSRF-trusted entries, grouped by
+    policy id."""
+    grouped: dict[int, list[Entry]] = {}
+    for policy_id, entry in entries.values():
+        grouped.setdefault(policy_id, []).append(entry)
+    return grouped
 
 
 def settings_snapshot(
     policies: list[CompiledPolicy] | None = None,
     generation: int | None = None,
-    csrf: CompiledPolicy | None = None,
-    csrf_denies: list[tuple[EntryTable, EntryTable]] | None = None,
 ) -> Snapshot:
     """A snapshot of the given database policies plus the built-in ``CORS_*`` settings policy
     (enforcing, for every host)."""
@@ -92,6 +78,4 @@ def settings_snapshot(
     policies = list(policies or ())
     if conf.has_settings_policy():
         policies.append(fallback)
-    return Snapshot(
-        policies, generation=generation, csrf=csrf, fallback=fallback, csrf_denies=csrf_denies or ()
-    )
+    return Snapshot(policies, generation=generation, fallback=fallback)

@@ -85,6 +85,10 @@ DEFAULTS: dict[str, Any] = {
     "PROBE_TIMEOUT": 5.0,
     "PROBE_MAX_BYTES": 65536,
     "PROBE_MAX_REDIRECTS": 3,
+    # CrossOriginProtectionMiddleware: paths (regexes, ``re.match`` on ``path_info``) it never
+    # refuses, and report-only (log what it would refuse, refuse nothing).
+    "CROSS_ORIGIN_EXEMPT_PATHS": (),
+    "CROSS_ORIGIN_REPORT_ONLY": False,
 }
 
 # The defaults of django-cors-headers, which new policies start from.

@@ -27,7 +27,7 @@ from django.db import router
 from django.utils import timezone
 
 from . import conf, snapshot_file
-from .compiler import TableKey, compile_policy, csrf_tables, settings_snapshot
+from .compiler import TableKey, by_policy, compile_policy, settings_snapshot
 from .entries import EMPTY_TABLE, Entry, EntryTable, entry_key
 from .hosting import shared_hosting_platform
 from .load_rows import Skipped, collector_paused, expiry, load_chunk, why
@@ -367,7 +367,7 @@ class SnapshotBuilder:
         compiled = []
         skipped = list(bad.values())
         null_with_credentials = conf.get("ALLOW_NULL_WITH_CREDENTIALS")
-        ignored_ids: set[int | None] = set()  # entries never honoured: not CSRF-trusted either
+        trusted = by_policy(csrf_entries)
         logged: set[tuple[str, str]] = set()
         for pk, row in policies.items():
             if not row["enabled"]:
@@ -387,15 +387,14 @@ class SnapshotBuilder:
             if ignored:
                 # Written before the rule or around validation: never honoured, as null is not.
                 table = table.without_hosting_wildcards()
-                ignored_ids.update(entry[0] for entry in ignored)
                 logged.update((row["name"], entry[1]) for entry in ignored)
             try:
-                compiled.append(compile_policy(row, table, tables.get((pk, True)), refuse_null, ignored))
+                denies, csrf = tables.get((pk, True)), trusted.get(pk, ())
+                compiled.append(compile_policy(row, table, denies, refuse_null, ignored, csrf))
             except Exception as exc:  # noqa: BLE001  (OverflowError, RecursionError...: skip it, keep the others)
                 skipped.append(Skipped("policy", pk, row["name"], row["name"], why(exc)))
         self._report_hosting(logged)
-        csrf, csrf_denies = csrf_tables(policies, tables, csrf_entries, ignored_ids)
-        snapshot = settings_snapshot(compiled, generation, csrf, csrf_denies)
+        snapshot = settings_snapshot(compiled, generation)
         snapshot.skipped = tuple(skipped)
         self.skipped = snapshot.skipped
         self._report(snapshot.skipped)

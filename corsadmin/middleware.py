@@ -1,4 +1,5 @@
-"""The CORS middleware (it asks the snapshot, never the database) and a CSRF twin."""
+"""The CORS middleware (it asks the snapshot, never the database), a CSRF twin, and the
+fetch-metadata protection of unsafe requests."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
+from django.urls import get_callable
 from django.utils.cache import patch_vary_headers
+from django.utils.deprecation import MiddlewareMixin
 
-from . import metrics, refusals, telemetry, usage
+from . import conf, cross_origin, metrics, refusals, telemetry, usage
 from .hosts import request_host
 from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
@@ -251,7 +255,8 @@ class CorsMiddleware:
 
 
 class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
-    """Django's CSRF middleware, also trusting origins flagged ``csrf_trusted``.
+    """Django's CSRF middleware, also trusting origins flagged ``csrf_trusted`` on the paths
+    (and hosts) their policy covers.
 
     Put it where Django's would be; ``CSRF_TRUSTED_ORIGINS`` keeps working.
     """
@@ -261,4 +266,39 @@ class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
             return True
         origin: str | None = request.META.get("HTTP_ORIGIN")
         # Never "null" (any sandboxed page sends it), even if a row says so.
-        return bool(origin and origin != "null" and holder.get().csrf_trusts(origin))
+        if not origin or origin == "null":
+            return False
+        snapshot = holder.get()
+        host = request_host(request) if snapshot.hosts.scoped else None
+        return snapshot.csrf_trusts(origin, request.path_info, host)
+
+
+class CrossOriginProtectionMiddleware(MiddlewareMixin):
+    """Refuses unsafe requests a browser sends from an untrusted origin, token-free, from
+    ``Sec-Fetch-Site`` and ``Origin`` (``corsadmin.cross_origin`` has the decision): a 403 from
+    ``CSRF_FAILURE_VIEW``. ``CORSADMIN["CROSS_ORIGIN_EXEMPT_PATHS"]`` and
+    ``@cross_origin_exempt`` exempt; ``CORSADMIN["CROSS_ORIGIN_REPORT_ONLY"]`` only logs.
+    """
+
+    def __init__(self, get_response: Any) -> None:
+        super().__init__(get_response)
+        self._csrf = CsrfViewMiddleware(get_response)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: object, kwargs: object
+    ) -> HttpResponse | None:
+        reason = cross_origin.refusal(request, self._csrf._origin_verified)
+        if reason is None or cross_origin.exempt(request, view):
+            return None
+        report_only = bool(conf.get("CROSS_ORIGIN_REPORT_ONLY"))
+        logger.warning(
+            "corsadmin: %s %s %s%s",
+            "would refuse" if report_only else "refused",
+            request.method,
+            request.path_info,
+            f" ({reason})",
+            extra={"event": "cross_origin_refused", "report": report_only, "status_code": 403},
+        )
+        if report_only:
+            return None
+        return get_callable(settings.CSRF_FAILURE_VIEW)(request, reason=reason)  # type: ignore[no-any-return]

@@ -67,7 +67,7 @@ def check_probe_settings(**kwargs: object) -> list[CheckMessage]:
         messages.append(
             Error(
                 "CORSADMIN['PROBE_HOSTS'] should be a list of host patterns (as ALLOWED_HOSTS), or None.",
-                id="corsadmin.E019",
+                id="corsadmin.E020",
             )
         )
     elif hosts is not None and "*" in hosts:
@@ -85,5 +85,5 @@ def check_probe_settings(**kwargs: object) -> list[CheckMessage]:
     ):
         value = conf.get(name)
         if not isinstance(value, kind) or isinstance(value, bool) or value < least:
-            messages.append(Error(f"CORSADMIN[{name!r}] should be {wanted}.", id="corsadmin.E019"))
+            messages.append(Error(f"CORSADMIN[{name!r}] should be {wanted}.", id="corsadmin.E020"))
     return messages

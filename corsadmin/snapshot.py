@@ -84,6 +84,7 @@ class CompiledPolicy:
         "headers",
         "private_network",
         "table",
+        "csrf",
         "refuse_null",
         "ignored",
         "live_until",
@@ -111,6 +112,7 @@ class CompiledPolicy:
         hosts: Iterable[str] = (),
         denies: EntryTable | Iterable[Entry] | None = None,
         ignored: tuple[Entry, ...] = (),
+        csrf: Iterable[Entry] = (),
     ) -> None:
         self.name = name
         self.priority = priority
@@ -127,6 +129,10 @@ class CompiledPolicy:
         self.headers = tuple(allow_headers)
         self.private_network = allow_private_network
         self.table = table if table is not None else EntryTable.build(entries, name)
+        # The allow entries flagged ``csrf_trusted`` (None when none is): trusted by the CSRF
+        # check for the requests this policy covers, its exceptions still winning.
+        csrf = tuple(csrf)
+        self.csrf = EntryTable.build(csrf, name) if csrf and mode != "report" else None
         # 'null' listed on a credentials policy (written around validation): never honoured.
         self.refuse_null = refuse_null
         # Entries stored but never honoured (kept out of ``table``), for ``check`` to explain:
@@ -201,8 +207,6 @@ class Snapshot:
     __slots__ = (
         "generation",
         "policies",
-        "csrf",
-        "csrf_denies",
         "fallback",
         "built_at",
         "hosts",
@@ -216,9 +220,7 @@ class Snapshot:
         self,
         policies: Iterable[CompiledPolicy],
         generation: int | None = None,
-        csrf: CompiledPolicy | None = None,
         fallback: CompiledPolicy | None = None,
-        csrf_denies: Iterable[tuple[EntryTable, EntryTable]] = (),
     ) -> None:
         self.generation = generation
         self.policies = tuple(sorted(policies, key=lambda p: (-p.priority, p.name)))
@@ -226,12 +228,6 @@ class Snapshot:
         # policy names hosts (else the host is never asked for).
         self.hosts: HostIndex[CompiledPolicy] = HostIndex(self.policies, lambda p: p.hosts)
         self.reports = any(p.report for p in self.policies)  # some policy is report-only
-        # The origins trusted by the CSRF check (matched like a policy's entries).
-        self.csrf = csrf or CompiledPolicy(name="(csrf)")
-        # (CSRF-trusted entries, deny entries) of each policy with both (``csrf`` holds the
-        # trusted entries of the policies without exceptions): a policy's own exceptions
-        # are never trusted through its entries.
-        self.csrf_denies = tuple(csrf_denies)
         # The headers for a request a check_request_enabled receiver allows.
         self.fallback = fallback
         self.built_at = time.time()
@@ -400,12 +396,19 @@ class Snapshot:
                 return self._judge(policy, origin, time.time())[0] is not None
         return None
 
-    def csrf_trusts(self, origin: str) -> bool:
+    def csrf_trusts(self, origin: str, path: str, host: str | None = None) -> bool:
+        """Whether an entry flagged ``csrf_trusted`` trusts the origin for this request: in
+        an enabled, enforcing policy covering its path (and host), that policy's own
+        exceptions not refusing it. ``host`` as for ``decide``."""
         now = time.time()
-        if self.csrf.find(origin, now) is not None:
-            return True
-        for trusted, denies in self.csrf_denies:  # policies with exceptions: never trusted past them
-            if trusted.find(origin, now) is not None and denies.find(origin, now) is None:
+        for policy in self.hosts.get(host):
+            trusted = policy.csrf
+            if (
+                trusted is not None
+                and policy.match_path(path)
+                and trusted.find(origin, now) is not None
+                and policy.denied(origin, now) is None
+            ):
                 return True
         return False
 

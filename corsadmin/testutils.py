@@ -86,9 +86,8 @@ class override_cors(TestContextDecorator):  # noqa: N801  (named like Django's o
     def snapshot(self) -> Snapshot:
         """The snapshot served while active (built when entered: the settings of that moment)."""
         entries = [(NO_ROW, origin, math.inf) for origin in self.origins]
-        policy = CompiledPolicy(entries=entries, **self.options)
-        csrf = CompiledPolicy(name="(csrf)", entries=entries if self.csrf_trusted else ())
-        return settings_snapshot([policy], csrf=csrf)
+        csrf = entries if self.csrf_trusted else ()
+        return settings_snapshot([CompiledPolicy(entries=entries, csrf=csrf, **self.options)])
 
     def enable(self) -> Snapshot:
         snapshot = self.snapshot()

@@ -123,6 +123,8 @@ SURFACE_EXCEPT = {
     ("test_locale", "catalogue"),  # the files, not Django: read once
 }
 DJANGO_SURFACE = {
+    "test_cross_origin",  # a middleware of both stacks, and a system check
+    "test_csrf_scope",  # the CSRF middleware and the API's session auth
     "test_admin",
     "test_admin_actions",
     "test_admin_check",

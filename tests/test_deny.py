@@ -210,14 +210,14 @@ def test_an_exception_is_not_csrf_trusted_through_its_policys_wildcard():
     entries(("https://*.example.com", "allow"), csrf_trusted=True)
     entries((UC, "deny"))
     snapshot = load_snapshot()
-    assert (snapshot.csrf_trusts(APP), snapshot.csrf_trusts(UC)) == (True, False)
+    assert (snapshot.csrf_trusts(APP, "/"), snapshot.csrf_trusts(UC, "/")) == (True, False)
 
 
 def test_an_exception_in_one_policy_leaves_another_policys_trust():
     Policy.objects.create(name="other")
     entries((UC, "allow"), policy="other", csrf_trusted=True)
     entries(("https://*.example.com", "allow"), (UC, "deny"))
-    assert load_snapshot().csrf_trusts(UC) is True
+    assert load_snapshot().csrf_trusts(UC, "/") is True
 
 
 # --- API, CLI, admin, history ---------------------------------------------------------

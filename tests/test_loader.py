@@ -52,9 +52,9 @@ HOST_LISTS = [[], [], ["api.example.com"], ["*.example.org"]]
 def decisions(snapshot) -> list:
     out = []
     for origin in PROBES:
-        out.append(snapshot.csrf_trusts(origin))
         for path in PATHS:
             for host in HOSTS:
+                out.append(snapshot.csrf_trusts(origin, path, host))
                 for method, preflight in (("GET", False), ("OPTIONS", True)):
                     d = snapshot.decide(origin, path, method, preflight, host=host)
                     out.append(

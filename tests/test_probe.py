@@ -220,11 +220,11 @@ class BodyServer(Fixed):
     [
         ({}, []),
         ({"PROBE_HOSTS": ["api.example.com", ".cdn.example.com"]}, []),
-        ({"PROBE_HOSTS": "api.example.com"}, ["corsadmin.E019"]),
+        ({"PROBE_HOSTS": "api.example.com"}, ["corsadmin.E020"]),
         ({"PROBE_HOSTS": ["*"]}, ["corsadmin.W016"]),
-        ({"PROBE_TIMEOUT": 0}, ["corsadmin.E019"]),
-        ({"PROBE_MAX_BYTES": 1.5}, ["corsadmin.E019"]),
-        ({"PROBE_MAX_REDIRECTS": -1}, ["corsadmin.E019"]),
+        ({"PROBE_TIMEOUT": 0}, ["corsadmin.E020"]),
+        ({"PROBE_MAX_BYTES": 1.5}, ["corsadmin.E020"]),
+        ({"PROBE_MAX_REDIRECTS": -1}, ["corsadmin.E020"]),
         ({"PROBE_MAX_REDIRECTS": 0}, []),
     ],
 )

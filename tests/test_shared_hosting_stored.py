@@ -42,7 +42,7 @@ def ignored(caplog) -> list[str]:
 
 
 def verdicts(snapshot) -> list[tuple[bool, bool]]:
-    return [(snapshot.decide(o, ECHO).allowed, snapshot.csrf_trusts(o)) for o in (STRANGER, APP)]
+    return [(snapshot.decide(o, ECHO).allowed, snapshot.csrf_trusts(o, ECHO)) for o in (STRANGER, APP)]
 
 
 def test_the_middleware_does_not_honour_it_and_logs_once(client, caplog, creds):

@@ -2,6 +2,8 @@ from django.http import HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.urls import path
 
+from corsadmin.cross_origin import cross_origin_exempt
+
 
 def token(request):
     return JsonResponse({"token": get_token(request)})
@@ -14,4 +16,6 @@ def protected(request):
 urlpatterns = [
     path("token/", token),
     path("protected/", protected),
+    path("exempt/", cross_origin_exempt(protected)),
+    path("api/protected/", protected),
 ]

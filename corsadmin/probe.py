@@ -338,6 +338,8 @@ def send(url: str, method: str, headers: Sequence[tuple[str, str]], deadline: fl
             exchange.body_bytes += len(chunk)
         if exchange.body_bytes > limit:
             exchange.body_bytes, exchange.truncated = limit, True
+        if fired:  # cut at the deadline: what was read may look whole (the headers ended by the cut)
+            raise Failure("timeout", _("No answer within %(seconds)g s.") % {"seconds": timeout()})
         return exchange
     except Failure:
         raise

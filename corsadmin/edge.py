@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 
-from . import diagnosis, engines, probe
+from . import browser_check, diagnosis, engines, probe
 from .probe import Exchange, Question
 from .probe_settings import served_here, timeout
 from .records import request_host
@@ -112,7 +112,8 @@ def _expected(
     q: Question, preflight: Exchange | None, response: Exchange | None, origin: str
 ) -> dict[str, Any] | None:
     """What corsadmin answers for the URL (and for the last hop of the request), or None when
-    this site does not serve its host."""
+    this site does not serve its host: the headers the middleware sends (``diagnosis``), and
+    the verdict ``check`` gives for the same fetch, credentials included (``browser_check``)."""
     if not served_here(probe.url_host(q.url)):
         return None
     names = ",".join(q.header_names)
@@ -121,11 +122,22 @@ def _expected(
         pre = _explain(q.url, q.origin, "OPTIONS", names, request_method=q.wire_method)
         result["preflight"] = {"headers": _pairs(pre["headers"], pre["covered"])}
     url = response.url if response is not None else q.url
-    asked = _explain(url, origin, q.wire_method, names) if served_here(probe.url_host(url)) else None
-    if asked is not None and response is not None:
+    if not served_here(probe.url_host(url)):  # redirected elsewhere: the decision for the URL asked
+        url, origin = q.url, q.origin
+    elif response is not None:
+        asked = _explain(url, origin, q.wire_method, names)
         result["response"] = {"headers": _pairs(asked["headers"], asked["covered"])}
-    first = asked or _explain(q.url, q.origin, q.wire_method, names)
-    result.update(allowed=first["allowed"], policy=first["policy"], reason=first["reason"])
+    parts = urlsplit(url)
+    decided = browser_check.check(
+        origin,
+        parts.path or "/",
+        q.method,
+        request_headers=names,
+        host=request_host(parts.netloc.rpartition("@")[2]),
+        credentials=q.credentials,
+        url=url,
+    )
+    result.update(allowed=decided["allowed"], policy=decided["policy"], reason=decided["reason"])
     return result
 
 

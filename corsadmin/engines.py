@@ -17,9 +17,8 @@ one value joined by ", " (so "multiple values"), Firefox counts the header lines
 and Firefox still let ``Access-Control-Allow-Headers: *`` cover ``Authorization`` (both
 deprecated; reported as a warning), WebKit follows the standard; a preflight answer is
 cached for at most 7,200 s (Chromium), 86,400 s (Firefox) or 600 s (WebKit), 5 s when the
-answer names no
-``Access-Control-Max-Age``. Console messages are the browsers' own and stay English;
-warnings are corsadmin's words.
+answer names no ``Access-Control-Max-Age``. Console messages are the browsers' own and
+stay English; warnings are corsadmin's words.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from django.http.request import split_domain_port
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .fetches import CREDENTIALS_MODES
 from .fields import (
     HOST_MAX_LENGTH,
     HOSTS_MAX_ITEMS,
@@ -124,10 +125,13 @@ def check_query_fields() -> dict[str, Field]:
         "request_headers": Text(allow_blank=True, max_length=4096, text_only=False),
         "private_network": Boolean(default=False),
         "host": Text(max_length=300, text_only=False),
+        "credentials": Choice([(mode, mode) for mode in CREDENTIALS_MODES], default="same-origin"),
+        "url": Text(max_length=4096, text_only=False),
     }
 
 
-CHECK_QUERY_AFTER = {"host": request_host, "method": str.upper, "request_method": str.upper}
+# The method stays as written: fetch() sends `patch` lower-case, and browsers compare it so.
+CHECK_QUERY_AFTER = {"host": request_host}
 
 
 # --- reading ---------------------------------------------------------------------------

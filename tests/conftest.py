@@ -140,6 +140,7 @@ DJANGO_SURFACE = {
     "test_api_usage",
     "test_api_failures",
     "test_bad_input",
+    "test_check_browsers",  # check with credentials in the admin, the API and the command line
     "test_cleanup",
     "test_cli",
     "test_cli_errors",

@@ -147,6 +147,15 @@ def test_check_answer_shape(allow_list, reader_client):
         "headers": {"Access-Control-Allow-Origin": APP},
         "preflight": None,
         "reason": "Allowed by policy 'default' (entry 'https://app.example.com').",
+        "credentials": "same-origin",
+        "url": "https://testserver/demo/echo/",
+        "engines": {
+            engine: {"allowed": True, "message": "", "warnings": [], "preflight_cached_seconds": None}
+            for engine in ("chromium", "firefox", "webkit")
+        },
+        "status": None,
+        "middleware_allows": True,
+        "fix": [],
     }
 
 

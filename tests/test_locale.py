@@ -90,16 +90,27 @@ def translated_away() -> list[str]:
 SHOWN = {"title", "placeholder", "alt", "aria-label"}
 
 
+# Elements without an end tag: they open no element a lang="en" quote would have to close.
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
 class Visible(HTMLParser):
+    """The text a reader sees, but what is marked as quoted English (``lang="en"``: a browser's
+    console message, which browsers print in English whatever the page's language)."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.hidden = 0
+        self.quoted = 0  # open elements inside a lang="en" one, itself included
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self.hidden += 1
         values = dict(attrs)
+        if tag not in VOID and (self.quoted or values.get("lang") == "en"):
+            self.quoted += 1
+            self.hidden += 1
         shown = [v for k, v in attrs if k in SHOWN and v]
         if tag == "input" and values.get("type") in ("submit", "button") and values.get("value"):
             shown.append(values["value"] or "")
@@ -107,6 +118,9 @@ class Visible(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):
+            self.hidden -= 1
+        if self.quoted and tag not in VOID:
+            self.quoted -= 1
             self.hidden -= 1
         self.parts.append(" ")
 
@@ -188,6 +202,8 @@ def test_the_page_scan_finds_an_english_msgid():
     assert english_left(html) == ["Check", "Check an origin", "No exceptions.", "origin"]
     assert english_left("<p>Access-Control-Allow-Origin: *</p><script>Allow</script>") == []
     assert english_words("<p>Nothing changed: <b>the</b> Origin in der Richtlinie</p>") == ["nothing", "the"]
+    quoted = '<td><code lang="en">Access to <b>x</b> is blocked<br>by CORS policy</code> Nothing</td>'
+    assert english_words(quoted) == ["nothing"]
 
 
 # --- the German admin ------------------------------------------------------------------------

@@ -148,3 +148,15 @@ def test_expected_is_null_for_a_host_this_site_does_not_serve(
     finally:
         server.close()
     assert (result["expected"], kinds(result)) == (None, [])
+
+
+def test_expected_is_check_s_verdict_credentials_included(probe_hosts: None, allowed: None) -> None:
+    """The default policy allows the origin without credentials: for credentials 'include',
+    corsadmin's own answer is refused too (no Access-Control-Allow-Credentials), as check says."""
+    edge_answer = Fixed(200, [("Access-Control-Allow-Origin", ORIGIN), ("Vary", "Origin")])
+    try:
+        result = run(edge_answer.url("/demo/echo/"), credentials="include")
+    finally:
+        edge_answer.close()
+    assert (result["expected"]["allowed"], kinds(result)) == (False, [])
+    assert "Access-Control-Allow-Credentials" in result["engines"]["chromium"]["message"]

@@ -12,11 +12,14 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from ..browser_check import question_from_message, question_from_url
+from ..console_messages import MAX_MESSAGE_LENGTH, Unreadable
 from ..models import (
     DENIED_IN_POLICY,
     PAST_EXPIRY,
@@ -220,21 +223,72 @@ class ExpiryForm(forms.Form):
         return value
 
 
+def _credentials_label(value: str, words: object) -> SafeString:
+    # The option's value as the page writes it (quoted English), then what it means.
+    return format_html('<code lang="en">{}</code>: {}', value, words)
+
+
+_credentials_choice = lazy(_credentials_label, SafeString)
+
+
 class CheckForm(forms.Form):
+    message = forms.CharField(
+        max_length=MAX_MESSAGE_LENGTH,
+        required=False,
+        strip=False,
+        label=_("Console message"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text=_(
+            "Or paste the browser's CORS error (Chromium, Firefox or Safari): it fills in the origin, URL, "
+            "method and credentials; what you type below wins."
+        ),
+    )
     origin = forms.CharField(
         max_length=2048,
+        required=False,
         label=_("Origin"),
         help_text=_("As the browser sends it, e.g. https://app.example.com"),
     )
-    path = forms.CharField(
-        max_length=2048, initial="/", label=_("Path"), help_text=_("The request path, e.g. /api/items/")
+    url = forms.CharField(
+        max_length=4096,
+        required=False,
+        label=_("URL"),
+        help_text=_("The URL the page fetches, e.g. https://api.example.com/items/ (fills path and host)"),
     )
-    method = forms.CharField(max_length=20, initial="GET", label=_("Method"))
+    path = forms.CharField(
+        max_length=2048,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "/"}),
+        label=_("Path"),
+        help_text=_("The request path, e.g. /api/items/"),
+    )
+    method = forms.CharField(
+        max_length=20,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "GET"}),
+        label=_("Method"),
+        help_text=_("As the page writes it: fetch() sends 'patch' lower-case"),
+    )
     request_headers = forms.CharField(
         max_length=2048,
         required=False,
         label=_("Request headers"),
         help_text=_("Headers the page sets, comma-separated (e.g. content-type, x-api-key)"),
+    )
+    credentials = forms.ChoiceField(
+        choices=[
+            (
+                "same-origin",
+                _credentials_choice("same-origin", _("the default: cookies only to the page's own origin")),
+            ),
+            ("include", _credentials_choice("include", _("cookies and HTTP authentication to any origin"))),
+            ("omit", _credentials_choice("omit", _("no cookies, no HTTP authentication"))),
+        ],
+        required=False,
+        initial="same-origin",
+        widget=forms.RadioSelect,
+        label=_("Credentials"),
+        help_text=_("Whether the fetch sends cookies and HTTP authentication"),
     )
     host = forms.CharField(
         max_length=300,
@@ -257,3 +311,31 @@ class CheckForm(forms.Form):
                 gettext("'%(value)s' is not a request host: give e.g. api.example.com.") % {"value": value}
             )
         return canonical_host(domain)
+
+    def clean(self) -> dict[str, Any]:
+        """The question: what was typed, filled from the URL and the pasted message."""
+        data: dict[str, Any] = super().clean() or {}
+        if self.errors:
+            return data
+        given = {name: value for name, value in data.items() if value not in (None, "") and name != "message"}
+        if data.get("message") and given.get("credentials") == "same-origin":
+            del given["credentials"]  # the form's default: a pasted message that says include wins
+        try:
+            if data.get("message"):
+                given, data["console"] = question_from_message(data["message"], given)
+            elif given.get("url"):
+                given = question_from_url(given)
+        except (Unreadable, ValidationError) as exc:
+            text = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+            self.add_error("message" if data.get("message") else "url", text)
+            return data
+        if not given.get("origin"):
+            self.add_error("origin", gettext("Give the origin, or paste a console message that names it."))
+            return data
+        data.update(given)
+        data["path"] = data.get("path") or "/"
+        data["method"] = data.get("method") or "GET"
+        data["credentials"] = data.get("credentials") or "same-origin"
+        if not data["path"].startswith("/"):
+            self.add_error("path", gettext("A path starts with '/'."))
+        return data

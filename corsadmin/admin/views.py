@@ -12,11 +12,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext
 
-from ..diagnosis import explain
+from ..browser_check import check
 from ..models import AllowedOrigin, Policy, RefusedOrigin
 from .actions import allow_origin
 from .forms import CheckForm, html
 from .probing import probe_view as probe_view  # mounted with the others
+
+ENGINE_LABELS = {"chromium": "Chromium", "firefox": "Firefox", "webkit": "WebKit (Safari)"}
 
 
 def check_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest) -> HttpResponse:
@@ -27,12 +29,15 @@ def check_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpReque
     result = allow_url = edit_url = None
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
-        result = explain(
+        result = check(
             data["origin"],
             data["path"],
-            data["method"].upper(),
-            request_headers=data["request_headers"],
-            host=data["host"],
+            data["method"],
+            request_headers=data.get("request_headers") or None,
+            host=data.get("host"),
+            credentials=data["credentials"],
+            url=data.get("url") or None,
+            console=data.get("console"),
         )
         if not result["allowed"]:
             allow_url, edit_url = fixes(origin_admin, request, result)
@@ -41,6 +46,10 @@ def check_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpReque
         "title": gettext("Check an origin"),
         "form": form,
         "result": result,
+        # Proper names, not translated: (id, name, verdict) per engine.
+        "engines": [(name, ENGINE_LABELS[name], verdict) for name, verdict in result["engines"].items()]
+        if result
+        else [],
         "allow_url": allow_url,
         "edit_url": edit_url,
         "opts": origin_admin.model._meta,
@@ -51,30 +60,22 @@ def check_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpReque
 def fixes(
     origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest, result: dict[str, Any]
 ) -> tuple[str | None, str | None]:
-    """(Allow link, Edit-policy link) for a refusal: editing the policy when the origin is
-    allowed but its preflight lists too few methods or headers; else allowing the origin
-    in the policy that covers the path."""
-    from ..refresh import holder
-
-    preflight = result["preflight"]
+    """(Allow link, Edit-policy link) for the fix ``check`` offers: the add form with the origin
+    and its policy chosen, and the change form of the policy to change."""
+    allow_url = edit_url = None
     policy_admin = origin_admin.admin_site._registry.get(Policy)
-    if preflight and result["policy"] and preflight["headers"] and not preflight["allowed"]:
-        policy = Policy.objects.filter(name=result["policy"]).first()
-        if (
-            policy is not None
-            and policy_admin is not None
-            and policy_admin.has_change_permission(request, policy)
-        ):
-            return None, reverse("admin:corsadmin_policy_change", args=[policy.pk])
-        return None, None
-    if not origin_admin.has_add_permission(request) or result.get("effect") == "deny":
-        return None, None  # refused by an exception: allowing it means changing that entry
-    query = {"origin": result["origin"]}
-    covering = [p.name for p in holder.get().policies if p.match_path(result["path"])]
-    policy_pk = Policy.objects.filter(name__in=covering[:1]).values_list("pk", flat=True).first()
-    if policy_pk is not None:
-        query["policy"] = str(policy_pk)
-    return reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query), None
+    for step in result["fix"]:
+        if step["action"] == "add_origin" and origin_admin.has_add_permission(request):
+            query = {"origin": step["origin"]}
+            policy_pk = Policy.objects.filter(name=step["policy"]).values_list("pk", flat=True).first()
+            if policy_pk is not None:
+                query["policy"] = str(policy_pk)
+            allow_url = reverse("admin:corsadmin_allowedorigin_add") + "?" + urlencode(query)
+        elif step["action"] == "change_policy" and policy_admin is not None:
+            policy = Policy.objects.filter(name=step["policy"]).first()
+            if policy is not None and policy_admin.has_change_permission(request, policy):
+                edit_url = reverse("admin:corsadmin_policy_change", args=[policy.pk])
+    return allow_url, edit_url
 
 
 def overview_view(origin_admin: admin.ModelAdmin[AllowedOrigin], request: HttpRequest) -> HttpResponse:

@@ -5,11 +5,16 @@ The check's question has the rules ``cors check`` reads it by (``corsadmin.recor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from ..browser_check import question_from_message, question_from_url
+from ..console_messages import MAX_MESSAGE_LENGTH, Unreadable
+from ..engines import CREDENTIALS_MODES, ENGINES
 from ..models import TOKEN_PATTERN, AllowedOrigin, RefusedOrigin
 from ..origins import MAX_ORIGIN_LENGTH
 from ..records import DOCUMENT_ORIGIN_FIELDS, DOCUMENT_POLICY_FIELDS, PATH_MESSAGE, request_host
@@ -72,8 +77,10 @@ class ImportJobSerializer(serializers.Serializer[dict[str, object]]):
 class CheckQuerySerializer(serializers.Serializer[dict[str, object]]):
     origin = serializers.CharField(
         max_length=MAX_ORIGIN_LENGTH,
+        required=False,
         trim_whitespace=False,
-        help_text="The Origin header, byte for byte as a browser sends it.",
+        help_text="The Origin header, byte for byte as a browser sends it (required unless `message` "
+        "names it).",
     )
     path = serializers.RegexField(
         r"^/",
@@ -87,7 +94,9 @@ class CheckQuerySerializer(serializers.Serializer[dict[str, object]]):
         rf"^{TOKEN_PATTERN}\Z",
         default="GET",
         max_length=32,
-        help_text="The request's method; OPTIONS with request_method asks about a preflight.",
+        help_text="The request's method as the page wrote it in fetch() (which upper-cases only DELETE, "
+        "GET, HEAD, OPTIONS, POST and PUT: 'patch' stays lower-case); OPTIONS with request_method asks "
+        "about a preflight.",
     )
     request_method = serializers.RegexField(
         rf"^{TOKEN_PATTERN}\Z",
@@ -107,8 +116,28 @@ class CheckQuerySerializer(serializers.Serializer[dict[str, object]]):
     host = serializers.CharField(
         required=False,
         max_length=300,
-        help_text="The request's Host (a port is ignored), for policies limited to hosts; "
-        "left out: only the policies for every host apply.",
+        help_text="The request's Host (a port is ignored), for policies limited to hosts and checked "
+        "against ALLOWED_HOSTS (a host Django refuses is answered 400); left out: only the policies "
+        "for every host apply.",
+    )
+    credentials = serializers.ChoiceField(
+        choices=CREDENTIALS_MODES,
+        default="same-origin",
+        help_text="The fetch's credentials mode. With include, allowed is true only when a browser "
+        "lets the page read the response with cookies.",
+    )
+    url = serializers.CharField(
+        required=False,
+        max_length=4096,
+        help_text="The absolute URL the page fetches: fills path and host, and is named in the "
+        "engines' messages.",
+    )
+    message = serializers.CharField(
+        required=False,
+        max_length=MAX_MESSAGE_LENGTH,
+        trim_whitespace=False,
+        help_text="A CORS console message pasted from Chromium, Firefox or Safari: fills origin, url "
+        "(path, host), method, request headers and credentials (what is given explicitly wins).",
     )
 
     def validate_host(self, value: str) -> str:
@@ -117,11 +146,26 @@ class CheckQuerySerializer(serializers.Serializer[dict[str, object]]):
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from None
 
-    def validate_method(self, value: str) -> str:
-        return value.upper()
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        self._given = set(data) if isinstance(data, Mapping) else set()  # what the query names
+        internal: dict[str, Any] = super().to_internal_value(data)
+        return internal
 
-    def validate_request_method(self, value: str) -> str:
-        return value.upper()
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        message = attrs.pop("message", None)
+        given = {name: value for name, value in attrs.items() if name in self._given}
+        try:
+            if message is not None:
+                question, console = question_from_message(message, given)
+                attrs = {**attrs, **question, "console": console}
+            elif attrs.get("url"):
+                attrs = {**attrs, **question_from_url(given)}
+        except (Unreadable, DjangoValidationError) as exc:
+            text = exc.messages[0] if isinstance(exc, DjangoValidationError) else str(exc)
+            raise serializers.ValidationError({"message" if message is not None else "url": [text]}) from None
+        if not attrs.get("origin"):
+            raise serializers.ValidationError({"origin": [_("This field is required.")]})
+        return attrs
 
 
 class PreflightSerializer(serializers.Serializer[dict[str, object]]):
@@ -131,6 +175,53 @@ class PreflightSerializer(serializers.Serializer[dict[str, object]]):
     method_allowed = serializers.BooleanField()
     missing_headers = serializers.ListField(child=serializers.CharField())
     headers = serializers.DictField(child=serializers.CharField())
+
+
+class EngineSerializer(serializers.Serializer[dict[str, object]]):
+    allowed = serializers.BooleanField(help_text="Whether this engine lets the page read the response.")
+    message = serializers.CharField(
+        allow_blank=True, help_text="The console message this engine prints; empty when allowed."
+    )
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Notes that refuse nothing: a Max-Age above the engine's cap, a deprecated rule it still "
+        "follows.",
+    )
+    preflight_cached_seconds = serializers.IntegerField(
+        allow_null=True,
+        help_text="Seconds this engine caches the preflight's answer (its Max-Age cap applied); null: no "
+        "preflight.",
+    )
+
+
+class EnginesSerializer(serializers.Serializer[dict[str, object]]):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {name: EngineSerializer() for name in ENGINES}
+
+
+class FixStepSerializer(serializers.Serializer[dict[str, object]]):
+    action = serializers.ChoiceField(
+        choices=[
+            "add_origin",
+            "change_policy",
+            "add_policy",
+            "change_page",
+            "change_entry",
+            "change_settings",
+        ]
+    )
+    policy = serializers.CharField(allow_null=True)
+    origin = serializers.CharField(allow_null=True)
+    set = serializers.DictField(
+        allow_null=True, help_text="The policy fields to set (change_policy, add_policy)."
+    )
+    text = serializers.CharField()
+
+
+class ConsoleSerializer(serializers.Serializer[dict[str, object]]):
+    engine = serializers.ChoiceField(choices=ENGINES)
+    failed = serializers.CharField(help_text="The check that failed, e.g. allow-credentials, method, header.")
+    explanation = serializers.CharField()
 
 
 class CheckResultSerializer(serializers.Serializer[dict[str, object]]):
@@ -169,6 +260,22 @@ class CheckResultSerializer(serializers.Serializer[dict[str, object]]):
     )
     preflight = PreflightSerializer(allow_null=True)
     reason = serializers.CharField()
+    credentials = serializers.ChoiceField(
+        choices=CREDENTIALS_MODES, help_text="The fetch's credentials mode."
+    )
+    url = serializers.CharField(help_text="The URL the engines' messages name.")
+    status = serializers.IntegerField(
+        allow_null=True,
+        help_text="400 when Django refuses the host (ALLOWED_HOSTS): the request never reaches the view; "
+        "else null (the view's status).",
+    )
+    middleware_allows = serializers.BooleanField(
+        help_text="Whether the middleware's decision allows the origin (allowed also asks the browsers "
+        "and Django's host check)."
+    )
+    engines = EnginesSerializer(help_text="Per browser engine: what a page's fetch() gets.")
+    fix = FixStepSerializer(many=True, help_text="For a refusal, the steps that make every browser read it.")
+    console = ConsoleSerializer(required=False, help_text="With message: what the pasted message says.")
 
 
 class BlockedOriginSerializer(serializers.Serializer[RefusedOrigin]):

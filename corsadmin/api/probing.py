@@ -99,7 +99,10 @@ class ExpectedAnswerSerializer(serializers.Serializer[dict[str, object]]):
 
 
 class ExpectedSerializer(serializers.Serializer[dict[str, object]]):
-    allowed = serializers.BooleanField()
+    allowed = serializers.BooleanField(
+        help_text="check/'s verdict for the same fetch (credentials included): would every engine "
+        "let the page read corsadmin's own answer?"
+    )
     policy = serializers.CharField(allow_null=True)
     reason = serializers.CharField()
     preflight = ExpectedAnswerSerializer(allow_null=True)

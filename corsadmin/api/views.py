@@ -34,7 +34,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import budget, deadlines, diagnosis, documents, history, import_jobs, metrics, writes
+from .. import browser_check, budget, deadlines, documents, history, import_jobs, metrics, writes
 from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, ImportJob, Policy, RefusedOrigin
 from ..usage import with_usage
@@ -265,7 +265,7 @@ class CheckView(CorsAdminAPIView, APIView):
         # field); here an empty value is a bad one, as for the command line (found by the stateful run).
         query = CheckQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        return Response(diagnosis.explain(**query.validated_data))
+        return Response(browser_check.check(**query.validated_data))
 
 
 class ExportView(CorsAdminAPIView, APIView):

@@ -21,17 +21,16 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from ... import diagnosis, history, progress
-from ...errors import one_line
-from ...fields import DAYS_MESSAGE, MAX_DAYS, Refusal, check
+from ... import history, progress
+from ...fields import DAYS_MESSAGE, MAX_DAYS
 from ...models import AllowedOrigin, Policy, request_reload
 from ...origins import canonical_origin
-from ...records import CHECK_QUERY_AFTER, check_query_fields, origin_record
+from ...records import origin_record
 from ...usage import unused, with_usage
 from ...widening import write_warnings
 from ...wording import entry_status
-from .. import cli, document_cli, policy_cli, probe_cli, status_cli
-from ..cli import REFUSED, bad_input, os_user
+from .. import check_cli, cli, document_cli, policy_cli, probe_cli, status_cli
+from ..cli import bad_input, os_user
 from ..document_cli import ErrorLines
 
 QUIET_HELP = "no progress bar (there is none anyway when standard error is not a terminal)"
@@ -102,23 +101,7 @@ class Command(BaseCommand):
         origin_action("enable", "enable an allowed origin")
         origin_action("disable", "disable an allowed origin")
 
-        p = sub.add_parser(
-            "check",
-            help="explain the decision for an origin (exit 0 allowed, 1 refused)",
-            description="Ask the allow-list what the middleware answers. Exit 0 allowed, 1 refused.",
-        )
-        p.add_argument("origin", help="the Origin header, byte for byte")
-        p.add_argument("--path", default="/", help="request path (default /)")
-        p.add_argument("--method", default="GET", help="request method (default GET)")
-        p.add_argument(
-            "--request-method", help="with --method OPTIONS: ask about a preflight for this method"
-        )
-        p.add_argument("--request-headers", help="comma-separated request header names")
-        p.add_argument("--private-network", action="store_true", help="a private-network request")
-        p.add_argument(
-            "--host", help="the request's Host, for policies limited to hosts (e.g. api.example.com)"
-        )
-        p.add_argument("--json", action="store_true", help="print the decision as JSON")
+        check_cli.add_arguments(sub)
 
         p = sub.add_parser(
             "import",
@@ -350,56 +333,7 @@ class Command(BaseCommand):
         self.do_enable(options, enabled=False)
 
     def do_check(self, options: dict[str, Any]) -> None:
-        query = {
-            "origin": options["origin"],
-            "path": options["path"],
-            "method": options["method"],
-            "private_network": options["private_network"],
-        }
-        for name in ("request_method", "request_headers", "host"):
-            if options.get(name) is not None:
-                query[name] = options[name]
-        try:
-            question = check(check_query_fields(), query, after=CHECK_QUERY_AFTER)
-        except Refusal as exc:
-            raise bad_input(one_line(exc.detail)) from None
-        result = diagnosis.explain(**question)
-        if options["json"]:
-            self.stdout.write(json.dumps(result, indent=2))
-            if not result["allowed"]:
-                raise QuietExit(f"refused: {result['reason']}", returncode=REFUSED)
-            return
-        self.print_decision(result)
-        if not result["allowed"]:
-            raise CommandError(f"refused: {result['reason']}", returncode=REFUSED)
-
-    def print_decision(self, result: dict[str, Any]) -> None:
-        def show(label: str, value: object) -> None:
-            self.stdout.write(f"{label + ':':<10}{value}")
-
-        show("origin", result["origin"])
-        show("path", result["path"])
-        show("method", result["method"])
-        show("allowed", "yes" if result["allowed"] else "no")
-        show("policy", result["policy"] or "-")
-        exception = " (exception: deny)" if result["effect"] == "deny" else ""
-        show("matched", (result["matched"] or "-") + exception)
-        if result["host"]:
-            show("host", result["host"])
-        if result["would_refuse"]:
-            show("report", "would be refused by report-only " + ", ".join(result["would_refuse"]))
-        show("reason", result["reason"])
-        self.stdout.write("headers:" + ("" if result["headers"] else "  (none)"))
-        for name, value in result["headers"].items():
-            self.stdout.write(f"  {name}: {value}")
-        preflight = result["preflight"]
-        if preflight:
-            self.stdout.write(
-                f"preflight: {'passes' if preflight['allowed'] else 'fails'}"
-                + ("" if preflight["headers"] else "  (no headers)")
-            )
-            for name, value in preflight["headers"].items():
-                self.stdout.write(f"  {name}: {value}")
+        check_cli.run(self, options, QuietExit)
 
     def do_import(self, options: dict[str, Any]) -> None:
         document_cli.run_import(self, options)

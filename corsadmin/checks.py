@@ -12,6 +12,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from . import conf
 from .extras import check_api_installed  # noqa: F401  (registered: corsadmin.E017)
+from .probe_settings import check_probe_settings  # noqa: F401  (registered: corsadmin.E020, W016)
 from .settings_policy import compile_origin_regex
 
 OUR_MIDDLEWARE = "corsadmin.middleware.CorsMiddleware"

@@ -78,6 +78,13 @@ DEFAULTS: dict[str, Any] = {
     # worker's --timeout also limits it when the server's config calls
     # corsadmin.budget.gunicorn_worker (project/gunicorn_conf.py).
     "REQUEST_TIMEOUT": None,
+    # The probe (``cors probe``, /api/cors/probe/, the admin's Probe page): the hosts it may
+    # reach (Django's ALLOWED_HOSTS patterns; None: ALLOWED_HOSTS itself; '*' never counts),
+    # the seconds the whole probe may take, the bytes of each body read, the redirects followed.
+    "PROBE_HOSTS": None,
+    "PROBE_TIMEOUT": 5.0,
+    "PROBE_MAX_BYTES": 65536,
+    "PROBE_MAX_REDIRECTS": 3,
     # CrossOriginProtectionMiddleware: paths (regexes, ``re.match`` on ``path_info``) it never
     # refuses, and report-only (log what it would refuse, refuse nothing).
     "CROSS_ORIGIN_EXEMPT_PATHS": (),

@@ -351,6 +351,12 @@ PAGES = {
     "check invalid": lambda r, x: check("https://app.example.com/x/y"),  # no catalogue word in the data
     "check elsewhere": lambda r, x: check("http://app.example.com:8080", host="www.example.com"),
     "overview": lambda r, x: ("get", ORIGINS + "overview/", None),
+    "probe form": lambda r, x: ("get", ORIGINS + "probe/", None),
+    "probe errors": lambda r, x: (
+        "post",
+        ORIGINS + "probe/",
+        {"url": "ftp://x/", "origin": "x", "method": "TRACE", "headers": "Cookie: a", "credentials": "omit"},
+    ),
     "confirm disable": lambda r, x: ("post", ORIGINS, action("disable", [r["deny"], r["allow"]])),
     "confirm delete": lambda r, x: ("post", ORIGINS, action("delete_selected", [r["deny"], r["allow"]])),
     "move form": lambda r, x: ("post", ORIGINS, action("move_to_policy", [r["deny"], r["allow"]])),

@@ -29,7 +29,7 @@ from .actions import AllowedOriginActions, RefusedOriginActions, widening_contex
 from .display import compact, cut, folded, when
 from .filters import AllowedNowFilter, DismissedFilter, ExpiredFilter, PathFilter, UnusedFilter, allowed_now
 from .forms import AllowedOriginForm, PolicyForm
-from .views import check_view, overview_allow, overview_view
+from .views import check_view, overview_allow, overview_view, probe_view
 
 if TYPE_CHECKING:
     _PolicyAdmin = admin.ModelAdmin[Policy]
@@ -330,10 +330,8 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
             lines.append(template % {"when": when(obj.expires_at)})
         if obj.csrf_trusted:
             lines.append(gettext("CSRF trusted"))
-        if obj.websocket:
-            lines.append(gettext("WebSocket"))
-        if not obj.cors:
-            lines.append(gettext("not for CORS"))
+        if obj.websocket or not obj.cors:
+            lines.append(gettext("scopes: %(scopes)s") % {"scopes": ", ".join(obj.scopes)})
         return folded(lines)
 
     @admin.display(description=_("changed"), ordering="updated_at")
@@ -346,6 +344,7 @@ class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, 
 
         return [
             path("check/", mounted(check_view), name="corsadmin_check"),
+            path("probe/", mounted(probe_view), name="corsadmin_probe"),
             path("overview/", mounted(overview_view), name="corsadmin_overview"),
             path("overview/allow/", mounted(overview_allow), name="corsadmin_overview_allow"),
             *super().get_urls(),

@@ -16,6 +16,7 @@ from ..browser_check import check
 from ..models import AllowedOrigin, Policy, RefusedOrigin
 from .actions import allow_origin
 from .forms import CheckForm, html
+from .probing import probe_view as probe_view  # mounted with the others
 
 ENGINE_LABELS = {"chromium": "Chromium", "firefox": "Firefox", "webkit": "WebKit (Safari)"}
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # not at run time: rest_framework.views reads the permission 
 
 VIEW_ORIGINS = "corsadmin.view_allowedorigin"
 VIEW_POLICIES = "corsadmin.view_policy"
+PROBE_EDGE = "corsadmin.probe_edge"
 
 
 class ModelPermissions(DjangoModelPermissions):
@@ -54,6 +55,13 @@ class CanViewMetrics(RequirePerms):
     """/metrics/: the policies' names and traffic."""
 
     perms = (VIEW_POLICIES,)
+
+
+class CanProbe(RequirePerms):
+    """probe/: requests sent from the server (a permission of its own), and corsadmin's decision
+    shown beside them (reading the allow-list)."""
+
+    perms = (PROBE_EDGE, VIEW_ORIGINS)
 
 
 class CanExport(RequirePerms):

@@ -7,12 +7,13 @@ from typing import Any
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
-from . import status, views
+from . import probing, status, views
 
 app_name = "corsadmin-api"
 
 EXTRA_ROOT_LINKS = {
     "check": "check",
+    "probe": "probe",
     "export": "export",
     "import": "import",
     "blocked": "blocked",
@@ -41,6 +42,7 @@ router.register("origins", views.OriginViewSet, basename="origin")
 
 urlpatterns = [
     path("check/", views.CheckView.as_view(), name="check"),
+    path("probe/", probing.ProbeView.as_view(), name="probe"),
     path("export/", views.ExportView.as_view(), name="export"),
     path("import/", views.ImportView.as_view(), name="import"),
     # Any segment: one that is no job id is a JSON 404 from the view.

@@ -255,6 +255,9 @@ class AllowedOrigin(ConfigModel):
         verbose_name = _("allowed origin")
         verbose_name_plural = _("allowed origins")
         ordering = ["origin", "policy_id"]
+        # The probe (``cors probe``, /api/cors/probe/, the admin's Probe page) sends requests
+        # from the server: a permission of its own.
+        permissions = [("probe_edge", _("Can probe the real edge"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["policy", "origin"],

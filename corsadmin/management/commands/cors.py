@@ -29,7 +29,7 @@ from ...records import origin_record
 from ...usage import unused, with_usage
 from ...widening import write_warnings
 from ...wording import entry_status
-from .. import check_cli, cli, document_cli, policy_cli, status_cli, token_cli
+from .. import check_cli, cli, document_cli, policy_cli, probe_cli, status_cli, token_cli
 from ..cli import bad_input, os_user
 from ..document_cli import ErrorLines
 
@@ -64,7 +64,7 @@ class QuietExit(CommandError):
 
 
 class Command(BaseCommand):
-    help = "Manage the CORS allow-list: list, add, remove, enable, disable, check, import, export."
+    help = "Manage the CORS allow-list: list, add, remove, enable, disable, check, import, export, probe."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -134,6 +134,7 @@ class Command(BaseCommand):
         policy_cli.add_arguments(sub)
         status_cli.add_arguments(sub)
         token_cli.add_arguments(sub)
+        probe_cli.add_arguments(sub)
         sub.add_parser(
             "reload",
             help="make every server process reload the whole allow-list (after raw SQL writes)",
@@ -354,6 +355,11 @@ class Command(BaseCommand):
 
     def do_token(self, options: dict[str, Any]) -> None:
         token_cli.run(self, options)
+
+    def do_probe(self, options: dict[str, Any]) -> None:
+        failed = probe_cli.run(self, options)
+        if failed:
+            raise (QuietExit if options["json"] else CommandError)(failed, returncode=probe_cli.FAILED)
 
     def do_export(self, options: dict[str, Any]) -> None:
         document_cli.run_export(self, options)

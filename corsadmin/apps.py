@@ -10,8 +10,9 @@ class CorsAdminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, db_errors, heartbeat, metrics, refresh, telemetry, usage  # noqa: F401  (checks; receivers)
+        from . import checks, db_errors, heartbeat, metrics, refresh, telemetry, traffic, usage  # noqa: F401  (checks; receivers)
 
         metrics.configure()  # CORSADMIN["METRICS"]: the middleware's one flag
         usage.configure()  # CORSADMIN["USAGE"]: likewise
         telemetry.configure()  # CORSADMIN["TELEMETRY"] and its limits: read once, not per refusal
+        traffic.configure()  # CORSADMIN["TRAFFIC"] and its bound

@@ -106,6 +106,8 @@ BACKENDS = {
     "test_status",  # heartbeats in the database (and Redis)
     "test_telemetry_cap",  # refused-origin rows flushed, capped
     "test_usage",  # usage counts flushed into the database
+    "test_preview",  # previews: writes rolled back, traffic flushed
+    "test_traffic",  # traffic per origin flushed, capped, pruned
     "test_write_outcome",  # a failure at the commit: its outcome said as unknown
     "test_write_refusals",  # every write path of the model
 }
@@ -151,6 +153,7 @@ DJANGO_SURFACE = {
     "test_middleware",
     "test_noadmin",
     "test_overview",
+    "test_preview",
     "test_protected",
     "test_readme",  # the README's install and testing snippets, in a fresh site on this Django
     "test_setup",

@@ -31,7 +31,7 @@ from .config import (
     default_policy,
     find_default_policy,
 )
-from .counts import OriginHour, OriginUsage, PolicyHour, RefusedOrigin
+from .counts import OriginHour, OriginTraffic, OriginUsage, PolicyHour, RefusedOrigin
 from .jobs import ImportJob
 from .validation import (
     DENIED_IN_POLICY,
@@ -70,6 +70,7 @@ __all__ = [
     "Generation",
     "ImportJob",
     "OriginHour",
+    "OriginTraffic",
     "OriginUsage",
     "Policy",
     "PolicyHour",

@@ -107,6 +107,7 @@ BACKENDS = {
     "test_telemetry_cap",  # refused-origin rows flushed, capped
     "test_usage",  # usage counts flushed into the database
     "test_preview",  # previews: writes rolled back, traffic flushed
+    "test_preview_cli",  # previews and confirmations of the command line
     "test_traffic",  # traffic per origin flushed, capped, pruned
     "test_write_outcome",  # a failure at the commit: its outcome said as unknown
     "test_write_refusals",  # every write path of the model
@@ -154,6 +155,7 @@ DJANGO_SURFACE = {
     "test_noadmin",
     "test_overview",
     "test_preview",
+    "test_preview_cli",
     "test_protected",
     "test_readme",  # the README's install and testing snippets, in a fresh site on this Django
     "test_setup",

@@ -30,7 +30,7 @@ from ...records import CHECK_QUERY_AFTER, check_query_fields, origin_record
 from ...usage import unused, with_usage
 from ...widening import write_warnings
 from ...wording import entry_status
-from .. import cli, document_cli, policy_cli, status_cli
+from .. import cli, document_cli, policy_cli, preview_cli, status_cli
 from ..cli import REFUSED, bad_input, os_user
 from ..document_cli import ErrorLines
 
@@ -76,6 +76,7 @@ class Command(BaseCommand):
             p.add_argument("--policy", default="default", help="the policy's name (default: default)")
             if writes:
                 p.add_argument("--user", help="the Django user to record the change under")
+                preview_cli.add_options(p)
             return p
 
         p = sub.add_parser("list", help="list allowed origins", description="List allowed origins.")
@@ -128,7 +129,9 @@ class Command(BaseCommand):
         p.add_argument("file", help="the JSON file, or - for standard input")
         p.add_argument("--replace", action="store_true", help="delete what the document does not name")
         p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
-        p.add_argument("--yes", action="store_true", help="with --replace: do not ask for confirmation")
+        p.add_argument(
+            "--yes", action="store_true", help="do not ask for confirmation (--replace, recent traffic)"
+        )
         p.add_argument("--user", help="the Django user to record the changes under")
         p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
@@ -195,7 +198,10 @@ class Command(BaseCommand):
         stream = getattr(self.stderr, "_out", self.stderr)
         quiet = options.get("quiet", True) or options.get("verbosity") == 0
         with progress.shown(stream, progress.wanted(stream, quiet)):
-            handler(options)
+            if preview_cli.previewed(options):  # --dry-run, or asked first (preview_cli)
+                preview_cli.run(self, options, lambda: handler(options))
+            else:
+                handler(options)
 
     # --- helpers -----------------------------------------------------------
 

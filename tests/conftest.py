@@ -108,6 +108,7 @@ BACKENDS = {
     "test_usage",  # usage counts flushed into the database
     "test_preview",  # previews: writes rolled back, traffic flushed
     "test_preview_cli",  # previews and confirmations of the command line
+    "test_admin_preview",  # the admin's previews: its writes rolled back
     "test_traffic",  # traffic per origin flushed, capped, pruned
     "test_write_outcome",  # a failure at the commit: its outcome said as unknown
     "test_write_refusals",  # every write path of the model
@@ -129,6 +130,7 @@ DJANGO_SURFACE = {
     "test_admin",
     "test_admin_actions",
     "test_admin_check",
+    "test_admin_preview",
     "test_admin_layout",  # Chromium at 1280 px: Django's admin CSS and templates differ by version
     "test_admin_text",
     "test_admin_tools",

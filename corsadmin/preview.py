@@ -117,6 +117,11 @@ class Preview:
         return [flip for flip in self.would_refuse if flip.last_seen >= since]
 
 
+def origins(flips: list[Flip]) -> int:
+    """How many distinct origins some flips are from (a key is an origin, a prefix and a host)."""
+    return len({flip.seen.origin for flip in flips})
+
+
 class _RolledBack(Exception):
     """Leaves the preview's transaction, undoing the write."""
 

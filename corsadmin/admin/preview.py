@@ -82,7 +82,7 @@ def _page(
         "asked": asked,
         "would_refuse": flips.would_refuse,
         "would_allow": flips.would_allow,
-        "recent": {id(flip) for flip in flips.recent_refusals()},
+        "recent": preview.origins(flips.recent_refusals()),
         "fields": fields,
         "confirmed": CONFIRMED,
         "days": preview.WINDOW_DAYS,

@@ -63,8 +63,9 @@ def confirm(command: Any, result: preview.Preview, interactive: bool) -> None:
     if not recent:
         return
     if not interactive:
+        count = preview.origins(recent)
         raise bad_input(
-            f"Nothing changed: it would refuse traffic seen in the last 24 hours from {len(recent)} "
+            f"Nothing changed: it would refuse traffic seen in the last 24 hours from {count} "
             "origin(s) (see --dry-run; give --yes to make the change anyway)."
         )
     command.stderr.write(f"It would refuse traffic seen in the last 24 hours ({len(recent)}):")

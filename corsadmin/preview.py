@@ -150,6 +150,12 @@ def preview(write: Callable[[], object], using: str | None = None) -> Preview:
     return Preview(allow, refuse)
 
 
+def may_refuse_recent() -> bool:
+    """Whether a write could refuse traffic seen in the last ``CONFIRM_HOURS`` (whether it is
+    worth previewing before asking): some traffic was seen then."""
+    return traffic.any_since(CONFIRM_HOURS, writes.alias())
+
+
 def describe(flip: Flip) -> str:
     """One line for the command line (English, as the ``cors`` command's output)."""
     seen, before, after = flip.seen, flip.before, flip.after

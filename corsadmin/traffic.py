@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -293,10 +293,12 @@ def recent(days: float = 7, using: str | None = None) -> list[Seen]:
     return [Seen(**row) for row in rows]
 
 
-def seen_since(items: Iterable[Any], hours: float) -> list[Any]:
-    """Of preview items (each with ``last_seen``), those seen within the last ``hours``."""
+def any_since(hours: float, using: str | None = None) -> bool:
+    """Whether any traffic was seen within the last ``hours`` (one indexed query)."""
+    from .models import OriginTraffic
+
     since = usage.now() - timedelta(hours=hours)
-    return [item for item in items if item.last_seen >= since]
+    return OriginTraffic.objects.using(using).filter(last_seen__gte=since).exists()
 
 
 def _drop_inherited_counts() -> None:

@@ -101,6 +101,8 @@ def guarded(
     when it would refuse traffic seen in the last 24 hours, else made."""
     if request.method != "POST" or CONFIRMED in request.POST:
         return call()
+    if PREVIEW not in request.POST and not preview.may_refuse_recent():
+        return call()  # (no recent traffic: nothing to ask about)
     if PREVIEW in request.POST:
         data = request.POST
         if preview_data is not None:  # e.g. a bulk delete: what its confirmation would do

@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
-from .. import documents
+from .. import documents, preview
 from ..errors import error_lines
 from ..fields import too_deep
 from . import preview_cli
@@ -63,7 +63,7 @@ def run_import(command: Any, options: dict[str, Any]) -> None:
             if answer.strip().lower() not in ("y", "yes"):
                 raise bad_input("Nothing imported: not confirmed (give --yes to skip the question).")
         flips = None
-        if dry_run or not options["yes"]:  # the real import, rolled back: the traffic it would flip
+        if dry_run or (not options["yes"] and preview.may_refuse_recent()):  # the import rolled back
             flips = preview_cli.quietly(
                 command, lambda: documents.import_document(document, replace=replace, user=user)
             )

@@ -81,6 +81,6 @@ def run(command: Any, options: dict[str, Any], write: Callable[[], object]) -> N
     if options.get("dry_run"):
         show(command, quietly(command, write))
         return
-    if not options.get("yes"):
+    if not options.get("yes") and preview.may_refuse_recent():
         confirm(command, quietly(command, write), interactive=sys.stdin.isatty())
     write()

@@ -18,9 +18,11 @@ class CorsAdminConfig(AppConfig):
             metrics,
             refresh,
             telemetry,
+            traffic,
             usage,
         )
 
         metrics.configure()  # CORSADMIN["METRICS"]: the middleware's one flag
         usage.configure()  # CORSADMIN["USAGE"]: likewise
         telemetry.configure()  # CORSADMIN["TELEMETRY"] and its limits: read once, not per refusal
+        traffic.configure()  # CORSADMIN["TRAFFIC"] and its bound

@@ -52,6 +52,12 @@ DEFAULTS: dict[str, Any] = {
     "USAGE_RETENTION_DAYS": 35,
     # "background": a thread per process writes the counts; "manual": call usage.flush().
     "USAGE_FLUSH": "background",
+    # Requests per concrete origin, path prefix and host per day (corsadmin.traffic, for
+    # previews): written with usage, kept USAGE_RETENTION_DAYS; at most TRAFFIC_MAX_KEYS keys
+    # per day in each process's memory and TRAFFIC_MAX_ROWS rows in the table.
+    "TRAFFIC": True,
+    "TRAFFIC_MAX_KEYS": 10000,
+    "TRAFFIC_MAX_ROWS": 100000,
     # The documented override for the one refused-by-default combination that can be intended.
     "ALLOW_NULL_WITH_CREDENTIALS": False,
     # The admin and corsadmin's API readable cross-origin with credentials (corsadmin.W006).

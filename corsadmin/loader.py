@@ -20,7 +20,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, TypeVar, cast
 
 from django.db import router
@@ -141,6 +141,7 @@ class SnapshotBuilder:
         self._epoch = ""  # the database's epoch at the last full load (or of the file read)
         self._file_due = 0.0  # monotonic: when ``keep_file_fresh`` looks again
         self.progress: Callable[[], None] = _nothing
+        self.only: Callable[[Any], Iterator[tuple[Any, ...]]] | None = None  # the rows a preview needs
         self.skipped: tuple[Skipped, ...] = ()  # what the last snapshot left out
         self._policies: dict[int, dict[str, Any]] = {}
         self._tables: dict[TableKey, EntryTable] = {}
@@ -161,14 +162,9 @@ class SnapshotBuilder:
         texts: dict[int, str] = {}
         scoped: Scoped = {}
         bad: dict[int, Skipped] = {}
-        rows = (
-            AllowedOrigin.objects.using(using)
-            .filter(enabled=True)
-            .exclude(expires_at__lte=now)
-            .order_by()  # in any order: sorting a million rows costs the database seconds
-            .values_list(*ORIGIN_FIELDS)
-            .iterator(chunk_size=10000)
-        )
+        # In any order: sorting a million rows costs the database seconds. ``only``: a preview's.
+        live = AllowedOrigin.objects.using(using).filter(enabled=True).exclude(expires_at__lte=now).order_by()
+        rows = self.only(live) if self.only else live.values_list(*ORIGIN_FIELDS).iterator(chunk_size=10000)
         progress = self.progress
         # Straight into the tables, a chunk at a time: no list of a million tuples on the way.
         with collector_paused():

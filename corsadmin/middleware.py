@@ -16,7 +16,7 @@ from django.urls import get_callable
 from django.utils.cache import patch_vary_headers
 from django.utils.deprecation import MiddlewareMixin
 
-from . import conf, cross_origin, metrics, refusals, telemetry, usage
+from . import conf, cross_origin, metrics, refusals, telemetry, traffic, usage
 from .hosts import request_host
 from .origins import MAX_ORIGIN_LENGTH
 from .protected import guard
@@ -96,10 +96,12 @@ class _Request:
                 if usage.ENABLED
                 else None
             )
+            # The Host header (read above) only for traffic: with it, a refusal is one key per host.
+            host = (host or request.META.get("SERVER_NAME")) if traffic.ENABLED else None
             if telemetry.ENABLED:
-                refusals.count(origin, self.path, counted, "")
-            elif counted is not None:
-                refusals.count(origin, self.path, counted, None)
+                refusals.count(origin, self.path, counted, "", host)
+            elif counted is not None or host is not None:
+                refusals.count(origin, self.path, counted, None, host)
 
     def cross_origin(self, request: HttpRequest) -> bool:
         """An Origin that is not the site's own (a same-origin request is not a refusal)."""
@@ -221,6 +223,8 @@ class CorsMiddleware:
                 usage.allowed(decision.policy, decision.entry_id)
             if decision.denied_id is not None:
                 usage.denied(decision.denied_id)
+        if traffic.ENABLED and decision.allowed and asked.origin:
+            traffic.seen(asked.origin, asked.path, request.META)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
         vary = asked.vary or _vary_field(snapshot)
@@ -246,6 +250,8 @@ class CorsMiddleware:
                 usage.allowed(decision.policy, decision.entry_id)
             if decision.denied_id is not None:
                 usage.denied(decision.denied_id)
+        if traffic.ENABLED and decision.allowed and asked.origin:
+            traffic.seen(asked.origin, asked.path, request.META)
         if metrics.ENABLED:
             metrics.count(decision, asked, request)
         vary = asked.vary or _vary_field(snapshot)

@@ -28,13 +28,14 @@ import os
 import threading
 from typing import Any
 
-from . import telemetry, usage
+from . import telemetry, traffic, usage
 from .flusher import flusher
 
 HOUR = 3600
 
-# (origin, path, usage's policy or None, telemetry's report-only policy, "" or None)
-Key = tuple[str, str, str | None, str | None]
+# (origin, path, usage's policy or None, telemetry's report-only policy, "" or None, the Host
+# header for ``corsadmin.traffic`` or None)
+Key = tuple[str, str, str | None, str | None, str | None]
 # usage hour -> {key: [count, first seen, last seen] (telemetry's clock)}
 Hours = dict[int, dict[Key, list[Any]]]
 
@@ -48,13 +49,14 @@ _hour_end = 0.0  # the current hour's bounds, by the usage clock (0: none yet)
 _usage_share: dict[int, dict[str, int]] = {}
 
 
-def count(origin: str, path: str, policy: str | None, report: str | None) -> None:
-    """One refused request: counted by usage for ``policy`` (unless None) and by telemetry
-    under ``report`` ("" for an ordinary refusal; unless None)."""
+def count(origin: str, path: str, policy: str | None, report: str | None, host: str | None = None) -> None:
+    """One refused request: counted by usage for ``policy`` (unless None), by telemetry
+    under ``report`` ("" for an ordinary refusal; unless None), and as traffic from
+    ``origin`` at ``host`` (an ordinary refusal, when traffic is counted)."""
     at = usage.clock()
     clock = telemetry.clock
     now = at if clock is usage.clock else clock()
-    key = (origin, path, policy, report)
+    key = (origin, path, policy, report, host)
     lock = _lock
     lock.acquire()
     try:
@@ -108,6 +110,13 @@ def for_telemetry() -> bool:
     return any(key[3] is not None for counts in list(_hours.values()) for key in list(counts))
 
 
+def for_traffic() -> bool:
+    """Whether ordinary refusals wait here for traffic."""
+    return traffic.ENABLED and any(
+        key[3] in (None, "") for counts in list(_hours.values()) for key in list(counts)
+    )
+
+
 def for_usage() -> bool:
     """Whether refusals wait here (or in usage's share) for usage."""
     return bool(_usage_share) or any(
@@ -127,9 +136,11 @@ def split() -> None:
             _hours = {_hour: _current}
         for hour, counts in hours.items():
             share: dict[str, int] | None = None
-            for (origin, path, policy, report), (n, first, last) in counts.items():
+            for (origin, path, policy, report, host), (n, first, last) in counts.items():
                 if report is not None:
                     telemetry.recorder.add(origin, path, report, n, first, last)
+                if not report and traffic.ENABLED:  # an ordinary refusal (not a report-only one)
+                    traffic.add(origin, path, host, n, hour * HOUR if last is None else last)
                 if policy is not None:
                     if share is None:
                         share = _usage_share.setdefault(hour, {})
@@ -157,7 +168,7 @@ def usage_counts() -> dict[int, dict[str, list[int]]]:
             for name, n in per_policy.items():
                 counts.setdefault(hour, {}).setdefault(name, [0, 0])[1] += n
         for hour, waiting in _hours.items():
-            for (_, _, counted, _), (n, _, _) in waiting.items():
+            for (_, _, counted, _, _), (n, _, _) in waiting.items():
                 if counted is not None:
                     counts.setdefault(hour, {}).setdefault(counted, [0, 0])[1] += n
     return {hour: per for hour, per in counts.items() if per}
@@ -185,3 +196,4 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
 telemetry.upstream = (split, for_telemetry)
 usage.upstream = (take_usage, for_usage)
+traffic.upstream = (split, for_traffic)

@@ -6,7 +6,12 @@
 - ``admin-refused-origins.png``: the refused origins list (one-line origins and paths, a
   bidi control shown as an escape, allowed-now / dismissed / report-only in "status");
 - ``admin-origins.png``: the allowed origins list (status, expiry and CSRF in "status");
-- ``admin-policy-form.png``: a policy's change form with its origins.
+- ``admin-policy-form.png``: a policy's change form with its origins;
+- ``admin-preview-form.png``, ``admin-preview.png``, ``admin-preview-confirm.png``: an origin's
+  change form with its Preview button, the preview of disabling it, and the question its Save
+  asks (the README's "Before you change it").
+
+``python docs/screenshots.py preview`` takes only the last three.
 
 A throw-away site (SQLite in a temporary directory) with demo data: three policies, a
 few dozen origins (some of about 60 characters, with long notes), 30 days of hourly counts,
@@ -27,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "screenshots-only"
@@ -39,7 +45,15 @@ def demo_data() -> None:
     from django.contrib.auth.models import User
     from django.contrib.contenttypes.models import ContentType
 
-    from corsadmin.models import AllowedOrigin, OriginHour, OriginUsage, Policy, PolicyHour, RefusedOrigin
+    from corsadmin.models import (
+        AllowedOrigin,
+        OriginHour,
+        OriginTraffic,
+        OriginUsage,
+        Policy,
+        PolicyHour,
+        RefusedOrigin,
+    )
 
     rng = random.Random(15)
     now = datetime.now(UTC)
@@ -126,6 +140,24 @@ def demo_data() -> None:
             first_seen=now - timedelta(days=3),
             last_seen=now - timedelta(minutes=7 * i),
         )
+    # Traffic per concrete origin (what a preview decides again), the last 7 days.
+    for origin, prefix, host, path, per_day, minutes in [
+        ("https://app.example.com", "/api/", "api.example.com", "/api/v2/orders", 5200, 3),
+        ("https://app.example.com", "/api/", "api.eu-west-1.example.com", "/api/v2/orders", 800, 41),
+        ("https://admin.example.com", "/api/", "api.example.com", "/api/v2/users", 310, 12),
+        ("https://shop.example.com", "/widgets/", "www.example.com", "/widgets/cart.js", 2900, 1),
+        ("https://tenant-new.example.com", "/api/", "api.example.com", "/api/v2/orders", 260, 9),
+    ]:
+        for day in range(7):
+            OriginTraffic.objects.create(
+                origin=origin,
+                path_prefix=prefix,
+                host=host,
+                path=path,
+                day=(now - timedelta(days=day)).date(),
+                requests=int(per_day * rng.uniform(0.8, 1.2)),
+                last_seen=now - timedelta(days=day, minutes=minutes),
+            )
     origin_type = ContentType.objects.get_for_model(AllowedOrigin)
     for user, entry, flag, message in [
         (admin, origins[0], ADDITION, '[{"added": {}}]'),
@@ -140,6 +172,38 @@ def demo_data() -> None:
             action_flag=flag,
             change_message=message,
         )
+
+
+def shoot(page: Any, base: str) -> None:
+    page.goto(base + "/admin/corsadmin/allowedorigin/overview/")
+    page.screenshot(path=str(ROOT / "docs" / "overview.png"), full_page=True)
+    page.locator("#overview-charts").screenshot(path=str(ROOT / "docs" / "overview-charts.png"))
+    for name, path in [
+        ("admin-refused-origins", "/admin/corsadmin/refusedorigin/"),
+        ("admin-origins", "/admin/corsadmin/allowedorigin/?policy__id__exact=2"),
+        ("admin-policy-form", "/admin/corsadmin/policy/2/change/"),
+    ]:
+        page.goto(base + path)
+        # The policy form: its fields and the first origins (the rest are more of the same).
+        height = min(2400, page.evaluate("document.documentElement.scrollHeight"))
+        clip = {"x": 0, "y": 0, "width": 1280, "height": height}
+        page.screenshot(path=str(ROOT / "docs" / f"{name}.png"), full_page=True, clip=clip)
+
+
+def shoot_preview(page: Any, base: str) -> None:
+    """Disabling https://app.example.com (the first entry): the form, its preview, its Save."""
+    change = base + "/admin/corsadmin/allowedorigin/1/change/"
+    page.goto(change)
+    page.uncheck("#id_enabled")
+    page.screenshot(path=str(ROOT / "docs" / "admin-preview-form.png"), full_page=True)
+    page.click("#corsadmin-preview-button")
+    page.wait_for_selector("#corsadmin-preview")
+    page.screenshot(path=str(ROOT / "docs" / "admin-preview.png"), full_page=True)
+    page.goto(change)
+    page.uncheck("#id_enabled")
+    page.click("input[name=_save]")
+    page.wait_for_selector("#corsadmin-preview")
+    page.screenshot(path=str(ROOT / "docs" / "admin-preview-confirm.png"), full_page=True)
 
 
 def free_port() -> int:
@@ -201,19 +265,9 @@ def main() -> None:
             page.fill("#id_password", PASSWORD)
             page.click("input[type=submit]")
             page.wait_for_url(base + "/admin/")
-            page.goto(base + "/admin/corsadmin/allowedorigin/overview/")
-            page.screenshot(path=str(ROOT / "docs" / "overview.png"), full_page=True)
-            page.locator("#overview-charts").screenshot(path=str(ROOT / "docs" / "overview-charts.png"))
-            for name, path in [
-                ("admin-refused-origins", "/admin/corsadmin/refusedorigin/"),
-                ("admin-origins", "/admin/corsadmin/allowedorigin/?policy__id__exact=2"),
-                ("admin-policy-form", "/admin/corsadmin/policy/2/change/"),
-            ]:
-                page.goto(base + path)
-                # The policy form: its fields and the first origins (the rest are more of the same).
-                height = min(2400, page.evaluate("document.documentElement.scrollHeight"))
-                clip = {"x": 0, "y": 0, "width": 1280, "height": height}
-                page.screenshot(path=str(ROOT / "docs" / f"{name}.png"), full_page=True, clip=clip)
+            if sys.argv[1:] != ["preview"]:
+                shoot(page, base)
+            shoot_preview(page, base)
             browser.close()
     finally:
         server.terminate()

@@ -107,6 +107,10 @@ BACKENDS = {
     "test_status",  # heartbeats in the database (and Redis)
     "test_telemetry_cap",  # refused-origin rows flushed, capped
     "test_usage",  # usage counts flushed into the database
+    "test_preview",  # previews: writes rolled back, traffic flushed
+    "test_preview_cli",  # previews and confirmations of the command line
+    "test_admin_preview",  # the admin's previews: its writes rolled back
+    "test_traffic",  # traffic per origin flushed, capped, pruned
     "test_write_outcome",  # a failure at the commit: its outcome said as unknown
     "test_write_refusals",  # every write path of the model
     "test_scopes",  # scopes through the API, the document and the loader
@@ -132,6 +136,7 @@ DJANGO_SURFACE = {
     "test_admin",
     "test_admin_actions",
     "test_admin_check",
+    "test_admin_preview",
     "test_admin_layout",  # Chromium at 1280 px: Django's admin CSS and templates differ by version
     "test_admin_probe",
     "test_admin_text",
@@ -161,6 +166,8 @@ DJANGO_SURFACE = {
     "test_middleware",
     "test_noadmin",
     "test_overview",
+    "test_preview",
+    "test_preview_cli",
     "test_protected",
     "test_readme",  # the README's install and testing snippets, in a fresh site on this Django
     "test_setup",

@@ -36,6 +36,7 @@ MAKEMESSAGES = ["makemessages", "-l", "de", "--add-location", "file", "--no-obso
 NOT_WORDS = {
     "default",  # the name of the policy `migrate` creates
     "report",  # the API's parameter, quoted in German sentences ("report: true")
+    "host",  # in notation German sentences keep: schema://host[:port]
 }
 
 

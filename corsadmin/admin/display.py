@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+
+from .. import conf
 
 
 def when(value: datetime | None) -> str:
@@ -31,3 +34,10 @@ def compact(number: int) -> str:
         if number >= limit:
             return f"{number / limit:.1f}".rstrip("0").rstrip(".") + suffix
     return str(number)
+
+
+def settings_policy_rows() -> list[tuple[str, Any]]:
+    """The built-in ``CORS_*`` settings policy's settings, shown read-only (none: no such policy)."""
+    if not conf.has_settings_policy():
+        return []
+    return [(name, conf.cors_setting(name)) for name in conf.CORS_SETTINGS]

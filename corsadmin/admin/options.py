@@ -26,9 +26,10 @@ from ..usage import hits_of, with_usage
 from ..visible import one_line
 from ..wording import entry_status
 from .actions import AllowedOriginActions, RefusedOriginActions, widening_context
-from .display import compact, cut, folded, when
+from .display import compact, cut, folded, settings_policy_rows, when
 from .filters import AllowedNowFilter, DismissedFilter, ExpiredFilter, PathFilter, UnusedFilter, allowed_now
 from .forms import AllowedOriginForm, PolicyForm
+from .preview import PreviewAdminMixin
 from .views import check_view, overview_allow, overview_view, probe_view
 
 if TYPE_CHECKING:
@@ -151,13 +152,7 @@ class AllowedOriginInline(_OriginInline):
     show_change_link = True
 
 
-def settings_policy_rows() -> list[tuple[str, Any]]:
-    if not conf.has_settings_policy():
-        return []
-    return [(name, conf.cors_setting(name)) for name in conf.CORS_SETTINGS]
-
-
-class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, _PolicyAdmin):
+class PolicyAdmin(CorsadminMedia, PreviewAdminMixin, OneLockOrderMixin, HistoryValuesMixin, _PolicyAdmin):
     form = PolicyForm
     inlines = [AllowedOriginInline]
     # Fits 1280 px beside the navigation and the filters: the name, regex and hosts on one line
@@ -268,7 +263,9 @@ class PolicyAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, _Policy
         super().save_formset(request, form, formset, change)
 
 
-class AllowedOriginAdmin(CorsadminMedia, OneLockOrderMixin, HistoryValuesMixin, AllowedOriginActions):
+class AllowedOriginAdmin(
+    CorsadminMedia, PreviewAdminMixin, OneLockOrderMixin, HistoryValuesMixin, AllowedOriginActions
+):
     form = AllowedOriginForm
     # Fits a 1280 px screen beside the admin's navigation and the filters (a fixed table,
     # corsadmin/admin.css): the origin on one line, cut with an ellipsis (whole on hover), its

@@ -8,6 +8,8 @@ from typing import Any, Literal
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema
 
+from . import previews
+
 DETAIL = {
     "type": "object",
     "properties": {"detail": {"type": "string"}},
@@ -111,6 +113,18 @@ class CorsAdminSchema(AutoSchema):
             schema.pop("required", None)
         return schema
 
+    def _previewed(self) -> bool:
+        """A write that ``?dry_run=true`` previews."""
+        view = self.view
+        return self.method in previews.PREVIEWED and (
+            isinstance(view, previews.PreviewMixin)
+            or (self.method == "POST" and self.path.endswith("/import/"))
+        )
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        return [*parameters, previews.DRY_RUN] if self._previewed() else parameters
+
     def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
@@ -118,7 +132,10 @@ class CorsAdminSchema(AutoSchema):
         for code, links in LINKS.get(self.get_operation_id(), {}).items():
             if code in responses:
                 responses[code]["links"] = links
-        if self.method != "DELETE":
+        previewed = self._previewed()
+        if previewed:
+            previews.document(responses, self.method)
+        if self.method != "DELETE" or previewed:
             responses.setdefault("400", _response("Bad input: nothing was changed.", FIELD_ERRORS))
         if self.method == "POST" and self.path.endswith("/import/"):
             responses.setdefault(

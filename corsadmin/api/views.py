@@ -39,7 +39,7 @@ from ..errors import DUPLICATE_ORIGIN, DUPLICATE_POLICY
 from ..models import AllowedOrigin, ImportJob, Policy, RefusedOrigin
 from ..usage import with_usage
 from ..widening import ChangeWatch, write_warnings
-from . import permissions
+from . import permissions, previews
 from .answers import (
     BlockedOriginSerializer,
     CheckQuerySerializer,
@@ -141,8 +141,9 @@ class Pagination(PageNumberPagination):
         return parameters
 
 
-class RecordedModelViewSet(CorsAdminAPIView, viewsets.ModelViewSet[_Row]):
-    """Create, change and delete: each in one transaction with its admin ``LogEntry``."""
+class RecordedModelViewSet(previews.PreviewMixin, CorsAdminAPIView, viewsets.ModelViewSet[_Row]):
+    """Create, change and delete: each in one transaction with its admin ``LogEntry``
+    (``?dry_run=true``: previewed, ``previews``)."""
 
     schema = CorsAdminSchema()
     permission_classes = [permissions.ModelPermissions]
@@ -310,6 +311,14 @@ class ImportView(CorsAdminAPIView, APIView):
     def post(self, request: Request) -> Response:
         replace = _replace_flag(request)
         document = read_document(request)
+        if previews.dry_run(request):  # the real import, rolled back, whatever its size
+            try:
+                with long_request(self):
+                    return previews.answer(
+                        lambda: documents.import_document(document, replace=replace, user=request.user)
+                    )
+            except documents.ImportRefused as exc:
+                return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
         origins = import_jobs.origin_count(document)
 
         def in_background() -> Response:

@@ -14,9 +14,10 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
-from .. import documents
+from .. import documents, preview
 from ..errors import error_lines
 from ..fields import too_deep
+from . import preview_cli
 from .cli import BAD_INPUT, bad_input
 
 
@@ -61,6 +62,13 @@ def run_import(command: Any, options: dict[str, Any]) -> None:
             )
             if answer.strip().lower() not in ("y", "yes"):
                 raise bad_input("Nothing imported: not confirmed (give --yes to skip the question).")
+        flips = None
+        if dry_run or (not options["yes"] and preview.may_refuse_recent()):  # the import rolled back
+            flips = preview_cli.quietly(
+                command, lambda: documents.import_document(document, replace=replace, user=user)
+            )
+        if not dry_run and flips is not None:
+            preview_cli.confirm(command, flips, interactive=path != "-" and sys.stdin.isatty())
         result = documents.import_document(document, replace=replace, user=user, dry_run=dry_run)
     except documents.ImportRefused as exc:
         lines = error_lines(exc.errors)
@@ -71,6 +79,8 @@ def run_import(command: Any, options: dict[str, Any]) -> None:
         ) from None
     if dry_run:
         write_plan(command, path, result)
+        if flips is not None and (flips.would_allow or flips.would_refuse):  # (else the plan alone)
+            preview_cli.show(command, flips, heading="")
         return
     command.say(f"Imported {path}: {result.summary()}.")
     command.warn(result.warnings)

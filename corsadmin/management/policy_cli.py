@@ -19,7 +19,7 @@ from ..errors import model_errors, one_line
 from ..fields import Refusal, check
 from ..models import Policy
 from ..records import policy_fields, policy_record
-from . import cli
+from . import cli, preview_cli
 from .cli import bad_input
 
 
@@ -73,9 +73,11 @@ def add_arguments(sub: Any) -> None:
         for flag in FLAGS:
             q.add_argument(f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None)
         q.add_argument("--user", help="the Django user to record the change under")
+        preview_cli.add_options(q)
     q = actions.add_parser("remove", help="remove a policy and its origins")
     q.add_argument("name")
     q.add_argument("--user", help="the Django user to record the change under")
+    preview_cli.add_options(q)
 
 
 def data_from(options: dict[str, Any]) -> dict[str, Any]:

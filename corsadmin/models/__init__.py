@@ -32,7 +32,7 @@ from .config import (
     default_policy,
     find_default_policy,
 )
-from .counts import OriginHour, OriginUsage, PolicyHour, RefusedOrigin
+from .counts import OriginHour, OriginTraffic, OriginUsage, PolicyHour, RefusedOrigin
 from .jobs import ImportJob
 from .leases import ACTOR_PREFIX, KEY_PREFIX, LeaseToken, key_digest
 from .validation import (
@@ -83,6 +83,7 @@ __all__ = [
     "ImportJob",
     "LeaseToken",
     "OriginHour",
+    "OriginTraffic",
     "OriginUsage",
     "Policy",
     "PolicyHour",

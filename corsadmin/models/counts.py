@@ -123,3 +123,27 @@ class PolicyHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy} at {self.hour}: {self.allowed}/{self.refused}"
+
+
+class OriginTraffic(models.Model):
+    """Requests from one concrete origin to one path prefix at one host within one UTC day,
+    allowed or refused (``corsadmin.traffic``): what a preview decides again before and after
+    a change. ``path``: one path seen under the prefix (the preview decides by it)."""
+
+    origin = models.CharField(max_length=MAX_LENGTH)
+    path_prefix = models.CharField(max_length=100)
+    host = models.CharField(max_length=253, blank=True, default="")
+    day = models.DateField(db_index=True)
+    requests = models.BigIntegerField(default=0)
+    last_seen = models.DateTimeField(db_index=True)
+    path = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["origin", "path_prefix", "host", "day"], name="corsadmin_origintraffic_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.origin} {self.host}{self.path_prefix} on {self.day}: {self.requests}"

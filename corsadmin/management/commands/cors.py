@@ -29,7 +29,7 @@ from ...records import origin_record
 from ...usage import unused, with_usage
 from ...widening import write_warnings
 from ...wording import entry_status
-from .. import check_cli, cli, document_cli, policy_cli, probe_cli, status_cli, token_cli
+from .. import check_cli, cli, document_cli, policy_cli, preview_cli, probe_cli, status_cli, token_cli
 from ..cli import bad_input, os_user
 from ..document_cli import ErrorLines
 
@@ -75,6 +75,7 @@ class Command(BaseCommand):
             p.add_argument("--policy", default="default", help="the policy's name (default: default)")
             if writes:
                 p.add_argument("--user", help="the Django user to record the change under")
+                preview_cli.add_options(p)
             return p
 
         p = sub.add_parser("list", help="list allowed origins", description="List allowed origins.")
@@ -114,7 +115,9 @@ class Command(BaseCommand):
         p.add_argument("file", help="the JSON file, or - for standard input")
         p.add_argument("--replace", action="store_true", help="delete what the document does not name")
         p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
-        p.add_argument("--yes", action="store_true", help="with --replace: do not ask for confirmation")
+        p.add_argument(
+            "--yes", action="store_true", help="do not ask for confirmation (--replace, recent traffic)"
+        )
         p.add_argument("--user", help="the Django user to record the changes under")
         p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
@@ -183,7 +186,10 @@ class Command(BaseCommand):
         stream = getattr(self.stderr, "_out", self.stderr)
         quiet = options.get("quiet", True) or options.get("verbosity") == 0
         with progress.shown(stream, progress.wanted(stream, quiet)):
-            handler(options)
+            if preview_cli.previewed(options):  # --dry-run, or asked first (preview_cli)
+                preview_cli.run(self, options, lambda: handler(options))
+            else:
+                handler(options)
 
     # --- helpers -----------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 ``config`` holds what users edit (``Policy``, ``AllowedOrigin``), ``validation`` what they
 may hold, ``changelog`` the generation stamping, tombstones and process heartbeats that
-carry every change to every process, ``counts`` the refused and usage tables, and ``jobs``
-the API's background imports. Every name is importable from ``corsadmin.models``.
+carry every change to every process, ``counts`` the refused and usage tables, ``jobs``
+the API's background imports, and ``snapshots`` the snapshot files kept in the database.
+Every name is importable from ``corsadmin.models``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .config import (
 )
 from .counts import OriginHour, OriginUsage, PolicyHour, RefusedOrigin
 from .jobs import ImportJob
+from .snapshots import StoredSnapshot
 from .validation import (
     DENIED_IN_POLICY,
     DENY_CSRF_TRUSTED,
@@ -75,6 +77,7 @@ __all__ = [
     "PolicyHour",
     "ProcessHeartbeat",
     "RefusedOrigin",
+    "StoredSnapshot",
     "Tombstone",
     "clean_token_list",
     "default_headers",

@@ -20,10 +20,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import marshal
+import mmap
 import os
 import struct
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
@@ -68,12 +71,12 @@ def fetch(using: str, epoch: str, generation: int, pruned: int, progress: Callab
         .values_list("generation", "parts")[: snapshot_file.KEEP]
     )
     for stamp, parts in list(stored):
-        data = _read(using, epoch, stamp, parts, progress)
-        if folder is None or data is None:
-            continue  # deleted meanwhile (a newer one was stored)
+        if folder is None:
+            break
         try:
-            payload = relabel(memoryview(data), epoch, stamp, snapshot_file.source(using))
-            snapshot_file.install(folder, snapshot_file.file_name(epoch, stamp), payload)
+            _install(folder, _parts(using, epoch, stamp, parts, progress), epoch, stamp, using)
+        except LookupError:
+            continue  # deleted meanwhile (a newer one was stored)
         except (ValueError, OSError, EOFError, TypeError) as exc:
             logger.warning(
                 "corsadmin: ignoring the snapshot file stored in the database (generation %s): %s",
@@ -86,13 +89,27 @@ def fetch(using: str, epoch: str, generation: int, pruned: int, progress: Callab
     return False
 
 
-def _read(using: str, epoch: str, stamp: int, parts: int, progress: Callable[[], None]) -> bytes | None:
-    """The parts of one stored file joined (None: one is missing). On PostgreSQL through
-    psycopg 3 in binary (half the bytes of the text form, and no decoding)."""
+def _install(folder: Path, parts: Iterator[bytes], epoch: str, stamp: int, using: str) -> None:
+    """Spool the parts to an unnamed file of the directory (no copy of the whole held in
+    memory), check them, and install them relabelled for this host."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder) as spool:
+        for chunk in parts:
+            spool.write(chunk)
+        spool.flush()
+        # Not closed here: a failed check's traceback may still hold views of it (the
+        # collector unmaps it once they are gone).
+        view = memoryview(mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ))
+        payload = relabel(view, epoch, stamp, snapshot_file.source(using))
+        snapshot_file.install(folder, snapshot_file.file_name(epoch, stamp), payload)
+
+
+def _parts(using: str, epoch: str, stamp: int, parts: int, progress: Callable[[], None]) -> Iterator[bytes]:
+    """The parts of one stored file, in order (LookupError: one is missing). On PostgreSQL
+    through psycopg 3 in binary (half the bytes of the text form, and no decoding)."""
     connection = connections[using]
     connection.ensure_connection()
     raw = connection.connection
-    chunks: list[bytes] = []
     if connection.vendor == "postgresql" and type(raw).__module__.startswith("psycopg."):
         table = connection.ops.quote_name(StoredSnapshot._meta.db_table)
         sql = f"SELECT data FROM {table} WHERE epoch = %s AND generation = %s AND part = %s"
@@ -101,18 +118,17 @@ def _read(using: str, epoch: str, stamp: int, parts: int, progress: Callable[[],
                 progress()
                 row = cursor.execute(sql, (epoch, stamp, part)).fetchone()
                 if row is None:
-                    return None
-                chunks.append(bytes(row[0]))
+                    raise LookupError(part)
+                yield row[0]
     else:
         rows = StoredSnapshot.objects.using(using).filter(epoch=epoch, generation=stamp)
         for part in range(parts):
             progress()
             value = rows.filter(part=part).values_list("data", flat=True).first()
             if value is None:
-                return None
-            chunks.append(bytes(value))
+                raise LookupError(part)
+            yield bytes(value)
     progress()
-    return b"".join(chunks)
 
 
 def relabel(view: memoryview, epoch: str, stamp: int, origin: str) -> list[Any]:
@@ -150,14 +166,18 @@ def share(using: str, epoch: str) -> bool:
     with _host_lock(folder) as locked:
         if not locked:
             return False  # another process of the host is storing it
-        data = local[1].read_bytes()
-        description, _position = snapshot_file.unpack(memoryview(data))  # never store a bad file
-        if description.get("epoch") != epoch or description.get("generation") != local[0]:
-            return False
-        return _store(using, epoch, local[0], data)
+        with open(local[1], "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            view = memoryview(data)
+            try:
+                description, _position = snapshot_file.unpack(view)  # never store a bad file
+                if description.get("epoch") != epoch or description.get("generation") != local[0]:
+                    return False
+                return _store(using, epoch, local[0], view)
+            finally:
+                view.release()
 
 
-def _store(using: str, epoch: str, generation: int, data: bytes) -> bool:
+def _store(using: str, epoch: str, generation: int, data: memoryview) -> bool:
     parts = max(1, -(-len(data) // PART))
     rows = StoredSnapshot.objects.using(using)
     try:
@@ -168,7 +188,7 @@ def _store(using: str, epoch: str, generation: int, data: bytes) -> bool:
                     generation=generation,
                     part=part,
                     parts=parts,
-                    data=data[part * PART : (part + 1) * PART],
+                    data=bytes(data[part * PART : (part + 1) * PART]),
                 )
             keep = list(
                 rows.filter(epoch=epoch, part=0)
@@ -188,7 +208,7 @@ def _store(using: str, epoch: str, generation: int, data: bytes) -> bool:
     return True
 
 
-def _newest_local(folder: Any, epoch: str) -> tuple[int, Any] | None:
+def _newest_local(folder: Path, epoch: str) -> tuple[int, Path] | None:
     prefix = f"snapshot-{epoch}-"
     found = []
     for path in folder.glob(prefix + "*.bin"):
@@ -198,7 +218,7 @@ def _newest_local(folder: Any, epoch: str) -> tuple[int, Any] | None:
 
 
 @contextlib.contextmanager
-def _host_lock(folder: Any) -> Any:
+def _host_lock(folder: Path) -> Iterator[bool]:
     """The host's lock file, taken without waiting: yields whether this process holds it."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -6,8 +6,9 @@ was stored is revoked before the new process serves its first snapshot.
 
 With ``CORSADMIN["SHARED_SNAPSHOTS"]`` (default True; only with ``SNAPSHOT_DIR``), each process's
 refresher looks after its first snapshot, then once a minute (ten after it stored one), whether
-the database holds a file of its epoch that is no older than half ``CHANGE_LOG_RETENTION``; if
-not, and this host's newest file is newer, it stores that file (one process of the host at a
+the database holds a file of its epoch that is no older than half ``CHANGE_LOG_RETENTION`` and
+that a process can still catch up from (no ``cors reload`` since, the change log not pruned past
+it); if not, and this host's newest file is newer, it stores that file (one process of the host at a
 time; all parts in one transaction; the newest ``snapshot_file.KEEP`` of the epoch are kept, the
 rest deleted). A stored file is used only when it checks out as a local one does (magic,
 versions, length, checksum, epoch, a generation between the database's pruned and current
@@ -33,7 +34,7 @@ from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from . import conf, flat_table, snapshot_file
-from .models import Generation, StoredSnapshot
+from .models import Generation, StoredSnapshot, Tombstone
 
 logger = logging.getLogger("corsadmin")
 
@@ -144,8 +145,9 @@ def relabel(view: memoryview, epoch: str, stamp: int, origin: str) -> list[Any]:
 
 
 def share(using: str, epoch: str) -> bool:
-    """Store this host's newest file of ``epoch`` when the database holds none of the epoch
-    as new that is younger than half ``CHANGE_LOG_RETENTION`` (see the module's docstring).
+    """Store this host's newest file of ``epoch`` when the database holds none of the epoch as
+    new that is younger than half ``CHANGE_LOG_RETENTION`` and still caught up from (no
+    ``cors reload`` since, the change log not pruned past it; see the module's docstring).
     Whether it stored one. Never inside a transaction."""
     folder = snapshot_file.directory()
     if folder is None or not enabled() or not epoch or connections[using].in_atomic_block:
@@ -161,7 +163,7 @@ def share(using: str, epoch: str) -> bool:
         .first()
     )
     recent = timezone.now() - timedelta(seconds=float(conf.get("CHANGE_LOG_RETENTION")) / 2)
-    if stored is not None and (stored[0] >= local[0] or stored[1] > recent):
+    if stored is not None and (stored[0] >= local[0] or (stored[1] > recent and _usable(using, stored[0]))):
         return False
     with _host_lock(folder) as locked:
         if not locked:
@@ -175,6 +177,14 @@ def share(using: str, epoch: str) -> bool:
                 return _store(using, epoch, local[0], view)
             finally:
                 view.release()
+
+
+def _usable(using: str, generation: int) -> bool:
+    """Whether a process can still catch up from ``generation`` (no reload asked since, the
+    change log not pruned past it): else a new host would load in full all the same."""
+    pruned = Generation.objects.using(using).filter(pk=1).values_list("pruned", flat=True).first() or 0
+    reload = Tombstone.objects.using(using).filter(kind=Tombstone.RELOAD, generation__gt=generation)
+    return generation >= pruned and not reload.exists()
 
 
 def _store(using: str, epoch: str, generation: int, data: memoryview) -> bool:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from corsadmin import snapshot_file, snapshot_store
 from corsadmin.flat_table import FlatExact
 from corsadmin.loader import SnapshotBuilder
-from corsadmin.models import AllowedOrigin, Generation, StoredSnapshot
+from corsadmin.models import AllowedOrigin, Generation, StoredSnapshot, request_reload
 
 N = 40  # above FLAT_MIN as the fixture sets it: the default policy's table goes flat
 KNOWN, REVOKED, DISABLED, ADDED = (
@@ -149,6 +149,16 @@ def test_a_file_is_stored_again_only_when_the_stored_one_is_old_and_this_one_new
     assert snapshot_store.share("default", epoch) is True
     generations = set(StoredSnapshot.objects.values_list("epoch", "generation"))
     assert generations == {(epoch, first), (epoch, builder.generation)}  # the newest KEEP of this epoch
+
+
+def test_a_file_is_stored_again_after_a_reload_even_when_the_stored_one_is_recent(host, monkeypatch):
+    builder = stored_by_host_a(monkeypatch)
+    request_reload()  # raw SQL writes: every process loads in full, the stored file is no use
+    builder.update()
+    assert builder.full_loads == 2
+    builder.save()
+    assert snapshot_store.share("default", builder._epoch) is True
+    assert StoredSnapshot.objects.filter(generation=builder.generation).exists()
 
 
 def test_the_refresher_stores_after_its_first_snapshot_then_waits(host, django_assert_num_queries):

@@ -155,8 +155,8 @@ class Refresher:
         self._share_due = time.monotonic() + 60
         alias = router.db_for_write(StoredSnapshot) or "default"
         try:
-            with _deadline(alias):
-                if snapshot_store.share(alias, epoch):
+            with _deadline(alias) as progress:
+                if snapshot_store.share(alias, epoch, progress):
                     self._share_due = time.monotonic() + 600
         except Exception as exc:  # noqa: BLE001  (the next process loads in full: tried again later)
             logger.warning(

@@ -108,12 +108,9 @@ def _install(folder: Path, parts: Iterator[bytes], epoch: str, stamp: int, using
 def _parts(using: str, epoch: str, stamp: int, parts: int, progress: Callable[[], None]) -> Iterator[bytes]:
     """The parts of one stored file, in order (LookupError: one is missing). On PostgreSQL
     through psycopg 3 in binary (half the bytes of the text form, and no decoding)."""
-    connection = connections[using]
-    connection.ensure_connection()
-    raw = connection.connection
-    if connection.vendor == "postgresql" and type(raw).__module__.startswith("psycopg."):
-        table = connection.ops.quote_name(StoredSnapshot._meta.db_table)
-        sql = f"SELECT data FROM {table} WHERE epoch = %s AND generation = %s AND part = %s"
+    raw = _psycopg(using)
+    if raw is not None:
+        sql = f"SELECT data FROM {_table(using)} WHERE epoch = %s AND generation = %s AND part = %s"
         with raw.cursor(binary=True) as cursor:
             for part in range(parts):
                 progress()
@@ -144,7 +141,7 @@ def relabel(view: memoryview, epoch: str, stamp: int, origin: str) -> list[Any]:
     return [struct.pack("<Q", len(head)), flat_table._padded(head), rest]
 
 
-def share(using: str, epoch: str) -> bool:
+def share(using: str, epoch: str, progress: Callable[[], None] = lambda: None) -> bool:
     """Store this host's newest file of ``epoch`` when the database holds none of the epoch as
     new that is younger than half ``CHANGE_LOG_RETENTION`` and still caught up from (no
     ``cors reload`` since, the change log not pruned past it; see the module's docstring).
@@ -174,7 +171,7 @@ def share(using: str, epoch: str) -> bool:
                 description, _position = snapshot_file.unpack(view)  # never store a bad file
                 if description.get("epoch") != epoch or description.get("generation") != local[0]:
                     return False
-                return _store(using, epoch, local[0], view)
+                return _store(using, epoch, local[0], view, progress)
             finally:
                 view.release()
 
@@ -187,19 +184,30 @@ def _usable(using: str, generation: int) -> bool:
     return generation >= pruned and not reload.exists()
 
 
-def _store(using: str, epoch: str, generation: int, data: memoryview) -> bool:
+def _store(using: str, epoch: str, generation: int, data: memoryview, progress: Callable[[], None]) -> bool:
     parts = max(1, -(-len(data) // PART))
     rows = StoredSnapshot.objects.using(using)
+    raw = _psycopg(using)
+    conflict: tuple[type[BaseException], ...] = (IntegrityError,)
     try:
         with transaction.atomic(using=using):
-            for part in range(parts):
-                rows.create(
-                    epoch=epoch,
-                    generation=generation,
-                    part=part,
-                    parts=parts,
-                    data=bytes(data[part * PART : (part + 1) * PART]),
-                )
+            if raw is not None:  # binary parameters, straight from the mapped file: no copies
+                import psycopg
+
+                conflict += (psycopg.IntegrityError,)
+                sql = f"INSERT INTO {_table(using)} (epoch, generation, part, parts, data, created_at) "
+                sql += "VALUES (%s, %s, %s, %s, %s, %s)"
+                now = timezone.now()
+                with raw.cursor() as cursor:
+                    for part in range(parts):
+                        progress()
+                        chunk = data[part * PART : (part + 1) * PART]
+                        cursor.execute(sql, (epoch, generation, part, parts, chunk, now), binary=True)
+                        chunk.release()
+            else:
+                for part in range(parts):
+                    piece = bytes(data[part * PART : (part + 1) * PART])
+                    rows.create(epoch=epoch, generation=generation, part=part, parts=parts, data=piece)
             keep = list(
                 rows.filter(epoch=epoch, part=0)
                 .order_by("-generation")
@@ -207,7 +215,7 @@ def _store(using: str, epoch: str, generation: int, data: memoryview) -> bool:
             )
             rows.exclude(epoch=epoch).delete()
             rows.filter(epoch=epoch).exclude(generation__in=keep).delete()
-    except IntegrityError:
+    except conflict:
         return False  # another host stored the same generation
     logger.debug(
         "corsadmin: stored the allow-list's snapshot file in the database (generation %s, %s bytes)",
@@ -216,6 +224,20 @@ def _store(using: str, epoch: str, generation: int, data: memoryview) -> bool:
         extra={"event": "snapshot_file_stored", "generation": generation},
     )
     return True
+
+
+def _psycopg(using: str) -> Any:
+    """The connection's psycopg 3 connection on PostgreSQL (None: another database or driver)."""
+    connection = connections[using]
+    connection.ensure_connection()
+    raw = connection.connection
+    if connection.vendor == "postgresql" and type(raw).__module__.startswith("psycopg."):
+        return raw
+    return None
+
+
+def _table(using: str) -> str:
+    return str(connections[using].ops.quote_name(StoredSnapshot._meta.db_table))
 
 
 def _newest_local(folder: Path, epoch: str) -> tuple[int, Path] | None:

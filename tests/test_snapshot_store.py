@@ -161,6 +161,15 @@ def test_a_file_is_stored_again_after_a_reload_even_when_the_stored_one_is_recen
     assert StoredSnapshot.objects.filter(generation=builder.generation).exists()
 
 
+def test_two_hosts_storing_the_same_generation_leave_one_copy(host, monkeypatch, tmp_path):
+    builder = stored_by_host_a(monkeypatch)
+    (path,) = (tmp_path / "a").glob("snapshot-*.bin")
+    data = memoryview(path.read_bytes())
+    assert snapshot_store._store("default", builder._epoch, builder.generation, data, lambda: None) is False
+    parts = StoredSnapshot.objects.filter(generation=builder.generation)
+    assert b"".join(bytes(row.data) for row in parts.order_by("part")) == data
+
+
 def test_the_refresher_stores_after_its_first_snapshot_then_waits(host, django_assert_num_queries):
     from corsadmin.refresh import holder
 

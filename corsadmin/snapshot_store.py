@@ -38,7 +38,7 @@ from .models import Generation, StoredSnapshot, Tombstone
 
 logger = logging.getLogger("corsadmin")
 
-PART = 4 << 20  # bytes per row: each statement well inside the refresher's SERVICE_TIMEOUT
+PART = 1 << 20  # bytes per row: each statement short, and the driver's buffers (kept per connection) small
 
 
 def enabled() -> bool:

@@ -1,6 +1,6 @@
 """Cold start and memory of gunicorn -w 3 on the allow-list already in ``$DATABASE_URL``.
 
-    python -m bench.coldstart [--rounds 2] [--against DIR] [--preload-only] [--fresh]
+    python -m bench.coldstart [--rounds 2] [--against DIR] [--preload-only] [--fresh] [--no-stored]
 
 From launching gunicorn (``project.wsgi``, ``-c project/gunicorn_conf.py``) until every worker
 has allowed ``https://h1.example.com`` (as ``bench.load fill`` stores it), with and without
@@ -9,8 +9,11 @@ as in the environment. ``--against DIR``: a tree of another revision (``git arch
 -x -C DIR``), run in turn with this one (ratios, not absolute times: the machine is shared).
 The demo's settings keep snapshot files in ``$CORSADMIN_VAR_DIR/snapshots`` (one directory for
 the whole run, as a host keeps it between restarts): a start finds the file the last one wrote.
-``--fresh`` deletes them before each start (a host's very first start: a full load, then the
-file written). ``--settle S``: RSS and PSS read S seconds after the cold start (default 0).
+``--fresh`` deletes them before each start (a host's very first start: a new machine or deploy
+directory; it installs the file the database holds, if any). ``--no-stored`` also deletes the
+files the database holds (``corsadmin_storedsnapshot``) before each start: a database no host has
+started on yet, a full load, then the file written. ``--settle S``: RSS and PSS read S seconds
+after the cold start (default 0).
 """
 
 from __future__ import annotations
@@ -60,12 +63,27 @@ def cold_start(src: Path, preload: bool, log_dir: Path, var_dir: Path, settle: f
     return result
 
 
+def stored(drop: bool) -> list[int]:
+    """The generations of the files the database holds (deleted first with ``drop``)."""
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        try:
+            if drop:
+                conn.execute("DELETE FROM corsadmin_storedsnapshot")
+            rows = conn.execute("SELECT generation FROM corsadmin_storedsnapshot WHERE part = 0").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+    return sorted(row[0] for row in rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--against", type=Path)
     parser.add_argument("--preload-only", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="no snapshot file at each start")
+    parser.add_argument("--no-stored", action="store_true", help="no file in the database at each start")
     parser.add_argument("--settle", type=float, default=0.0, help="seconds to wait before reading memory")
     args = parser.parse_args()
     trees = [refresh.BASE] + ([args.against.resolve()] if args.against else [])
@@ -81,6 +99,7 @@ def main() -> None:
                     if args.fresh:
                         shutil.rmtree(var_dir / "snapshots", ignore_errors=True)
                     files = sorted(p.name[-12:-4] for p in (var_dir / "snapshots").glob("snapshot-*.bin"))
+                    in_database = stored(args.no_stored)
                     result = cold_start(src, preload, Path(tmp), var_dir, args.settle)
                     memory = result["memory"].values()
                     print(
@@ -89,7 +108,8 @@ def main() -> None:
                         f"(per worker {sorted(result['per_worker'].values())}), "
                         f"RSS {sorted(m.get('rss', 0) for m in memory)} MB, "
                         f"PSS {sorted(m.get('pss', 0) for m in memory)} MB, load {result['load']}, "
-                        f"snapshot files at launch: {files or 'none'}",
+                        f"snapshot files at launch: {files or 'none'}, "
+                        f"in the database: {in_database or 'none'}",
                         flush=True,
                     )
 

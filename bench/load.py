@@ -49,6 +49,7 @@ def fill(n: int) -> None:
     columns = "origin, policy_id, version, enabled, csrf_trusted, created_at, updated_at, note, effect"
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM corsadmin_allowedorigin")
+        cursor.execute("DELETE FROM corsadmin_storedsnapshot")  # rows replaced behind the change log
         cursor.execute(
             f"INSERT INTO corsadmin_allowedorigin ({columns}) "
             "SELECT CASE WHEN i %% 100 = 7 THEN 'https://*.w' || i || '.example.com' "

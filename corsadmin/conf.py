@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     # allow-list writes it (corsadmin.snapshot_file), for new processes to start from instead of
     # reading every row; they catch up from its generation as any refresh does.
     "SNAPSHOT_DIR": None,
+    # With SNAPSHOT_DIR: snapshot files kept in the database too (corsadmin.snapshot_store), for a
+    # host that has none yet (a new machine or deploy directory) to start from instead of a full load.
+    "SHARED_SNAPSHOTS": True,
     # Tombstones of deleted rows are kept this many seconds; a process further behind reloads all.
     "CHANGE_LOG_RETENTION": 86400,
     # Refused-origin telemetry: counted in memory, written at most once per interval.

@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 from django.db import router
 from django.utils import timezone
 
-from . import conf, snapshot_file
+from . import conf, snapshot_file, snapshot_store
 from .compiler import Scoped, TableKey, by_policy, compile_policy, scope_bits, settings_snapshot
 from .entries import EMPTY_TABLE, Entry, EntryTable, entry_key
 from .load_rows import Skipped, collector_paused, expiry, load_chunk, stored_platform, why
@@ -185,9 +185,10 @@ class SnapshotBuilder:
         return snapshot
 
     def _first(self) -> Snapshot:
-        """The first snapshot: from this host's newest usable snapshot file, then caught up as
-        any update is (so what was revoked since is revoked); else the full load."""
-        state = snapshot_file.newest(self.using or read_alias())
+        """The first snapshot: from this host's newest usable snapshot file (or one the database
+        holds), then caught up as any update is (so what was revoked since is revoked); else
+        the full load."""
+        state = snapshot_store.first_state(self.using or read_alias(), self.progress)
         if state is None:
             return self.load()
         self._adopt(state)

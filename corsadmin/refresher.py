@@ -23,15 +23,17 @@ import contextlib
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from time import perf_counter  # the refresh duration metric (tests replace refresh's time)
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import connections, router
 
-from . import conf, snapshot_file
+from . import conf, snapshot_file, snapshot_store
 from .bus import CacheBus, cut_after, database_channel, shared_bus
 from .loader import SnapshotBuilder, read_alias
+from .models import StoredSnapshot
 from .signals import refreshed, service_failed
 from .snapshot import Snapshot
 
@@ -108,6 +110,7 @@ class Refresher:
         self.db_checks = 0
         self._bus: CacheBus | None = None
         self._bus_ready = False
+        self._share_due = 0.0  # monotonic: when ``_share`` looks again
         generation = self._generation
         self.database = _Trouble("the database (refreshing the CORS allow-list)", "database", generation)
         self.cache = _Trouble("the cache (the CORS allow-list's generation stamp)", "cache", generation)
@@ -136,11 +139,33 @@ class Refresher:
                     )
                 self.loaded.set()
                 self.holder.cycle_ended()
+                self._share()
                 self.wake.wait(conf.refresh_interval())
                 self.wake.clear()
         finally:
             self.loaded.set()
             connections.close_all()  # this thread's
+
+    def _share(self) -> None:
+        """After the first snapshot, then a minute apart (ten after it stored one): the host's
+        newest snapshot file into the database if it lacks one as new (``snapshot_store``)."""
+        epoch = self.builder._epoch
+        if self.builder.generation is None or not epoch or time.monotonic() < self._share_due:
+            return
+        self._share_due = time.monotonic() + 60
+        alias = router.db_for_write(StoredSnapshot) or "default"
+        try:
+            with _deadline(alias) as progress:
+                if snapshot_store.share(alias, epoch, progress):
+                    self._share_due = time.monotonic() + 600
+        except Exception as exc:  # noqa: BLE001  (the next process loads in full: tried again later)
+            logger.warning(
+                "corsadmin: could not store the snapshot file in the database: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={"event": "snapshot_file_error"},
+            )
+            connections[alias].close()
 
     def _listen(self, channel: CacheBus | PostgresChannel) -> None:
         trouble = _Trouble("listening for CORS allow-list changes", "listener", self._generation)

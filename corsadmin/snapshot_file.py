@@ -265,28 +265,8 @@ def write(state: State, epoch: str, using: str) -> Path | None:
         return None
     started = time.perf_counter()
     try:
-        parts = _payload(state, epoch, source(using))
-        crc = 0
-        for part in parts:
-            crc = zlib.crc32(part, crc)
-        length = sum(map(len, parts))
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = f"snapshot-{epoch}-{state.generation:020d}.bin"
-        tmp = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(HEADER.pack(MAGIC, FORMAT, marshal.version, _PYTHON, crc, length))
-                for part in parts:
-                    out.write(part)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, folder / name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        _prune(folder)
+        name = file_name(epoch, state.generation)
+        install(folder, name, _payload(state, epoch, source(using)))
     except Exception as exc:  # noqa: BLE001  (a file not written costs the next start a full load)
         logger.warning(
             "corsadmin: could not write the allow-list's snapshot file: %s",
@@ -302,6 +282,35 @@ def write(state: State, epoch: str, using: str) -> Path | None:
         extra={"event": "snapshot_file_written", "generation": state.generation},
     )
     return folder / name
+
+
+def file_name(epoch: str, generation: int) -> str:
+    return f"snapshot-{epoch}-{generation:020d}.bin"
+
+
+def install(folder: Path, name: str, parts: list[Any]) -> None:
+    """Write a header and ``parts`` (the payload, in order) to ``folder / name``: a temporary
+    file renamed (atomic), then the older files pruned. Raises on failure."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    length = sum(map(len, parts))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(HEADER.pack(MAGIC, FORMAT, marshal.version, _PYTHON, crc, length))
+            for part in parts:
+                out.write(part)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, folder / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _prune(folder)
 
 
 def _prune(folder: Path) -> None:
@@ -357,15 +366,11 @@ def read(using: str, epoch: str, generation: int, pruned: int) -> State | None:
     return None
 
 
-def _open(path: Path, epoch: str, origin: str, stamp: int) -> State:
-    with open(path, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise ValueError("not owned by this user, or writable by others")
-        if info.st_size < HEADER.size:
-            raise ValueError("cut short")
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    view = memoryview(mapped)
+def unpack(view: memoryview) -> tuple[dict[str, Any], int]:
+    """(the description, where the flat tables start in the payload) of a file's bytes, when
+    they check out (magic, versions, length, checksum); ValueError otherwise."""
+    if len(view) < HEADER.size:
+        raise ValueError("cut short")
     magic, version, marshal_version, python, crc, length = HEADER.unpack_from(view, 0)
     if magic != MAGIC or version != FORMAT or marshal_version != marshal.version or python != _PYTHON:
         raise ValueError("another format or Python")
@@ -376,14 +381,28 @@ def _open(path: Path, epoch: str, origin: str, stamp: int) -> State:
         raise ValueError("checksum mismatch")
     (head_size,) = struct.unpack_from("<Q", payload, 0)
     description = marshal.loads(payload[8 : 8 + head_size])
+    if not isinstance(description, dict):
+        raise ValueError("not a snapshot file")
+    return description, flat_table._align(8 + head_size)
+
+
+def _open(path: Path, epoch: str, origin: str, stamp: int) -> State:
+    with open(path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ValueError("not owned by this user, or writable by others")
+        if info.st_size < HEADER.size:
+            raise ValueError("cut short")
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(mapped)
+    description, position = unpack(view)
+    payload = view[HEADER.size :]
     if (
-        not isinstance(description, dict)
-        or description.get("epoch") != epoch
+        description.get("epoch") != epoch
         or description.get("source") != origin
         or description.get("generation") != stamp
     ):
         raise ValueError("another database's, or another generation's")
-    position = flat_table._align(8 + head_size)
     flats = []
     for size in description["blobs"]:
         flats.append(flat_table.FlatExact(payload[position : position + size]))

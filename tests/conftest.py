@@ -104,6 +104,7 @@ BACKENDS = {
     "test_refresh",  # the generation stamp, invalidation, convergence
     "test_setup",  # the migrations
     "test_shared_hosting_stored",  # stored rows the snapshot must not honour
+    "test_snapshot_store",  # snapshot files in the database: PostgreSQL reads them in binary
     "test_status",  # heartbeats in the database (and Redis)
     "test_telemetry_cap",  # refused-origin rows flushed, capped
     "test_usage",  # usage counts flushed into the database

@@ -2,9 +2,9 @@
 
 ``config`` holds what users edit (``Policy``, ``AllowedOrigin``), ``validation`` what they
 may hold, ``changelog`` the generation stamping, tombstones and process heartbeats that
-carry every change to every process, ``counts`` the refused and usage tables, and ``jobs``
-the API's background imports, ``leases`` the origin leases' tokens. Every name is importable
-from ``corsadmin.models``.
+carry every change to every process, ``counts`` the refused and usage tables, ``jobs``
+the API's background imports, ``leases`` the origin leases' tokens, and ``snapshots`` the
+snapshot files kept in the database. Every name is importable from ``corsadmin.models``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .config import (
 from .counts import OriginHour, OriginTraffic, OriginUsage, PolicyHour, RefusedOrigin
 from .jobs import ImportJob
 from .leases import ACTOR_PREFIX, KEY_PREFIX, LeaseToken, key_digest
+from .snapshots import StoredSnapshot
 from .validation import (
     DENIED_IN_POLICY,
     DENY_CSRF_TRUSTED,
@@ -89,6 +90,7 @@ __all__ = [
     "PolicyHour",
     "ProcessHeartbeat",
     "RefusedOrigin",
+    "StoredSnapshot",
     "Tombstone",
     "clean_token_list",
     "default_headers",

@@ -358,7 +358,8 @@ def test_admin_add_and_remove_an_origin(site: Site, chromium: object, page: Fron
         # Remove it in the admin: refused again within the interval.
         navigate(admin, lambda: admin.locator("#result_list").get_by_role("link", name=page.origin).click())
         navigate(admin, lambda: admin.click("#content-main a.deletelink"))
-        navigate(admin, lambda: admin.click("#content form input[type=submit]"))  # "Yes, I'm sure"
+        confirm = "#content form input[type=submit]:not([name=_preview])"  # "Yes, I'm sure", not Preview
+        navigate(admin, lambda: admin.click(confirm))
         since = time.monotonic()
         assert re.search(r"/admin/corsadmin/allowedorigin/(\?.*)?$", admin.url), admin.url  # keeps the search
         expect(admin.locator(".messagelist .success")).to_have_count(1)

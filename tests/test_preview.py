@@ -141,9 +141,10 @@ def test_dry_run_with_invalid_input_gives_the_same_400(full_client, entry, body)
     assert state() == before
 
 
-def test_a_bad_dry_run_flag_is_a_400_and_changes_nothing(full_client, entry):
+@pytest.mark.parametrize("value", ["maybe", ""])
+def test_a_bad_dry_run_flag_is_a_400_and_changes_nothing(full_client, entry, value):
     before = state()
-    response = full_client.delete(f"{API}origins/{entry.pk}/?dry_run=maybe")
+    response = full_client.delete(f"{API}origins/{entry.pk}/?dry_run={value}")
     assert response.status_code == 400
     assert response.json() == {"dry_run": ["Give dry_run=true or dry_run=false."]}
     assert state() == before

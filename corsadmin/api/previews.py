@@ -59,8 +59,10 @@ PREVIEW_SCHEMA = {
 
 
 def dry_run(request: Request) -> bool:
-    value = request.query_params.get("dry_run", "")
-    answer = flag(value) if value else False
+    """Whether the write is a preview; a ``dry_run`` given empty or misspelt is a 400, never a write."""
+    if "dry_run" not in request.query_params:
+        return False
+    answer = flag(request.query_params["dry_run"])
     if answer is None:
         raise serializers.ValidationError({"dry_run": [_("Give dry_run=true or dry_run=false.")]})
     return answer

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.chromium import FrontPage, launch
+from tests.browser.chromium import FrontPage, running_chromium
 from tests.browser.site import REFRESH_INTERVAL, Site
 
 ECHO = "/demo/echo/"
@@ -60,20 +60,8 @@ CASES: dict[str, tuple[dict[str, Any] | None, dict[str, Any], str, bool]] = {
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = launch(playwright)
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
+    with running_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")

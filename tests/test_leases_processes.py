@@ -63,5 +63,7 @@ def test_a_leased_origin_expires_in_every_worker(deployment, start_server, repor
 
     entry_id = made.json()["id"]
     released = with_key(machine_b, key, "DELETE", f"origins/{entry_id}/")
-    assert released.status == 204, released.body
+    # A worker's first usage flush prunes expired leased entries: the release may come after it.
+    assert released.status in (204, 404), released.body
+    assert with_key(machine_b, key, "GET", f"origins/{entry_id}/").status == 404
     assert not probe(machine_b, origin).allowed

@@ -20,6 +20,7 @@ from corsadmin.refresh import holder
 from corsadmin.telemetry import recorder
 
 from .api_fixtures import MODELS, make_user, token_client
+from .browser.chromium import running_chromium
 from .e2e import deployment, report_line, start_server  # noqa: F401  (fixtures of the production tests)
 
 
@@ -363,3 +364,10 @@ def full_client(full: User) -> APIClient:
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Headless Chromium for a browser module's tests (fails, never skips, without it)."""
+    with running_chromium() as browser:
+        yield browser

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.browser.chromium import FrontPage, running_chromium
+from tests.browser.chromium import FrontPage
 from tests.browser.site import Site, raw_get
 
 ECHO = "/demo/echo/"
@@ -58,10 +58,9 @@ Policy.objects.create(name="with-credentials", url_regex=r"^/demo/", priority=10
 
 
 @pytest.fixture(scope="module", autouse=True)
-def chromium() -> Iterator[object]:
+def chromium_first(chromium: object) -> object:
     """Headless Chromium, started first: without it every test here fails at once."""
-    with running_chromium() as browser:
-        yield browser
+    return chromium
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.chromium import FrontPage, running_chromium
+from tests.browser.chromium import FrontPage
 from tests.browser.site import REFRESH_INTERVAL, Site
 
 ECHO = "/demo/echo/"
@@ -56,12 +56,6 @@ CASES: dict[str, tuple[dict[str, Any] | None, dict[str, Any], str, bool]] = {
     # An allow-all policy for the host localhost only: '*', which never goes with credentials.
     "star-with-credentials": ({"allow_all": True}, {"credentials": "include"}, "localhost", False),
 }
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with running_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

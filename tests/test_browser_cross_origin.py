@@ -17,17 +17,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.chromium import FrontPage, running_chromium
+from tests.browser.chromium import FrontPage
 from tests.browser.site import REFRESH_INTERVAL, Site
 
 ECHO = "/demo/echo/"
 POST = {"method": "POST", "body": "hello"}  # a simple request: no preflight
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    with running_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

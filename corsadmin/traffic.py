@@ -39,6 +39,7 @@ from django.http.request import split_domain_port, validate_host
 from . import conf, usage
 from .flusher import Job, flusher
 from .origins import MAX_LENGTH
+from .telemetry import path_prefix  # its column's form: at most 100 characters, no NUL
 
 logger = logging.getLogger("corsadmin")
 
@@ -141,10 +142,6 @@ def _host(value: str | None) -> str:
     return domain[:HOST_LENGTH] if domain and validate_host(domain, allowed) else ""
 
 
-def _path_prefix(prefix: str) -> str:
-    return (prefix[:100] or "/").replace("\x00", "\\x00")[:100]
-
-
 def flush() -> int:
     """Write this process's counts; returns how many rows were written (or updated)."""
     global _days, _day_end
@@ -155,7 +152,7 @@ def flush() -> int:
     rows: dict[tuple[str, str, str, int], list[Any]] = {}
     for day, counts in days.items():
         for (origin, prefix, host), (n, last, path) in list(counts.items()):
-            key = (origin[:MAX_LENGTH], _path_prefix(prefix), _host(host), day)
+            key = (origin[:MAX_LENGTH], path_prefix(prefix), _host(host), day)
             slot = rows.get(key)
             if slot is None:
                 rows[key] = [n, last, path.replace("\x00", "\\x00")[:PATH_LENGTH]]

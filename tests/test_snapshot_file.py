@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -93,15 +94,14 @@ def test_the_text_index_behaves_as_a_dictionary():
 # --- real processes on a database of their own --------------------------------------------
 
 
-@pytest.fixture
-def site(tmp_path):
-    """Run ``tests.snapshot_process`` commands against an SQLite file of this test's own."""
+def site_runner(directory: Path):
+    """Run ``tests.snapshot_process`` commands against the SQLite file in ``directory``."""
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="project.settings",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}",
         REDIS_URL="",
-        CORSADMIN_VAR_DIR=str(tmp_path),
+        CORSADMIN_VAR_DIR=str(directory),
         PYTHONPATH=str(ROOT),
     )
 
@@ -117,9 +117,23 @@ def site(tmp_path):
         lines = out.strip().splitlines()
         return json.loads(lines[-1]) if lines else {}
 
-    run("fill", str(N))
-    run.files = lambda: sorted((tmp_path / "snapshots").glob("snapshot-*.bin"))  # type: ignore[attr-defined]
+    run.files = lambda: sorted((directory / "snapshots").glob("snapshot-*.bin"))  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory) -> Path:
+    """A database migrated and filled once (N origins, no snapshot file yet), copied by each test."""
+    directory = tmp_path_factory.mktemp("snapshot-site")
+    site_runner(directory)("fill", str(N))
+    return directory / "db.sqlite3"
+
+
+@pytest.fixture
+def site(filled, tmp_path):
+    """A database of this test's own (a copy of ``filled``, the same history) and its processes."""
+    shutil.copyfile(filled, tmp_path / "db.sqlite3")
+    return site_runner(tmp_path)
 
 
 ORIGINS = (KNOWN, REVOKED, DISABLED, ADDED)

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("corsadmin")
 REFRESHER = "corsadmin-refresher"  # the thread's name
+# Seconds between tries of a first snapshot that failed (a database down at start): until one
+# loads the process refuses every cross-origin request, so it tries more often than each interval.
+FIRST_LOAD_RETRY = 0.25
 
 
 class Holder(Protocol):
@@ -140,7 +143,10 @@ class Refresher:
                 self.loaded.set()
                 self.holder.cycle_ended()
                 self._share()
-                self.wake.wait(conf.refresh_interval())
+                interval = conf.refresh_interval()
+                if self.builder.generation is None:
+                    interval = min(interval, FIRST_LOAD_RETRY)
+                self.wake.wait(interval)
                 self.wake.clear()
         finally:
             self.loaded.set()

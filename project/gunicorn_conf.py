@@ -32,10 +32,19 @@ def child_exit(server: Any, worker: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """Tell corsadmin when this worker would be killed for a request that runs too long
     (``--timeout``): an API import or export stops before that and answers 503 in JSON
-    (corsadmin.budget), where the client would otherwise get a bare error page."""
+    (corsadmin.budget), where the client would otherwise get a bare error page.
+
+    Then import the URLconf (and with it the API's views), which Django otherwise does in the
+    worker's first request: that request paid for it against its ``--timeout``, and on a loaded
+    machine a short timeout killed it. The worker tells gunicorn it is alive before, as it does
+    before each request."""
+    from django.urls import get_resolver
+
     from corsadmin import budget
 
     budget.gunicorn_worker(worker)
+    worker.notify()
+    get_resolver().url_patterns  # noqa: B018  (imported for its side effect)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -141,6 +141,12 @@ class SnapshotHolder:
             self._mode = str(conf.get("REFRESH"))
         return self._mode == "inline"
 
+    def start(self) -> None:
+        """Start refreshing now, not at the process's first request (a server's worker once it
+        is initialised: its first snapshot loads while the rest of its start-up runs)."""
+        if not self._inline():
+            self._start()
+
     def _start(self) -> None:
         with self._lock:
             if self._running:

@@ -34,15 +34,18 @@ def post_worker_init(worker: Any) -> None:
     (``--timeout``): an API import or export stops before that and answers 503 in JSON
     (corsadmin.budget), where the client would otherwise get a bare error page.
 
-    Then import the URLconf (and with it the API's views), which Django otherwise does in the
-    worker's first request: that request paid for it against its ``--timeout``, and on a loaded
-    machine a short timeout killed it. The worker tells gunicorn it is alive before, as it does
-    before each request."""
+    Then start the allow-list's refresher (its first snapshot loads meanwhile) and import the
+    URLconf (and with it the API's views), which Django otherwise does in the worker's first
+    request: that request paid for it against its ``--timeout``, and on a loaded machine a short
+    timeout killed it. The worker tells gunicorn it is alive before, as it does before each
+    request."""
     from django.urls import get_resolver
 
     from corsadmin import budget
+    from corsadmin.refresh import holder
 
     budget.gunicorn_worker(worker)
+    holder.start()
     worker.notify()
     get_resolver().url_patterns  # noqa: B018  (imported for its side effect)
 

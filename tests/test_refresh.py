@@ -618,6 +618,27 @@ def test_threads_wait_for_the_first_load(monkeypatch):
     assert results["second"] is loaded
 
 
+def test_start_loads_the_first_snapshot_before_any_request(settings, monkeypatch):
+    """What a server's worker calls once initialised (project/gunicorn_conf.py)."""
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH": "background"}
+    loaded = Snapshot([CompiledPolicy(name="default", entries=[(1, APP, float("inf"))])])
+    monkeypatch.setattr(SnapshotBuilder, "update", lambda self: loaded)
+    starting = refresh.SnapshotHolder()
+    try:
+        starting.start()
+        assert starting._refresher.loaded.wait(5)
+        assert starting.peek() is loaded
+    finally:
+        starting.reset()
+
+
+def test_start_starts_no_thread_in_inline_mode(monkeypatch):
+    monkeypatch.setattr(SnapshotBuilder, "update", lambda self: pytest.fail("loaded without a request"))
+    inline = refresh.SnapshotHolder()
+    inline.start()
+    assert inline.stats()["background"] is False
+
+
 def test_other_threads_answer_from_the_current_snapshot_during_a_rebuild(monkeypatch):
     old = Snapshot([CompiledPolicy(name="old")])
     new = Snapshot([CompiledPolicy(name="new")])

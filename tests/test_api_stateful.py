@@ -104,7 +104,7 @@ def replace(strategy: Any, name: str, values: Any) -> Any:
 def existing_policy(newest: bool, index: int) -> str:
     """A policy that exists when the step is drawn (the strategy is built once, the step later):
     the newest (often one this scenario created) or any."""
-    names = list(Policy.objects.values_list("name", flat=True).order_by("-created_at")) or ["default"]
+    names = list(Policy.objects.values_list("name", flat=True).order_by("-pk")) or ["default"]
     return names[0] if newest else names[index % len(names)]
 
 
@@ -191,8 +191,9 @@ def auth_header(db: Any, settings: Any) -> dict[str, str]:
 CHAIN = "an origin added to a policy created in the scenario"
 # Whether a scenario reaches the chain this test is for is chance: the derandomized run first,
 # then fixed seeds, until it ran (every round's checks apply in full). With the policy drawn
-# when the step is (``POLICY_NAMES``) the first round has it (4 times in 40 scenarios); drawn
-# when the strategy was built, only "default" existed, and it took 4 to 9 rounds.
+# when the step is (``POLICY_NAMES``), run alone or after test_api_schemathesis the first round
+# has it (4 times in 40 scenarios); drawn when the strategy was built (only "default" existed)
+# it took 4 to 9 rounds. After some orders of the whole pass it still takes 4 (not understood).
 SEEDS = (None, 1, 2, 3, 4, 5, 6, 7, 8)
 
 

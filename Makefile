@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 3
+# Python writes bytecode here even where the environment says not to: each gunicorn worker and
+# each test process would otherwise compile the app (and uv-installed packages) again at start.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test test-venv setup serve clean browser gettext corsheaders-suite
 

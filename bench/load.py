@@ -46,7 +46,10 @@ def fill(n: int) -> None:
     from django.db import connection
 
     call_command("migrate", verbosity=0)
-    columns = "origin, policy_id, version, enabled, csrf_trusted, created_at, updated_at, note, effect"
+    columns = (
+        "origin, policy_id, version, enabled, csrf_trusted, created_at, updated_at, note, effect, "
+        "cors, websocket"
+    )
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM corsadmin_allowedorigin")
         cursor.execute("DELETE FROM corsadmin_storedsnapshot")  # rows replaced behind the change log
@@ -55,7 +58,7 @@ def fill(n: int) -> None:
             "SELECT CASE WHEN i %% 100 = 7 THEN 'https://*.w' || i || '.example.com' "
             "ELSE 'https://h' || i || '.example.com' END, "
             "(SELECT id FROM corsadmin_policy WHERE name = 'default'), "
-            "0, true, false, now(), now(), '', 'allow' "
+            "0, true, false, now(), now(), '', 'allow', true, false "
             "FROM generate_series(0, %s) AS i",
             [n - 1],
         )

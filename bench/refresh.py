@@ -150,7 +150,10 @@ class Deployment:
         return time.monotonic() - started
 
     def fill(self) -> None:
-        columns = "origin, policy_id, version, enabled, csrf_trusted, created_at, updated_at, note, effect"
+        columns = (
+            "origin, policy_id, version, enabled, csrf_trusted, created_at, updated_at, note, effect, "
+            "cors, websocket"
+        )
         if self.kind == "pg":
             import psycopg
 
@@ -160,7 +163,7 @@ class Deployment:
                     f"INSERT INTO corsadmin_allowedorigin ({columns}) "
                     "SELECT 'https://h' || i || '.example.com', "
                     "(SELECT id FROM corsadmin_policy WHERE name = 'default'), "
-                    "0, true, false, now(), now(), '', 'allow' "
+                    "0, true, false, now(), now(), '', 'allow', true, false "
                     "FROM generate_series(0, %s) AS i",
                     [self.n - 1],
                 )
@@ -175,7 +178,7 @@ class Deployment:
                     "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < ?) "
                     "SELECT 'https://h' || i || '.example.com', "
                     "(SELECT id FROM corsadmin_policy WHERE name = 'default'), "
-                    "0, 1, 0, ?, ?, '', 'allow' FROM s",
+                    "0, 1, 0, ?, ?, '', 'allow', 1, 0 FROM s",
                     [self.n - 1, now, now],
                 )
                 conn.commit()

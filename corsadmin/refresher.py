@@ -143,14 +143,17 @@ class Refresher:
                 self.loaded.set()
                 self.holder.cycle_ended()
                 self._share()
-                interval = conf.refresh_interval()
-                if self.builder.generation is None:
-                    interval = min(interval, FIRST_LOAD_RETRY)
-                self.wake.wait(interval)
+                self.wake.wait(self.pause())
                 self.wake.clear()
         finally:
             self.loaded.set()
             connections.close_all()  # this thread's
+
+    def pause(self) -> float:
+        """Seconds until the next cycle, unless woken: the interval, or ``FIRST_LOAD_RETRY`` when
+        shorter while nothing has loaded yet."""
+        interval = conf.refresh_interval()
+        return interval if self.builder.generation is not None else min(interval, FIRST_LOAD_RETRY)
 
     def _share(self) -> None:
         """After the first snapshot, then a minute apart (ten after it stored one): the host's

@@ -632,6 +632,19 @@ def test_start_runs_the_refresher_before_any_request(settings, monkeypatch):
         starting.reset()
 
 
+def test_a_first_load_that_failed_is_tried_again_sooner_than_each_interval(settings):
+    """Until a first snapshot loads the process refuses CORS: the refresher waits
+    FIRST_LOAD_RETRY between tries, then the interval (a shorter interval wins)."""
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH_INTERVAL": 5}
+    waiting = refresher.Refresher(refresh.SnapshotHolder())
+    assert waiting.pause() == refresher.FIRST_LOAD_RETRY
+    waiting.builder.generation = 7  # a snapshot loaded (or inherited by a forked worker)
+    assert waiting.pause() == 5
+    settings.CORSADMIN = {**settings.CORSADMIN, "REFRESH_INTERVAL": 0.1}
+    waiting.builder.generation = None
+    assert waiting.pause() == 0.1
+
+
 def test_start_starts_no_thread_in_inline_mode(monkeypatch):
     monkeypatch.setattr(SnapshotBuilder, "update", lambda self: pytest.fail("loaded without a request"))
     inline = refresh.SnapshotHolder()
